@@ -1,0 +1,73 @@
+#include "outpost/base/clock.h"
+
+#include <cstdlib>
+#include <ctime>
+
+namespace outpost {
+
+namespace {
+
+// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+class SystemClock final : public Clock {
+ public:
+  std::int64_t now() const override {
+    if (const char* fake = std::getenv("OUTPOST_FAKE_NOW"); fake != nullptr && *fake) {
+      if (auto t = parse_utc(fake)) return *t;
+      char* end = nullptr;
+      long long v = std::strtoll(fake, &end, 10);
+      if (end != fake && *end == '\0') return v;
+    }
+    return static_cast<std::int64_t>(std::time(nullptr));
+  }
+};
+
+}  // namespace
+
+Clock& system_clock() {
+  static SystemClock clock;
+  return clock;
+}
+
+std::string format_utc(std::int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::optional<std::int64_t> parse_utc(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SSZ
+  if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+      s[16] != ':' || s[19] != 'Z') {
+    return std::nullopt;
+  }
+  auto num = [&](std::size_t pos, std::size_t len) -> long {
+    long v = 0;
+    for (std::size_t i = pos; i < pos + len; ++i) {
+      if (s[i] < '0' || s[i] > '9') return -1;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  long y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2),
+       se = num(17, 2);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+      se < 0 || se > 60) {
+    return std::nullopt;
+  }
+  std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  return days * 86400 + h * 3600 + mi * 60 + se;
+}
+
+}  // namespace outpost

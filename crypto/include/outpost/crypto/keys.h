@@ -1,0 +1,62 @@
+// Ed25519 keys for TUF roles. Secret keys live in libsodium guarded memory and are wiped on
+// destruction; a secret key file is written with mode 0600 and refused when group or others
+// can read it. Thread-safety: a SecretKey may be used for signing from one thread at a time.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "outpost/base/bytes.h"
+#include "outpost/base/json.h"
+#include "outpost/base/status.h"
+
+namespace outpost::crypto {
+
+enum class KeyRole { kRoot, kTargets, kSnapshot, kTimestamp, kPublisher };
+const char* key_role_name(KeyRole role);
+Result<KeyRole> parse_key_role(std::string_view name);
+
+struct PublicKey {
+  std::array<std::uint8_t, 32> bytes{};
+
+  std::string hex() const;
+  static Result<PublicKey> from_hex(std::string_view hex);
+  // The TUF key object: {"keytype":"ed25519","keyval":{"public":HEX},"scheme":"ed25519"}.
+  Json to_tuf() const;
+  static Result<PublicKey> from_tuf(const Json& key);
+  // TUF key id: hex SHA-256 of the canonical JSON of to_tuf().
+  std::string keyid() const;
+
+  friend bool operator==(const PublicKey&, const PublicKey&) = default;
+};
+
+using Signature = std::array<std::uint8_t, 64>;
+
+class SecretKey {
+ public:
+  SecretKey(SecretKey&&) noexcept;
+  SecretKey& operator=(SecretKey&&) noexcept;
+  ~SecretKey();
+
+  static Result<SecretKey> generate();
+  // Loads a key file written by save(). kFailedPrecondition when the file mode lets group or
+  // others read it; kCorruption when it is not a key file; kNotFound when missing.
+  static Result<SecretKey> load(const std::string& path);
+  // Writes a new key file (mode 0600, never overwrites: kFailedPrecondition if it exists).
+  Status save(const std::string& path, KeyRole role) const;
+
+  const PublicKey& public_key() const { return public_; }
+  Signature sign(ByteView message) const;
+
+ private:
+  SecretKey();
+  PublicKey public_;
+  unsigned char* secret_ = nullptr;  // 64 bytes in sodium_malloc memory
+};
+
+// True only when sig is a valid Ed25519 signature of message by key.
+[[nodiscard]] bool verify_signature(const PublicKey& key, ByteView message,
+                                    const Signature& sig);
+
+}  // namespace outpost::crypto

@@ -1,0 +1,186 @@
+// The Update Framework (specification 1.0.x) for outpost: the four top-level roles plus
+// delegated targets roles, as typed values that read from and write to the JSON that is
+// signed (canonical JSON of "signed"), and the client update workflow of section 5.
+//
+// Files follow the spec with consistent snapshots: "N.root.json", "timestamp.json",
+// "N.snapshot.json", "N.targets.json", "N.<delegated-role>.json"; targets are stored as
+// "<dir>/<sha256>.<name>". Times are whole seconds (UTC). Thread-safety: values and a
+// single-threaded Updater.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/base/bytes.h"
+#include "outpost/base/json.h"
+#include "outpost/base/status.h"
+#include "outpost/crypto/keys.h"
+
+namespace outpost::crypto::tuf {
+
+inline constexpr const char* kSpecVersion = "1.0.31";
+
+struct RoleKeys {
+  std::vector<std::string> keyids;  // sorted, unique
+  int threshold = 1;
+};
+
+struct Root {
+  std::int64_t version = 1;
+  std::int64_t expires = 0;
+  bool consistent_snapshot = true;
+  std::map<std::string, PublicKey> keys;  // keyid -> key
+  std::map<std::string, RoleKeys> roles;  // "root", "targets", "snapshot", "timestamp"
+
+  Json to_signed() const;
+  static Result<Root> from_signed(const Json& signed_part);
+};
+
+struct MetaFile {
+  std::int64_t version = 0;
+  std::optional<std::int64_t> length;
+  std::optional<std::string> sha256;  // hex
+};
+
+struct Timestamp {
+  std::int64_t version = 1;
+  std::int64_t expires = 0;
+  MetaFile snapshot;  // meta["snapshot.json"]
+
+  Json to_signed() const;
+  static Result<Timestamp> from_signed(const Json& signed_part);
+};
+
+struct Snapshot {
+  std::int64_t version = 1;
+  std::int64_t expires = 0;
+  std::map<std::string, MetaFile> meta;  // "targets.json", "<role>.json"
+
+  Json to_signed() const;
+  static Result<Snapshot> from_signed(const Json& signed_part);
+};
+
+struct TargetFile {
+  std::int64_t length = 0;
+  std::string sha256;  // hex
+  Json custom;         // outpost's fields (bundle version, kind, ...) or null
+
+  friend bool operator==(const TargetFile&, const TargetFile&) = default;
+};
+
+struct DelegatedRole {
+  std::string name;
+  std::vector<std::string> keyids;
+  int threshold = 1;
+  bool terminating = false;
+  std::vector<std::string> paths;                // TUF path patterns ("un/ga/*")
+  std::vector<std::string> path_hash_prefixes;   // hashed bins (hex prefixes of sha256(path))
+
+  // True when this role is trusted for target path `path` (section 5.6.7.2 matching).
+  bool matches(const std::string& path) const;
+};
+
+struct Delegations {
+  std::map<std::string, PublicKey> keys;
+  std::vector<DelegatedRole> roles;  // in priority order
+};
+
+struct Targets {
+  std::int64_t version = 1;
+  std::int64_t expires = 0;
+  std::map<std::string, TargetFile> targets;
+  std::optional<Delegations> delegations;
+
+  Json to_signed() const;
+  static Result<Targets> from_signed(const Json& signed_part);
+};
+
+// Wraps a signed part into {"signatures":[...],"signed":...} signed by each key, and returns
+// the file bytes (canonical JSON).
+Bytes sign_metadata(const Json& signed_part, const std::vector<const SecretKey*>& keys);
+
+// Parses a metadata file with the hard JSON limits, checks "_type" == expected_type, and
+// returns the envelope. kCorruption when malformed.
+Result<Json> parse_metadata(ByteView file, std::string_view expected_type);
+
+// Counts valid signatures over canonical(signed) by distinct keys of `role` listed in
+// `keys`; kVerificationFailed naming the role when fewer than the threshold.
+Status verify_threshold(const Json& envelope, const std::map<std::string, PublicKey>& keys,
+                        const RoleKeys& role, std::string_view role_name);
+
+// Where the client gets metadata files from (a local path, an HTTP mirror, a USB pack).
+class MetadataSource {
+ public:
+  virtual ~MetadataSource() = default;
+  // Returns the file's bytes, reading at most max_length bytes: a longer file is
+  // kCorruption ("longer than declared"). kNotFound when the source does not have it.
+  virtual Result<Bytes> fetch(const std::string& filename, std::uint64_t max_length) = 0;
+};
+
+// The metadata a node trusts, as the exact signed bytes; persisted by the store between runs.
+struct TrustedMetadata {
+  Bytes root;
+  Bytes timestamp;
+  Bytes snapshot;
+  Bytes targets;
+  std::map<std::string, Bytes> delegated;  // role name -> bytes
+};
+
+struct UpdaterOptions {
+  std::int64_t now = 0;  // seconds; the caller applies its time floor
+  // Outpost's one departure (DESIGN.md, Trust): for a USB pack, an expired timestamp is
+  // accepted when it names a newer, validly signed snapshot. Never for online sources.
+  bool accept_expired_timestamp = false;
+  std::uint64_t max_root_bytes = 512 * 1024;
+  std::uint64_t max_timestamp_bytes = 16 * 1024;
+  std::uint64_t max_snapshot_bytes = 64u << 20;
+  std::uint64_t max_targets_bytes = 64u << 20;
+  int max_root_rotations = 256;
+  int max_delegations = 64;  // delegated roles visited in one lookup
+};
+
+// The client workflow (section 5). Construct with what the node trusts (at least a root);
+// refresh() moves it forward or fails leaving trusted() unchanged.
+class Updater {
+ public:
+  Updater(TrustedMetadata trusted, MetadataSource& source, UpdaterOptions options);
+
+  // Section 5.3-5.6: root chain, timestamp, snapshot, top-level targets. Rollback, freeze,
+  // mix-and-match and fast-forward recovery per the spec. kVerificationFailed for signature,
+  // expiry and rollback failures; kCorruption for malformed or oversized files.
+  Status refresh();
+  // True when refresh() found the same timestamp the node already trusted.
+  bool unchanged() const { return unchanged_; }
+
+  // Section 5.6.7: the target's info, walking delegations (and loading delegated metadata,
+  // which becomes part of trusted()). kNotFound when no trusted role lists the path.
+  Result<TargetFile> find_target(const std::string& path);
+  // Every target of every delegated role the client can reach (for listing a repository).
+  Result<std::map<std::string, TargetFile>> all_targets();
+
+  const TrustedMetadata& trusted() const { return trusted_; }
+  const Root& root() const { return root_; }
+
+ private:
+  Status load_trusted();
+  Status update_root();
+  Status update_timestamp();
+  Status update_snapshot();
+  Status update_targets();
+  Result<Targets> load_delegated(const std::string& role, const Targets& parent);
+
+  TrustedMetadata trusted_;
+  MetadataSource& source_;
+  UpdaterOptions options_;
+  Root root_;
+  std::optional<Timestamp> timestamp_;
+  std::optional<Snapshot> snapshot_;
+  std::optional<Targets> targets_;
+  std::map<std::string, Targets> delegated_;
+  bool unchanged_ = false;
+};
+
+}  // namespace outpost::crypto::tuf

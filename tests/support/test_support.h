@@ -1,0 +1,51 @@
+// Test helpers: temporary directories that clean up, running the outpost binary, file I/O.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "outpost/base/bytes.h"
+
+namespace outpost::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the outpost binary with args (no shell), with extra environment entries "K=V".
+RunResult run_outpost(const std::vector<std::string>& args,
+                      const std::vector<std::string>& env = {});
+// Runs any program with args (no shell).
+RunResult run_program(const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env = {});
+
+std::string read_text(const std::string& path);
+void write_text(const std::string& path, const std::string& text);
+Bytes read_all(const std::string& path);
+void write_all(const std::string& path, ByteView data);
+// mkdir -p
+void make_dirs(const std::string& path);
+// Recursively copies a directory tree.
+void copy_tree(const std::string& from, const std::string& to);
+// Deterministic pseudo-random bytes (xorshift) for generated content.
+Bytes random_bytes(std::size_t n, std::uint64_t seed);
+// Path to the project's samples/ folder.
+std::string samples_dir();
+
+}  // namespace outpost::test
