@@ -101,10 +101,12 @@ class [[nodiscard]] Result {
 #define OUTPOST_CONCAT(a, b) OUTPOST_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when it is an error.
-#define OUTPOST_RETURN_IF_ERROR(expr)                  \
-  do {                                                 \
-    ::outpost::Status outpost_status_ = (expr);        \
-    if (!outpost_status_.ok()) return outpost_status_; \
+#define OUTPOST_RETURN_IF_ERROR(expr) \
+  OUTPOST_RETURN_IF_ERROR_IMPL(OUTPOST_CONCAT(outpost_status_, __LINE__), expr)
+#define OUTPOST_RETURN_IF_ERROR_IMPL(tmp, expr) \
+  do {                                          \
+    ::outpost::Status tmp = (expr);             \
+    if (!tmp.ok()) return tmp;                  \
   } while (false)
 
 // `OUTPOST_ASSIGN_OR_RETURN(auto x, f());` declares x from a Result, or returns its error.

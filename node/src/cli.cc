@@ -1,0 +1,605 @@
+// The outpost command line (DESIGN.md, Command line). Each command parses its arguments,
+// calls one library operation and prints the result for people, or JSON with --json.
+// Every failure is one line on stderr, "outpost: error: ...", and a non-zero exit code that
+// says what kind of failure it was (docs/cli.md).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "outpost/base/clock.h"
+#include "outpost/base/json.h"
+#include "outpost/base/status.h"
+#include "outpost/crypto/keys.h"
+#include "outpost/packaging/repository.h"
+#include "outpost/sync/node.h"
+
+namespace outpost {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::vector<std::string>> options;
+  bool has(const std::string& name) const { return options.count(name) != 0; }
+  std::string get(const std::string& name, const std::string& fallback = "") const {
+    auto it = options.find(name);
+    return it == options.end() || it->second.empty() ? fallback : it->second.back();
+  }
+  const std::vector<std::string>& all(const std::string& name) const {
+    static const std::vector<std::string> kNone;
+    auto it = options.find(name);
+    return it == options.end() ? kNone : it->second;
+  }
+};
+
+// Options that take no value.
+bool is_flag(const std::string& name) {
+  return name == "json" || name == "help" || name == "repair" || name == "dry-run";
+}
+
+Result<Args> parse_args(const std::vector<std::string>& argv) {
+  Args a;
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    const std::string& s = argv[i];
+    if (s.rfind("--", 0) != 0 || s == "--") {
+      a.positional.push_back(s);
+      continue;
+    }
+    std::string name = s.substr(2);
+    auto eq = name.find('=');
+    if (eq != std::string::npos) {
+      a.options[name.substr(0, eq)].push_back(name.substr(eq + 1));
+    } else if (is_flag(name)) {
+      a.options[name];
+    } else if (i + 1 < argv.size()) {
+      a.options[name].push_back(argv[++i]);
+    } else {
+      return Status::InvalidArgument("option --" + name + " needs a value");
+    }
+  }
+  return a;
+}
+
+int exit_code(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk: return 0;
+    case Code::kInvalidArgument: return 2;
+    case Code::kNotFound: return 3;
+    case Code::kCorruption:
+    case Code::kVerificationFailed: return 4;
+    case Code::kResourceExhausted: return 5;
+    case Code::kUnavailable: return 6;
+    default: return 1;
+  }
+}
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "outpost: error: %s\n", s.message().c_str());
+  return exit_code(s);
+}
+
+std::string human_bytes(std::uint64_t n) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string default_store() {
+  if (const char* env = std::getenv("OUTPOST_STORE"); env && *env) return env;
+  if (::geteuid() == 0) return "/var/lib/outpost";
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/outpost";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return std::string(home) + "/.local/share/outpost";
+  }
+  return "outpost-store";
+}
+
+Result<std::unique_ptr<sync::Node>> open_node(const Args& a, bool create) {
+  return sync::Node::open(a.get("store", default_store()), create);
+}
+
+// A role's key: --<role>-key FILE, else --keys DIR/<role>.key.
+Result<crypto::SecretKey> role_key(const Args& a, const std::string& role, bool required = true) {
+  std::string path = a.get(role + "-key");
+  if (path.empty() && a.has("keys")) path = a.get("keys") + "/" + role + ".key";
+  if (path.empty()) {
+    return Status::InvalidArgument("missing --" + role + "-key FILE (or --keys DIR holding " +
+                                   role + ".key)");
+  }
+  (void)required;
+  auto key = crypto::SecretKey::load(path);
+  if (!key.ok()) return key.error().With("loading the " + role + " key");
+  return key;
+}
+
+Status need_positional(const Args& a, std::size_t n, const char* usage) {
+  if (a.positional.size() < n) return Status::InvalidArgument(std::string("usage: ") + usage);
+  return Status::Ok();
+}
+
+void print_json(const Json& j) { std::cout << j.dump(2) << "\n"; }
+
+// ---- commands ----
+
+int cmd_keygen(const Args& a) {
+  auto role = crypto::parse_key_role(a.get("role"));
+  if (!a.has("role") || !role.ok()) {
+    return fail(Status::InvalidArgument(
+        "usage: outpost keygen --role root|targets|snapshot|timestamp|publisher --out KEYFILE"));
+  }
+  if (!a.has("out")) return fail(Status::InvalidArgument("keygen needs --out KEYFILE"));
+  auto key = crypto::SecretKey::generate();
+  if (!key.ok()) return fail(key.error());
+  if (Status s = key->save(a.get("out"), *role); !s.ok()) return fail(s);
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("role", crypto::key_role_name(*role));
+    j.set("public", key->public_key().hex());
+    j.set("keyid", key->public_key().keyid());
+    j.set("file", a.get("out"));
+    print_json(j);
+  } else {
+    std::cout << key->public_key().hex() << "\n";
+  }
+  return 0;
+}
+
+int cmd_repo(const Args& a) {
+  if (a.positional.size() < 2) {
+    return fail(Status::InvalidArgument("usage: outpost repo init|delegate|refresh|rotate REPO_DIR ..."));
+  }
+  const std::string& sub = a.positional[0];
+  const std::string& repo = a.positional[1];
+  if (sub == "init") {
+    std::vector<crypto::SecretKey> roots;
+    for (const auto& path : a.all("root-key")) {
+      auto k = crypto::SecretKey::load(path);
+      if (!k.ok()) return fail(k.error().With("loading root key " + path));
+      roots.push_back(std::move(*k));
+    }
+    if (roots.empty() && a.has("keys")) {
+      auto k = crypto::SecretKey::load(a.get("keys") + "/root.key");
+      if (!k.ok()) return fail(k.error().With("loading the root key"));
+      roots.push_back(std::move(*k));
+    }
+    if (roots.empty()) return fail(Status::InvalidArgument("repo init needs --root-key KEYFILE"));
+    auto targets = role_key(a, "targets");
+    if (!targets.ok()) return fail(targets.error());
+    auto snapshot = role_key(a, "snapshot");
+    if (!snapshot.ok()) return fail(snapshot.error());
+    auto timestamp = role_key(a, "timestamp");
+    if (!timestamp.ok()) return fail(timestamp.error());
+    packaging::InitOptions o;
+    for (const auto& k : roots) o.root_keys.push_back(&k);
+    o.threshold = std::atoi(a.get("threshold", "1").c_str());
+    o.targets_key = &*targets;
+    o.snapshot_key = &*snapshot;
+    o.timestamp_key = &*timestamp;
+    if (Status s = packaging::init_repository(repo, o); !s.ok()) return fail(s);
+    std::cout << "created repository " << repo << " (root threshold " << o.threshold << " of "
+              << roots.size() << ")\n";
+    return 0;
+  }
+  if (sub == "delegate") {
+    auto targets = role_key(a, "targets");
+    if (!targets.ok()) return fail(targets.error());
+    auto snapshot = role_key(a, "snapshot");
+    if (!snapshot.ok()) return fail(snapshot.error());
+    auto timestamp = role_key(a, "timestamp");
+    if (!timestamp.ok()) return fail(timestamp.error());
+    auto pub = crypto::PublicKey::from_hex(a.get("publisher-pubkey"));
+    if (!pub.ok()) return fail(Status::InvalidArgument("--publisher-pubkey HEX: " + pub.error().message()));
+    if (!a.has("prefix")) return fail(Status::InvalidArgument("repo delegate needs --prefix NAME_PREFIX"));
+    Status s = packaging::delegate(repo, *targets, *snapshot, *timestamp, *pub, a.get("prefix"),
+                                   system_clock());
+    if (!s.ok()) return fail(s);
+    std::cout << "delegated " << a.get("prefix") << "/... to publisher key " << pub->hex() << "\n";
+    return 0;
+  }
+  if (sub == "refresh") {
+    auto timestamp = role_key(a, "timestamp");
+    if (!timestamp.ok()) return fail(timestamp.error());
+    if (Status s = packaging::refresh_timestamp(repo, *timestamp, system_clock()); !s.ok()) {
+      return fail(s);
+    }
+    std::cout << "re-signed timestamp of " << repo << "\n";
+    return 0;
+  }
+  if (sub == "rotate") {
+    std::vector<crypto::SecretKey> olds, news;
+    for (const auto& path : a.all("old-root-key")) {
+      auto k = crypto::SecretKey::load(path);
+      if (!k.ok()) return fail(k.error().With("loading root key " + path));
+      olds.push_back(std::move(*k));
+    }
+    for (const auto& path : a.all("root-key")) {
+      auto k = crypto::SecretKey::load(path);
+      if (!k.ok()) return fail(k.error().With("loading root key " + path));
+      news.push_back(std::move(*k));
+    }
+    if (olds.empty() || news.empty()) {
+      return fail(Status::InvalidArgument(
+          "usage: outpost repo rotate REPO_DIR --old-root-key K... --root-key K... "
+          "[--threshold N] --targets-key K --snapshot-key K --timestamp-key K"));
+    }
+    auto targets = role_key(a, "targets");
+    if (!targets.ok()) return fail(targets.error());
+    auto snapshot = role_key(a, "snapshot");
+    if (!snapshot.ok()) return fail(snapshot.error());
+    auto timestamp = role_key(a, "timestamp");
+    if (!timestamp.ok()) return fail(timestamp.error());
+    packaging::RotateOptions o;
+    for (const auto& k : olds) o.old_root_keys.push_back(&k);
+    for (const auto& k : news) o.new_root_keys.push_back(&k);
+    o.threshold = std::atoi(a.get("threshold", "1").c_str());
+    o.targets_key = &*targets;
+    o.snapshot_key = &*snapshot;
+    o.timestamp_key = &*timestamp;
+    if (Status s = packaging::rotate_root(repo, o); !s.ok()) return fail(s);
+    std::cout << "wrote a new root version for " << repo << "\n";
+    return 0;
+  }
+  return fail(Status::InvalidArgument("unknown command 'repo " + sub + "': see 'outpost --help'"));
+}
+
+int cmd_publish(const Args& a) {
+  if (Status s = need_positional(a, 2, "outpost publish REPO_DIR --key KEYFILE [--bundle NAME] "
+                                       "SRC_DIR [--kind KIND] [--title TITLE] --keys DIR");
+      !s.ok()) {
+    return fail(s);
+  }
+  if (!a.has("key")) return fail(Status::InvalidArgument("publish needs --key KEYFILE (the publisher key)"));
+  auto publisher = crypto::SecretKey::load(a.get("key"));
+  if (!publisher.ok()) return fail(publisher.error().With("loading the publisher key"));
+  auto snapshot = role_key(a, "snapshot");
+  if (!snapshot.ok()) return fail(snapshot.error());
+  auto timestamp = role_key(a, "timestamp");
+  if (!timestamp.ok()) return fail(timestamp.error());
+  packaging::PublishOptions o;
+  o.source_dir = a.positional[1];
+  if (a.has("bundle")) o.overrides.name = a.get("bundle");
+  if (a.has("kind")) o.overrides.kind = a.get("kind");
+  if (a.has("title")) o.overrides.title = a.get("title");
+  if (a.has("level")) o.zstd_level = std::atoi(a.get("level").c_str());
+  o.publisher_key = &*publisher;
+  o.snapshot_key = &*snapshot;
+  o.timestamp_key = &*timestamp;
+  auto r = packaging::publish(a.positional[0], o);
+  if (!r.ok()) return fail(r.error());
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("bundle", r->bundle);
+    j.set("version", r->version);
+    j.set("unchanged", r->unchanged);
+    j.set("files", r->files);
+    j.set("bytes", r->bytes);
+    j.set("new_chunks", r->new_chunks);
+    j.set("reused_chunks", r->reused_chunks);
+    j.set("pack_bytes", r->pack_bytes);
+    print_json(j);
+  } else if (r->unchanged) {
+    std::cout << r->bundle << ": unchanged, still version " << r->version << "\n";
+  } else {
+    std::cout << r->bundle << " version " << r->version << ": " << r->files << " files, "
+              << human_bytes(r->bytes) << ", " << r->new_chunks << " new chunks ("
+              << human_bytes(r->pack_bytes) << " packed), " << r->reused_chunks
+              << " reused\n";
+  }
+  return 0;
+}
+
+int cmd_subscribe(const Args& a) {
+  if (Status s = need_positional(a, 1, "outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON");
+      !s.ok()) {
+    return fail(s);
+  }
+  sync::SubscribeOptions o;
+  if (a.has("root-pubkey")) {
+    auto k = crypto::PublicKey::from_hex(a.get("root-pubkey"));
+    if (!k.ok()) return fail(Status::InvalidArgument("--root-pubkey: " + k.error().message()));
+    o.root_pubkey = *k;
+  }
+  o.root_json_path = a.get("root");
+  if (!o.root_pubkey && o.root_json_path.empty()) {
+    return fail(Status::InvalidArgument("subscribe needs --root-pubkey HEX or --root ROOT_JSON "
+                                        "(the repository's root key, from its publisher)"));
+  }
+  auto node = open_node(a, true);
+  if (!node.ok()) return fail(node.error());
+  auto sub = (*node)->subscribe(a.positional[0], o);
+  if (!sub.ok()) return fail(sub.error());
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("id", sub->id);
+    j.set("location", sub->location);
+    print_json(j);
+  } else {
+    std::cout << "subscribed to " << sub->location << " (repository " << sub->id
+              << "); run 'outpost sync' to fetch it\n";
+  }
+  return 0;
+}
+
+int cmd_sync(const Args& a) {
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  auto reports = (*node)->sync(a.positional.empty() ? "" : a.positional[0]);
+  if (!reports.ok()) return fail(reports.error());
+  if (a.has("json")) {
+    Json out = Json::array();
+    for (const auto& r : *reports) {
+      Json j = Json::object();
+      j.set("repository", r.repo);
+      j.set("location", r.location);
+      j.set("unchanged", r.unchanged);
+      j.set("bytes_read", r.bytes_read);
+      Json items = Json::array();
+      for (const auto& it : r.updated) {
+        Json i = Json::object();
+        i.set("bundle", it.bundle);
+        i.set("from", it.from);
+        i.set("to", it.to);
+        i.set("chunks_fetched", it.chunks_fetched);
+        i.set("chunks_held", it.chunks_held);
+        i.set("bytes", it.bytes);
+        items.push(std::move(i));
+      }
+      j.set("updated", std::move(items));
+      out.push(std::move(j));
+    }
+    print_json(out);
+    return 0;
+  }
+  for (const auto& r : *reports) {
+    if (r.updated.empty()) {
+      std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
+      continue;
+    }
+    for (const auto& it : r.updated) {
+      std::cout << it.bundle << ": " << (it.from ? "version " + std::to_string(it.from) + " -> " : "new, ")
+                << "version " << it.to << " (" << it.chunks_fetched << " chunks fetched, "
+                << it.chunks_held << " already held)\n";
+    }
+    std::cout << r.location << ": " << r.updated.size() << " bundle(s) updated, "
+              << human_bytes(r.bytes_read) << " read\n";
+  }
+  return 0;
+}
+
+int cmd_ls(const Args& a) {
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  auto list = (*node)->list();
+  if (!list.ok()) return fail(list.error());
+  if (a.has("json")) {
+    Json out = Json::array();
+    for (const auto& b : *list) {
+      Json j = Json::object();
+      j.set("name", b.name);
+      j.set("kind", b.kind);
+      j.set("title", b.title);
+      j.set("version", b.current);
+      j.set("files", b.files);
+      j.set("bytes", b.size);
+      j.set("published", format_utc(b.published));
+      j.set("confirmed", format_utc(b.confirmed));
+      out.push(std::move(j));
+    }
+    print_json(out);
+    return 0;
+  }
+  if (list->empty()) {
+    std::cout << "no bundles yet: run 'outpost sync'\n";
+    return 0;
+  }
+  for (const auto& b : *list) {
+    std::cout << b.name << "  v" << b.current << "  " << b.kind << "  " << b.files << " files  "
+              << human_bytes(b.size) << "  " << b.title << "\n";
+  }
+  return 0;
+}
+
+int cmd_show(const Args& a) {
+  if (Status s = need_positional(a, 1, "outpost show BUNDLE"); !s.ok()) return fail(s);
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  auto j = (*node)->show(a.positional[0], std::strtoull(a.get("version", "0").c_str(), nullptr, 10));
+  if (!j.ok()) return fail(j.error());
+  if (a.has("json")) {
+    print_json(*j);
+    return 0;
+  }
+  std::cout << j->find("bundle")->as_string() << " version " << j->find("version")->as_int()
+            << " (" << j->find("kind")->as_string() << ")\n";
+  std::cout << "  published:  " << j->find("published")->as_string() << "\n";
+  std::cout << "  confirmed current: " << j->find("confirmed")->as_string() << "\n";
+  for (const auto& [k, v] : j->find("meta")->as_object()) {
+    std::cout << "  " << k << ": " << (v.is_string() ? v.as_string() : v.dump()) << "\n";
+  }
+  const Json* files = j->find("files");
+  const auto& paths = files->find("path")->as_array();
+  const auto& sizes = files->find("size")->as_array();
+  const auto& types = files->find("type")->as_array();
+  std::cout << "  files:\n";
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    std::cout << "    " << paths[i].as_string() << "  " << human_bytes(static_cast<std::uint64_t>(sizes[i].as_int()))
+              << "  " << types[i].as_string() << "\n";
+  }
+  return 0;
+}
+
+int cmd_cat(const Args& a) {
+  if (Status s = need_positional(a, 2, "outpost cat BUNDLE PATH"); !s.ok()) return fail(s);
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  Status s = (*node)->cat(a.positional[0], a.positional[1], [](ByteView b) -> Status {
+    if (std::fwrite(b.data(), 1, b.size(), stdout) != b.size()) {
+      return Status::Unavailable("cannot write to standard output");
+    }
+    return Status::Ok();
+  });
+  std::fflush(stdout);
+  return s.ok() ? 0 : fail(s);
+}
+
+int cmd_checkout(const Args& a) {
+  if (Status s = need_positional(a, 2, "outpost checkout BUNDLE DIR"); !s.ok()) return fail(s);
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  Status s = (*node)->checkout(a.positional[0], a.positional[1]);
+  if (!s.ok()) return fail(s);
+  std::cout << "checked out " << a.positional[0] << " into " << a.positional[1] << "\n";
+  return 0;
+}
+
+int cmd_verify(const Args& a) {
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  auto r = (*node)->verify();
+  if (!r.ok()) return fail(r.error());
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("chunks_checked", r->chunks_checked);
+    j.set("versions_checked", r->versions_checked);
+    j.set("metadata_checked", r->metadata_checked);
+    Json p = Json::array();
+    for (const auto& s : r->problems) p.push(Json(s));
+    j.set("problems", std::move(p));
+    print_json(j);
+  } else {
+    for (const auto& s : r->problems) std::cout << "problem: " << s << "\n";
+    std::cout << "checked " << r->chunks_checked << " chunks, " << r->versions_checked
+              << " bundle versions, " << r->metadata_checked << " metadata files: "
+              << (r->problems.empty() ? "all good" : std::to_string(r->problems.size()) + " problem(s)")
+              << "\n";
+  }
+  if (!r->problems.empty()) {
+    std::fprintf(stderr, "outpost: error: the store has %zu problem(s): %s\n", r->problems.size(),
+                 r->problems.front().c_str());
+    return 4;
+  }
+  return 0;
+}
+
+int cmd_gc(const Args& a) {
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  int retain = std::atoi(a.get("retain", "2").c_str());
+  auto r = (*node)->gc(retain);
+  if (!r.ok()) return fail(r.error());
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("versions_removed", r->versions_removed);
+    j.set("chunks_removed", r->chunks_removed);
+    j.set("bytes_freed", r->bytes_freed);
+    print_json(j);
+  } else {
+    std::cout << "removed " << r->versions_removed << " old versions and " << r->chunks_removed
+              << " chunks (" << human_bytes(r->bytes_freed) << ")\n";
+  }
+  return 0;
+}
+
+int cmd_status(const Args& a) {
+  auto node = open_node(a, false);
+  if (!node.ok()) return fail(node.error());
+  auto j = (*node)->status();
+  if (!j.ok()) return fail(j.error());
+  if (a.has("json")) {
+    print_json(*j);
+    return 0;
+  }
+  std::cout << "store:     " << j->find("store")->as_string() << " ("
+            << human_bytes(static_cast<std::uint64_t>(j->find("used_bytes")->as_int())) << " used)\n";
+  std::cout << "bundles:   " << j->find("bundles")->as_int() << "\n";
+  std::cout << "chunks:    " << j->find("chunks")->as_int() << "\n";
+  std::cout << "time floor: " << j->find("time_floor")->as_string() << "\n";
+  for (const Json& r : j->find("repositories")->as_array()) {
+    std::cout << "repository " << r.find("id")->as_string() << " at "
+              << r.find("location")->as_string() << ": last sync "
+              << r.find("last_sync")->as_string();
+    if (const Json* e = r.find("timestamp_expires")) {
+      std::cout << ", timestamp valid until " << e->as_string();
+    }
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+const char* kUsage =
+    R"(outpost - keeps published documents current over poor links and USB sticks
+
+Publisher:
+  outpost keygen --role root|targets|snapshot|timestamp|publisher --out KEYFILE
+  outpost repo init REPO_DIR --root-key K [--root-key K ...] [--threshold N]
+                    --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
+  outpost repo delegate REPO_DIR --publisher-pubkey HEX --prefix NAME_PREFIX
+                    --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
+  outpost repo refresh REPO_DIR --timestamp-key K                         (or --keys DIR)
+  outpost repo rotate REPO_DIR --old-root-key K ... --root-key K ... [--threshold N] ...
+  outpost publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR [--kind KIND]
+                    [--title TITLE] --snapshot-key K --timestamp-key K    (or --keys DIR)
+
+Node (every command takes --store DIR; default $OUTPOST_STORE, /var/lib/outpost for root,
+else ~/.local/share/outpost):
+  outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON
+  outpost sync [PATH]
+  outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR
+  outpost verify | gc [--retain N] | status
+
+Options: --json (machine-readable output), --help, --version.
+Exit codes: 0 ok, 1 other error, 2 bad usage, 3 not found, 4 damaged or failed verification,
+5 disk or store full, 6 temporarily unavailable (retry).
+)";
+
+}  // namespace
+}  // namespace outpost
+
+int outpost_main(int argc, char** argv) {
+  using namespace outpost;
+  std::vector<std::string> rest(argv + 1, argv + argc);
+  if (rest.empty() || rest[0] == "--help" || rest[0] == "-h" || rest[0] == "help") {
+    std::cout << kUsage;
+    return rest.empty() ? 2 : 0;
+  }
+  if (rest[0] == "--version") {
+    std::cout << "outpost " << kVersion << "\n";
+    return 0;
+  }
+  std::string command = rest[0];
+  auto args = parse_args({rest.begin() + 1, rest.end()});
+  if (!args.ok()) return fail(args.error());
+  if (args->has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  static const std::map<std::string, std::function<int(const Args&)>> kCommands = {
+      {"keygen", cmd_keygen},     {"repo", cmd_repo},   {"publish", cmd_publish},
+      {"subscribe", cmd_subscribe}, {"sync", cmd_sync}, {"ls", cmd_ls},
+      {"show", cmd_show},         {"cat", cmd_cat},     {"checkout", cmd_checkout},
+      {"verify", cmd_verify},     {"gc", cmd_gc},       {"status", cmd_status},
+  };
+  auto it = kCommands.find(command);
+  if (it == kCommands.end()) {
+    return fail(Status::InvalidArgument("unknown command '" + command + "': see 'outpost --help'"));
+  }
+  return it->second(*args);
+}

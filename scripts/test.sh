@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds outpost twice (release with -Werror, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole suite on both.
+# Idempotent; safe to rerun. Run as root on Debian 12 (CI does).
+#   scripts/test.sh            everything
+#   OUTPOST_SKIP_SANITIZE=1 scripts/test.sh    release build only (quick local run)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+jobs=$(nproc)
+
+# Test-only packages: Node.js and npm run tuf-js, the independent TUF client.
+extra=(nodejs npm)
+missing=()
+for p in "${extra[@]}"; do
+  command -v "${p/nodejs/node}" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "== release build"
+"$here/scripts/setup.sh" "$here/build" -DOUTPOST_WERROR=ON
+echo "== release tests"
+(cd "$here/build" && ctest --output-on-failure -j"$jobs" --timeout 900)
+
+if [ "${OUTPOST_SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== sanitizer build (address, undefined)"
+  "$here/scripts/setup.sh" "$here/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_WERROR=ON
+  echo "== sanitizer tests (the large-data tests run in the release build only)"
+  (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --output-on-failure -j"$jobs" --timeout 900 -E '\(large\)')
+fi
