@@ -8,12 +8,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc)
 
-# Test-only packages: Node.js and npm run tuf-js, the independent TUF client.
-extra=(nodejs npm)
+# Test-only packages: Node.js and npm run tuf-js, the independent TUF client (a Node.js
+# already on PATH is used as is); lmdb-utils writes a foreign LMDB file for a store test.
 missing=()
-for p in "${extra[@]}"; do
-  command -v "${p/nodejs/node}" >/dev/null 2>&1 || missing+=("$p")
-done
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+dpkg-query -W -f='${Status}' lmdb-utils 2>/dev/null | grep -q "install ok installed" || missing+=(lmdb-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"

@@ -1,11 +1,44 @@
 // The node's store: one LMDB environment in a directory, with named tables. Generic on
 // purpose: keys and values are bytes, and the modules above give them meaning
-// (docs/format-store.md lists every table and key layout).
+// (docs/format-store.md lists every table, its key layout and the module owning its values).
 //
-// Concurrency: one writer at a time (write() blocks while another write transaction is open,
-// in this process or another), any number of readers; readers see a consistent snapshot.
-// A Store may be shared between threads; transactions belong to the thread that opened them.
-// Values returned are copies: they stay valid after the transaction ends.
+// Transactions. One writer at a time (write() blocks while another write transaction is
+// open, in this process or another), any number of readers; a reader sees one consistent
+// snapshot for its whole life, unaffected by commits made after it began. Several
+// processes may open the same directory at once (LMDB's lock file coordinates them); a
+// commit in one is seen by the next transaction begun in the others.
+//
+// Thread-safety. A Store may be shared between threads. A transaction belongs to the thread
+// that opened it: use it, commit it and destroy it on that thread (LMDB's write lock is
+// owned by a thread, and map growth tracks what each thread holds). A thread may hold
+// several ReadTxns of one Store at once, and ReadTxns while it holds a WriteTxn (the
+// environment is opened with MDB_NOTLS, so a reader slot belongs to a transaction, not to
+// a thread); it may not open a second WriteTxn, nor call update() while it holds any
+// transaction of the Store (both return kInternal: they would deadlock).
+// Stores opened on one directory in one process share a single LMDB environment (LMDB
+// allows only one per process: closing a second would drop the file locks of the first), so
+// opening the store again, e.g. one Node per thread, is safe and cheap.
+// Do not use a Store in a child process after fork(): open a new one there.
+//
+// Lifetimes. Every transaction must end before its Store is destroyed. get() returns a copy
+// (valid after the transaction ends); the views scan() passes to its callback are valid only
+// during that call.
+//
+// Map growth. LMDB maps the file at a fixed size; update() grows it (doubling, up to
+// StoreOptions::max_map_bytes) when a transaction does not fit. The map can only be resized
+// while no transaction of this Store is open in any thread, so growth waits for the other
+// threads' transactions to end, and new transactions wait while it is pending: keep read
+// transactions short, and never block a thread that holds one on a thread that is writing.
+//
+// Durability. commit() returns after the data pages and then the meta page have been
+// fsync'ed (LMDB's default; no MDB_NOSYNC / MDB_NOMETASYNC): a committed transaction
+// survives a crash or power cut, an uncommitted one leaves no trace. On any commit error
+// (disk full, I/O error) the store is exactly as before the transaction.
+//
+// SD cards. Each commit costs at least two fsyncs plus a copy of every B-tree page on the
+// path to each changed key, so batching is the caller's job: put the chunks of a download
+// or an import into a few large update() calls, not one commit per chunk. LMDB rewrites no
+// page in place and never shrinks the file: freed pages are reused by later transactions.
 #pragma once
 
 #include <cstdint>
@@ -13,113 +46,181 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
 
 namespace outpost::storage {
 
+// One LMDB named database each. The values are defined by the module named in
+// docs/format-store.md; this module only stores bytes.
 enum class Table {
-  kChunks,         // BLAKE2b-256 of raw bytes -> stored chunk (docs/format-store.md)
-  kManifests,      // bundle name \0 u64be version -> manifest bytes as signed
-  kIndexes,        // bundle name \0 u64be version -> chunk index bytes
+  kChunks,         // BLAKE2b-256 of raw bytes -> u8 codec (1 = zstd frame, 0 = raw) + bytes
+  kManifests,      // version_key(bundle, version) -> manifest bytes as signed
+  kIndexes,        // version_key(bundle, version) -> chunk index bytes
   kBundles,        // bundle name -> bundle record (current version, held versions)
-  kMetadata,       // repository id \0 role -> TUF metadata bytes as signed
+  kMetadata,       // text_key(repository id, role) -> TUF metadata bytes as signed
   kTrust,          // trusted state that content can never overwrite (time floor, versions)
   kSubscriptions,  // repository id -> subscription record
   kTransfers,      // unfinished transfers (resume state)
-  kSettings,       // node settings (retention, ...)
+  kSettings,       // node settings (retention, ...); key "format" is reserved (see below)
 };
 inline constexpr int kTableCount = 9;
+// The LMDB database name of a table ("chunks", "manifests", ...); "?" when out of range.
 const char* table_name(Table t);
 
+// The key in Table::kSettings that marks a directory as an outpost store. Its value is
+// "outpost-store <format> <width>-bit", e.g. "outpost-store 1 64-bit"; open() writes it in
+// a new store and checks it in an existing one. Other modules must not write this key.
+inline constexpr std::string_view kFormatKey = "format";
+inline constexpr int kStoreFormat = 1;
+
+// Keys are 1 to kMaxKeyBytes bytes (LMDB's limit); put/get/del return kInvalidArgument
+// otherwise. Values may be empty and up to a few GiB (bounded by the map).
+inline constexpr std::size_t kMaxKeyBytes = 511;
+
 struct StoreOptions {
-  std::string dir;                       // created when create == true
-  bool create = false;                   // false: a missing store is kNotFound
-  std::uint64_t initial_map_bytes = 64u << 20;
-  // Upper bound for automatic growth; 32-bit builds cap it below 2 GiB.
+  std::string dir;                              // created (mkdir -p) when create == true
+  bool create = false;                          // false: a missing store is kNotFound
+  std::uint64_t initial_map_bytes = 64u << 20;  // map size of a new store (and the minimum)
+  // Upper bound for automatic growth; 32-bit builds cap it below 2 GiB (address space).
   std::uint64_t max_map_bytes = sizeof(void*) == 4 ? (1536ull << 20) : (1ull << 40);
+  // Opens with MDB_RDONLY: write() and update() return kFailedPrecondition, and a directory
+  // without a store (or with an empty one) is kNotFound. The directory must still be
+  // writable for LMDB's lock file, except on a read-only file system.
   bool read_only = false;
 };
 
 class Store;
 
+// A read-only snapshot. Move-only; the destructor ends it (releases the snapshot).
+// Operations on a moved-from or ended transaction return kInternal.
 class ReadTxn {
  public:
   ReadTxn(ReadTxn&&) noexcept;
-  ReadTxn& operator=(ReadTxn&&) noexcept;
-  virtual ~ReadTxn();  // aborts (releases the snapshot)
+  ReadTxn& operator=(ReadTxn&&) noexcept;  // ends this transaction first
+  virtual ~ReadTxn();
 
-  // nullopt when absent.
+  // A copy of the value stored under key, or nullopt when absent.
+  // kInvalidArgument for an empty or over-long key (or a Table out of range).
   Result<std::optional<Bytes>> get(Table table, ByteView key) const;
-  // Calls fn for each key starting with prefix, in key order, until fn returns false.
+  // Calls fn for each key starting with prefix (every key when prefix is empty), in bytewise
+  // key order, until fn returns false. key and value point into the map: valid only during
+  // that call of fn, copy what you keep. fn must not write through this transaction.
   Status scan(Table table, ByteView prefix,
               const std::function<bool(ByteView key, ByteView value)>& fn) const;
+  // Number of entries in the table, as of this snapshot (cheap: kept by LMDB).
   Result<std::uint64_t> count(Table table) const;
 
  protected:
   friend class Store;
-  ReadTxn(Store* store, void* txn);
-  Store* store_ = nullptr;
-  void* txn_ = nullptr;  // MDB_txn*
+  struct Impl;  // the LMDB transaction and the Store's bookkeeping (store.cc)
+  explicit ReadTxn(std::unique_ptr<Impl> impl);
+  void end();  // aborts if still open; idempotent
+  std::unique_ptr<Impl> impl_;
 };
 
+// A write transaction: what it puts and deletes is visible to itself at once (get and
+// scan see it), to others only after commit(). The destructor aborts unless committed.
+// After any error from put/del the transaction is failed: later calls and commit() return
+// that same error, and nothing of it is ever stored.
 class WriteTxn : public ReadTxn {
  public:
   WriteTxn(WriteTxn&&) noexcept = default;
   WriteTxn& operator=(WriteTxn&&) noexcept = default;
-  ~WriteTxn() override;  // aborts unless committed
+  ~WriteTxn() override;
 
+  // Inserts or replaces. kResourceExhausted when the map is full (update() then grows it
+  // and runs its function again) or the disk is; kInvalidArgument for a bad key.
   Status put(Table table, ByteView key, ByteView value);
   // Deleting an absent key is not an error.
   Status del(Table table, ByteView key);
-  // Makes every change visible at once, durably. On error nothing is changed.
+  // Makes every change visible at once, durably (see the file comment), and ends the
+  // transaction. On error nothing is changed and the transaction is ended as well:
+  // kResourceExhausted when the disk or the map is full, kUnavailable on an I/O error.
   Status commit();
 
  private:
   friend class Store;
-  WriteTxn(Store* store, void* txn) : ReadTxn(store, txn) {}
+  explicit WriteTxn(std::unique_ptr<Impl> impl);
 };
 
 struct StoreStats {
-  std::uint64_t map_bytes = 0;
-  std::uint64_t used_bytes = 0;  // pages in use * page size
-  std::uint64_t entries[kTableCount] = {};
+  std::uint64_t map_bytes = 0;   // current size of the map (the file may be smaller)
+  std::uint64_t used_bytes = 0;  // pages up to the highest in use * page size; free pages
+                                 // inside that range count too (they are reused, the file
+                                 // never shrinks)
+  std::uint64_t page_bytes = 0;  // LMDB page size
+  std::uint64_t entries[kTableCount] = {};  // indexed by static_cast<int>(Table)
 };
 
 class Store {
  public:
-  ~Store();
-  // Opens (or creates) the store in options.dir. kNotFound when missing and !create;
-  // kCorruption when the directory holds something that is not an outpost store;
-  // kFailedPrecondition when the store was written by another word size (32/64-bit).
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  ~Store();  // every transaction must have ended
+
+  // Opens (or creates) the store in options.dir.
+  //  kNotFound            no store there and !create ("no store at DIR: run 'outpost
+  //                       subscribe' first or pass --store")
+  //  kCorruption          the directory holds something that is not an outpost store
+  //                       (data.mdb is not an LMDB file, or an LMDB file of another program)
+  //  kFailedPrecondition  the store was written by the other word size (32/64-bit: export
+  //                       and import), by a newer store format, or permissions/read-only fs
+  //  kResourceExhausted   disk full while creating it
+  //  kInvalidArgument     bad options (empty dir, create with read_only, map sizes)
+  // When this process already has the directory open, the new Store shares that
+  // environment: its map sizes are the first opener's, and asking to write a store that was
+  // first opened read-only is kFailedPrecondition.
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
 
+  // Begins a read snapshot. kUnavailable when the reader table is full (126 readers across
+  // all processes) or the map was grown by another process while this thread holds another
+  // transaction of this Store.
   Result<ReadTxn> read();
+  // Begins the write transaction, waiting for other writers (threads and processes).
+  // kFailedPrecondition when opened read-only; kInternal when this thread already holds a
+  // WriteTxn of this Store. A bare WriteTxn never grows the map: prefer update().
   Result<WriteTxn> write();
 
-  // Runs fn inside one write transaction and commits. When the map is full the transaction
-  // is dropped, the map grows and fn runs again from the start (so fn must only act through
-  // the transaction). kResourceExhausted when the disk or the map limit is reached: the
-  // store is then exactly as before.
+  // Runs fn inside one write transaction and commits it if fn returns Ok. When the map is
+  // full (in a put or in the commit) the transaction is dropped, the map doubles and fn runs
+  // again from the start, so fn must act only through the transaction and be repeatable.
+  // Returns fn's error (the transaction aborted), or the commit's. kResourceExhausted when
+  // the disk is full or the map limit is reached ("store is full (map limit N MiB
+  // reached): run 'outpost gc' or raise the limit"): the store is then exactly as before.
+  // kInternal when the calling thread holds a transaction of this Store (see Map growth).
   Status update(const std::function<Status(WriteTxn&)>& fn);
 
+  // Map size, bytes in use and entries per table (one read snapshot).
   Result<StoreStats> stats();
   const std::string& dir() const { return dir_; }
 
  private:
   friend class ReadTxn;
   friend class WriteTxn;
-  Store() = default;
-  Status grow();
+  struct Impl;  // environment, table handles, growth gate (store.cc)
+  Store();
+  Result<std::unique_ptr<ReadTxn::Impl>> begin(bool write);
+  Status grow(std::uint64_t map_bytes_seen);
   std::string dir_;
-  StoreOptions options_;
-  void* env_ = nullptr;          // MDB_env*
-  unsigned dbi_[kTableCount] = {};  // MDB_dbi
+  std::unique_ptr<Impl> impl_;
 };
 
-// Key helpers for the tables above.
-Bytes version_key(std::string_view bundle, std::uint64_t version);  // name \0 u64be
-Bytes text_key(std::string_view a, std::string_view b);              // a \0 b
+// Key helpers for the tables above. Names must not contain NUL (bundle names and
+// repository ids never do: packaging validates them).
+// name \0 u64 big-endian: all versions of one bundle are adjacent, in numeric order, and
+// text_key(name, "") (= name \0) is the scan prefix that selects exactly them.
+Bytes version_key(std::string_view bundle, std::uint64_t version);
+// a \0 b
+Bytes text_key(std::string_view a, std::string_view b);
+
+struct VersionKey {
+  std::string bundle;
+  std::uint64_t version = 0;
+};
+// The inverse of version_key; nullopt when key is not name \0 followed by 8 bytes.
+std::optional<VersionKey> parse_version_key(ByteView key);
 
 }  // namespace outpost::storage
