@@ -40,6 +40,10 @@ class SecretKey {
   ~SecretKey();
 
   static Result<SecretKey> generate();
+  // The key for a 32-byte Ed25519 seed (what a key file stores). Ed25519 is deterministic, so
+  // the same seed always signs the same bytes the same way: for golden test vectors.
+  // kInvalidArgument when seed is not 32 bytes.
+  static Result<SecretKey> from_seed(ByteView seed);
   // Loads a key file written by save(). kFailedPrecondition when the file mode lets group or
   // others read it; kCorruption when it is not a key file; kNotFound when missing.
   static Result<SecretKey> load(const std::string& path);
@@ -56,7 +60,6 @@ class SecretKey {
 };
 
 // True only when sig is a valid Ed25519 signature of message by key.
-[[nodiscard]] bool verify_signature(const PublicKey& key, ByteView message,
-                                    const Signature& sig);
+[[nodiscard]] bool verify_signature(const PublicKey& key, ByteView message, const Signature& sig);
 
 }  // namespace outpost::crypto

@@ -76,8 +76,8 @@ struct DelegatedRole {
   std::vector<std::string> keyids;
   int threshold = 1;
   bool terminating = false;
-  std::vector<std::string> paths;                // TUF path patterns ("un/ga/*")
-  std::vector<std::string> path_hash_prefixes;   // hashed bins (hex prefixes of sha256(path))
+  std::vector<std::string> paths;               // TUF path patterns ("un/ga/*")
+  std::vector<std::string> path_hash_prefixes;  // hashed bins (hex prefixes of sha256(path))
 
   // True when this role is trusted for target path `path` (section 5.6.7.2 matching).
   bool matches(const std::string& path) const;
@@ -146,40 +146,71 @@ struct UpdaterOptions {
 // refresh() moves it forward or fails leaving trusted() unchanged.
 class Updater {
  public:
+  // Parses and re-verifies `trusted` (the root by its own keys; timestamp, snapshot and
+  // targets by the root's keys; delegated roles by their parent when first used). Held files
+  // that no longer verify are dropped from trusted() and fetched again. When the root itself
+  // is missing (kFailedPrecondition) or does not verify, every call returns that error.
+  // `source` must outlive the Updater.
   Updater(TrustedMetadata trusted, MetadataSource& source, UpdaterOptions options);
 
   // Section 5.3-5.6: root chain, timestamp, snapshot, top-level targets. Rollback, freeze,
   // mix-and-match and fast-forward recovery per the spec. kVerificationFailed for signature,
-  // expiry and rollback failures; kCorruption for malformed or oversized files.
+  // expiry and rollback failures; kCorruption for malformed or oversized files and for a
+  // length or sha256 that differs from the one declared; the source's own code (kNotFound,
+  // kUnavailable, ...) with "fetching FILE: " in front when a fetch fails. Fetches
+  // "N+1.root.json" and "timestamp.json" every time; nothing else when nothing changed.
+  // Delegated metadata the new snapshot supersedes is dropped from trusted().
   Status refresh();
   // True when refresh() found the same timestamp the node already trusted.
   bool unchanged() const { return unchanged_; }
 
   // Section 5.6.7: the target's info, walking delegations (and loading delegated metadata,
-  // which becomes part of trusted()). kNotFound when no trusted role lists the path.
+  // which becomes part of trusted()). kNotFound when no trusted role lists the path (or the
+  // search stopped at options.max_delegations); kVerificationFailed when a delegated role on
+  // the way is badly signed, expired or disagrees with the snapshot; kFailedPrecondition when
+  // there is no complete trusted metadata yet (refresh first). Works offline on complete
+  // trusted metadata; the targets and delegated roles it consults must not have expired.
   Result<TargetFile> find_target(const std::string& path);
-  // Every target of every delegated role the client can reach (for listing a repository).
+  // Every target of every delegated role the client can reach (for listing a repository),
+  // each attributed as find_target() would: a path a role lists outside what it was delegated
+  // is left out. Loads every reachable delegated role; errors as find_target().
   Result<std::map<std::string, TargetFile>> all_targets();
 
   const TrustedMetadata& trusted() const { return trusted_; }
   const Root& root() const { return root_; }
 
  private:
+  // A delegated role's parsed metadata, and the delegation (keys and threshold, as a
+  // fingerprint) its signatures were last checked against; empty when loaded from the
+  // trusted bytes and not yet checked against a parent.
+  struct LoadedRole {
+    Targets targets;
+    std::string verified_by;
+  };
+
   Status load_trusted();
   Status update_root();
   Status update_timestamp();
   Status update_snapshot();
   Status update_targets();
-  Result<Targets> load_delegated(const std::string& role, const Targets& parent);
+  void drop_superseded_delegations();
+  Status check_ready() const;
+  // Fetches a metadata file, bounded by the length `meta` declares (or `cap`), and checks
+  // its length and hash against `meta` (as declared by `declared_by`).
+  Result<Bytes> fetch_meta(const std::string& filename, const MetaFile* meta, std::uint64_t cap,
+                           std::string_view declared_by);
+  // The role's metadata, verified against the parent's delegation; owned by delegated_.
+  Result<const Targets*> load_delegated(const DelegatedRole& role, const Delegations& parent);
 
   TrustedMetadata trusted_;
   MetadataSource& source_;
   UpdaterOptions options_;
+  Status load_status_;  // why the trusted root is unusable; refresh() and lookups return it
   Root root_;
   std::optional<Timestamp> timestamp_;
   std::optional<Snapshot> snapshot_;
   std::optional<Targets> targets_;
-  std::map<std::string, Targets> delegated_;
+  std::map<std::string, LoadedRole> delegated_;
   bool unchanged_ = false;
 };
 
