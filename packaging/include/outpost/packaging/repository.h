@@ -1,0 +1,178 @@
+// The publisher side of a repository (docs/format-repository.md): creating it, delegating
+// bundle-name prefixes to publisher keys, publishing bundle versions, re-signing the
+// timestamp and rotating root keys. Every file is written through temp + fsync + rename, in an
+// order such that a reader fetching timestamp.json at any moment sees the old release or the
+// complete new one (timestamp.json last).
+//
+// Keys are passed in by the caller and never written into the repository tree.
+// Concurrency: the operations that change a repository take an exclusive lock (flock on
+// REPO/metadata); a second concurrent writer gets kAborted ("try again"). Memory: publish()
+// streams every file (chunk, hash, compress, append to the pack) and keeps only the file
+// table, the chunk index and a chunk-id map of the repository in memory.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/base/bytes.h"
+#include "outpost/base/clock.h"
+#include "outpost/base/status.h"
+#include "outpost/crypto/keys.h"
+#include "outpost/crypto/tuf.h"
+#include "outpost/packaging/bundle_source.h"
+#include "outpost/packaging/chunker.h"
+#include "outpost/packaging/compress.h"
+#include "outpost/packaging/manifest.h"
+
+namespace outpost::packaging {
+
+inline constexpr std::int64_t kSecondsPerDay = 86400;
+
+// How long each role's metadata stays valid after it is signed (docs/format-repository.md).
+struct Expiries {
+  std::int64_t root = 365 * kSecondsPerDay;
+  std::int64_t targets = 365 * kSecondsPerDay;
+  std::int64_t delegated = 365 * kSecondsPerDay;
+  std::int64_t snapshot = 30 * kSecondsPerDay;
+  std::int64_t timestamp = 7 * kSecondsPerDay;
+};
+
+struct InitOptions {
+  std::vector<const crypto::SecretKey*> root_keys;  // >= threshold distinct keys; all sign
+  int threshold = 1;
+  const crypto::SecretKey* targets_key = nullptr;    // required
+  const crypto::SecretKey* snapshot_key = nullptr;   // required
+  const crypto::SecretKey* timestamp_key = nullptr;  // required
+  Expiries expiry;
+  ChunkerParams chunking;  // recorded in outpost-repository.json as the repository default
+  Clock* clock = nullptr;  // nullptr: system_clock()
+};
+
+// Creates a repository in repo_dir (created if missing): metadata/1.root.json and root.json,
+// 1.targets.json (no delegations), 1.snapshot.json, timestamp.json, the empty targets/,
+// objects/ and packs/ folders, and outpost-repository.json.
+// kInvalidArgument: a missing key, threshold < 1 or above the number of distinct root keys.
+// kFailedPrecondition: repo_dir exists and is not empty. I/O errors per errno.
+Status init_repository(const std::string& repo_dir, const InitOptions& options);
+
+// Delegates bundle names under `prefix` (1-6 segments, e.g. "un/ga") to `publisher`: the role
+// named like the prefix with '/' -> '.' ("un.ga"), paths "PREFIX/*" ... one pattern per depth,
+// terminating, listed before less specific prefixes. When the role exists its key is replaced
+// (the old publisher key is revoked for it; the new publisher's next publish re-signs the
+// role's metadata). Writes a new targets version, snapshot and timestamp.
+// kInvalidArgument: bad prefix, or a prefix whose role name is a top-level role name or the
+// name of another prefix's role ("a.b" vs "a/b"). kFailedPrecondition: a key is not the one
+// the root lists for its role. kAborted: another writer holds the repository.
+Status delegate(const std::string& repo_dir, const crypto::SecretKey& targets_key,
+                const crypto::SecretKey& snapshot_key, const crypto::SecretKey& timestamp_key,
+                const crypto::PublicKey& publisher, std::string prefix, Clock& clock,
+                const Expiries& expiry = {});
+
+struct PublishOptions {
+  std::string source_dir;
+  BundleOverrides overrides;  // --bundle / --kind / --title
+  const crypto::SecretKey* publisher_key = nullptr;  // required: the key delegated the name
+  const crypto::SecretKey* snapshot_key = nullptr;   // required
+  const crypto::SecretKey* timestamp_key = nullptr;  // required
+  ChunkerParams chunking;
+  int zstd_level = kDefaultChunkLevel;
+  Expiries expiry;
+  Clock* clock = nullptr;  // nullptr: system_clock()
+};
+
+struct PublishResult {
+  std::string bundle;
+  std::int64_t version = 0;  // the new version, or the current one when unchanged
+  bool unchanged = false;    // content, file table, kind and meta equal the current version
+  std::uint64_t files = 0;
+  std::uint64_t bytes = 0;           // content bytes
+  std::uint64_t new_chunks = 0;      // chunk records written to the new pack
+  std::uint64_t reused_chunks = 0;   // chunk references served by chunks already stored
+  std::uint64_t pack_bytes = 0;      // size of the new pack (0 when none was needed)
+  std::optional<crypto::Digest> pack_id;
+  std::string manifest_path;         // repository-relative path of the manifest file
+};
+
+// Publishes the folder as the next version of its bundle: chunks every file, reuses chunks
+// the repository already stores (those of the current version of every bundle), writes one
+// new pack with the new chunks only, the chunk index, the manifest, the delegated role's
+// metadata (signed by publisher_key), the snapshot and the timestamp, in that order.
+// Nothing is written when the content is unchanged (result.unchanged).
+// kFailedPrecondition: no delegation covers the bundle name, or publisher_key is not the key
+// delegated it ("key K is not delegated bundle name B: ask the repository owner to run
+// 'outpost repo delegate'"), or a snapshot/timestamp key is not the one the root lists.
+// kInvalidArgument: bad source folder (see read_bundle_dir), missing keys, bad chunking.
+// kAborted: a source file changed while it was read (publish again), or another writer holds
+// the repository. kCorruption: the repository's own files are damaged.
+Result<PublishResult> publish(const std::string& repo_dir, const PublishOptions& options);
+
+// Re-signs timestamp.json with a new version and expiry (same snapshot).
+// kFailedPrecondition: the key is not the root's timestamp key, or the current snapshot
+// expires before the new timestamp would (clients would then refuse the snapshot): use
+// refresh_snapshot() instead.
+Status refresh_timestamp(const std::string& repo_dir, const crypto::SecretKey& timestamp_key,
+                         Clock& clock, const Expiries& expiry = {});
+
+// Re-signs the snapshot (new version, same contents, new expiry) and then the timestamp: what
+// `outpost repo refresh` does when both online keys are at hand, so a repository without new
+// publications stays valid. kFailedPrecondition: a key is not the one the root lists.
+Status refresh_snapshot(const std::string& repo_dir, const crypto::SecretKey& snapshot_key,
+                        const crypto::SecretKey& timestamp_key, Clock& clock,
+                        const Expiries& expiry = {});
+
+struct RotateOptions {
+  // Current root keys; together they must meet the current root threshold. They all sign.
+  std::vector<const crypto::SecretKey*> old_root_keys;
+  // The new root role's keys (may repeat old ones; leaving one out revokes it). They all sign.
+  std::vector<const crypto::SecretKey*> new_root_keys;
+  int threshold = 1;  // of the new root role
+  // The keys of the top-level roles in the new root: the current ones, or replacements. The
+  // targets metadata is re-signed when its key changes; snapshot and timestamp always are.
+  const crypto::SecretKey* targets_key = nullptr;
+  const crypto::SecretKey* snapshot_key = nullptr;
+  const crypto::SecretKey* timestamp_key = nullptr;
+  Expiries expiry;
+  Clock* clock = nullptr;
+};
+
+// Writes root version N+1 (metadata/N+1.root.json and root.json) signed by the old and the
+// new root keys, then what the key changes require (targets), a new snapshot and timestamp.
+// kFailedPrecondition: the old keys do not meet the current threshold. kInvalidArgument:
+// missing keys, threshold < 1 or above the number of distinct new root keys.
+Status rotate_root(const std::string& repo_dir, const RotateOptions& options);
+
+// ---- reading a repository on disk (publisher tools, tests, `outpost show` on a local repo) --
+
+struct RepositoryState {
+  crypto::tuf::Root root;
+  crypto::tuf::Timestamp timestamp;
+  crypto::tuf::Snapshot snapshot;
+  crypto::tuf::Targets targets;
+  std::map<std::string, crypto::tuf::Targets> roles;  // delegated roles listed in the snapshot
+};
+
+// Parses the current metadata (root.json, timestamp.json and the files it leads to). Does not
+// verify signatures: this is the publisher reading its own tree. kNotFound when repo_dir is not
+// a repository; kCorruption when a file is malformed.
+Result<RepositoryState> load_repository(const std::string& repo_dir);
+
+struct PublishedManifest {
+  Manifest manifest;
+  Bytes bytes;         // the file as published
+  std::string path;    // repository-relative
+};
+// The current manifest of `bundle`, checked against its target entry (length, sha256).
+// kNotFound when the bundle has no published version.
+Result<PublishedManifest> load_current_manifest(const std::string& repo_dir,
+                                                const RepositoryState& state,
+                                                const std::string& bundle);
+
+// "un/ga" -> "un.ga"; and the TUF path patterns of that delegation.
+std::string role_name_for_prefix(std::string_view prefix);
+std::vector<std::string> role_paths_for_prefix(std::string_view prefix);
+
+}  // namespace outpost::packaging

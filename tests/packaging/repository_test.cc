@@ -1,0 +1,669 @@
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "outpost/base/clock.h"
+#include "outpost/base/fs.h"
+#include "outpost/crypto/hash.h"
+#include "outpost/crypto/keys.h"
+#include "outpost/crypto/tuf.h"
+#include "outpost/packaging/bundle_source.h"
+#include "outpost/packaging/chunk_index.h"
+#include "outpost/packaging/compress.h"
+#include "outpost/packaging/content.h"
+#include "outpost/packaging/pack.h"
+#include "outpost/packaging/repository.h"
+#include "support/test_support.h"
+
+namespace op = outpost::packaging;
+namespace tuf = outpost::crypto::tuf;
+namespace fs = std::filesystem;
+using outpost::Bytes;
+using outpost::ByteView;
+using outpost::Code;
+using outpost::Status;
+using outpost::crypto::SecretKey;
+
+namespace {
+
+class FixedClock : public outpost::Clock {
+ public:
+  explicit FixedClock(std::int64_t t) : t_(t) {}
+  std::int64_t now() const override { return t_; }
+  void advance(std::int64_t s) { t_ += s; }
+
+ private:
+  std::int64_t t_;
+};
+
+SecretKey new_key() {
+  REQUIRE(outpost::crypto::init());
+  auto k = SecretKey::generate();
+  REQUIRE(k.ok());
+  return std::move(k).value();
+}
+
+// Copies a sample folder and makes it writable (the samples are read-only).
+void copy_sample(const std::string& from, const std::string& to) {
+  outpost::test::copy_tree(from, to);
+  for (const auto& e : fs::recursive_directory_iterator(to)) {
+    fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+  }
+  fs::permissions(to, fs::perms::owner_write, fs::perm_options::add);
+}
+
+// A repository with every key, the "un" and "itu" prefixes delegated to `publisher`.
+struct Repo {
+  outpost::test::TempDir tmp;
+  std::string dir = tmp / "repo";
+  SecretKey root = new_key();
+  SecretKey targets = new_key();
+  SecretKey snapshot = new_key();
+  SecretKey timestamp = new_key();
+  SecretKey publisher = new_key();
+  FixedClock clock{1795887780};
+
+  Repo() {
+    op::InitOptions o;
+    o.root_keys = {&root};
+    o.targets_key = &targets;
+    o.snapshot_key = &snapshot;
+    o.timestamp_key = &timestamp;
+    o.clock = &clock;
+    REQUIRE(op::init_repository(dir, o).ok());
+    REQUIRE(op::delegate(dir, targets, snapshot, timestamp, publisher.public_key(), "un", clock).ok());
+    REQUIRE(op::delegate(dir, targets, snapshot, timestamp, publisher.public_key(), "itu", clock).ok());
+  }
+
+  op::PublishOptions options(const std::string& src, const SecretKey* key = nullptr) {
+    op::PublishOptions o;
+    o.source_dir = src;
+    o.publisher_key = key != nullptr ? key : &publisher;
+    o.snapshot_key = &snapshot;
+    o.timestamp_key = &timestamp;
+    o.clock = &clock;
+    return o;
+  }
+
+  op::PublishResult publish_ok(const std::string& src, std::optional<std::string> name = {}) {
+    op::PublishOptions o = options(src);
+    o.overrides.name = std::move(name);
+    clock.advance(60);
+    auto r = op::publish(dir, o);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    return std::move(r).value();
+  }
+};
+
+// Reads metadata files from a repository folder, as a TUF client would from a mirror.
+class DirSource : public tuf::MetadataSource {
+ public:
+  explicit DirSource(std::string dir) : dir_(std::move(dir)) {}
+  outpost::Result<Bytes> fetch(const std::string& filename, std::uint64_t max_length) override {
+    const std::string p = dir_ + "/metadata/" + filename;
+    if (!fs::exists(p)) return Status::NotFound(filename);
+    Bytes b = outpost::test::read_all(p);
+    if (b.size() > max_length) return Status::Corruption(filename + " longer than declared");
+    return b;
+  }
+
+ private:
+  std::string dir_;
+};
+
+// Rebuilds every file of the current version of `bundle` from the repository's packs and
+// checks it against `src_dir`, and the content root against the manifest.
+void check_rebuild(const std::string& repo, const std::string& bundle, const std::string& src_dir) {
+  auto st = op::load_repository(repo);
+  REQUIRE(st.ok());
+  auto pm = op::load_current_manifest(repo, *st, bundle);
+  REQUIRE(pm.ok());
+  const op::Manifest& m = pm->manifest;
+  const Bytes ibytes = outpost::test::read_all(repo + "/" + m.index.path);
+  CHECK(outpost::crypto::blake2b(ibytes) == m.index.blake2b);
+  auto idx = op::ChunkIndex::parse(ibytes, m.chunking.max);
+  REQUIRE(idx.ok());
+  REQUIRE(idx->check_against(m).ok());
+  op::Decompressor d;
+  op::ContentHasher h;
+  std::size_t k = 0;
+  for (std::size_t f = 0; f < m.files.size(); ++f) {
+    REQUIRE(h.add_file(m.files[f].path, m.files[f].mode, m.files[f].size).ok());
+    Bytes file;
+    for (std::uint32_t n = 0; n < idx->file_chunks[f]; ++n, ++k) {
+      const op::ChunkEntry& e = idx->chunks[k];
+      auto raw = op::read_chunk(repo + "/" + op::pack_object_path(idx->packs[e.pack]), e, d);
+      REQUIRE(raw.ok());
+      file.insert(file.end(), raw->begin(), raw->end());
+    }
+    REQUIRE(h.update(file).ok());
+    CHECK(file == outpost::test::read_all(src_dir + "/" + m.files[f].path));
+  }
+  auto root = h.finish();
+  REQUIRE(root.ok());
+  CHECK(*root == m.content_root);
+}
+
+std::set<outpost::crypto::Digest> chunk_ids_of_dir(const std::string& dir) {
+  std::set<outpost::crypto::Digest> ids;
+  auto src = op::read_bundle_dir(dir, {.name = "x/y"});
+  REQUIRE(src.ok());
+  for (const auto& f : src->files) {
+    REQUIRE(op::chunk_file(src->full_path(f), {}, [&](ByteView c) {
+              ids.insert(outpost::crypto::blake2b(c));
+              return Status::Ok();
+            }).ok());
+  }
+  return ids;
+}
+
+std::size_t count_files(const std::string& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("publishing the samples makes a repository a TUF client can verify",
+          "[packaging][repository]") {
+  Repo repo;
+  const std::string res = repo.tmp / "src/res";
+  const std::string ind = repo.tmp / "src/ind";
+  copy_sample(outpost::test::samples_dir() + "/resolutions/A-RES-75-202", res);
+  copy_sample(outpost::test::samples_dir() + "/indicators/itu-ict-2019", ind);
+
+  const auto r1 = repo.publish_ok(res);
+  CHECK(r1.bundle == "un/ga/A-RES-75-202");
+  CHECK(r1.version == 1);
+  CHECK(!r1.unchanged);
+  CHECK(r1.files == 2);
+  CHECK(r1.bytes == 42027 + fs::file_size(res + "/bundle.json"));
+  CHECK(r1.new_chunks >= 2);
+  CHECK(r1.reused_chunks == 0);
+  CHECK(r1.pack_bytes > 0);
+  REQUIRE(r1.pack_id);
+  CHECK(fs::exists(repo.dir + "/" + op::pack_object_path(*r1.pack_id)));
+  const auto r2 = repo.publish_ok(ind);
+  CHECK(r2.bundle == "itu/ict/digital-divide-2019");
+  CHECK(r2.version == 1);
+
+  check_rebuild(repo.dir, "un/ga/A-RES-75-202", res);
+  check_rebuild(repo.dir, "itu/ict/digital-divide-2019", ind);
+
+  auto st = op::load_repository(repo.dir);
+  REQUIRE(st.ok());
+  auto pm = op::load_current_manifest(repo.dir, *st, "un/ga/A-RES-75-202");
+  REQUIRE(pm.ok());
+  CHECK(pm->manifest.kind == "resolution");
+  CHECK(pm->manifest.meta.find("symbol") != nullptr);
+  CHECK(pm->manifest.meta.find("name") == nullptr);
+  CHECK(pm->manifest.meta.find("files") == nullptr);
+  CHECK(pm->manifest.files[0].type == "text/markdown");
+
+  // An independent check of the metadata: the TUF client workflow from the first root.
+  tuf::TrustedMetadata trusted;
+  trusted.root = outpost::test::read_all(repo.dir + "/metadata/1.root.json");
+  DirSource source(repo.dir);
+  tuf::UpdaterOptions uo;
+  uo.now = repo.clock.now();
+  tuf::Updater updater(trusted, source, uo);
+  Status s = updater.refresh();
+  INFO(s.message());
+  REQUIRE(s.ok());
+  auto tf = updater.find_target("un/ga/A-RES-75-202/manifest.json");
+  INFO(tf.status().message());
+  REQUIRE(tf.ok());
+  CHECK(tf->length == static_cast<std::int64_t>(pm->bytes.size()));
+  CHECK(tf->sha256 == outpost::crypto::hex(outpost::crypto::sha256(pm->bytes)));
+  const outpost::Json* custom = tf->custom.find("outpost");
+  REQUIRE(custom != nullptr);
+  CHECK(custom->find("version")->as_int() == 1);
+  CHECK(custom->find("kind")->as_string() == "resolution");
+
+  // No key material in the tree.
+  for (const auto& e : fs::recursive_directory_iterator(repo.dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string text(outpost::as_chars(outpost::test::read_all(e.path().string())));
+    CHECK(text.find("secret") == std::string::npos);
+  }
+}
+
+TEST_CASE("a second version stores only the chunks that changed", "[packaging][repository]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  copy_sample(outpost::test::samples_dir() + "/resolutions/A-RES-75-202", src);
+  // A larger file so the edit sits among many chunks.
+  Bytes big = outpost::test::random_bytes(2u << 20, 77);
+  outpost::test::write_all(src + "/annex.bin", big);
+  const auto v1 = repo.publish_ok(src);
+  const auto ids_v1 = chunk_ids_of_dir(src);
+  CHECK(v1.new_chunks == ids_v1.size());
+
+  big[1u << 20] ^= 0xFF;  // one byte in the middle
+  outpost::test::write_all(src + "/annex.bin", big);
+  const auto ids_v2 = chunk_ids_of_dir(src);
+  std::size_t expected_new = 0;
+  for (const auto& id : ids_v2) expected_new += ids_v1.count(id) == 0 ? 1 : 0;
+  CHECK(expected_new >= 1);
+  CHECK(expected_new <= 2);
+
+  const auto v2 = repo.publish_ok(src);
+  CHECK(v2.version == 2);
+  CHECK(v2.new_chunks == expected_new);
+  CHECK(v2.reused_chunks > 200);
+  CHECK(v2.pack_bytes < 2 * 65536 + 1024);
+  check_rebuild(repo.dir, "un/ga/A-RES-75-202", src);
+
+  SECTION("publishing identical content again is unchanged") {
+    auto ts_before = outpost::test::read_all(repo.dir + "/metadata/timestamp.json");
+    const std::size_t files_before = count_files(repo.dir);
+    const auto v3 = repo.publish_ok(src);
+    CHECK(v3.unchanged);
+    CHECK(v3.version == 2);
+    CHECK(v3.new_chunks == 0);
+    CHECK(outpost::test::read_all(repo.dir + "/metadata/timestamp.json") == ts_before);
+    CHECK(count_files(repo.dir) == files_before);
+  }
+  SECTION("a changed title alone is a new version") {
+    op::PublishOptions o = repo.options(src);
+    o.overrides.title = "A new title";
+    auto v3 = op::publish(repo.dir, o);
+    REQUIRE(v3.ok());
+    CHECK(!v3->unchanged);
+    CHECK(v3->version == 3);
+    CHECK(v3->new_chunks == 0);
+    CHECK(!v3->pack_id);
+  }
+}
+
+TEST_CASE("content shared between two bundles is stored once", "[packaging][repository]") {
+  Repo repo;
+  const std::string a = repo.tmp / "a";
+  const std::string b = repo.tmp / "b";
+  outpost::test::make_dirs(a);
+  outpost::test::make_dirs(b + "/sub");
+  const Bytes data = outpost::test::random_bytes(500000, 5);
+  outpost::test::write_all(a + "/data.bin", data);
+  outpost::test::write_all(b + "/sub/copy.bin", data);
+  const auto ra = repo.publish_ok(a, "un/stats/one");
+  CHECK(ra.new_chunks > 20);
+  const auto rb = repo.publish_ok(b, "un/stats/two");
+  CHECK(rb.version == 1);
+  CHECK(rb.new_chunks == 0);
+  CHECK(rb.reused_chunks == ra.new_chunks);
+  CHECK(!rb.pack_id);
+  std::size_t packs = 0;
+  for (const auto& e : fs::directory_iterator(repo.dir + "/packs")) packs += e.path().extension() == ".pack";
+  CHECK(packs == 1);
+  check_rebuild(repo.dir, "un/stats/two", b);
+}
+
+TEST_CASE("a bundle name outside the publisher's delegation is refused", "[packaging][repository]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  outpost::test::make_dirs(src);
+  outpost::test::write_text(src + "/a.txt", "hello");
+
+  op::PublishOptions o = repo.options(src);
+  o.overrides.name = "who/else/thing";
+  auto r = op::publish(repo.dir, o);
+  REQUIRE(!r.ok());
+  CHECK(r.error().code() == Code::kFailedPrecondition);
+  CHECK_THAT(r.error().message(), Catch::Contains("no delegation covers bundle name who/else/thing"));
+
+  SecretKey other = new_key();
+  op::PublishOptions o2 = repo.options(src, &other);
+  o2.overrides.name = "un/ga/thing";
+  auto r2 = op::publish(repo.dir, o2);
+  REQUIRE(!r2.ok());
+  CHECK(r2.error().code() == Code::kFailedPrecondition);
+  CHECK_THAT(r2.error().message(), Catch::Contains("is not delegated bundle name un/ga/thing"));
+  CHECK_THAT(r2.error().message(), Catch::Contains("outpost repo delegate"));
+
+  // A more specific delegation to the other key takes "un/ga" away from the first publisher.
+  REQUIRE(op::delegate(repo.dir, repo.targets, repo.snapshot, repo.timestamp, other.public_key(),
+                       "un/ga", repo.clock)
+              .ok());
+  {
+    auto r3 = op::publish(repo.dir, o2);
+    INFO(r3.status().message());
+    CHECK(r3.ok());
+  }
+  op::PublishOptions o3 = repo.options(src);
+  o3.overrides.name = "un/ga/other";
+  CHECK(op::publish(repo.dir, o3).status().code() == Code::kFailedPrecondition);
+  o3.overrides.name = "un/sc/other";
+  CHECK(op::publish(repo.dir, o3).ok());
+
+  // The wrong snapshot key is caught before anything is written.
+  op::PublishOptions o4 = repo.options(src);
+  o4.overrides.name = "un/sc/third";
+  o4.snapshot_key = &other;
+  CHECK(op::publish(repo.dir, o4).status().code() == Code::kFailedPrecondition);
+}
+
+TEST_CASE("delegation prefixes that clash with TUF role names are refused", "[packaging][repository]") {
+  Repo repo;
+  for (const char* bad : {"targets", "root", "snapshot", "timestamp", "un/../x", "a b", ""}) {
+    INFO(bad);
+    CHECK(op::delegate(repo.dir, repo.targets, repo.snapshot, repo.timestamp,
+                       repo.publisher.public_key(), bad, repo.clock)
+              .code() == Code::kInvalidArgument);
+  }
+  REQUIRE(op::delegate(repo.dir, repo.targets, repo.snapshot, repo.timestamp,
+                       repo.publisher.public_key(), "a.b", repo.clock)
+              .ok());
+  CHECK(op::delegate(repo.dir, repo.targets, repo.snapshot, repo.timestamp,
+                     repo.publisher.public_key(), "a/b", repo.clock)
+            .code() == Code::kInvalidArgument);
+  CHECK(op::role_paths_for_prefix("un/ga") ==
+        std::vector<std::string>{"un/ga/*", "un/ga/*/*", "un/ga/*/*/*", "un/ga/*/*/*/*",
+                                 "un/ga/*/*/*/*/*"});
+  CHECK(op::role_name_for_prefix("un/ga") == "un.ga");
+  // The wrong targets key cannot delegate.
+  CHECK(op::delegate(repo.dir, repo.publisher, repo.snapshot, repo.timestamp,
+                     repo.publisher.public_key(), "x", repo.clock)
+            .code() == Code::kFailedPrecondition);
+}
+
+TEST_CASE("source folders with links, odd files or bad names are refused", "[packaging][repository]") {
+  outpost::test::TempDir tmp;
+  const std::string src = tmp / "src";
+  outpost::test::make_dirs(src + "/d");
+  outpost::test::write_text(src + "/d/b.txt", "b");
+  outpost::test::write_text(src + "/a.txt", "a");
+  outpost::test::write_text(src + "/run.sh", "#!/bin/sh\n");
+  ::chmod((src + "/run.sh").c_str(), 0700);
+  auto ok = op::read_bundle_dir(src, {.name = "un/x"});
+  REQUIRE(ok.ok());
+  CHECK(ok->kind == "generic");
+  REQUIRE(ok->files.size() == 3);
+  CHECK(ok->files[0].path == "a.txt");
+  CHECK(ok->files[1].path == "d/b.txt");
+  CHECK(ok->files[2].path == "run.sh");
+  CHECK(ok->files[2].mode == 0755);
+  CHECK(ok->files[0].mode == 0644);
+
+  CHECK(op::read_bundle_dir(src).status().code() == Code::kInvalidArgument);  // no name
+  CHECK(op::read_bundle_dir(src, {.name = "bad"}).status().code() == Code::kInvalidArgument);
+  CHECK(op::read_bundle_dir(src, {.name = "un/x", .kind = "novel"}).status().code() ==
+        Code::kInvalidArgument);
+  CHECK(op::read_bundle_dir(tmp / "missing", {.name = "un/x"}).status().code() == Code::kNotFound);
+
+  SECTION("symlink") {
+    REQUIRE(::symlink("/etc/passwd", (src + "/passwd").c_str()) == 0);
+    auto r = op::read_bundle_dir(src, {.name = "un/x"});
+    REQUIRE(!r.ok());
+    CHECK(r.error().code() == Code::kInvalidArgument);
+    CHECK_THAT(r.error().message(), Catch::Contains("symbolic link"));
+  }
+  SECTION("backslash in a name") {
+    outpost::test::write_text(src + "/a\\b.txt", "x");
+    CHECK(op::read_bundle_dir(src, {.name = "un/x"}).status().code() == Code::kInvalidArgument);
+  }
+  SECTION("control character in a name") {
+    outpost::test::write_text(src + "/a\nb.txt", "x");
+    CHECK(op::read_bundle_dir(src, {.name = "un/x"}).status().code() == Code::kInvalidArgument);
+  }
+  SECTION("FIFO") {
+    REQUIRE(::mkfifo((src + "/pipe").c_str(), 0644) == 0);
+    CHECK(op::read_bundle_dir(src, {.name = "un/x"}).status().code() == Code::kInvalidArgument);
+  }
+  SECTION("bundle.json names the bundle, overrides win") {
+    outpost::test::write_text(src + "/bundle.json",
+                              R"({"name":"un/from-file","kind":"indicator","title":"T","files":{"a":"a.txt"}})");
+    auto r = op::read_bundle_dir(src);
+    REQUIRE(r.ok());
+    CHECK(r->name == "un/from-file");
+    CHECK(r->kind == "indicator");
+    CHECK(r->meta.find("title")->as_string() == "T");
+    CHECK(r->meta.find("files") == nullptr);
+    CHECK(r->files.size() == 4);  // bundle.json is published too
+    auto o = op::read_bundle_dir(src, {.name = "un/other", .title = "New"});
+    REQUIRE(o.ok());
+    CHECK(o->name == "un/other");
+    CHECK(o->meta.find("title")->as_string() == "New");
+    outpost::test::write_text(src + "/bundle.json", R"({"name":"un/x","files":{"a":"nope.txt"}})");
+    CHECK(op::read_bundle_dir(src).status().code() == Code::kInvalidArgument);
+    outpost::test::write_text(src + "/bundle.json", R"({"name":)");
+    CHECK(op::read_bundle_dir(src).status().code() == Code::kCorruption);
+  }
+}
+
+TEST_CASE("init refuses a non-empty folder; refresh and rotate keep clients following",
+          "[packaging][repository]") {
+  Repo repo;
+  SecretKey k = new_key();
+  op::InitOptions o;
+  o.root_keys = {&k};
+  o.targets_key = &k;
+  o.snapshot_key = &k;
+  o.timestamp_key = &k;
+  CHECK(op::init_repository(repo.dir, o).code() == Code::kFailedPrecondition);
+  o.threshold = 2;
+  CHECK(op::init_repository(repo.tmp / "new", o).code() == Code::kInvalidArgument);
+
+  const std::string src = repo.tmp / "src";
+  copy_sample(outpost::test::samples_dir() + "/resolutions/A-RES-75-202", src);
+  repo.publish_ok(src);
+
+  tuf::TrustedMetadata trusted;
+  trusted.root = outpost::test::read_all(repo.dir + "/metadata/1.root.json");
+  DirSource source(repo.dir);
+
+  // Refresh: a new timestamp version, still valid for a client 6 days later only because of it.
+  repo.clock.advance(6 * op::kSecondsPerDay);
+  REQUIRE(op::refresh_timestamp(repo.dir, repo.timestamp, repo.clock).ok());
+  CHECK(op::refresh_timestamp(repo.dir, repo.snapshot, repo.clock).code() ==
+        Code::kFailedPrecondition);
+  repo.clock.advance(3 * op::kSecondsPerDay);
+  {
+    tuf::UpdaterOptions uo;
+    uo.now = repo.clock.now();
+    tuf::Updater u(trusted, source, uo);
+    Status s = u.refresh();
+    INFO(s.message());
+    CHECK(s.ok());
+  }
+
+  // Rotate: a new root key and a new timestamp key; the old root key is revoked.
+  SecretKey root2 = new_key();
+  SecretKey ts2 = new_key();
+  op::RotateOptions ro;
+  ro.old_root_keys = {&repo.root};
+  ro.new_root_keys = {&root2};
+  ro.targets_key = &repo.targets;
+  ro.snapshot_key = &repo.snapshot;
+  ro.timestamp_key = &ts2;
+  ro.clock = &repo.clock;
+  op::RotateOptions missing_old = ro;
+  missing_old.old_root_keys = {&root2};
+  CHECK(op::rotate_root(repo.dir, missing_old).code() == Code::kFailedPrecondition);
+  REQUIRE(op::rotate_root(repo.dir, ro).ok());
+  CHECK(fs::exists(repo.dir + "/metadata/2.root.json"));
+  CHECK(outpost::test::read_all(repo.dir + "/metadata/root.json") ==
+        outpost::test::read_all(repo.dir + "/metadata/2.root.json"));
+  {
+    tuf::UpdaterOptions uo;
+    uo.now = repo.clock.now();
+    tuf::Updater u(trusted, source, uo);
+    Status s = u.refresh();
+    INFO(s.message());
+    REQUIRE(s.ok());
+    CHECK(u.root().version == 2);
+    CHECK(u.find_target("un/ga/A-RES-75-202/manifest.json").ok());
+  }
+  // The old timestamp key no longer works; the new one does.
+  CHECK(op::refresh_timestamp(repo.dir, repo.timestamp, repo.clock).code() ==
+        Code::kFailedPrecondition);
+  CHECK(op::refresh_timestamp(repo.dir, ts2, repo.clock).ok());
+
+  // A month without publications: the snapshot would expire under a fresh timestamp, so only
+  // a refresh with the snapshot key keeps the repository valid.
+  repo.clock.advance(25 * op::kSecondsPerDay);
+  CHECK(op::refresh_timestamp(repo.dir, ts2, repo.clock).code() == Code::kFailedPrecondition);
+  CHECK(op::refresh_snapshot(repo.dir, repo.snapshot, repo.timestamp, repo.clock).code() ==
+        Code::kFailedPrecondition);
+  REQUIRE(op::refresh_snapshot(repo.dir, repo.snapshot, ts2, repo.clock).ok());
+  repo.clock.advance(5 * op::kSecondsPerDay);
+  {
+    tuf::UpdaterOptions uo;
+    uo.now = repo.clock.now();
+    tuf::Updater u(trusted, source, uo);
+    Status s = u.refresh();
+    INFO(s.message());
+    CHECK(s.ok());
+  }
+}
+
+// caniuse-lite-like data: 841 region files of statistics; ~560 change between releases.
+namespace {
+
+std::string region_name(int i) {
+  const char* letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  std::string n;
+  n += letters[i / 26 % 26];
+  n += letters[i % 26];
+  if (i >= 676) n += std::to_string(i / 676);
+  return n;
+}
+
+struct Rng {
+  std::uint64_t x;
+  std::uint64_t next() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  }
+};
+
+std::string format_share(std::uint64_t v) {
+  // Like caniuse-lite: shares with up to 6 significant decimals, trailing zeros dropped.
+  std::string s = std::to_string(v / 1000000) + "." ;
+  std::string frac = std::to_string(1000000 + v % 1000000).substr(1);
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  if (frac.empty()) return std::to_string(v / 1000000);
+  return s + frac;
+}
+
+void write_region(const std::string& path, std::uint64_t seed, int release) {
+  Rng base{seed * 2654435761u + 1};
+  Rng drift{seed * 97 + static_cast<std::uint64_t>(release) * 7919 + 3};
+  std::string out = "module.exports={C:{";
+  for (int browser = 0; browser < 18; ++browser) {
+    if (browser > 0) out += "},";
+    out += 'B';
+    out += std::to_string(browser);
+    out += ":{";
+    for (int ver = 0; ver < 12; ++ver) {
+      std::uint64_t v = base.next() % 3000000;
+      if (v > 1000000) v = 0;  // many zero shares, as in the real data
+      if (release > 0 && v != 0 && drift.next() % 4 == 0) v = v + drift.next() % 20000 - 10000;
+      if (ver > 0) out += ",";
+      out += '"';
+      out += std::to_string(ver + 2);
+      out += "\":";
+      out += format_share(v);
+    }
+  }
+  out += "}},B:" + std::to_string(base.next() % 100) + "};\n";
+  outpost::test::write_text(path, out);
+}
+
+}  // namespace
+
+TEST_CASE("signed metadata of a caniuse-like update compresses to under 2 KB",
+          "[packaging][repository][bytes]") {
+  Repo repo;
+  const std::string src = repo.tmp / "caniuse";
+  outpost::test::make_dirs(src + "/data/regions");
+  for (int i = 0; i < 841; ++i) {
+    write_region(src + "/data/regions/" + region_name(i) + ".js", static_cast<std::uint64_t>(i), 0);
+  }
+  const auto v1 = repo.publish_ok(src, "un/stats/caniuse-like");
+  CHECK(v1.files == 841);
+  auto st1 = op::load_repository(repo.dir);
+  REQUIRE(st1.ok());
+  auto m1 = op::load_current_manifest(repo.dir, *st1, "un/stats/caniuse-like");
+  REQUIRE(m1.ok());
+  const std::int64_t role_v1 = st1->snapshot.meta.at("un.json").version;
+
+  int changed = 0;
+  for (int i = 0; i < 841; ++i) {
+    if (i % 3 == 2) continue;  // 2 of 3 files change: 561
+    write_region(src + "/data/regions/" + region_name(i) + ".js", static_cast<std::uint64_t>(i), 1);
+    ++changed;
+  }
+  const auto v2 = repo.publish_ok(src, "un/stats/caniuse-like");
+  CHECK(v2.version == 2);
+  auto st2 = op::load_repository(repo.dir);
+  REQUIRE(st2.ok());
+  auto m2 = op::load_current_manifest(repo.dir, *st2, "un/stats/caniuse-like");
+  REQUIRE(m2.ok());
+  std::size_t size_changes = 0;
+  for (std::size_t i = 0; i < m2->manifest.files.size(); ++i) {
+    size_changes += m1->manifest.files[i].size != m2->manifest.files[i].size ? 1 : 0;
+  }
+  const std::int64_t role_v2 = st2->snapshot.meta.at("un.json").version;
+  CHECK(role_v2 == role_v1 + 1);
+  const Bytes role1 = outpost::test::read_all(repo.dir + "/metadata/" + std::to_string(role_v1) + ".un.json");
+  const Bytes role2 = outpost::test::read_all(repo.dir + "/metadata/" + std::to_string(role_v2) + ".un.json");
+
+  op::Compressor c(19);
+  auto manifest_delta = c.compress_with_prefix(m2->bytes, m1->bytes);
+  auto role_delta = c.compress_with_prefix(role2, role1);
+  REQUIRE(manifest_delta.ok());
+  REQUIRE(role_delta.ok());
+  const std::size_t total = manifest_delta->size() + role_delta->size();
+  WARN("caniuse-like update: " << changed << " of 841 files changed (" << size_changes
+                               << " sizes changed); manifest " << m2->bytes.size()
+                               << " B -> delta " << manifest_delta->size() << " B; role metadata "
+                               << role2.size() << " B -> delta " << role_delta->size()
+                               << " B; total " << total << " B; new chunks " << v2.new_chunks
+                               << ", pack " << v2.pack_bytes << " B");
+  CHECK(changed == 561);
+  CHECK(size_changes > 300);
+  CHECK(total < 2048);
+  // The deltas decode to the exact signed bytes.
+  op::Decompressor d;
+  auto back = d.decompress_with_prefix(*manifest_delta, m1->bytes, m2->bytes.size());
+  REQUIRE(back.ok());
+  CHECK(*back == m2->bytes);
+}
+
+#include <sys/resource.h>
+
+TEST_CASE("publishing a 200 MB tree of 10000 files stays within bounded memory",
+          "[.][bench][packaging]") {
+  Repo repo;
+  const std::string src = repo.tmp / "big";
+  for (int d = 0; d < 100; ++d) outpost::test::make_dirs(src + "/d" + std::to_string(d));
+  for (int i = 0; i < 10000; ++i) {
+    // 20 KB of half-compressible data per file.
+    Bytes b = outpost::test::random_bytes(20000, static_cast<std::uint64_t>(i) + 1);
+    for (std::size_t k = 0; k < b.size(); k += 2) b[k] = 'a';
+    outpost::test::write_all(src + "/d" + std::to_string(i % 100) + "/f" + std::to_string(i) + ".bin", b);
+  }
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = repo.publish_ok(src, "un/big/tree");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  WARN("published " << r.files << " files, " << (r.bytes >> 20) << " MiB, " << r.new_chunks
+                    << " chunks, pack " << (r.pack_bytes >> 20) << " MiB in " << s
+                    << " s; peak RSS before " << before.ru_maxrss / 1024 << " MiB, after "
+                    << after.ru_maxrss / 1024 << " MiB");
+  CHECK(after.ru_maxrss / 1024 < 64);
+}
