@@ -104,8 +104,9 @@ Result<Common> parse_common(const Json& s, std::string_view type) {
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
+  // The spec says semver; tuf-js and python-tuf also take "1.0", which older TUF tools wrote.
   bool well_formed =
-      parts.size() == 3 && std::all_of(parts.begin(), parts.end(), [](auto& p) {
+      (parts.size() == 2 || parts.size() == 3) && std::all_of(parts.begin(), parts.end(), [](auto& p) {
         return !p.empty() && p.size() < 9 &&
                std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
       });
@@ -142,9 +143,18 @@ Result<std::map<std::string, PublicKey>> parse_keys(const Json& keys, const std:
   for (const auto& [keyid, obj] : keys.as_object()) {
     Result<PublicKey> key = PublicKey::from_tuf(obj);
     if (!key.ok()) return bad(ctx, "key " + keyid + ": " + key.error().message());
-    if (key->keyid() != keyid) {
-      return bad(ctx, "key id " + keyid + " does not match its key (the key's id is " +
-                          key->keyid() + ")");
+    // The spec hashes the key object as written, extra fields included (go-tuf and older
+    // python-tuf add "keyid_hash_algorithms"), so the id is checked against those bytes.
+    const std::string actual = hex(sha256(as_bytes(obj.canonical())));
+    if (actual != keyid) {
+      return bad(ctx, "key id " + keyid + " does not match its key (the key's id is " + actual +
+                          ")");
+    }
+    for (const auto& [other_id, other] : out) {
+      if (other == *key) {
+        return bad(ctx, "keys " + other_id + " and " + keyid +
+                            " are the same public key: a key must not count twice");
+      }
     }
     out.emplace(keyid, *key);
   }
@@ -365,7 +375,8 @@ bool DelegatedRole::matches(const std::string& path) const {
       // fnmatch needs NUL-terminated strings. No FNM_PATHNAME: each side is one segment.
       const std::string p(pats[i]);
       const std::string s(segs[i]);
-      all = ::fnmatch(p.c_str(), s.c_str(), 0) == 0;
+      // FNM_PERIOD: as in glob(7), a leading '.' is only matched by a literal '.'.
+      all = ::fnmatch(p.c_str(), s.c_str(), FNM_PERIOD) == 0;
     }
     if (all) return true;
   }
