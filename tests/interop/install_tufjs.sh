@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the pinned tuf-js (package.json and package-lock.json next to this script, with
+# integrity hashes) into DIR/node_modules with 'npm ci'. Does nothing when DIR already holds
+# an install made from the same lock file. Safe to run concurrently (flock).
+#   install_tufjs.sh DIR
+# Exit 0 installed, 77 skipped (no node or npm on this machine), anything else failed.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+dir=${1:?usage: install_tufjs.sh DIR}
+
+for tool in node npm; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "SKIP: '$tool' is not installed; the tuf-js interoperability tests need Node.js and npm" \
+         "(scripts/test.sh installs them: apt-get install nodejs npm)"
+    exit 77
+  fi
+done
+
+mkdir -p "$dir"
+exec 9>"$dir/.install.lock"
+flock 9
+
+stamp="$dir/.installed-from-package-lock.json"
+if [ -f "$dir/node_modules/tuf-js/package.json" ] && cmp -s "$here/package-lock.json" "$stamp"; then
+  echo "tuf-js $(node -p "require('$dir/node_modules/tuf-js/package.json').version") already installed in $dir"
+  exit 0
+fi
+
+rm -f "$stamp"
+cp "$here/package.json" "$here/package-lock.json" "$dir/"
+echo "installing tuf-js into $dir (node $(node --version), npm $(npm --version))"
+(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+cp "$here/package-lock.json" "$stamp"
+echo "installed tuf-js $(node -p "require('$dir/node_modules/tuf-js/package.json').version")"
