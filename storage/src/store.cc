@@ -1,11 +1,13 @@
 #include "outpost/storage/store.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cassert>
 #include <condition_variable>
 #include <filesystem>
@@ -749,6 +751,32 @@ Result<StoreStats> Store::stats() {
     OUTPOST_ASSIGN_OR_RETURN(s.entries[i], txn.count(static_cast<Table>(i)));
   }
   return s;
+}
+
+void Store::release_memory() {
+  auto txn = read();
+  if (!txn.ok()) return;
+  // LMDB hands out values in place, so any value read points into the map; the mapping that
+  // holds it is the store's.
+  MDB_val k = lmdb::val(as_bytes(kFormatKey));
+  MDB_val v{};
+  if (mdb_get(txn->impl_->txn.get(), txn->impl_->dbi(Table::kSettings), &k, &v) != MDB_SUCCESS) {
+    return;
+  }
+  auto p = reinterpret_cast<std::uintptr_t>(v.mv_data);
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) return;
+  char line[512];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long long start = 0, end = 0;
+    if (std::sscanf(line, "%llx-%llx", &start, &end) != 2) continue;
+    if (p >= start && p < end) {
+      ::madvise(reinterpret_cast<void*>(start), static_cast<std::size_t>(end - start),
+                MADV_DONTNEED);
+      break;
+    }
+  }
+  std::fclose(maps);
 }
 
 // --- keys --------------------------------------------------------------------------------

@@ -20,9 +20,12 @@ class PathSource final : public Source {
     auto data = real_fs().read_file(full, max_length);
     if (!data.ok()) {
       if (data.error().IsResourceExhausted()) {
-        return Status::Corruption(path + " in " + describe() +
-                                  " is longer than its signed length of " +
-                                  std::to_string(max_length) + " bytes");
+        // max_length is a signed length or, for files fetched before any length is
+        // signed (timestamp.json, root), a fixed size limit: say neither in particular.
+        return Status::Corruption(path + " in " + describe() + " is longer than the " +
+                                  std::to_string(max_length) +
+                                  " bytes expected (its signed length or size limit): damaged "
+                                  "or tampered; try another mirror");
       }
       return data.error();
     }

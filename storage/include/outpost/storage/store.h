@@ -197,6 +197,12 @@ class Store {
   Result<StoreStats> stats();
   const std::string& dir() const { return dir_; }
 
+  // Drops this process's resident pages of the memory map (MADV_DONTNEED). The data stays in
+  // the page cache and later reads fault it back in, so this is always safe; callers that
+  // stream through the whole store (sync, verify, checkout) call it now and then to keep
+  // their resident memory bounded whatever the store's size. Best effort: never fails.
+  void release_memory();
+
  private:
   friend class ReadTxn;
   friend class WriteTxn;
