@@ -18,6 +18,7 @@
 #include "outpost/base/json.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
+#include "outpost/packaging/manifest.h"
 #include "outpost/packaging/repository.h"
 #include "outpost/sync/node.h"
 
@@ -217,10 +218,20 @@ int cmd_repo(const Args& a) {
   if (sub == "refresh") {
     auto timestamp = role_key(a, "timestamp");
     if (!timestamp.ok()) return fail(timestamp.error());
-    if (Status s = packaging::refresh_timestamp(repo, *timestamp, system_clock()); !s.ok()) {
-      return fail(s);
+    // With the snapshot key too, the snapshot (30 days) is re-signed as well; with the
+    // timestamp key alone only the timestamp, refused when the snapshot would expire first.
+    bool with_snapshot = a.has("snapshot-key") || a.has("keys");
+    Status s;
+    if (with_snapshot) {
+      auto snapshot = role_key(a, "snapshot");
+      if (!snapshot.ok()) return fail(snapshot.error());
+      s = packaging::refresh_snapshot(repo, *snapshot, *timestamp, system_clock());
+    } else {
+      s = packaging::refresh_timestamp(repo, *timestamp, system_clock());
     }
-    std::cout << "re-signed timestamp of " << repo << "\n";
+    if (!s.ok()) return fail(s);
+    std::cout << "re-signed " << (with_snapshot ? "snapshot and timestamp" : "timestamp")
+              << " of " << repo << "\n";
     return 0;
   }
   if (sub == "rotate") {
@@ -267,6 +278,15 @@ int cmd_publish(const Args& a) {
     return fail(s);
   }
   if (!a.has("key")) return fail(Status::InvalidArgument("publish needs --key KEYFILE (the publisher key)"));
+  if (a.has("bundle")) {
+    // Checked before any key is loaded; the library's message names the fault, this adds
+    // what a valid name looks like.
+    if (Status s = packaging::validate_bundle_name(a.get("bundle")); !s.ok()) {
+      return fail(Status::InvalidArgument(
+          "--bundle: " + s.message() +
+          ": give 2 to 6 segments of A-Z a-z 0-9 . _ - joined by '/', e.g. un/ga/A-RES-75-202"));
+    }
+  }
   auto publisher = crypto::SecretKey::load(a.get("key"));
   if (!publisher.ok()) return fail(publisher.error().With("loading the publisher key"));
   auto snapshot = role_key(a, "snapshot");
@@ -503,6 +523,12 @@ int cmd_gc(const Args& a) {
   auto node = open_node(a, false);
   if (!node.ok()) return fail(node.error());
   int retain = std::atoi(a.get("retain", "2").c_str());
+  if (a.has("bundle")) {
+    // A per-bundle retention is remembered in the store and used by every later gc.
+    if (!a.has("retain")) return fail(Status::InvalidArgument("--bundle needs --retain N"));
+    if (Status s = (*node)->set_retention(a.get("bundle"), retain); !s.ok()) return fail(s);
+    retain = 2;
+  }
   auto r = (*node)->gc(retain);
   if (!r.ok()) return fail(r.error());
   if (a.has("json")) {
@@ -553,7 +579,7 @@ Publisher:
                     --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
   outpost repo delegate REPO_DIR --publisher-pubkey HEX --prefix NAME_PREFIX
                     --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
-  outpost repo refresh REPO_DIR --timestamp-key K                         (or --keys DIR)
+  outpost repo refresh REPO_DIR --timestamp-key K [--snapshot-key K]      (or --keys DIR)
   outpost repo rotate REPO_DIR --old-root-key K ... --root-key K ... [--threshold N] ...
   outpost publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR [--kind KIND]
                     [--title TITLE] --snapshot-key K --timestamp-key K    (or --keys DIR)
@@ -563,7 +589,7 @@ else ~/.local/share/outpost):
   outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON
   outpost sync [PATH]
   outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR
-  outpost verify | gc [--retain N] | status
+  outpost verify | gc [--retain N] [--bundle NAME --retain N] | status
 
 Options: --json (machine-readable output), --help, --version.
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 not found, 4 damaged or failed verification,

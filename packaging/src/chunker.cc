@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "io_util.h"
 
@@ -188,7 +189,11 @@ Status chunk_stream(const ReadFn& read, const ChunkerParams& params, const Chunk
   // The buffer holds at least `max` bytes ahead of the cursor unless the stream has ended,
   // so next_cut() never has to rescan; reads are done in large blocks for throughput.
   const std::size_t block = std::max<std::size_t>(params.max, std::size_t{1} << 20);
-  Bytes buf(params.max + block);
+  // Not zero-filled: most files are far smaller than the buffer, and clearing a megabyte per
+  // file cut throughput on caniuse-lite's 2 KB files to 57 MB/s. Only what is read is used.
+  const std::size_t capacity = params.max + block;
+  const auto storage = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+  const std::span<std::uint8_t> buf(storage.get(), capacity);
   std::size_t begin = 0;
   std::size_t end = 0;
   bool eof = false;

@@ -1001,6 +1001,15 @@ Result<GcReport> Node::gc(int retain) {
   return report;
 }
 
+Status Node::set_retention(const std::string& bundle, int n) {
+  if (n < 1) return Status::InvalidArgument("--retain must be at least 1");
+  OUTPOST_RETURN_IF_ERROR(packaging::validate_bundle_name(bundle));
+  return store_->update([&](storage::WriteTxn& txn) -> Status {
+    return txn.put(Table::kSettings, view(storage::text_key("retain", bundle)),
+                   view(records::u64_value(static_cast<std::uint64_t>(n))));
+  });
+}
+
 Result<Json> Node::status() {
   OUTPOST_ASSIGN_OR_RETURN(auto stats, store_->stats());
   OUTPOST_ASSIGN_OR_RETURN(auto subs, subscriptions());

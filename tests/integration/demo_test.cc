@@ -77,3 +77,36 @@ TEST_CASE("a new version with one edited file fetches only the changed chunks",
   CHECK(p.node({"verify"}).exit_code == 0);
   CHECK(p.node({"cat", "itu/ict/digital-divide-2019", "data.csv"}).out == read_text(csv));
 }
+
+TEST_CASE("a per-bundle retention is remembered and honoured by later collections",
+          "[integration]") {
+  Published p;
+  REQUIRE(p.subscribe().exit_code == 0);
+  REQUIRE(p.node({"sync"}).exit_code == 0);
+  std::string csv = p.indicator_src() + "/data.csv";
+  write_text(csv, read_text(csv) + "17,17.6,17.6.1,X,Y,1,World,2021,43,PERCENT,,ITU,row\n");
+  REQUIRE(p.publish_indicator().exit_code == 0);
+  REQUIRE(p.node({"sync"}).exit_code == 0);
+
+  // The default keeps two versions: nothing to collect yet.
+  RunResult gc = p.node({"gc", "--json"});
+  REQUIRE(gc.exit_code == 0);
+  CHECK(gc.out.find("\"versions_removed\": 0") != std::string::npos);
+
+  RunResult one = p.node({"gc", "--bundle", "itu/ict/digital-divide-2019", "--retain", "1",
+                          "--json"});
+  INFO(one.err);
+  REQUIRE(one.exit_code == 0);
+  CHECK(one.out.find("\"versions_removed\": 1") != std::string::npos);
+  RunResult show = p.node({"show", "itu/ict/digital-divide-2019", "--json"});
+  CHECK(show.out.find("\"held_versions\": [\n    2\n  ]") != std::string::npos);
+
+  // A third version: the remembered retention of 1 applies without being repeated.
+  write_text(csv, read_text(csv) + "17,17.6,17.6.1,X,Y,1,World,2022,44,PERCENT,,ITU,row\n");
+  REQUIRE(p.publish_indicator().exit_code == 0);
+  REQUIRE(p.node({"sync"}).exit_code == 0);
+  gc = p.node({"gc", "--json"});
+  CHECK(gc.out.find("\"versions_removed\": 1") != std::string::npos);
+  CHECK(p.node({"cat", "itu/ict/digital-divide-2019", "data.csv"}).out == read_text(csv));
+  CHECK(p.node({"gc", "--bundle", "itu/ict/x/../y", "--retain", "1"}).exit_code == 2);
+}

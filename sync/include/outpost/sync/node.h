@@ -112,6 +112,9 @@ class Node {
   // Keeps `retain` versions per bundle (current and the ones before it) and drops chunks no
   // kept version uses.
   Result<GcReport> gc(int retain = 2);
+  // Remembers how many versions gc keeps for one bundle (overrides gc's default).
+  // kInvalidArgument for n < 1 or an invalid name.
+  Status set_retention(const std::string& bundle, int n);
   Result<Json> status();
 
   storage::Store& store() { return *store_; }
