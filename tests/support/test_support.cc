@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -77,6 +79,73 @@ RunResult run_program(const std::vector<std::string>& argv, const std::vector<st
   ::waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+namespace {
+
+std::vector<std::string> environment_with(const std::vector<std::string>& env) {
+  std::vector<std::string> envs;
+  for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
+  for (const auto& e : env) envs.push_back(e);
+  return envs;
+}
+
+int decode_status(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+Child::Child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  // Everything the child needs is built before fork: only async-signal-safe calls after it.
+  std::vector<std::string> envs = environment_with(env);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+}
+
+Child::~Child() {
+  signal(SIGKILL);
+  wait();
+}
+
+void Child::signal(int sig) {
+  if (pid_ > 0 && status_ < 0) ::kill(pid_, sig);
+}
+
+int Child::wait() {
+  if (pid_ <= 0) return -1;
+  if (status_ < 0) {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0) {
+      if (errno != EINTR) return -1;
+    }
+    status_ = decode_status(status);
+  }
+  return status_;
+}
+
+std::unique_ptr<Child> start_outpost(const std::vector<std::string>& args,
+                                     const std::vector<std::string>& env) {
+  std::vector<std::string> argv{OUTPOST_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<Child>(argv, env);
 }
 
 RunResult run_outpost(const std::vector<std::string>& args, const std::vector<std::string>& env) {

@@ -1,6 +1,7 @@
 // Test helpers: temporary directories that clean up, running the outpost binary, file I/O.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,29 @@ RunResult run_outpost(const std::vector<std::string>& args,
 // Runs any program with args (no shell).
 RunResult run_program(const std::vector<std::string>& argv,
                       const std::vector<std::string>& env = {});
+
+// A program started without waiting for it (no shell; stdin, stdout and stderr on
+// /dev/null), so a test can signal it mid-run. The destructor kills (SIGKILL) and reaps it if
+// it is still running, so no test leaves a process behind.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  int pid() const { return pid_; }
+  // Sends sig (e.g. SIGKILL) if the child has not been reaped yet.
+  void signal(int sig);
+  // Waits for the child to end; returns its exit code, or 128 + signal number.
+  int wait();
+
+ private:
+  int pid_ = -1;
+  int status_ = -1;  // exit code once reaped
+};
+// Starts the outpost binary with args, as Child.
+std::unique_ptr<Child> start_outpost(const std::vector<std::string>& args,
+                                     const std::vector<std::string>& env = {});
 
 std::string read_text(const std::string& path);
 void write_text(const std::string& path, const std::string& text);
