@@ -36,7 +36,7 @@ constexpr std::size_t kChunkBatchBytes = 4u << 20;
 constexpr std::uint64_t kCoalesceGap = 16u << 10;
 // Streaming through the store maps its pages into this process; dropping them every so often
 // keeps resident memory flat (64 MB target) however large the store is.
-constexpr std::uint64_t kReleaseEvery = 16u << 20;
+constexpr std::uint64_t kReleaseEvery = 4u << 20;
 
 // Counts bytes read from the store and releases its mapped pages every kReleaseEvery.
 class PageBudget {
