@@ -31,12 +31,18 @@ namespace {
 constexpr std::string_view kManifestSuffix = "/manifest.json";
 // Chunks are written in batches of about this many stored bytes: few transactions (SD cards
 // wear out) and little lost when a link or the power drops mid-sync.
-constexpr std::size_t kChunkBatchBytes = 4u << 20;
+constexpr std::size_t kChunkBatchBytes = 2u << 20;
+// ... and of at most this many chunks: every random-key insert faults in a leaf page of the
+// map, and the kernel maps up to 64 KB around each fault, so the count bounds resident
+// memory as much as the bytes do.
+constexpr std::size_t kChunkBatchCount = 192;
 // Ranges of a pack closer than this are read as one.
 constexpr std::uint64_t kCoalesceGap = 16u << 10;
-// Streaming through the store maps its pages into this process; dropping them every so often
-// keeps resident memory flat (64 MB target) however large the store is.
+// Streaming through the store maps its pages into this process (with the kernel's 64 KB
+// fault-around per chunk looked up); dropping them every few MB or few hundred chunks keeps
+// resident memory flat (64 MB target) however large the store is.
 constexpr std::uint64_t kReleaseEvery = 4u << 20;
+constexpr std::uint64_t kReleaseEveryChunks = 192;
 
 // Counts bytes read from the store and releases its mapped pages every kReleaseEvery.
 class PageBudget {
@@ -44,15 +50,17 @@ class PageBudget {
   explicit PageBudget(storage::Store& store) : store_(store) {}
   void add(std::uint64_t n) {
     read_ += n;
-    if (read_ >= kReleaseEvery) {
+    if (read_ >= kReleaseEvery || ++chunks_ >= kReleaseEveryChunks) {
       store_.release_memory();
       read_ = 0;
+      chunks_ = 0;
     }
   }
 
  private:
   storage::Store& store_;
   std::uint64_t read_ = 0;
+  std::uint64_t chunks_ = 0;
 };
 
 ByteView view(const Bytes& b) { return {b.data(), b.size()}; }
@@ -447,9 +455,11 @@ class RepoSync {
                                                   const ChunkIndex& index) {
     std::vector<std::size_t> out;
     std::set<crypto::Digest> seen;
+    PageBudget pages(store_);
     for (std::size_t i = 0; i < index.chunks.size(); ++i) {
       const auto& id = index.chunks[i].id;
       if (!seen.insert(id).second) continue;
+      pages.add(0);
       OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kChunks, {id.data(), id.size()}));
       if (!v) out.push_back(i);
     }
@@ -508,7 +518,9 @@ class RepoSync {
           }
           batch.emplace_back(e.id, records::chunk_value(e.raw_length, frame));
           batch_bytes += frame.size();
-          if (batch_bytes >= kChunkBatchBytes) OUTPOST_RETURN_IF_ERROR(flush());
+          if (batch_bytes >= kChunkBatchBytes || batch.size() >= kChunkBatchCount) {
+            OUTPOST_RETURN_IF_ERROR(flush());
+          }
         }
         i = j + 1;
       }
