@@ -1,4 +1,5 @@
 #include "outpost/base/fs.h"
+#include "outpost/base/unique_fd.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -44,24 +45,7 @@ Status io_error(const std::string& what, const std::string& path, int err) {
   return Status::Unavailable(what + " " + path + ": " + errno_text(err));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 class RealFileSystem final : public FileSystem {
  public:

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "outpost/base/fs.h"
+#include "outpost/base/unique_fd.h"
 #include "outpost/crypto/hash.h"
 
 namespace outpost::crypto {
@@ -44,20 +45,7 @@ class Wipe {
   std::size_t n_;
 };
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 std::string octal_mode(mode_t mode) {
   char buf[8];

@@ -131,6 +131,29 @@ Result<crypto::SecretKey> role_key(const Args& a, const std::string& role, bool 
   return key;
 }
 
+// The keys of the three top-level roles besides root, as most repo commands need them.
+struct TopKeys {
+  crypto::SecretKey targets, snapshot, timestamp;
+};
+
+Result<TopKeys> load_top_keys(const Args& a) {
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SecretKey targets, role_key(a, "targets"));
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SecretKey snapshot, role_key(a, "snapshot"));
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SecretKey timestamp, role_key(a, "timestamp"));
+  return TopKeys{std::move(targets), std::move(snapshot), std::move(timestamp)};
+}
+
+Result<std::vector<crypto::SecretKey>> load_keys(const std::vector<std::string>& paths,
+                                                 const std::string& what) {
+  std::vector<crypto::SecretKey> keys;
+  for (const auto& path : paths) {
+    auto k = crypto::SecretKey::load(path);
+    if (!k.ok()) return k.error().With("loading " + what + " " + path);
+    keys.push_back(std::move(*k));
+  }
+  return keys;
+}
+
 Status need_positional(const Args& a, std::size_t n, const char* usage) {
   if (a.positional.size() < n) return Status::InvalidArgument(std::string("usage: ") + usage);
   return Status::Ok();
@@ -170,46 +193,32 @@ int cmd_repo(const Args& a) {
   const std::string& sub = a.positional[0];
   const std::string& repo = a.positional[1];
   if (sub == "init") {
-    std::vector<crypto::SecretKey> roots;
-    for (const auto& path : a.all("root-key")) {
-      auto k = crypto::SecretKey::load(path);
-      if (!k.ok()) return fail(k.error().With("loading root key " + path));
-      roots.push_back(std::move(*k));
-    }
-    if (roots.empty() && a.has("keys")) {
-      auto k = crypto::SecretKey::load(a.get("keys") + "/root.key");
-      if (!k.ok()) return fail(k.error().With("loading the root key"));
-      roots.push_back(std::move(*k));
-    }
+    std::vector<std::string> root_paths = a.all("root-key");
+    if (root_paths.empty() && a.has("keys")) root_paths.push_back(a.get("keys") + "/root.key");
+    auto loaded = load_keys(root_paths, "root key");
+    if (!loaded.ok()) return fail(loaded.error());
+    std::vector<crypto::SecretKey> roots = std::move(*loaded);
     if (roots.empty()) return fail(Status::InvalidArgument("repo init needs --root-key KEYFILE"));
-    auto targets = role_key(a, "targets");
-    if (!targets.ok()) return fail(targets.error());
-    auto snapshot = role_key(a, "snapshot");
-    if (!snapshot.ok()) return fail(snapshot.error());
-    auto timestamp = role_key(a, "timestamp");
-    if (!timestamp.ok()) return fail(timestamp.error());
+    auto top = load_top_keys(a);
+    if (!top.ok()) return fail(top.error());
     packaging::InitOptions o;
     for (const auto& k : roots) o.root_keys.push_back(&k);
     o.threshold = std::atoi(a.get("threshold", "1").c_str());
-    o.targets_key = &*targets;
-    o.snapshot_key = &*snapshot;
-    o.timestamp_key = &*timestamp;
+    o.targets_key = &top->targets;
+    o.snapshot_key = &top->snapshot;
+    o.timestamp_key = &top->timestamp;
     if (Status s = packaging::init_repository(repo, o); !s.ok()) return fail(s);
     std::cout << "created repository " << repo << " (root threshold " << o.threshold << " of "
               << roots.size() << ")\n";
     return 0;
   }
   if (sub == "delegate") {
-    auto targets = role_key(a, "targets");
-    if (!targets.ok()) return fail(targets.error());
-    auto snapshot = role_key(a, "snapshot");
-    if (!snapshot.ok()) return fail(snapshot.error());
-    auto timestamp = role_key(a, "timestamp");
-    if (!timestamp.ok()) return fail(timestamp.error());
+    auto top = load_top_keys(a);
+    if (!top.ok()) return fail(top.error());
     auto pub = crypto::PublicKey::from_hex(a.get("publisher-pubkey"));
     if (!pub.ok()) return fail(Status::InvalidArgument("--publisher-pubkey HEX: " + pub.error().message()));
     if (!a.has("prefix")) return fail(Status::InvalidArgument("repo delegate needs --prefix NAME_PREFIX"));
-    Status s = packaging::delegate(repo, *targets, *snapshot, *timestamp, *pub, a.get("prefix"),
+    Status s = packaging::delegate(repo, top->targets, top->snapshot, top->timestamp, *pub, a.get("prefix"),
                                    system_clock());
     if (!s.ok()) return fail(s);
     std::cout << "delegated " << a.get("prefix") << "/... to publisher key " << pub->hex() << "\n";
@@ -235,35 +244,25 @@ int cmd_repo(const Args& a) {
     return 0;
   }
   if (sub == "rotate") {
-    std::vector<crypto::SecretKey> olds, news;
-    for (const auto& path : a.all("old-root-key")) {
-      auto k = crypto::SecretKey::load(path);
-      if (!k.ok()) return fail(k.error().With("loading root key " + path));
-      olds.push_back(std::move(*k));
-    }
-    for (const auto& path : a.all("root-key")) {
-      auto k = crypto::SecretKey::load(path);
-      if (!k.ok()) return fail(k.error().With("loading root key " + path));
-      news.push_back(std::move(*k));
-    }
+    auto old_keys = load_keys(a.all("old-root-key"), "old root key");
+    if (!old_keys.ok()) return fail(old_keys.error());
+    auto new_keys = load_keys(a.all("root-key"), "root key");
+    if (!new_keys.ok()) return fail(new_keys.error());
+    std::vector<crypto::SecretKey> olds = std::move(*old_keys), news = std::move(*new_keys);
     if (olds.empty() || news.empty()) {
       return fail(Status::InvalidArgument(
           "usage: outpost repo rotate REPO_DIR --old-root-key K... --root-key K... "
           "[--threshold N] --targets-key K --snapshot-key K --timestamp-key K"));
     }
-    auto targets = role_key(a, "targets");
-    if (!targets.ok()) return fail(targets.error());
-    auto snapshot = role_key(a, "snapshot");
-    if (!snapshot.ok()) return fail(snapshot.error());
-    auto timestamp = role_key(a, "timestamp");
-    if (!timestamp.ok()) return fail(timestamp.error());
+    auto top = load_top_keys(a);
+    if (!top.ok()) return fail(top.error());
     packaging::RotateOptions o;
     for (const auto& k : olds) o.old_root_keys.push_back(&k);
     for (const auto& k : news) o.new_root_keys.push_back(&k);
     o.threshold = std::atoi(a.get("threshold", "1").c_str());
-    o.targets_key = &*targets;
-    o.snapshot_key = &*snapshot;
-    o.timestamp_key = &*timestamp;
+    o.targets_key = &top->targets;
+    o.snapshot_key = &top->snapshot;
+    o.timestamp_key = &top->timestamp;
     if (Status s = packaging::rotate_root(repo, o); !s.ok()) return fail(s);
     std::cout << "wrote a new root version for " << repo << "\n";
     return 0;
