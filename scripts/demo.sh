@@ -4,7 +4,7 @@
 # node holds. Everything lives under $OUTPOST_DEMO (default /tmp/outpost-demo).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$here/scripts/setup.sh" "$here/build"
+"$here/scripts/setup.sh" "$here/build" -DOUTPOST_TESTS=OFF -DOUTPOST_BENCH=OFF
 outpost="$here/build/node/outpost"
 demo=${OUTPOST_DEMO:-/tmp/outpost-demo}
 rm -rf "$demo"; mkdir -p "$demo/keys"

@@ -22,14 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== release build"
-"$here/scripts/setup.sh" "$here/build" -DOUTPOST_WERROR=ON
+"$here/scripts/setup.sh" "$here/build" -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=ON
 echo "== release tests"
 (cd "$here/build" && ctest --output-on-failure -j"$jobs" --timeout 900)
 
 if [ "${OUTPOST_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== sanitizer build (address, undefined)"
   "$here/scripts/setup.sh" "$here/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_WERROR=ON
+      -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF
   echo "== sanitizer tests (the large-data tests run in the release build only)"
   (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --output-on-failure -j"$jobs" --timeout 900 -E '\(large\)')
