@@ -63,9 +63,17 @@ std::string cache_dir() {
   return dir.string();
 }
 
+// What npm said when a fetch failed.
+std::string fetch_error;
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
 // BUILD/test-cache/npm/caniuse-lite-VERSION.tgz, fetched with `npm pack` when missing
 // (into a private folder first, then renamed: a concurrent or interrupted run never leaves
-// a partial tarball under the final name).
+// a partial tarball under the final name). Empty when npm cannot fetch it (fetch_error).
 std::string fetch_tarball(const std::string& version) {
   const std::string dir = cache_dir();
   const std::string name = "caniuse-lite-" + version + ".tgz";
@@ -76,9 +84,11 @@ std::string fetch_tarball(const std::string& version) {
   fs::create_directories(incoming);
   RunResult r = run_program(
       {npm(), "pack", "caniuse-lite@" + version, "--pack-destination", incoming}, kNpmEnv);
-  INFO("npm pack caniuse-lite@" << version << ": " << r.err);
-  REQUIRE(r.exit_code == 0);
-  REQUIRE(fs::exists(incoming + "/" + name));
+  if (r.exit_code != 0 || !fs::exists(incoming + "/" + name)) {
+    fetch_error = "npm pack caniuse-lite@" + version + ": " + r.err;
+    fs::remove_all(incoming);
+    return "";
+  }
   fs::rename(incoming + "/" + name, final_path);
   fs::remove_all(incoming);
   return final_path;
@@ -139,8 +149,17 @@ TEST_CASE(
   TempDir dir;
   const std::string keys = dir / "keys", repo = dir / "repo";
   const std::string v1 = dir / "v1", v2 = dir / "v2";
-  unpack(fetch_tarball(kOld), v1);
-  unpack(fetch_tarball(kNew), v2);
+  const std::string old_tgz = fetch_tarball(kOld);
+  const std::string new_tgz = old_tgz.empty() ? "" : fetch_tarball(kNew);
+  if (new_tgz.empty()) {
+    // CI must run this test; a newcomer's machine without registry access gets a loud skip.
+    if (in_ci()) FAIL("cannot fetch caniuse-lite from the npm registry: " << fetch_error);
+    WARN("cannot fetch caniuse-lite from the npm registry, skipping (CI runs this test): "
+         << fetch_error);
+    return;
+  }
+  unpack(old_tgz, v1);
+  unpack(new_tgz, v2);
 
   make_dirs(keys);
   std::string pub_hex;
