@@ -1,5 +1,4 @@
 #include "outpost/base/fs.h"
-#include "outpost/base/unique_fd.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+
+#include "outpost/base/unique_fd.h"
 
 namespace outpost {
 
@@ -85,16 +86,15 @@ class RealFileSystem final : public FileSystem {
     Bytes out(length);
     std::uint64_t got = 0;
     while (got < length) {
-      ssize_t n = ::pread(fd.get(), out.data() + got, length - got,
-                          static_cast<off_t>(offset + got));
+      ssize_t n =
+          ::pread(fd.get(), out.data() + got, length - got, static_cast<off_t>(offset + got));
       if (n < 0) {
         if (errno == EINTR) continue;
         return io_error("reading", path, errno);
       }
       if (n == 0) {
-        return Status::Corruption(path + " is truncated: wanted bytes " +
-                                  std::to_string(offset) + "-" +
-                                  std::to_string(offset + length) + ", file ends at " +
+        return Status::Corruption(path + " is truncated: wanted bytes " + std::to_string(offset) +
+                                  "-" + std::to_string(offset + length) + ", file ends at " +
                                   std::to_string(offset + got));
       }
       got += static_cast<std::uint64_t>(n);
@@ -104,8 +104,8 @@ class RealFileSystem final : public FileSystem {
 
   Status write_file_atomic(const std::string& path, ByteView data, int mode) override {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
-    std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" +
-                      std::to_string(rng() % 1000000);
+    std::string tmp =
+        path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rng() % 1000000);
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
     if (fd.get() < 0) return io_error("writing", path, errno);
     std::size_t done = 0;

@@ -270,9 +270,18 @@ class Parser {
     if (p_ >= t_.size()) return fail("unexpected end of input");
     char c = t_[p_];
     switch (c) {
-      case 'n': if (!literal("null")) return false; out = Json(); return true;
-      case 't': if (!literal("true")) return false; out = Json(true); return true;
-      case 'f': if (!literal("false")) return false; out = Json(false); return true;
+      case 'n':
+        if (!literal("null")) return false;
+        out = Json();
+        return true;
+      case 't':
+        if (!literal("true")) return false;
+        out = Json(true);
+        return true;
+      case 'f':
+        if (!literal("false")) return false;
+        out = Json(false);
+        return true;
       case '"': {
         std::string s;
         if (!parse_string(s)) return false;
@@ -326,10 +335,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       char c = t_[p_++];
       cp <<= 4;
-      if (c >= '0' && c <= '9') cp |= static_cast<std::uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') cp |= static_cast<std::uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') cp |= static_cast<std::uint32_t>(c - 'A' + 10);
-      else return fail("invalid \\u escape");
+      if (c >= '0' && c <= '9')
+        cp |= static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        cp |= static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        cp |= static_cast<std::uint32_t>(c - 'A' + 10);
+      else
+        return fail("invalid \\u escape");
     }
     return true;
   }
@@ -357,11 +370,20 @@ class Parser {
     auto b0 = static_cast<unsigned char>(t_[p_]);
     int len;
     std::uint32_t cp;
-    if (b0 < 0x80) { len = 1; cp = b0; }
-    else if ((b0 & 0xE0) == 0xC0) { len = 2; cp = b0 & 0x1Fu; }
-    else if ((b0 & 0xF0) == 0xE0) { len = 3; cp = b0 & 0x0Fu; }
-    else if ((b0 & 0xF8) == 0xF0) { len = 4; cp = b0 & 0x07u; }
-    else return fail("invalid UTF-8");
+    if (b0 < 0x80) {
+      len = 1;
+      cp = b0;
+    } else if ((b0 & 0xE0) == 0xC0) {
+      len = 2;
+      cp = b0 & 0x1Fu;
+    } else if ((b0 & 0xF0) == 0xE0) {
+      len = 3;
+      cp = b0 & 0x0Fu;
+    } else if ((b0 & 0xF8) == 0xF0) {
+      len = 4;
+      cp = b0 & 0x07u;
+    } else
+      return fail("invalid UTF-8");
     if (p_ + static_cast<std::size_t>(len) > t_.size()) return fail("invalid UTF-8");
     for (int i = 1; i < len; ++i) {
       auto b = static_cast<unsigned char>(t_[p_ + static_cast<std::size_t>(i)]);
@@ -446,8 +468,14 @@ class Parser {
       out.as_array().push_back(std::move(v));
       skip_ws();
       if (p_ >= t_.size()) return fail("unterminated array");
-      if (t_[p_] == ',') { ++p_; continue; }
-      if (t_[p_] == ']') { ++p_; return true; }
+      if (t_[p_] == ',') {
+        ++p_;
+        continue;
+      }
+      if (t_[p_] == ']') {
+        ++p_;
+        return true;
+      }
       return fail("expected ',' or ']'");
     }
   }
@@ -477,8 +505,14 @@ class Parser {
       members.emplace_back(std::move(key), std::move(v));
       skip_ws();
       if (p_ >= t_.size()) return fail("unterminated object");
-      if (t_[p_] == ',') { ++p_; continue; }
-      if (t_[p_] == '}') { ++p_; break; }
+      if (t_[p_] == ',') {
+        ++p_;
+        continue;
+      }
+      if (t_[p_] == '}') {
+        ++p_;
+        break;
+      }
       return fail("expected ',' or '}'");
     }
     // Sorting once keeps large objects (a snapshot of 10,000 bundles) linearithmic.

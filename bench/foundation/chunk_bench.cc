@@ -65,13 +65,17 @@ DataSet synthetic(std::uint64_t mb) {
     std::uint8_t* p = b.data() + (block << 20);
     if (block % 2 == 0) {
       for (std::size_t i = 0; i < (1u << 20); i += 8) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
         std::memcpy(p + i, &x, 8);
       }
     } else {
       std::size_t i = 0;
       while (i < (1u << 20)) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
         const char* w = words[x % 7];
         for (; *w && i < (1u << 20); ++w) p[i++] = static_cast<std::uint8_t>(*w);
       }
@@ -83,8 +87,7 @@ DataSet synthetic(std::uint64_t mb) {
 }
 
 double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 struct Stats {
@@ -196,8 +199,8 @@ int main(int argc, char** argv) {
           "\"mb_s_max\": %.1f}\n",
           d.name.c_str(), d.files.size(), static_cast<unsigned long long>(d.bytes), m.name, runs,
           static_cast<unsigned long long>(m.chunks),
-          m.chunks ? static_cast<double>(d.bytes) / static_cast<double>(m.chunks) : 0.0,
-          s.median, s.min, s.max);
+          m.chunks ? static_cast<double>(d.bytes) / static_cast<double>(m.chunks) : 0.0, s.median,
+          s.min, s.max);
       std::fprintf(stderr, "%-40s %-10s %8.1f MB/s median (min %.1f, max %.1f), %llu chunks\n",
                    d.name.c_str(), m.name, s.median, s.min, s.max,
                    static_cast<unsigned long long>(m.chunks));

@@ -72,16 +72,11 @@ Status write_all_fd(int fd, const char* data, std::size_t size, const std::strin
 
 const char* key_role_name(KeyRole role) {
   switch (role) {
-    case KeyRole::kRoot:
-      return "root";
-    case KeyRole::kTargets:
-      return "targets";
-    case KeyRole::kSnapshot:
-      return "snapshot";
-    case KeyRole::kTimestamp:
-      return "timestamp";
-    case KeyRole::kPublisher:
-      return "publisher";
+    case KeyRole::kRoot: return "root";
+    case KeyRole::kTargets: return "targets";
+    case KeyRole::kSnapshot: return "snapshot";
+    case KeyRole::kTimestamp: return "timestamp";
+    case KeyRole::kPublisher: return "publisher";
   }
   return "unknown";
 }

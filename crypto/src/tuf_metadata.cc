@@ -16,18 +16,12 @@ namespace {
 
 const char* type_name(Json::Type t) {
   switch (t) {
-    case Json::Type::kNull:
-      return "null";
-    case Json::Type::kBool:
-      return "a boolean";
-    case Json::Type::kInt:
-      return "an integer";
-    case Json::Type::kString:
-      return "a string";
-    case Json::Type::kArray:
-      return "an array";
-    case Json::Type::kObject:
-      return "an object";
+    case Json::Type::kNull: return "null";
+    case Json::Type::kBool: return "a boolean";
+    case Json::Type::kInt: return "an integer";
+    case Json::Type::kString: return "a string";
+    case Json::Type::kArray: return "an array";
+    case Json::Type::kObject: return "an object";
   }
   return "a value";
 }
@@ -106,7 +100,8 @@ Result<Common> parse_common(const Json& s, std::string_view type) {
   }
   // The spec says semver; tuf-js and python-tuf also take "1.0", which older TUF tools wrote.
   bool well_formed =
-      (parts.size() == 2 || parts.size() == 3) && std::all_of(parts.begin(), parts.end(), [](auto& p) {
+      (parts.size() == 2 || parts.size() == 3) &&
+      std::all_of(parts.begin(), parts.end(), [](auto& p) {
         return !p.empty() && p.size() < 9 &&
                std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
       });
@@ -147,8 +142,8 @@ Result<std::map<std::string, PublicKey>> parse_keys(const Json& keys, const std:
     // python-tuf add "keyid_hash_algorithms"), so the id is checked against those bytes.
     const std::string actual = hex(sha256(as_bytes(obj.canonical())));
     if (actual != keyid) {
-      return bad(ctx, "key id " + keyid + " does not match its key (the key's id is " + actual +
-                          ")");
+      return bad(ctx,
+                 "key id " + keyid + " does not match its key (the key's id is " + actual + ")");
     }
     for (const auto& [other_id, other] : out) {
       if (other == *key) {

@@ -188,7 +188,8 @@ int cmd_keygen(const Args& a) {
 
 int cmd_repo(const Args& a) {
   if (a.positional.size() < 2) {
-    return fail(Status::InvalidArgument("usage: outpost repo init|delegate|refresh|rotate REPO_DIR ..."));
+    return fail(
+        Status::InvalidArgument("usage: outpost repo init|delegate|refresh|rotate REPO_DIR ..."));
   }
   const std::string& sub = a.positional[0];
   const std::string& repo = a.positional[1];
@@ -216,10 +217,12 @@ int cmd_repo(const Args& a) {
     auto top = load_top_keys(a);
     if (!top.ok()) return fail(top.error());
     auto pub = crypto::PublicKey::from_hex(a.get("publisher-pubkey"));
-    if (!pub.ok()) return fail(Status::InvalidArgument("--publisher-pubkey HEX: " + pub.error().message()));
-    if (!a.has("prefix")) return fail(Status::InvalidArgument("repo delegate needs --prefix NAME_PREFIX"));
-    Status s = packaging::delegate(repo, top->targets, top->snapshot, top->timestamp, *pub, a.get("prefix"),
-                                   system_clock());
+    if (!pub.ok())
+      return fail(Status::InvalidArgument("--publisher-pubkey HEX: " + pub.error().message()));
+    if (!a.has("prefix"))
+      return fail(Status::InvalidArgument("repo delegate needs --prefix NAME_PREFIX"));
+    Status s = packaging::delegate(repo, top->targets, top->snapshot, top->timestamp, *pub,
+                                   a.get("prefix"), system_clock());
     if (!s.ok()) return fail(s);
     std::cout << "delegated " << a.get("prefix") << "/... to publisher key " << pub->hex() << "\n";
     return 0;
@@ -239,8 +242,8 @@ int cmd_repo(const Args& a) {
       s = packaging::refresh_timestamp(repo, *timestamp, system_clock());
     }
     if (!s.ok()) return fail(s);
-    std::cout << "re-signed " << (with_snapshot ? "snapshot and timestamp" : "timestamp")
-              << " of " << repo << "\n";
+    std::cout << "re-signed " << (with_snapshot ? "snapshot and timestamp" : "timestamp") << " of "
+              << repo << "\n";
     return 0;
   }
   if (sub == "rotate") {
@@ -271,12 +274,14 @@ int cmd_repo(const Args& a) {
 }
 
 int cmd_publish(const Args& a) {
-  if (Status s = need_positional(a, 2, "outpost publish REPO_DIR --key KEYFILE [--bundle NAME] "
-                                       "SRC_DIR [--kind KIND] [--title TITLE] --keys DIR");
+  if (Status s = need_positional(a, 2,
+                                 "outpost publish REPO_DIR --key KEYFILE [--bundle NAME] "
+                                 "SRC_DIR [--kind KIND] [--title TITLE] --keys DIR");
       !s.ok()) {
     return fail(s);
   }
-  if (!a.has("key")) return fail(Status::InvalidArgument("publish needs --key KEYFILE (the publisher key)"));
+  if (!a.has("key"))
+    return fail(Status::InvalidArgument("publish needs --key KEYFILE (the publisher key)"));
   if (a.has("bundle")) {
     // Checked before any key is loaded; the library's message names the fault, this adds
     // what a valid name looks like.
@@ -319,14 +324,14 @@ int cmd_publish(const Args& a) {
   } else {
     std::cout << r->bundle << " version " << r->version << ": " << r->files << " files, "
               << human_bytes(r->bytes) << ", " << r->new_chunks << " new chunks ("
-              << human_bytes(r->pack_bytes) << " packed), " << r->reused_chunks
-              << " reused\n";
+              << human_bytes(r->pack_bytes) << " packed), " << r->reused_chunks << " reused\n";
   }
   return 0;
 }
 
 int cmd_subscribe(const Args& a) {
-  if (Status s = need_positional(a, 1, "outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON");
+  if (Status s =
+          need_positional(a, 1, "outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON");
       !s.ok()) {
     return fail(s);
   }
@@ -338,8 +343,9 @@ int cmd_subscribe(const Args& a) {
   }
   o.root_json_path = a.get("root");
   if (!o.root_pubkey && o.root_json_path.empty()) {
-    return fail(Status::InvalidArgument("subscribe needs --root-pubkey HEX or --root ROOT_JSON "
-                                        "(the repository's root key, from its publisher)"));
+    return fail(
+        Status::InvalidArgument("subscribe needs --root-pubkey HEX or --root ROOT_JSON "
+                                "(the repository's root key, from its publisher)"));
   }
   auto node = open_node(a, true);
   if (!node.ok()) return fail(node.error());
@@ -393,9 +399,10 @@ int cmd_sync(const Args& a) {
       continue;
     }
     for (const auto& it : r.updated) {
-      std::cout << it.bundle << ": " << (it.from ? "version " + std::to_string(it.from) + " -> " : "new, ")
-                << "version " << it.to << " (" << it.chunks_fetched << " chunks fetched, "
-                << it.chunks_held << " already held)\n";
+      std::cout << it.bundle << ": "
+                << (it.from ? "version " + std::to_string(it.from) + " -> " : "new, ") << "version "
+                << it.to << " (" << it.chunks_fetched << " chunks fetched, " << it.chunks_held
+                << " already held)\n";
     }
     std::cout << r.location << ": " << r.updated.size() << " bundle(s) updated, "
               << human_bytes(r.bytes_read) << " read\n";
@@ -440,14 +447,15 @@ int cmd_show(const Args& a) {
   if (Status s = need_positional(a, 1, "outpost show BUNDLE"); !s.ok()) return fail(s);
   auto node = open_node(a, false);
   if (!node.ok()) return fail(node.error());
-  auto j = (*node)->show(a.positional[0], std::strtoull(a.get("version", "0").c_str(), nullptr, 10));
+  auto j =
+      (*node)->show(a.positional[0], std::strtoull(a.get("version", "0").c_str(), nullptr, 10));
   if (!j.ok()) return fail(j.error());
   if (a.has("json")) {
     print_json(*j);
     return 0;
   }
-  std::cout << j->find("bundle")->as_string() << " version " << j->find("version")->as_int()
-            << " (" << j->find("kind")->as_string() << ")\n";
+  std::cout << j->find("bundle")->as_string() << " version " << j->find("version")->as_int() << " ("
+            << j->find("kind")->as_string() << ")\n";
   std::cout << "  published:  " << j->find("published")->as_string() << "\n";
   std::cout << "  confirmed current: " << j->find("confirmed")->as_string() << "\n";
   for (const auto& [k, v] : j->find("meta")->as_object()) {
@@ -459,8 +467,9 @@ int cmd_show(const Args& a) {
   const auto& types = files->find("type")->as_array();
   std::cout << "  files:\n";
   for (std::size_t i = 0; i < paths.size(); ++i) {
-    std::cout << "    " << paths[i].as_string() << "  " << human_bytes(static_cast<std::uint64_t>(sizes[i].as_int()))
-              << "  " << types[i].as_string() << "\n";
+    std::cout << "    " << paths[i].as_string() << "  "
+              << human_bytes(static_cast<std::uint64_t>(sizes[i].as_int())) << "  "
+              << types[i].as_string() << "\n";
   }
   return 0;
 }
@@ -507,7 +516,8 @@ int cmd_verify(const Args& a) {
     for (const auto& s : r->problems) std::cout << "problem: " << s << "\n";
     std::cout << "checked " << r->chunks_checked << " chunks, " << r->versions_checked
               << " bundle versions, " << r->metadata_checked << " metadata files: "
-              << (r->problems.empty() ? "all good" : std::to_string(r->problems.size()) + " problem(s)")
+              << (r->problems.empty() ? "all good"
+                                      : std::to_string(r->problems.size()) + " problem(s)")
               << "\n";
   }
   if (!r->problems.empty()) {
@@ -553,7 +563,8 @@ int cmd_status(const Args& a) {
     return 0;
   }
   std::cout << "store:     " << j->find("store")->as_string() << " ("
-            << human_bytes(static_cast<std::uint64_t>(j->find("used_bytes")->as_int())) << " used)\n";
+            << human_bytes(static_cast<std::uint64_t>(j->find("used_bytes")->as_int()))
+            << " used)\n";
   std::cout << "bundles:   " << j->find("bundles")->as_int() << "\n";
   std::cout << "chunks:    " << j->find("chunks")->as_int() << "\n";
   std::cout << "time floor: " << j->find("time_floor")->as_string() << "\n";
@@ -617,10 +628,10 @@ int outpost_main(int argc, char** argv) {
     return 0;
   }
   static const std::map<std::string, std::function<int(const Args&)>> kCommands = {
-      {"keygen", cmd_keygen},     {"repo", cmd_repo},   {"publish", cmd_publish},
+      {"keygen", cmd_keygen},       {"repo", cmd_repo}, {"publish", cmd_publish},
       {"subscribe", cmd_subscribe}, {"sync", cmd_sync}, {"ls", cmd_ls},
-      {"show", cmd_show},         {"cat", cmd_cat},     {"checkout", cmd_checkout},
-      {"verify", cmd_verify},     {"gc", cmd_gc},       {"status", cmd_status},
+      {"show", cmd_show},           {"cat", cmd_cat},   {"checkout", cmd_checkout},
+      {"verify", cmd_verify},       {"gc", cmd_gc},     {"status", cmd_status},
   };
   auto it = kCommands.find(command);
   if (it == kCommands.end()) {

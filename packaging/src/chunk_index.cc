@@ -34,7 +34,8 @@ Bytes ChunkIndex::encode() const {
 Result<ChunkIndex> ChunkIndex::parse(ByteView bytes, std::uint32_t max_chunk) {
   auto bad = [](const std::string& what) { return Status::Corruption("chunk index: " + what); };
   if (bytes.size() < kIndexHeaderBytes) return bad("truncated header");
-  if (std::memcmp(bytes.data(), kIndexMagic, 8) != 0) return bad("wrong magic (not an outpost index)");
+  if (std::memcmp(bytes.data(), kIndexMagic, 8) != 0)
+    return bad("wrong magic (not an outpost index)");
   const std::uint64_t file_count = get_u32le(bytes.data() + 8);
   const std::uint64_t pack_count = get_u32le(bytes.data() + 12);
   const std::uint64_t chunk_count = get_u64le(bytes.data() + 16);
@@ -84,8 +85,8 @@ Result<ChunkIndex> ChunkIndex::parse(ByteView bytes, std::uint32_t max_chunk) {
                  std::to_string(pack_count) + " packs)");
     }
     if (c.stored_length == 0 || c.stored_length > ZSTD_compressBound(c.raw_length)) {
-      return bad(at + "stored length " + std::to_string(c.stored_length) +
-                 " impossible for " + std::to_string(c.raw_length) + " raw bytes");
+      return bad(at + "stored length " + std::to_string(c.stored_length) + " impossible for " +
+                 std::to_string(c.raw_length) + " raw bytes");
     }
     if (c.offset < 8 || c.offset > std::numeric_limits<std::uint64_t>::max() - c.stored_length) {
       return bad(at + "offset " + std::to_string(c.offset) + " out of range");

@@ -131,8 +131,8 @@ Status ChunkerParams::validate() const {
   if (min < 64 || avg < 256 || avg > (4u << 20) || max < 1024 || max > (16u << 20) ||
       !(min < avg && avg < max)) {
     return Status::InvalidArgument(
-        "invalid chunking parameters min=" + std::to_string(min) + " avg=" +
-        std::to_string(avg) + " max=" + std::to_string(max) +
+        "invalid chunking parameters min=" + std::to_string(min) + " avg=" + std::to_string(avg) +
+        " max=" + std::to_string(max) +
         ": need 64 <= min < avg < max, 256 <= avg <= 4 MiB, 1 KiB <= max <= 16 MiB");
   }
   return Status::Ok();

@@ -30,8 +30,7 @@ struct Compressor::Impl {
 };
 
 Compressor::Compressor(int level)
-    : impl_(std::make_unique<Impl>()),
-      level_(std::clamp(level, 1, ZSTD_maxCLevel())) {}
+    : impl_(std::make_unique<Impl>()), level_(std::clamp(level, 1, ZSTD_maxCLevel())) {}
 Compressor::~Compressor() = default;
 Compressor::Compressor(Compressor&&) noexcept = default;
 Compressor& Compressor::operator=(Compressor&&) noexcept = default;

@@ -21,21 +21,16 @@ inline Status errno_status(int err, const std::string& action, const std::string
   std::string msg = action + " " + what + ": " + errno_text(err);
   switch (err) {
     case ENOENT:
-    case ENOTDIR:
-      return Status::NotFound(msg);
+    case ENOTDIR: return Status::NotFound(msg);
     case EACCES:
     case EPERM:
-    case EROFS:
-      return Status::FailedPrecondition(msg);
+    case EROFS: return Status::FailedPrecondition(msg);
     case ENOSPC:
-    case EDQUOT:
-      return Status::ResourceExhausted(msg);
+    case EDQUOT: return Status::ResourceExhausted(msg);
     case EINTR:
     case EAGAIN:
-    case EIO:
-      return Status::Unavailable(msg);
-    default:
-      return Status::Internal(msg);
+    case EIO: return Status::Unavailable(msg);
+    default: return Status::Internal(msg);
   }
 }
 

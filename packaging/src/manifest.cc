@@ -12,8 +12,8 @@ namespace outpost::packaging {
 namespace {
 
 bool segment_char_ok(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
 }
 
 Status check_name_segments(std::string_view name, std::size_t min_segments,
@@ -27,8 +27,8 @@ Status check_name_segments(std::string_view name, std::size_t min_segments,
   std::size_t start = 0;
   for (;;) {
     const std::size_t slash = name.find('/', start);
-    const std::string_view seg =
-        name.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view seg = name.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     ++segments;
     if (seg.empty()) return Status::InvalidArgument(quoted + ": empty segment");
     if (seg.size() > 64) {
@@ -42,7 +42,8 @@ Status check_name_segments(std::string_view name, std::size_t min_segments,
     for (char c : seg) {
       if (!segment_char_ok(c)) {
         return Status::InvalidArgument(
-            quoted + ": only A-Z a-z 0-9 . _ - are allowed in a segment, with '/' between segments");
+            quoted +
+            ": only A-Z a-z 0-9 . _ - are allowed in a segment, with '/' between segments");
       }
     }
     if (slash == std::string_view::npos) break;
@@ -131,8 +132,7 @@ Status check_keys(const Json& obj, std::initializer_list<std::string_view> allow
   }
   for (std::string_view key : allowed) {
     if (obj.find(key) == nullptr) {
-      return err(where.empty() ? std::string(key) : where + "." + std::string(key),
-                 "missing");
+      return err(where.empty() ? std::string(key) : where + "." + std::string(key), "missing");
     }
   }
   return Status::Ok();
@@ -214,7 +214,8 @@ Status validate_file_path(std::string_view path) {
   for (std::size_t i = 0; i < path.size();) {
     std::uint32_t cp = 0;
     const std::size_t n = utf8_sequence(path, i, cp);
-    if (n == 0) return Status::InvalidArgument("file path " + quote_path(path) + " is not valid UTF-8");
+    if (n == 0)
+      return Status::InvalidArgument("file path " + quote_path(path) + " is not valid UTF-8");
     if (cp == 0) return Status::InvalidArgument("file path " + quote_path(path) + " contains NUL");
     if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
       return Status::InvalidArgument("file path " + quote_path(path) +
@@ -252,25 +253,40 @@ Status validate_kind(std::string_view kind) {
 
 std::string media_type_for(std::string_view path) {
   static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {
-      {"md", "text/markdown"},        {"markdown", "text/markdown"},
-      {"txt", "text/plain"},          {"csv", "text/csv"},
+      {"md", "text/markdown"},
+      {"markdown", "text/markdown"},
+      {"txt", "text/plain"},
+      {"csv", "text/csv"},
       {"tsv", "text/tab-separated-values"},
-      {"json", "application/json"},   {"geojson", "application/geo+json"},
-      {"html", "text/html"},          {"htm", "text/html"},
-      {"css", "text/css"},            {"js", "text/javascript"},
-      {"mjs", "text/javascript"},     {"xml", "application/xml"},
-      {"pdf", "application/pdf"},     {"png", "image/png"},
-      {"jpg", "image/jpeg"},          {"jpeg", "image/jpeg"},
-      {"gif", "image/gif"},           {"webp", "image/webp"},
-      {"svg", "image/svg+xml"},       {"ico", "image/vnd.microsoft.icon"},
-      {"zip", "application/zip"},     {"gz", "application/gzip"},
-      {"zst", "application/zstd"},    {"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+      {"json", "application/json"},
+      {"geojson", "application/geo+json"},
+      {"html", "text/html"},
+      {"htm", "text/html"},
+      {"css", "text/css"},
+      {"js", "text/javascript"},
+      {"mjs", "text/javascript"},
+      {"xml", "application/xml"},
+      {"pdf", "application/pdf"},
+      {"png", "image/png"},
+      {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"},
+      {"gif", "image/gif"},
+      {"webp", "image/webp"},
+      {"svg", "image/svg+xml"},
+      {"ico", "image/vnd.microsoft.icon"},
+      {"zip", "application/zip"},
+      {"gz", "application/gzip"},
+      {"zst", "application/zstd"},
+      {"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
       {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
       {"odt", "application/vnd.oasis.opendocument.text"},
       {"ods", "application/vnd.oasis.opendocument.spreadsheet"},
-      {"epub", "application/epub+zip"}, {"woff2", "font/woff2"},
-      {"mp3", "audio/mpeg"},          {"ogg", "audio/ogg"},
-      {"mp4", "video/mp4"},           {"webm", "video/webm"},
+      {"epub", "application/epub+zip"},
+      {"woff2", "font/woff2"},
+      {"mp3", "audio/mpeg"},
+      {"ogg", "audio/ogg"},
+      {"mp4", "video/mp4"},
+      {"webm", "video/webm"},
   };
   const std::size_t slash = path.rfind('/');
   const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
@@ -364,9 +380,9 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
                                      "", err));
   OUTPOST_ASSIGN_OR_RETURN(std::string type, string_field(j, "_type", "_type", err));
   if (type != kManifestType) return err("_type", "expected '" + std::string(kManifestType) + "'");
-  OUTPOST_ASSIGN_OR_RETURN(std::int64_t format,
-                           int_field(j, "format", "format", 0,
-                                     std::numeric_limits<std::int64_t>::max(), err));
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::int64_t format,
+      int_field(j, "format", "format", 0, std::numeric_limits<std::int64_t>::max(), err));
   if (format != kManifestFormat) {
     return err("format", "version " + std::to_string(format) +
                              " is not supported (this outpost reads format 1): upgrade outpost");
@@ -383,16 +399,20 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
   m.published = *when;
 
   OUTPOST_ASSIGN_OR_RETURN(const Json* chunking, object_field(j, "chunking", "chunking", err));
-  OUTPOST_RETURN_IF_ERROR(check_keys(*chunking, {"algorithm", "min", "avg", "max"}, "chunking", err));
+  OUTPOST_RETURN_IF_ERROR(
+      check_keys(*chunking, {"algorithm", "min", "avg", "max"}, "chunking", err));
   OUTPOST_ASSIGN_OR_RETURN(std::string algo,
                            string_field(*chunking, "algorithm", "chunking.algorithm", err));
   if (algo != kChunkAlgorithm) {
     return err("chunking.algorithm", "'" + algo.substr(0, 64) + "' is not supported");
   }
   constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
-  OUTPOST_ASSIGN_OR_RETURN(std::int64_t cmin, int_field(*chunking, "min", "chunking.min", 0, kU32Max, err));
-  OUTPOST_ASSIGN_OR_RETURN(std::int64_t cavg, int_field(*chunking, "avg", "chunking.avg", 0, kU32Max, err));
-  OUTPOST_ASSIGN_OR_RETURN(std::int64_t cmax, int_field(*chunking, "max", "chunking.max", 0, kU32Max, err));
+  OUTPOST_ASSIGN_OR_RETURN(std::int64_t cmin,
+                           int_field(*chunking, "min", "chunking.min", 0, kU32Max, err));
+  OUTPOST_ASSIGN_OR_RETURN(std::int64_t cavg,
+                           int_field(*chunking, "avg", "chunking.avg", 0, kU32Max, err));
+  OUTPOST_ASSIGN_OR_RETURN(std::int64_t cmax,
+                           int_field(*chunking, "max", "chunking.max", 0, kU32Max, err));
   m.chunking = ChunkerParams{static_cast<std::uint32_t>(cmin), static_cast<std::uint32_t>(cavg),
                              static_cast<std::uint32_t>(cmax)};
   if (Status s = m.chunking.validate(); !s.ok()) return err("chunking", s.message());
@@ -410,10 +430,14 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
 
   OUTPOST_ASSIGN_OR_RETURN(const Json* files, object_field(j, "files", "files", err));
   OUTPOST_RETURN_IF_ERROR(check_keys(*files, {"path", "size", "mode", "type"}, "files", err));
-  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* paths, array_field(*files, "path", "files.path", err));
-  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* sizes, array_field(*files, "size", "files.size", err));
-  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* modes, array_field(*files, "mode", "files.mode", err));
-  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* types, array_field(*files, "type", "files.type", err));
+  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* paths,
+                           array_field(*files, "path", "files.path", err));
+  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* sizes,
+                           array_field(*files, "size", "files.size", err));
+  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* modes,
+                           array_field(*files, "mode", "files.mode", err));
+  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* types,
+                           array_field(*files, "type", "files.type", err));
   const auto count = static_cast<std::size_t>(cfiles);
   for (const auto& [name, col] : {std::pair<const char*, const Json::Array*>{"files.path", paths},
                                   {"files.size", sizes},
@@ -456,8 +480,8 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
     m.files.push_back(std::move(f));
   }
   if (total != m.content_size) {
-    return err("content.size", std::to_string(m.content_size) + " differs from the sum of file sizes " +
-                                   std::to_string(total));
+    return err("content.size", std::to_string(m.content_size) +
+                                   " differs from the sum of file sizes " + std::to_string(total));
   }
 
   OUTPOST_ASSIGN_OR_RETURN(const Json* index, object_field(j, "index", "index", err));

@@ -30,11 +30,9 @@ Status check_record_name(RecordType type, std::string_view name) {
       if (!name.empty()) return Status::InvalidArgument("chunk records have no name");
       return Status::Ok();
     case RecordType::kMetadata:
-    case RecordType::kTarget:
-      return validate_file_path(name);
+    case RecordType::kTarget: return validate_file_path(name);
     case RecordType::kIndex:
-    case RecordType::kPatch:
-      return name.empty() ? Status::Ok() : validate_file_path(name);
+    case RecordType::kPatch: return name.empty() ? Status::Ok() : validate_file_path(name);
   }
   return Status::InvalidArgument("unknown record type");
 }
@@ -223,8 +221,8 @@ Result<std::unique_ptr<PackReader>> PackReader::open_file(const std::string& pat
   OUTPOST_ASSIGN_OR_RETURN(detail::Fd fd, detail::open_read(path));
   const int raw = fd.get();
   auto reader = std::make_unique<PackReader>(
-      [raw, path](std::span<std::uint8_t> dst) { return detail::read_some(raw, dst, path); },
-      path, options);
+      [raw, path](std::span<std::uint8_t> dst) { return detail::read_some(raw, dst, path); }, path,
+      options);
   reader->owned_fd_ = fd.release();  // the reader closes it
   return reader;
 }
@@ -258,9 +256,8 @@ Status PackReader::fill(std::size_t need) {
     buf_pos_ = 0;
   }
   while (!eof_ && buf_len_ - buf_pos_ < need) {
-    OUTPOST_ASSIGN_OR_RETURN(std::size_t n,
-                             read_(std::span<std::uint8_t>(buf_.data() + buf_len_,
-                                                           buf_.size() - buf_len_)));
+    OUTPOST_ASSIGN_OR_RETURN(std::size_t n, read_(std::span<std::uint8_t>(buf_.data() + buf_len_,
+                                                                          buf_.size() - buf_len_)));
     if (n == 0) eof_ = true;
     buf_len_ += n;
   }
@@ -275,8 +272,7 @@ Result<bool> PackReader::read_exact(std::uint8_t* dst, std::size_t n) {
       if (eof_) break;
       if (n - got >= buf_.size()) {
         // Large stored bytes: read straight into the destination.
-        OUTPOST_ASSIGN_OR_RETURN(std::size_t r,
-                                 read_(std::span<std::uint8_t>(dst + got, n - got)));
+        OUTPOST_ASSIGN_OR_RETURN(std::size_t r, read_(std::span<std::uint8_t>(dst + got, n - got)));
         if (r == 0) eof_ = true;
         got += r;
         offset_ += r;
@@ -312,7 +308,8 @@ Result<std::optional<PackRecord>> PackReader::read_next() {
     std::uint8_t magic[8];
     OUTPOST_ASSIGN_OR_RETURN(bool any, read_exact(magic, 8));
     if (!any) return truncated();
-    if (std::memcmp(magic, kPackMagic, 8) != 0) return damaged(0, "not an outpost pack (bad magic)");
+    if (std::memcmp(magic, kPackMagic, 8) != 0)
+      return damaged(0, "not an outpost pack (bad magic)");
     hash_.update(ByteView(magic, 8));
     started_ = true;
   }
@@ -359,13 +356,13 @@ Result<std::optional<PackRecord>> PackReader::read_next() {
   std::memcpy(rec.info.id.data(), head, 32);
   rec.info.raw_length = get_u64le(head + 32);
   rec.info.stored_length = get_u64le(head + 40);
-  const std::size_t name_len = static_cast<std::size_t>(head[48]) |
-                               (static_cast<std::size_t>(head[49]) << 8);
+  const std::size_t name_len =
+      static_cast<std::size_t>(head[48]) | (static_cast<std::size_t>(head[49]) << 8);
   const bool is_chunk = rec.info.type == RecordType::kChunk;
   if (is_chunk) {
     if (rec.info.raw_length == 0 || rec.info.raw_length > options_.max_chunk) {
-      return damaged(record_at, "chunk raw length " + std::to_string(rec.info.raw_length) +
-                                    " out of range");
+      return damaged(record_at,
+                     "chunk raw length " + std::to_string(rec.info.raw_length) + " out of range");
     }
     if (rec.info.stored_length == 0 ||
         rec.info.stored_length > ZSTD_compressBound(rec.info.raw_length)) {
@@ -388,8 +385,8 @@ Result<std::optional<PackRecord>> PackReader::read_next() {
   if (name_len > kMaxRecordName) return damaged(record_at + 49, "record name too long");
   rec.info.name.resize(name_len);
   if (name_len > 0) {
-    OUTPOST_ASSIGN_OR_RETURN(bool ok_name,
-                             read_exact(reinterpret_cast<std::uint8_t*>(rec.info.name.data()), name_len));
+    OUTPOST_ASSIGN_OR_RETURN(
+        bool ok_name, read_exact(reinterpret_cast<std::uint8_t*>(rec.info.name.data()), name_len));
     if (!ok_name) return truncated();
   }
   if (Status s = check_record_name(rec.info.type, rec.info.name); !s.ok()) {
@@ -407,8 +404,8 @@ Result<std::optional<PackRecord>> PackReader::read_next() {
                                           "chunk " + crypto::hex(rec.info.id));
       if (!raw.ok()) return damaged(rec.info.offset, raw.error().message());
       if (!crypto::digest_equal(crypto::blake2b(*raw), rec.info.id)) {
-        return damaged(rec.info.offset, "chunk " + crypto::hex(rec.info.id) +
-                                            " does not match its id");
+        return damaged(rec.info.offset,
+                       "chunk " + crypto::hex(rec.info.id) + " does not match its id");
       }
       rec.raw = std::move(raw).value();
     }
@@ -444,16 +441,15 @@ Result<Bytes> read_pack_range(const std::string& pack_path, std::uint64_t offset
   Bytes out(length);
   std::size_t got = 0;
   while (got < out.size()) {
-    const ssize_t n = ::pread(fd.get(), out.data() + got, out.size() - got,
-                              static_cast<off_t>(offset + got));
+    const ssize_t n =
+        ::pread(fd.get(), out.data() + got, out.size() - got, static_cast<off_t>(offset + got));
     if (n < 0) {
       if (errno == EINTR) continue;
       return detail::errno_status(errno, "reading", pack_path);
     }
     if (n == 0) {
       return Status::Corruption("pack " + pack_path + " is truncated: " + std::to_string(length) +
-                                " bytes at offset " + std::to_string(offset) +
-                                " run past its end");
+                                " bytes at offset " + std::to_string(offset) + " run past its end");
     }
     got += static_cast<std::size_t>(n);
   }

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <memory>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <unordered_map>
 
@@ -47,8 +47,9 @@ class RepoLock {
     const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT) {
-        return Status::NotFound(repo + " is not an outpost repository (no metadata/ folder): "
-                                       "run 'outpost repo init' first");
+        return Status::NotFound(repo +
+                                " is not an outpost repository (no metadata/ folder): "
+                                "run 'outpost repo init' first");
       }
       return detail::errno_status(errno, "opening", dir);
     }
@@ -107,10 +108,9 @@ bool key_listed(const tuf::Root& root, const std::string& role, const crypto::Se
 Status require_role_key(const tuf::Root& root, const std::string& role,
                         const crypto::SecretKey& key) {
   if (key_listed(root, role, key)) return Status::Ok();
-  return Status::FailedPrecondition("key " + key.public_key().keyid().substr(0, 16) +
-                                    " is not the repository's " + role +
-                                    " key (per metadata/root.json): use the " + role +
-                                    " key file given to 'outpost repo init'");
+  return Status::FailedPrecondition(
+      "key " + key.public_key().keyid().substr(0, 16) + " is not the repository's " + role +
+      " key (per metadata/root.json): use the " + role + " key file given to 'outpost repo init'");
 }
 
 Status write_metadata(const std::string& repo, const std::string& name, const Json& signed_part,
@@ -220,8 +220,8 @@ Result<RepositoryState> load_repository(const std::string& repo) {
   OUTPOST_ASSIGN_OR_RETURN(st.timestamp, read_role<tuf::Timestamp>(ts_path, "timestamp"));
   OUTPOST_ASSIGN_OR_RETURN(
       st.snapshot,
-      read_role<tuf::Snapshot>(meta_path(repo, versioned(st.timestamp.snapshot.version, "snapshot")),
-                               "snapshot"));
+      read_role<tuf::Snapshot>(
+          meta_path(repo, versioned(st.timestamp.snapshot.version, "snapshot")), "snapshot"));
   for (const auto& [file, info] : st.snapshot.meta) {
     if (file.size() < 6 || file.substr(file.size() - 5) != ".json") {
       return Status::Corruption("snapshot lists '" + file + "', not a metadata file");
@@ -306,16 +306,17 @@ Status init_repository(const std::string& repo, const InitOptions& o) {
     root_signers.push_back(k);
   }
   st.root.roles["root"] = rk;
-  for (const auto& [role, key] : {std::pair<const char*, const crypto::SecretKey*>{"targets", o.targets_key},
-                                  {"snapshot", o.snapshot_key},
-                                  {"timestamp", o.timestamp_key}}) {
+  for (const auto& [role, key] :
+       {std::pair<const char*, const crypto::SecretKey*>{"targets", o.targets_key},
+        {"snapshot", o.snapshot_key},
+        {"timestamp", o.timestamp_key}}) {
     const std::string id = key->public_key().keyid();
     st.root.keys.emplace(id, key->public_key());
     st.root.roles[role] = tuf::RoleKeys{{id}, 1};
   }
   Bytes root_bytes;
-  OUTPOST_RETURN_IF_ERROR(write_metadata(repo, "1.root.json", st.root.to_signed(), root_signers,
-                                         &root_bytes));
+  OUTPOST_RETURN_IF_ERROR(
+      write_metadata(repo, "1.root.json", st.root.to_signed(), root_signers, &root_bytes));
   OUTPOST_RETURN_IF_ERROR(write_repo_file(meta_path(repo, "root.json"), root_bytes));
 
   st.targets.version = 1;
@@ -332,7 +333,8 @@ Status init_repository(const std::string& repo, const InitOptions& o) {
   chunk.set("avg", static_cast<std::int64_t>(o.chunking.avg));
   chunk.set("max", static_cast<std::int64_t>(o.chunking.max));
   desc.set("chunking", std::move(chunk));
-  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo + "/" + kRepositoryJson, to_bytes(desc.dump(2) + "\n")));
+  OUTPOST_RETURN_IF_ERROR(
+      write_repo_file(repo + "/" + kRepositoryJson, to_bytes(desc.dump(2) + "\n")));
 
   st.snapshot.version = 0;  // write_snapshot_and_timestamp moves both to version 1
   st.snapshot.meta["targets.json"] = tuf::MetaFile{1, std::nullopt, std::nullopt};
@@ -449,7 +451,8 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
     for (const auto& [path, tf] : t.targets) {
       (void)tf;
       const std::string suffix = "/manifest.json";
-      if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      if (path.size() <= suffix.size() ||
+          path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
         continue;
       }
       const std::string bundle = path.substr(0, path.size() - suffix.size());
@@ -581,9 +584,13 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
   index.chunks.reserve(refs.size());
   std::unordered_map<std::uint32_t, std::uint32_t> numbers;
   for (const Ref& r : refs) {
-    auto [it, fresh] = numbers.emplace(r.loc.pack_slot, static_cast<std::uint32_t>(index.packs.size()));
-    if (fresh) index.packs.push_back(r.loc.pack_slot == kNewPack ? new_pack_id : known_packs[r.loc.pack_slot]);
-    index.chunks.push_back(ChunkEntry{r.id, r.loc.raw_length, it->second, r.loc.offset, r.loc.stored_length});
+    auto [it, fresh] =
+        numbers.emplace(r.loc.pack_slot, static_cast<std::uint32_t>(index.packs.size()));
+    if (fresh)
+      index.packs.push_back(r.loc.pack_slot == kNewPack ? new_pack_id
+                                                        : known_packs[r.loc.pack_slot]);
+    index.chunks.push_back(
+        ChunkEntry{r.id, r.loc.raw_length, it->second, r.loc.offset, r.loc.stored_length});
   }
   refs.clear();
   refs.shrink_to_fit();
@@ -617,7 +624,8 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
   OUTPOST_RETURN_IF_ERROR(write_metadata(repo, versioned(role_meta.version, role_name),
                                          role_meta.to_signed(), {o.publisher_key}));
   // 5. snapshot, then timestamp last
-  st.snapshot.meta[role_name + ".json"] = tuf::MetaFile{role_meta.version, std::nullopt, std::nullopt};
+  st.snapshot.meta[role_name + ".json"] =
+      tuf::MetaFile{role_meta.version, std::nullopt, std::nullopt};
   OUTPOST_RETURN_IF_ERROR(
       write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key, now, o.expiry));
   result.version = m.version;
@@ -629,10 +637,11 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
 Status refresh_timestamp(const std::string& repo, const crypto::SecretKey& timestamp_key,
                          Clock& clock, const Expiries& expiry) {
   OUTPOST_ASSIGN_OR_RETURN(RepoLock lock, RepoLock::acquire(repo));
-  OUTPOST_ASSIGN_OR_RETURN(tuf::Root root, read_role<tuf::Root>(meta_path(repo, "root.json"), "root"));
+  OUTPOST_ASSIGN_OR_RETURN(tuf::Root root,
+                           read_role<tuf::Root>(meta_path(repo, "root.json"), "root"));
   OUTPOST_RETURN_IF_ERROR(require_role_key(root, "timestamp", timestamp_key));
-  OUTPOST_ASSIGN_OR_RETURN(tuf::Timestamp ts,
-                           read_role<tuf::Timestamp>(meta_path(repo, "timestamp.json"), "timestamp"));
+  OUTPOST_ASSIGN_OR_RETURN(
+      tuf::Timestamp ts, read_role<tuf::Timestamp>(meta_path(repo, "timestamp.json"), "timestamp"));
   OUTPOST_ASSIGN_OR_RETURN(
       tuf::Snapshot snap,
       read_role<tuf::Snapshot>(meta_path(repo, versioned(ts.snapshot.version, "snapshot")),
@@ -675,8 +684,9 @@ Status rotate_root(const std::string& repo, const RotateOptions& o) {
   OUTPOST_ASSIGN_OR_RETURN(RepositoryState st, load_repository(repo));
   // root.json must be the newest version: clients walk N+1.root.json from what they hold.
   if (real_fs().exists(meta_path(repo, versioned(st.root.version + 1, "root")))) {
-    return Status::FailedPrecondition("metadata/root.json is not the newest root version: "
-                                      "restore it from the highest N.root.json");
+    return Status::FailedPrecondition(
+        "metadata/root.json is not the newest root version: "
+        "restore it from the highest N.root.json");
   }
   std::map<std::string, const crypto::SecretKey*> signers;
   int old_valid = 0;
@@ -709,9 +719,10 @@ Status rotate_root(const std::string& repo, const RotateOptions& o) {
     rk.keyids.push_back(id);
   }
   next.roles["root"] = rk;
-  for (const auto& [role, key] : {std::pair<const char*, const crypto::SecretKey*>{"targets", o.targets_key},
-                                  {"snapshot", o.snapshot_key},
-                                  {"timestamp", o.timestamp_key}}) {
+  for (const auto& [role, key] :
+       {std::pair<const char*, const crypto::SecretKey*>{"targets", o.targets_key},
+        {"snapshot", o.snapshot_key},
+        {"timestamp", o.timestamp_key}}) {
     const std::string id = key->public_key().keyid();
     next.keys.emplace(id, key->public_key());
     next.roles[role] = tuf::RoleKeys{{id}, 1};
@@ -728,7 +739,8 @@ Status rotate_root(const std::string& repo, const RotateOptions& o) {
     st.targets.expires = now + o.expiry.targets;
     OUTPOST_RETURN_IF_ERROR(write_metadata(repo, versioned(st.targets.version, "targets"),
                                            st.targets.to_signed(), {o.targets_key}));
-    st.snapshot.meta["targets.json"] = tuf::MetaFile{st.targets.version, std::nullopt, std::nullopt};
+    st.snapshot.meta["targets.json"] =
+        tuf::MetaFile{st.targets.version, std::nullopt, std::nullopt};
   }
   return write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key, now, o.expiry);
 }

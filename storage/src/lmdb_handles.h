@@ -66,8 +66,7 @@ inline std::string mib(std::uint64_t bytes) {
 inline Status to_status(int rc, std::string_view doing, const std::string& dir) {
   const std::string what(doing);
   switch (rc) {
-    case MDB_SUCCESS:
-      return Status::Ok();
+    case MDB_SUCCESS: return Status::Ok();
     case MDB_MAP_FULL:
       // Store::update() catches this (by the transaction's flag, not the text), grows the
       // map and retries; only users of a bare write() transaction see this message.
@@ -95,8 +94,8 @@ inline Status to_status(int rc, std::string_view doing, const std::string& dir) 
       return Status::Corruption("the store in " + dir + " has tables outpost does not " +
                                 "recognise: it is not an outpost store, check --store");
     case MDB_PANIC:
-      return Status::FailedPrecondition("the store in " + dir + " had a fatal error while " +
-                                        what + ": restart outpost (committed data is safe)");
+      return Status::FailedPrecondition("the store in " + dir + " had a fatal error while " + what +
+                                        ": restart outpost (committed data is safe)");
     case MDB_MAP_RESIZED:
       return Status::Unavailable("the store in " + dir + " was grown by another process " +
                                  "while " + what + ": end open transactions and retry");
@@ -105,15 +104,14 @@ inline Status to_status(int rc, std::string_view doing, const std::string& dir) 
                                  "or stop some of the processes using it");
     case MDB_TXN_FULL:
       return Status::ResourceExhausted("one transaction changed too much while " + what +
-                                       " the store in " + dir +
-                                       ": commit in smaller batches");
+                                       " the store in " + dir + ": commit in smaller batches");
     case MDB_BAD_VALSIZE:
-      return Status::InvalidArgument("key or value size refused while " + what +
-                                     " the store in " + dir + " (keys are 1 to 511 bytes)");
+      return Status::InvalidArgument("key or value size refused while " + what + " the store in " +
+                                     dir + " (keys are 1 to 511 bytes)");
     case EACCES:
     case EPERM:
-      return Status::FailedPrecondition("permission denied while " + what + " the store in " +
-                                        dir + ": run as the user that owns it, or fix the " +
+      return Status::FailedPrecondition("permission denied while " + what + " the store in " + dir +
+                                        ": run as the user that owns it, or fix the " +
                                         "permissions of the directory and its files");
     case EROFS:
       return Status::FailedPrecondition("the store in " + dir + " is on a read-only file " +

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <cassert>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -33,8 +33,8 @@ constexpr MDB_dbi kMaxDbs = kTableCount + 4;
 constexpr mdb_mode_t kFileMode = 0660;
 
 const char* const kTableNames[kTableCount] = {
-    "chunks",   "manifests", "indexes",       "bundles",  "metadata",
-    "trust",    "subscriptions", "transfers", "settings",
+    "chunks", "manifests",     "indexes",   "bundles",  "metadata",
+    "trust",  "subscriptions", "transfers", "settings",
 };
 
 std::string no_store(const std::string& dir) {
@@ -55,8 +55,7 @@ std::string other_word_size(const std::string& dir, int theirs) {
 }
 
 std::string format_marker() {
-  return "outpost-store " + std::to_string(kStoreFormat) + " " + std::to_string(kWordBits) +
-         "-bit";
+  return "outpost-store " + std::to_string(kStoreFormat) + " " + std::to_string(kWordBits) + "-bit";
 }
 
 // Checks the value of the "format" key written by format_marker().
@@ -74,11 +73,12 @@ Status check_marker(std::string_view text, const std::string& dir) {
     format = format * 10 + (ch - '0');
   }
   if (format != kStoreFormat) {
-    return Status::FailedPrecondition(
-        "the store in " + dir + " has format " + std::to_string(format) +
-        " and this outpost reads format " + std::to_string(kStoreFormat) +
-        (format > kStoreFormat ? ": upgrade outpost" : ": export it with the outpost that "
-                                                      "wrote it and import it here"));
+    return Status::FailedPrecondition("the store in " + dir + " has format " +
+                                      std::to_string(format) + " and this outpost reads format " +
+                                      std::to_string(kStoreFormat) +
+                                      (format > kStoreFormat ? ": upgrade outpost"
+                                                             : ": export it with the outpost that "
+                                                               "wrote it and import it here"));
   }
   std::string_view width = text.substr(space + 1);
   if (width == "32-bit" || width == "64-bit") {
@@ -325,8 +325,7 @@ Status ReadTxn::scan(Table table, ByteView prefix,
   rc = mdb_cursor_get(cursor.get(), &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
   while (rc == MDB_SUCCESS) {
     ByteView key = lmdb::view(k);
-    if (key.size() < prefix.size() ||
-        !std::equal(prefix.begin(), prefix.end(), key.begin())) {
+    if (key.size() < prefix.size() || !std::equal(prefix.begin(), prefix.end(), key.begin())) {
       return Status::Ok();
     }
     if (!fn(key, lmdb::view(v))) return Status::Ok();
@@ -439,8 +438,7 @@ Status open_tables(detail::Core& c) {
 
     if (!fresh) {
       MDB_dbi settings = 0;
-      rc = mdb_dbi_open(txn.get(), kTableNames[static_cast<int>(Table::kSettings)], 0,
-                        &settings);
+      rc = mdb_dbi_open(txn.get(), kTableNames[static_cast<int>(Table::kSettings)], 0, &settings);
       if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
         return Status::Corruption(not_outpost(dir));
       }
@@ -582,8 +580,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   if (options.create && options.read_only) {
     return Status::InvalidArgument("cannot create the store in " + dir + " read-only");
   }
-  if (options.initial_map_bytes < (1u << 16) ||
-      options.max_map_bytes < options.initial_map_bytes) {
+  if (options.initial_map_bytes < (1u << 16) || options.max_map_bytes < options.initial_map_bytes) {
     return Status::InvalidArgument("store map sizes for " + dir +
                                    ": the initial size must be at least 64 KiB and at most " +
                                    "the limit");

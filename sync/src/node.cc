@@ -176,15 +176,15 @@ Result<Bytes> read_chunk(const storage::ReadTxn& txn, packaging::Decompressor& d
   auto raw = dec.decompress(stored.frame, entry.raw_length, name);
   if (!raw.ok()) return raw.error().With("run 'outpost verify --repair' then 'outpost sync'");
   if (!crypto::digest_equal(crypto::blake2b(view(*raw)), entry.id)) {
-    return Status::Corruption(name + " is damaged in the store: run 'outpost verify --repair' "
+    return Status::Corruption(name +
+                              " is damaged in the store: run 'outpost verify --repair' "
                               "then 'outpost sync' to fetch it again");
   }
   return raw;
 }
 
 // Streams the content of a held version through fn(file index, bytes) in table order.
-Status stream_content(storage::Store& store, const storage::ReadTxn& txn,
-                      const HeldVersion& held,
+Status stream_content(storage::Store& store, const storage::ReadTxn& txn, const HeldVersion& held,
                       const std::function<Status(std::size_t, ByteView)>& fn) {
   packaging::Decompressor dec;
   PageBudget pages(store);
@@ -249,19 +249,21 @@ Status verify_trusted(const tuf::TrustedMetadata& t) {
         check(t.snapshot, "snapshot", "snapshot", root.keys, root.roles["snapshot"]).status());
   }
   if (t.targets.empty()) return Status::Ok();
-  OUTPOST_ASSIGN_OR_RETURN(Json targets_env,
-                           check(t.targets, "targets", "targets", root.keys, root.roles["targets"]));
+  OUTPOST_ASSIGN_OR_RETURN(
+      Json targets_env, check(t.targets, "targets", "targets", root.keys, root.roles["targets"]));
   OUTPOST_ASSIGN_OR_RETURN(tuf::Targets targets,
                            tuf::Targets::from_signed(*targets_env.find("signed")));
   for (const auto& [name, bytes] : t.delegated) {
-    if (!targets.delegations) return Status::Corruption("delegated role " + name + " is not delegated");
+    if (!targets.delegations)
+      return Status::Corruption("delegated role " + name + " is not delegated");
     const tuf::DelegatedRole* role = nullptr;
     for (const auto& r : targets.delegations->roles) {
       if (r.name == name) role = &r;
     }
     if (role == nullptr) continue;  // delegated by another delegated role: not nested here
     tuf::RoleKeys keys{role->keyids, role->threshold};
-    OUTPOST_RETURN_IF_ERROR(check(bytes, "targets", name, targets.delegations->keys, keys).status());
+    OUTPOST_RETURN_IF_ERROR(
+        check(bytes, "targets", name, targets.delegations->keys, keys).status());
   }
   return Status::Ok();
 }
@@ -337,8 +339,8 @@ class RepoSync {
     }
     if (declared && *declared < accepted) {
       return Status::VerificationFailed(
-          "the repository offers version " + std::to_string(*declared) +
-          ", older than version " + std::to_string(accepted) +
+          "the repository offers version " + std::to_string(*declared) + ", older than version " +
+          std::to_string(accepted) +
           " already accepted (rollback): refusing it; try another mirror");
     }
     if (record && declared && *declared == record->current) {
@@ -498,8 +500,7 @@ class RepoSync {
         std::uint64_t start = entries[i]->offset;
         std::uint64_t end = start + entries[i]->stored_length;
         while (j + 1 < entries.size() && entries[j + 1]->offset <= end + kCoalesceGap &&
-               entries[j + 1]->offset + entries[j + 1]->stored_length - start <=
-                   kChunkBatchBytes) {
+               entries[j + 1]->offset + entries[j + 1]->stored_length - start <= kChunkBatchBytes) {
           ++j;
           end = std::max(end, entries[j]->offset + entries[j]->stored_length);
         }
@@ -513,7 +514,8 @@ class RepoSync {
           auto raw = dec.decompress(frame, e.raw_length, name);
           if (!raw.ok()) return raw.error();
           if (!crypto::digest_equal(crypto::blake2b(view(*raw)), e.id)) {
-            return Status::Corruption(name + " does not match its hash (damaged or tampered): "
+            return Status::Corruption(name +
+                                      " does not match its hash (damaged or tampered): "
                                       "not stored; try another mirror");
           }
           batch.emplace_back(e.id, records::chunk_value(e.raw_length, frame));
@@ -549,8 +551,7 @@ Result<std::unique_ptr<Node>> Node::open(const std::string& dir, bool create, Cl
   return node;
 }
 
-Result<Subscription> Node::subscribe(const std::string& location,
-                                     const SubscribeOptions& options) {
+Result<Subscription> Node::subscribe(const std::string& location, const SubscribeOptions& options) {
   OUTPOST_ASSIGN_OR_RETURN(auto source, open_source(location));
   Bytes root_bytes;
   if (!options.root_json_path.empty()) {
@@ -579,10 +580,9 @@ Result<Subscription> Node::subscribe(const std::string& location,
                   role->second.keyids.end();
     tuf::RoleKeys only{{keyid}, 1};
     if (!listed || !tuf::verify_threshold(*envelope, root.keys, only, "root").ok()) {
-      return Status::VerificationFailed("the root of " + location +
-                                        " is not signed by the root key " +
-                                        options.root_pubkey->hex() +
-                                        ": check the key with the publisher");
+      return Status::VerificationFailed(
+          "the root of " + location + " is not signed by the root key " +
+          options.root_pubkey->hex() + ": check the key with the publisher");
     }
   }
   std::string repo = repo_id_for(root);
@@ -663,9 +663,9 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location) {
     reports.push_back(std::move(*report));
     sub.last_sync = clock_->now();
     OUTPOST_RETURN_IF_ERROR(store_->update([&](storage::WriteTxn& txn) -> Status {
-      return txn.put(Table::kSubscriptions, as_bytes(sub.id),
-                     view(records::encode_subscription(sub.id, sub.location, sub.added,
-                                                       sub.last_sync)));
+      return txn.put(
+          Table::kSubscriptions, as_bytes(sub.id),
+          view(records::encode_subscription(sub.id, sub.location, sub.added, sub.last_sync)));
     }));
   }
   return reports;
@@ -689,13 +689,15 @@ Result<std::vector<BundleInfo>> Node::list() {
   for (auto& [name, r] : recs) {
     Bytes key = storage::version_key(name, r.current);
     OUTPOST_ASSIGN_OR_RETURN(auto m, txn.get(Table::kManifests, view(key)));
-    if (!m) return Status::Corruption("the manifest of " + name + " is missing: run 'outpost verify'");
+    if (!m)
+      return Status::Corruption("the manifest of " + name + " is missing: run 'outpost verify'");
     OUTPOST_ASSIGN_OR_RETURN(Manifest manifest, Manifest::parse(view(*m)));
     BundleInfo info;
     info.name = name;
     info.repo = r.repo;
     info.kind = manifest.kind;
-    if (const Json* t = manifest.meta.find("title"); t && t->is_string()) info.title = t->as_string();
+    if (const Json* t = manifest.meta.find("title"); t && t->is_string())
+      info.title = t->as_string();
     info.current = r.current;
     info.versions = r.versions;
     info.files = manifest.files.size();
@@ -710,12 +712,13 @@ Result<std::vector<BundleInfo>> Node::list() {
 Result<Json> Node::show(const std::string& bundle, std::uint64_t version) {
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
   OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, bundle));
-  if (!rec) return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
+  if (!rec)
+    return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
   std::uint64_t v = version == 0 ? rec->current : version;
-  OUTPOST_ASSIGN_OR_RETURN(auto m, txn.get(Table::kManifests, view(storage::version_key(bundle, v))));
+  OUTPOST_ASSIGN_OR_RETURN(auto m,
+                           txn.get(Table::kManifests, view(storage::version_key(bundle, v))));
   if (!m) {
-    return Status::NotFound("version " + std::to_string(v) + " of " + bundle +
-                            " is not held here");
+    return Status::NotFound("version " + std::to_string(v) + " of " + bundle + " is not held here");
   }
   OUTPOST_ASSIGN_OR_RETURN(Json j, parse_json(as_chars(view(*m))));
   j.set("held_versions", [&] {
@@ -731,13 +734,14 @@ Status Node::cat(const std::string& bundle, const std::string& path,
                  const std::function<Status(ByteView)>& out) {
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
   OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, bundle));
-  if (!rec) return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
+  if (!rec)
+    return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
   OUTPOST_ASSIGN_OR_RETURN(HeldVersion held, load_version(txn, bundle, rec->current));
   const auto& files = held.manifest.files;
   auto it = std::find_if(files.begin(), files.end(), [&](const auto& f) { return f.path == path; });
   if (it == files.end()) {
-    return Status::NotFound("bundle " + bundle + " has no file " + path +
-                            ": see 'outpost show " + bundle + "'");
+    return Status::NotFound("bundle " + bundle + " has no file " + path + ": see 'outpost show " +
+                            bundle + "'");
   }
   auto target = static_cast<std::size_t>(it - files.begin());
   std::size_t first = 0;
@@ -766,7 +770,8 @@ Status make_safe_dirs(const std::string& base, const std::string& rel) {
     struct stat st {};
     if (::lstat(cur.c_str(), &st) == 0) {
       if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
-        return Status::FailedPrecondition(cur + " is a link or a file, not a directory: "
+        return Status::FailedPrecondition(cur +
+                                          " is a link or a file, not a directory: "
                                           "refusing to write through it; remove it first");
       }
     } else if (::mkdir(cur.c_str(), 0755) != 0) {
@@ -781,7 +786,8 @@ Status make_safe_dirs(const std::string& base, const std::string& rel) {
 Status Node::checkout(const std::string& bundle, const std::string& dir) {
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
   OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, bundle));
-  if (!rec) return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
+  if (!rec)
+    return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
   OUTPOST_ASSIGN_OR_RETURN(HeldVersion held, load_version(txn, bundle, rec->current));
   OUTPOST_RETURN_IF_ERROR(real_fs().make_dirs(dir));
   for (const auto& f : held.manifest.files) {
@@ -818,8 +824,8 @@ Status Node::checkout(const std::string& bundle, const std::string& dir) {
     }
     for (std::size_t i = 0; i < pending.size(); ++i) {
       if (::rename(pending[i].first.c_str(), pending[i].second.c_str()) != 0) {
-        Status st = Status::Unavailable("cannot write " + pending[i].second + ": " +
-                                        errno_text(errno));
+        Status st =
+            Status::Unavailable("cannot write " + pending[i].second + ": " + errno_text(errno));
         drop_pending(i);
         return st;
       }
@@ -857,9 +863,9 @@ Status Node::checkout(const std::string& bundle, const std::string& dir) {
         ssize_t n = ::write(fd, raw->data() + done, raw->size() - done);
         if (n < 0) {
           if (errno == EINTR) continue;
-          st = (errno == ENOSPC) ? Status::ResourceExhausted("disk full writing " + full)
-                                 : Status::Unavailable("cannot write " + full + ": " +
-                                                       errno_text(errno));
+          st = (errno == ENOSPC)
+                   ? Status::ResourceExhausted("disk full writing " + full)
+                   : Status::Unavailable("cannot write " + full + ": " + errno_text(errno));
           break;
         }
         done += static_cast<std::size_t>(n);
@@ -904,7 +910,8 @@ Result<VerifyReport> Node::verify() {
     crypto::Digest id;
     std::copy(k.begin(), k.end(), id.begin());
     if (!raw.ok() || !crypto::digest_equal(crypto::blake2b(view(*raw)), id)) {
-      report.problems.push_back(name + " is damaged (its bytes do not hash to its id): "
+      report.problems.push_back(name +
+                                " is damaged (its bytes do not hash to its id): "
                                 "run 'outpost verify --repair' then 'outpost sync'");
     }
     return true;

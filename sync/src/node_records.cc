@@ -44,8 +44,8 @@ Result<BundleRecord> parse_bundle(ByteView value) {
   return r;
 }
 
-Bytes encode_subscription(const std::string& id, const std::string& location,
-                          std::int64_t added, std::int64_t last_sync) {
+Bytes encode_subscription(const std::string& id, const std::string& location, std::int64_t added,
+                          std::int64_t last_sync) {
   Json j = Json::object();
   j.set("id", id);
   j.set("location", location);
@@ -54,9 +54,7 @@ Bytes encode_subscription(const std::string& id, const std::string& location,
   return to_bytes(j.canonical());
 }
 
-Bytes accepted_version_key(std::string_view bundle) {
-  return storage::text_key("version", bundle);
-}
+Bytes accepted_version_key(std::string_view bundle) { return storage::text_key("version", bundle); }
 
 Bytes metadata_key(std::string_view repo, std::string_view role) {
   return storage::text_key(repo, role);

@@ -34,8 +34,8 @@ Bytes encode(const BundleRecord& r);
 Result<BundleRecord> parse_bundle(ByteView value);
 
 // kSubscriptions value (JSON): {"id","location","added","last_sync"}.
-Bytes encode_subscription(const std::string& id, const std::string& location,
-                          std::int64_t added, std::int64_t last_sync);
+Bytes encode_subscription(const std::string& id, const std::string& location, std::int64_t added,
+                          std::int64_t last_sync);
 
 // kTrust keys.
 inline constexpr std::string_view kTimeFloorKey = "time-floor";

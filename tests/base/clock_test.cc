@@ -1,7 +1,8 @@
+#include "outpost/base/clock.h"
+
 #include <catch2/catch.hpp>
 
 #include "outpost/base/bytes.h"
-#include "outpost/base/clock.h"
 
 TEST_CASE("UTC times round-trip in the form TUF writes", "[base][clock]") {
   CHECK(outpost::format_utc(0) == "1970-01-01T00:00:00Z");

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "outpost/base/json.h"
+
+#include <catch2/catch.hpp>
 
 using outpost::Json;
 using outpost::parse_json;
@@ -15,7 +15,8 @@ TEST_CASE("canonical JSON sorts keys and escapes only quote and backslash", "[ba
 }
 
 TEST_CASE("parsing then writing canonical JSON gives the same bytes", "[base][json]") {
-  std::string text = R"({"a":{"b":[1,2,{"c":"d"}]},"e":"\u00e9\ud83d\ude00","n":-9223372036854775808})";
+  std::string text =
+      R"({"a":{"b":[1,2,{"c":"d"}]},"e":"\u00e9\ud83d\ude00","n":-9223372036854775808})";
   auto j = parse_json(text);
   REQUIRE(j.ok());
   auto again = parse_json(j->canonical());

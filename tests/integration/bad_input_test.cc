@@ -3,12 +3,11 @@
 // full disk. The standard for each (DESIGN.md, Command line): exactly one clear error line,
 // a non-zero exit code, and the store exactly as it was — `ls --json` unchanged, held
 // content still readable, `verify` passes.
-#include <catch2/catch.hpp>
-
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -195,8 +194,8 @@ TEST_CASE("a top-level targets file with one byte changed in its signed part is 
   Held h;
   // A new delegation makes a new targets version, which the node must fetch.
   std::string who = h.keygen("publisher", h.keys() + "/who.key");
-  h.must({"repo", "delegate", h.repo(), "--keys", h.keys(), "--publisher-pubkey", who,
-          "--prefix", "who/gho"});
+  h.must({"repo", "delegate", h.repo(), "--keys", h.keys(), "--publisher-pubkey", who, "--prefix",
+          "who/gho"});
   auto [targets, version] = newest_metadata(h.repo(), "targets.json");
   REQUIRE(version >= 2);
   change_time_digit(targets);
@@ -257,9 +256,10 @@ TEST_CASE("a copy of the repository older than what the node accepted is refused
   h.check_unchanged();
 }
 
-TEST_CASE("a fresh timestamp naming a snapshot older than the accepted one is refused "
-          "(rollback)",
-          "[integration][bad-input]") {
+TEST_CASE(
+    "a fresh timestamp naming a snapshot older than the accepted one is refused "
+    "(rollback)",
+    "[integration][bad-input]") {
   Held h;
   const std::string old_copy = h.dir / "old-repo";
   copy_tree(h.repo(), old_copy);
@@ -280,9 +280,10 @@ TEST_CASE("a fresh timestamp naming a snapshot older than the accepted one is re
   h.check_unchanged();
 }
 
-TEST_CASE("a fresh snapshot naming a delegated role older than the accepted one is refused "
-          "(rollback)",
-          "[integration][bad-input]") {
+TEST_CASE(
+    "a fresh snapshot naming a delegated role older than the accepted one is refused "
+    "(rollback)",
+    "[integration][bad-input]") {
   Held h;
   const std::string old_copy = h.dir / "old-repo";
   copy_tree(h.repo(), old_copy);
@@ -303,9 +304,10 @@ TEST_CASE("a fresh snapshot naming a delegated role older than the accepted one 
   h.check_unchanged();
 }
 
-TEST_CASE("a delegated role file of another version than the snapshot names is refused "
-          "(mix-and-match)",
-          "[integration][bad-input]") {
+TEST_CASE(
+    "a delegated role file of another version than the snapshot names is refused "
+    "(mix-and-match)",
+    "[integration][bad-input]") {
   Held h;
   h.publish_v2();
   auto [current, version] = newest_metadata(h.repo(), "un.ga.json");
@@ -396,8 +398,8 @@ namespace {
 void check_publish_refuses_name(const std::string& name) {
   Published p;
   auto before = repo_files(p.repo());
-  RunResult pub = p.outpost({"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys",
-                             p.keys(), "--bundle", name, p.resolution_src()});
+  RunResult pub = p.outpost({"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys", p.keys(),
+                             "--bundle", name, p.resolution_src()});
   check_refused(pub, 2);
   CHECK(contains(pub.err, "bundle name '" + name + "'"));
   CHECK(contains(pub.err, "e.g. un/ga/A-RES-75-202"));
@@ -431,8 +433,7 @@ TEST_CASE("publish refuses a name not delegated to the publisher's key",
   CHECK(repo_files(p.repo()) == before);
 }
 
-TEST_CASE("publish refuses a publisher key file readable by others",
-          "[integration][bad-input]") {
+TEST_CASE("publish refuses a publisher key file readable by others", "[integration][bad-input]") {
   Published p;
   auto before = repo_files(p.repo());
   ::chmod((p.keys() + "/un.key").c_str(), 0644);
@@ -475,9 +476,11 @@ TEST_CASE("a store whose data file is garbage gives a clear error, not a crash",
   const std::string data = h.store() + "/data.mdb";
   const auto size = fs::file_size(data);
   write_all(data, random_bytes(static_cast<std::size_t>(size), 4242));
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"ls", "--json"}, {"cat", kResolution, kResolutionText},
-        {"verify"}, {"sync"}, {"status"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"ls", "--json"},
+                                               {"cat", kResolution, kResolutionText},
+                                               {"verify"},
+                                               {"sync"},
+                                               {"status"}}) {
     INFO("outpost " << args[0]);
     RunResult r = h.frozen(args);
     check_refused(r);
@@ -527,9 +530,10 @@ class SmallDisk {
 
 }  // namespace
 
-TEST_CASE("a sync that fills the disk stops with 'disk full', changes nothing, and completes "
-          "once there is room",
-          "[integration][bad-input]") {
+TEST_CASE(
+    "a sync that fills the disk stops with 'disk full', changes nothing, and completes "
+    "once there is room",
+    "[integration][bad-input]") {
   Published p;
   SmallDisk disk(p.dir / "small", "3m");
   if (!disk.mounted()) {
@@ -554,8 +558,8 @@ TEST_CASE("a sync that fills the disk stops with 'disk full', changes nothing, a
     write_all(src + "/part-" + std::to_string(i) + ".bin",
               random_bytes(2u << 20, static_cast<std::uint64_t>(100 + i)));
   }
-  RunResult pub = p.outpost({"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys",
-                             p.keys(), "--bundle", "un/ga/big-annex", src});
+  RunResult pub = p.outpost({"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys", p.keys(),
+                             "--bundle", "un/ga/big-annex", src});
   INFO(pub.err);
   REQUIRE(pub.exit_code == 0);
 

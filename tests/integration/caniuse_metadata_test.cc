@@ -7,11 +7,10 @@
 // Needs `npm` and the npm registry (CI has both); without npm the test is skipped with a
 // warning. The tarballs are cached under the build folder (test-cache/npm), so reruns do not
 // touch the network.
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -108,8 +107,8 @@ int latest_role_version(const std::string& repo, const std::string& role) {
   const std::string suffix = "." + role + ".json";
   for (const auto& e : fs::directory_iterator(repo + "/metadata")) {
     const std::string f = e.path().filename().string();
-    const bool match = f.size() > suffix.size() &&
-                       f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const bool match =
+        f.size() > suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0;
     if (match) best = std::max(best, std::atoi(f.c_str()));
   }
   return best;
@@ -178,12 +177,11 @@ TEST_CASE(
     return r;
   };
   must({"repo", "init", repo, "--keys", keys});
-  must({"repo", "delegate", repo, "--keys", keys, "--publisher-pubkey", pub_hex, "--prefix",
-        "npm"});
+  must(
+      {"repo", "delegate", repo, "--keys", keys, "--publisher-pubkey", pub_hex, "--prefix", "npm"});
   const std::string bundle = "npm/caniuse-lite";
-  const std::vector<std::string> publish = {"publish", repo,     "--key",    keys + "/pub.key",
-                                            "--keys",  keys,     "--bundle", bundle,
-                                            "--json"};
+  const std::vector<std::string> publish = {
+      "publish", repo, "--key", keys + "/pub.key", "--keys", keys, "--bundle", bundle, "--json"};
 
   auto p1 = publish;
   p1.push_back(v1);
@@ -213,10 +211,9 @@ TEST_CASE(
   const std::size_t total = manifest_patch + role_patch;
 
   std::cout << "caniuse-lite " << kOld << " -> " << kNew << ": manifest "
-            << fs::file_size(new_manifest) << " B, as a zstd -19 patch " << manifest_patch
-            << " B; " << role2 << ".npm.json " << fs::file_size(new_role)
-            << " B, as a patch " << role_patch << " B; total " << total << " B (budget "
-            << kBudget << " B)\n";
+            << fs::file_size(new_manifest) << " B, as a zstd -19 patch " << manifest_patch << " B; "
+            << role2 << ".npm.json " << fs::file_size(new_role) << " B, as a patch " << role_patch
+            << " B; total " << total << " B (budget " << kBudget << " B)\n";
   INFO("manifest patch " << manifest_patch << " B + role metadata patch " << role_patch << " B");
   CHECK(total < kBudget);
 }

@@ -49,8 +49,7 @@ TEST_CASE("a second sync with nothing new changes nothing and says so", "[integr
   CHECK(again.out.find("\"updated\": []") != std::string::npos);
 }
 
-TEST_CASE("a new version with one edited file fetches only the changed chunks",
-          "[integration]") {
+TEST_CASE("a new version with one edited file fetches only the changed chunks", "[integration]") {
   Published p;
   REQUIRE(p.subscribe().exit_code == 0);
   REQUIRE(p.node({"sync"}).exit_code == 0);
@@ -93,8 +92,8 @@ TEST_CASE("a per-bundle retention is remembered and honoured by later collection
   REQUIRE(gc.exit_code == 0);
   CHECK(gc.out.find("\"versions_removed\": 0") != std::string::npos);
 
-  RunResult one = p.node({"gc", "--bundle", "itu/ict/digital-divide-2019", "--retain", "1",
-                          "--json"});
+  RunResult one =
+      p.node({"gc", "--bundle", "itu/ict/digital-divide-2019", "--retain", "1", "--json"});
   INFO(one.err);
   REQUIRE(one.exit_code == 0);
   CHECK(one.out.find("\"versions_removed\": 1") != std::string::npos);

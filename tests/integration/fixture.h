@@ -2,9 +2,8 @@
 // integration tests start from. Everything runs the real `outpost` binary.
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -32,8 +31,8 @@ class Published {
     must({"repo", "init", repo(), "--keys", keys()});
     must({"repo", "delegate", repo(), "--keys", keys(), "--publisher-pubkey", un_hex, "--prefix",
           "un/ga"});
-    must({"repo", "delegate", repo(), "--keys", keys(), "--publisher-pubkey", itu_hex,
-          "--prefix", "itu/ict"});
+    must({"repo", "delegate", repo(), "--keys", keys(), "--publisher-pubkey", itu_hex, "--prefix",
+          "itu/ict"});
     copy_tree(samples_dir() + "/resolutions/A-RES-75-202", resolution_src());
     copy_tree(samples_dir() + "/indicators/itu-ict-2019", indicator_src());
     publish_resolution();
@@ -47,12 +46,12 @@ class Published {
   std::string indicator_src() const { return dir / "src/indicator"; }
 
   RunResult publish_resolution() {
-    return outpost({"publish", repo(), "--key", keys() + "/un.key", "--keys", keys(),
-                    resolution_src()});
+    return outpost(
+        {"publish", repo(), "--key", keys() + "/un.key", "--keys", keys(), resolution_src()});
   }
   RunResult publish_indicator() {
-    return outpost({"publish", repo(), "--key", keys() + "/itu.key", "--keys", keys(),
-                    indicator_src()});
+    return outpost(
+        {"publish", repo(), "--key", keys() + "/itu.key", "--keys", keys(), indicator_src()});
   }
 
   // Runs outpost with --store pointing at this fixture's node.
@@ -87,7 +86,9 @@ class Published {
 };
 
 // The store's files, byte for byte, to show that a failed command changed nothing.
-inline outpost::Bytes store_snapshot(const std::string& store) { return read_all(store + "/data.mdb"); }
+inline outpost::Bytes store_snapshot(const std::string& store) {
+  return read_all(store + "/data.mdb");
+}
 
 // Exactly one line on stderr, starting "outpost: error: ".
 inline bool one_error_line(const RunResult& r) {
@@ -120,8 +121,10 @@ inline std::vector<std::string> added(const std::vector<std::string>& before,
 
 // The consistent-snapshot file "N.<name>" with the highest N in repo/metadata
 // (name "snapshot.json", "targets.json", "un.ga.json"), and that N.
-inline std::pair<std::string, int> newest_metadata(const std::string& repo, const std::string& name) {
-  const std::regex pattern("([0-9]+)\\." + std::regex_replace(name, std::regex("\\."), "\\.") + "$");
+inline std::pair<std::string, int> newest_metadata(const std::string& repo,
+                                                   const std::string& name) {
+  const std::regex pattern("([0-9]+)\\." + std::regex_replace(name, std::regex("\\."), "\\.") +
+                           "$");
   std::pair<std::string, int> best{"", 0};
   for (const auto& e : std::filesystem::directory_iterator(repo + "/metadata")) {
     std::smatch m;

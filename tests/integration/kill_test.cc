@@ -1,10 +1,9 @@
 // A sync killed with SIGKILL at any moment (power cut, OOM killer, a user's kill -9) leaves a
 // store that opens, verifies and shows either the old state or the complete new version,
 // never a half-updated bundle; the next sync picks up and completes.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 
@@ -20,9 +19,10 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("a sync killed at any point leaves a store that verifies and shows nothing or the "
-          "complete version",
-          "[integration][kill]") {
+TEST_CASE(
+    "a sync killed at any point leaves a store that verifies and shows nothing or the "
+    "complete version",
+    "[integration][kill]") {
   Published p;
   REQUIRE(p.frozen({"subscribe", p.repo(), "--root-pubkey", p.root_hex}).exit_code == 0);
   REQUIRE(p.frozen({"sync"}).exit_code == 0);
@@ -37,8 +37,8 @@ TEST_CASE("a sync killed at any point leaves a store that verifies and shows not
     write_all(src + "/part-" + std::to_string(i) + ".bin",
               random_bytes(5u << 20, static_cast<std::uint64_t>(7000 + i)));
   }
-  RunResult pub = p.outpost({"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys",
-                             p.keys(), "--bundle", "un/ga/big-annex", src});
+  RunResult pub = p.outpost({"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys", p.keys(),
+                             "--bundle", "un/ga/big-annex", src});
   INFO(pub.err);
   REQUIRE(pub.exit_code == 0);
 

@@ -2,7 +2,6 @@
 // sync and checkout and comes back byte for byte; later releases with small edits move only
 // a few chunks. "(large)" in the names keeps these out of the sanitizer build.
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -36,8 +35,9 @@ struct Rng {
 std::string csv_text(std::size_t n, std::uint64_t seed) {
   static const char* const kSeries[] = {"SI_POV_DAY1", "IT_USE_ii99", "IT_MOB_4GNTWK",
                                         "SE_TOT_CPLR", "SH_STA_MORT", "EN_ATM_CO2"};
-  static const char* const kAreas[] = {"World", "Africa", "Asia", "Europe", "Oceania",
-                                       "Latin America and the Caribbean", "Northern America"};
+  static const char* const kAreas[] = {
+      "World",           "Africa", "Asia", "Europe", "Oceania", "Latin America and the Caribbean",
+      "Northern America"};
   Rng rng(seed);
   std::string out;
   out.reserve(n + 128);
@@ -184,9 +184,10 @@ Update update_of(const std::string& sync_json) {
 
 }  // namespace
 
-TEST_CASE("10,000 files and 200 MB round-trip byte for byte, and small edits move few chunks "
-          "(large)",
-          "[integration][large]") {
+TEST_CASE(
+    "10,000 files and 200 MB round-trip byte for byte, and small edits move few chunks "
+    "(large)",
+    "[integration][large]") {
   Published p;
   const std::string src = p.dir / "src/large";
   const Tree tree = make_tree(src, 20240601);

@@ -1,12 +1,12 @@
-#include <catch2/catch.hpp>
+#include "outpost/packaging/chunker.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
 #include <set>
 
 #include "outpost/crypto/hash.h"
-#include "outpost/packaging/chunker.h"
 #include "support/test_support.h"
 
 // Cross-checked against an independent port of fastcdc-rs v2020 (level 2) over the same data.
@@ -27,8 +27,8 @@ std::vector<std::size_t> chunk_lengths(ByteView data, const op::ChunkerParams& p
   std::size_t pos = 0;
   std::size_t k = 0;
   auto read = [&](std::span<std::uint8_t> dst) -> Result<std::size_t> {
-    const std::size_t want = std::min({dst.size(), read_sizes[k++ % read_sizes.size()],
-                                       data.size() - pos});
+    const std::size_t want =
+        std::min({dst.size(), read_sizes[k++ % read_sizes.size()], data.size() - pos});
     if (want > 0) std::memcpy(dst.data(), data.data() + pos, want);
     pos += want;
     return want;
@@ -125,8 +125,9 @@ TEST_CASE("FastCDC honours min and max, and averages near avg", "[packaging][chu
     CHECK(op::ChunkerParams{2048, 8192, 32u << 20}.validate().code() ==
           outpost::Code::kInvalidArgument);
     auto read = [](std::span<std::uint8_t>) -> Result<std::size_t> { return std::size_t{0}; };
-    CHECK(op::chunk_stream(read, {4096, 2048, 65536}, [](ByteView) { return Status::Ok(); })
-              .code() == outpost::Code::kInvalidArgument);
+    CHECK(op::chunk_stream(read, {4096, 2048, 65536}, [](ByteView) {
+            return Status::Ok();
+          }).code() == outpost::Code::kInvalidArgument);
   }
 }
 
@@ -172,7 +173,8 @@ TEST_CASE("chunking throughput", "[.][bench][packaging]") {
   op::Chunker c;
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t n = 0;
-  for (std::size_t pos = 0; pos < data.size(); ++n) pos += c.next_cut(ByteView(data).subspan(pos), true);
+  for (std::size_t pos = 0; pos < data.size(); ++n)
+    pos += c.next_cut(ByteView(data).subspan(pos), true);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   WARN("chunked " << (data.size() >> 20) << " MiB into " << n << " chunks at "
                   << static_cast<double>(data.size()) / s / 1e6 << " MB/s");

@@ -1,6 +1,7 @@
+#include "outpost/packaging/compress.h"
+
 #include <catch2/catch.hpp>
 
-#include "outpost/packaging/compress.h"
 #include "support/test_support.h"
 
 namespace op = outpost::packaging;
@@ -33,8 +34,9 @@ TEST_CASE("decompression never goes past the declared size", "[packaging][compre
   auto bomb = d.decompress(*frame, 4096, "chunk abc");
   REQUIRE(!bomb.ok());
   CHECK(bomb.error().code() == Code::kCorruption);
-  CHECK_THAT(bomb.error().message(),
-             Catch::Contains("decompression bomb: chunk abc decompresses past its declared 4096 bytes"));
+  CHECK_THAT(
+      bomb.error().message(),
+      Catch::Contains("decompression bomb: chunk abc decompresses past its declared 4096 bytes"));
 
   auto shorter = d.decompress(*frame, zeros.size() + 1, "chunk abc");
   REQUIRE(!shorter.ok());

@@ -4,7 +4,6 @@
 // would break every published repository and every node. To regenerate after a deliberate
 // format change (and a new format number): OUTPOST_UPDATE_GOLDEN=1 packaging_tests "[golden]".
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <string>
 
@@ -33,8 +32,7 @@ void check_golden(const std::string& name, const Bytes& actual) {
     WARN("rewrote " << golden_path(name));
   }
   const Bytes expected = outpost::test::read_all(golden_path(name));
-  INFO("golden file " << name << " (" << expected.size() << " bytes, got " << actual.size()
-                      << ")");
+  INFO("golden file " << name << " (" << expected.size() << " bytes, got " << actual.size() << ")");
   REQUIRE_FALSE(expected.empty());
   CHECK(expected == actual);
 }
@@ -59,10 +57,10 @@ op::ChunkIndex chunk_index() {
   index.packs = {outpost::crypto::blake2b(outpost::as_bytes("pack"))};
   index.file_chunks = {1, 1};
   index.chunks = {
-      {outpost::crypto::blake2b(outpost::as_bytes(kText)),
-       static_cast<std::uint32_t>(kText.size()), 0, 8, 40},
-      {outpost::crypto::blake2b(outpost::as_bytes(kCsv)),
-       static_cast<std::uint32_t>(kCsv.size()), 0, 131, 30},
+      {outpost::crypto::blake2b(outpost::as_bytes(kText)), static_cast<std::uint32_t>(kText.size()),
+       0, 8, 40},
+      {outpost::crypto::blake2b(outpost::as_bytes(kCsv)), static_cast<std::uint32_t>(kCsv.size()),
+       0, 131, 30},
   };
   return index;
 }
@@ -130,12 +128,12 @@ TEST_CASE("a pack writes its golden bytes and reads back", "[packaging][golden]"
     out.insert(out.end(), b.begin(), b.end());
     return outpost::Status::Ok();
   });
-  auto offset = writer.add_chunk(outpost::crypto::blake2b(outpost::as_bytes(raw)), raw.size(),
-                                 frame);
+  auto offset =
+      writer.add_chunk(outpost::crypto::blake2b(outpost::as_bytes(raw)), raw.size(), frame);
   REQUIRE(offset.ok());
   const std::string meta = "{\"signed\":{}}";
-  REQUIRE(writer.add_file(op::RecordType::kMetadata, "3.snapshot.json", outpost::as_bytes(meta))
-              .ok());
+  REQUIRE(
+      writer.add_file(op::RecordType::kMetadata, "3.snapshot.json", outpost::as_bytes(meta)).ok());
   auto id = writer.finish();
   REQUIRE(id.ok());
   check_golden("golden.pack", out);

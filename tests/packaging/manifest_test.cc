@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "outpost/packaging/manifest.h"
 
+#include <catch2/catch.hpp>
 #include <string>
 
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/content.h"
-#include "outpost/packaging/manifest.h"
 
 namespace op = outpost::packaging;
 using outpost::Bytes;
@@ -65,14 +65,14 @@ TEST_CASE("a manifest round-trips through its canonical JSON", "[packaging][mani
 }
 
 TEST_CASE("bundle names follow the naming rules", "[packaging][manifest]") {
-  for (const char* ok : {"un/ga", "un/ga/A-RES-75-202", "itu/ict/mobile-broadband", "a/b/c/d/e/f",
-                         "a.b/c_d/E-9"}) {
+  for (const char* ok :
+       {"un/ga", "un/ga/A-RES-75-202", "itu/ict/mobile-broadband", "a/b/c/d/e/f", "a.b/c_d/E-9"}) {
     INFO(ok);
     CHECK(op::validate_bundle_name(ok).ok());
   }
-  for (const char* bad : {"", "un", "un/", "/un/ga", "un//ga", "un/ga/..", "../un/ga", "un/./ga",
-                          "un/ga/a b", "un\\ga", "un/ga/é", "a/b/c/d/e/f/g", "un/ga/x\n",
-                          "un/ga/.draft", "un/.hidden/x"}) {
+  for (const char* bad :
+       {"", "un", "un/", "/un/ga", "un//ga", "un/ga/..", "../un/ga", "un/./ga", "un/ga/a b",
+        "un\\ga", "un/ga/é", "a/b/c/d/e/f/g", "un/ga/x\n", "un/ga/.draft", "un/.hidden/x"}) {
     INFO(bad);
     CHECK(op::validate_bundle_name(bad).code() == Code::kInvalidArgument);
   }
@@ -90,8 +90,8 @@ TEST_CASE("file paths that could escape the bundle folder are refused", "[packag
     CHECK(op::validate_file_path(ok).ok());
   }
   for (const char* bad : {"", "..", "../etc/passwd", "a/../../b", "a/..", "/etc/passwd", "./a",
-                          "a/./b", "a//b", "a/", "a\\b", "..\\..\\windows", "a\nb", "a\tb",
-                          "a\x7f", "\xc2\x85x", "\xff\xfe", "\xc0\xaf", "\xed\xa0\x80"}) {
+                          "a/./b", "a//b", "a/", "a\\b", "..\\..\\windows", "a\nb", "a\tb", "a\x7f",
+                          "\xc2\x85x", "\xff\xfe", "\xc0\xaf", "\xed\xa0\x80"}) {
     INFO(bad);
     CHECK(op::validate_file_path(bad).code() == Code::kInvalidArgument);
   }
@@ -109,7 +109,8 @@ TEST_CASE("media types come from the extension", "[packaging][manifest]") {
   CHECK(op::media_type_for(".bashrc") == "application/octet-stream");
 }
 
-TEST_CASE("manifest parsing refuses anything off, naming bundle and field", "[packaging][manifest]") {
+TEST_CASE("manifest parsing refuses anything off, naming bundle and field",
+          "[packaging][manifest]") {
   const op::Manifest m = sample_manifest();
   struct Case {
     const char* name;
@@ -123,17 +124,23 @@ TEST_CASE("manifest parsing refuses anything off, naming bundle and field", "[pa
        "files.path[0]"},
       {"backslash path", [](Json& d) { column(d, "path").as_array()[1] = Json("c\\evil.json"); },
        "files.path[1]"},
-      {"NUL in path", [](Json& d) { column(d, "path").as_array()[1] = Json(std::string("b\0c", 3)); },
+      {"NUL in path",
+       [](Json& d) { column(d, "path").as_array()[1] = Json(std::string("b\0c", 3)); },
        "files.path[1]"},
-      {"unsorted paths", [](Json& d) { std::swap(column(d, "path").as_array()[0], column(d, "path").as_array()[1]); },
+      {"unsorted paths",
+       [](Json& d) { std::swap(column(d, "path").as_array()[0], column(d, "path").as_array()[1]); },
        "strictly increasing"},
-      {"duplicate path", [](Json& d) { column(d, "path").as_array()[1] = Json("A-RES-75-202.en.md"); },
+      {"duplicate path",
+       [](Json& d) { column(d, "path").as_array()[1] = Json("A-RES-75-202.en.md"); },
        "strictly increasing"},
       {"short column", [](Json& d) { column(d, "size").as_array().pop_back(); }, "files.size"},
-      {"sizes not summing", [](Json& d) { column(d, "size").as_array()[0] = Json(1); }, "content.size"},
+      {"sizes not summing", [](Json& d) { column(d, "size").as_array()[0] = Json(1); },
+       "content.size"},
       {"mode 0777", [](Json& d) { column(d, "mode").as_array()[0] = Json(511); }, "files.mode[0]"},
-      {"negative size", [](Json& d) { column(d, "size").as_array()[0] = Json(-1); }, "files.size[0]"},
-      {"string size", [](Json& d) { column(d, "size").as_array()[0] = Json("42027"); }, "files.size[0]"},
+      {"negative size", [](Json& d) { column(d, "size").as_array()[0] = Json(-1); },
+       "files.size[0]"},
+      {"string size", [](Json& d) { column(d, "size").as_array()[0] = Json("42027"); },
+       "files.size[0]"},
       {"bad bundle", [](Json& d) { d.set("bundle", "un/../ga"); }, "bundle"},
       {"bad kind", [](Json& d) { d.set("kind", "novel"); }, "kind"},
       {"unknown field", [](Json& d) { d.set("extra", 1); }, "extra: unknown field"},
@@ -141,13 +148,19 @@ TEST_CASE("manifest parsing refuses anything off, naming bundle and field", "[pa
       {"version 0", [](Json& d) { d.set("version", 0); }, "version"},
       {"format 2", [](Json& d) { d.set("format", 2); }, "format"},
       {"wrong type", [](Json& d) { d.set("_type", "outpost/other"); }, "_type"},
-      {"bad root", [](Json& d) { const_cast<Json&>(*d.find("content")).set("root", "abc"); }, "content.root"},
-      {"file count", [](Json& d) { const_cast<Json&>(*d.find("content")).set("files", 2); }, "content.files"},
-      {"index path", [](Json& d) { const_cast<Json&>(*d.find("index")).set("path", "../../x.index"); }, "index.path"},
+      {"bad root", [](Json& d) { const_cast<Json&>(*d.find("content")).set("root", "abc"); },
+       "content.root"},
+      {"file count", [](Json& d) { const_cast<Json&>(*d.find("content")).set("files", 2); },
+       "content.files"},
+      {"index path",
+       [](Json& d) { const_cast<Json&>(*d.find("index")).set("path", "../../x.index"); },
+       "index.path"},
       {"published", [](Json& d) { d.set("published", "yesterday"); }, "published"},
       {"meta not object", [](Json& d) { d.set("meta", 1); }, "meta"},
-      {"chunking", [](Json& d) { const_cast<Json&>(*d.find("chunking")).set("max", 100); }, "chunking"},
-      {"bad media type", [](Json& d) { column(d, "type").as_array()[0] = Json("text"); }, "files.type[0]"},
+      {"chunking", [](Json& d) { const_cast<Json&>(*d.find("chunking")).set("max", 100); },
+       "chunking"},
+      {"bad media type", [](Json& d) { column(d, "type").as_array()[0] = Json("text"); },
+       "files.type[0]"},
   };
   for (const Case& c : cases) {
     INFO(c.name);

@@ -1,12 +1,12 @@
-#include <catch2/catch.hpp>
+#include "outpost/packaging/pack.h"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/manifest.h"
-#include "outpost/packaging/pack.h"
 #include "support/test_support.h"
 
 namespace op = outpost::packaging;
@@ -51,7 +51,8 @@ BuiltPack build_pack() {
   });
   op::Compressor c(3);
   for (int i = 0; i < 3; ++i) {
-    Bytes raw = outpost::test::random_bytes(3000 + 500 * static_cast<std::size_t>(i), 100 + static_cast<std::uint64_t>(i));
+    Bytes raw = outpost::test::random_bytes(3000 + 500 * static_cast<std::size_t>(i),
+                                            100 + static_cast<std::uint64_t>(i));
     for (std::size_t k = 0; k < raw.size(); k += 2) raw[k] = 'x';
     auto frame = c.compress(raw);
     REQUIRE(frame.ok());
@@ -60,8 +61,10 @@ BuiltPack build_pack() {
     p.offsets.push_back(*off);
     p.raws.push_back(raw);
   }
-  REQUIRE(w.add_file(op::RecordType::kTarget, "un/ga/X/manifest.json", outpost::as_bytes("{}")).ok());
-  REQUIRE(w.add_file(op::RecordType::kMetadata, "1.root.json", outpost::as_bytes("{\"a\":1}")).ok());
+  REQUIRE(
+      w.add_file(op::RecordType::kTarget, "un/ga/X/manifest.json", outpost::as_bytes("{}")).ok());
+  REQUIRE(
+      w.add_file(op::RecordType::kMetadata, "1.root.json", outpost::as_bytes("{\"a\":1}")).ok());
   auto id = w.finish();
   REQUIRE(id.ok());
   p.id = *id;
@@ -149,7 +152,9 @@ TEST_CASE("an index is checked against its manifest", "[packaging][index]") {
   op::ChunkIndex idx = sample_index();
   op::Manifest m;
   m.bundle = "un/ga/x";
-  m.files = {{"a", 2001, 0644, "text/plain"}, {"b", 0, 0644, "text/plain"}, {"c", 1002, 0644, "text/plain"}};
+  m.files = {{"a", 2001, 0644, "text/plain"},
+             {"b", 0, 0644, "text/plain"},
+             {"c", 1002, 0644, "text/plain"}};
   CHECK(idx.check_against(m).ok());
   m.files[0].size = 2000;
   CHECK(idx.check_against(m).code() == Code::kCorruption);
@@ -163,10 +168,12 @@ TEST_CASE("a pack round-trips record by record", "[packaging][pack]") {
   CHECK(p.id == outpost::crypto::blake2b(p.bytes));
   auto reader = op::PackReader::from_memory(p.bytes, "P");
   std::vector<op::PackRecord> recs;
-  REQUIRE(reader->for_each([&](const op::PackRecord& r) {
-    recs.push_back(r);
-    return Status::Ok();
-  }).ok());
+  REQUIRE(reader
+              ->for_each([&](const op::PackRecord& r) {
+                recs.push_back(r);
+                return Status::Ok();
+              })
+              .ok());
   REQUIRE(recs.size() == 5);
   for (int i = 0; i < 3; ++i) {
     CHECK(recs[static_cast<std::size_t>(i)].info.type == op::RecordType::kChunk);
@@ -192,7 +199,8 @@ TEST_CASE("a truncated pack is corruption at every cut", "[packaging][pack]") {
     INFO("cut at " << n);
     REQUIRE(!s.ok());
     CHECK(s.code() == Code::kCorruption);
-    CHECK_THAT(s.message(), Catch::Contains("pack P is truncated") || Catch::Contains("pack P is damaged"));
+    CHECK_THAT(s.message(),
+               Catch::Contains("pack P is truncated") || Catch::Contains("pack P is damaged"));
   }
   // Cut exactly before the trailer: "no trailer".
   Status s = read_whole(ByteView(p.bytes).first(p.bytes.size() - op::kTrailerBytes));
@@ -218,7 +226,8 @@ TEST_CASE("a flipped byte anywhere in a pack is detected", "[packaging][pack]") 
   Bytes bad = p.bytes;
   bad[p.offsets[1] + 20] ^= 0x01;
   Status s = read_whole(bad, true);
-  CHECK_THAT(s.message(), Catch::Contains("pack P is damaged at byte " + std::to_string(p.offsets[1])));
+  CHECK_THAT(s.message(),
+             Catch::Contains("pack P is damaged at byte " + std::to_string(p.offsets[1])));
 }
 
 TEST_CASE("a pack file is written atomically under its id and read by range", "[packaging][pack]") {

@@ -1,8 +1,9 @@
-#include <catch2/catch.hpp>
+#include "outpost/packaging/repository.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -19,7 +20,6 @@
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/pack.h"
-#include "outpost/packaging/repository.h"
 #include "support/test_support.h"
 
 namespace op = outpost::packaging;
@@ -78,8 +78,10 @@ struct Repo {
     o.timestamp_key = &timestamp;
     o.clock = &clock;
     REQUIRE(op::init_repository(dir, o).ok());
-    REQUIRE(op::delegate(dir, targets, snapshot, timestamp, publisher.public_key(), "un", clock).ok());
-    REQUIRE(op::delegate(dir, targets, snapshot, timestamp, publisher.public_key(), "itu", clock).ok());
+    REQUIRE(
+        op::delegate(dir, targets, snapshot, timestamp, publisher.public_key(), "un", clock).ok());
+    REQUIRE(
+        op::delegate(dir, targets, snapshot, timestamp, publisher.public_key(), "itu", clock).ok());
   }
 
   op::PublishOptions options(const std::string& src, const SecretKey* key = nullptr) {
@@ -302,12 +304,14 @@ TEST_CASE("content shared between two bundles is stored once", "[packaging][repo
   CHECK(rb.reused_chunks == ra.new_chunks);
   CHECK(!rb.pack_id);
   std::size_t packs = 0;
-  for (const auto& e : fs::directory_iterator(repo.dir + "/packs")) packs += e.path().extension() == ".pack";
+  for (const auto& e : fs::directory_iterator(repo.dir + "/packs"))
+    packs += e.path().extension() == ".pack";
   CHECK(packs == 1);
   check_rebuild(repo.dir, "un/stats/two", b);
 }
 
-TEST_CASE("a bundle name outside the publisher's delegation is refused", "[packaging][repository]") {
+TEST_CASE("a bundle name outside the publisher's delegation is refused",
+          "[packaging][repository]") {
   Repo repo;
   const std::string src = repo.tmp / "src";
   outpost::test::make_dirs(src);
@@ -318,7 +322,8 @@ TEST_CASE("a bundle name outside the publisher's delegation is refused", "[packa
   auto r = op::publish(repo.dir, o);
   REQUIRE(!r.ok());
   CHECK(r.error().code() == Code::kFailedPrecondition);
-  CHECK_THAT(r.error().message(), Catch::Contains("no delegation covers bundle name who/else/thing"));
+  CHECK_THAT(r.error().message(),
+             Catch::Contains("no delegation covers bundle name who/else/thing"));
 
   SecretKey other = new_key();
   op::PublishOptions o2 = repo.options(src, &other);
@@ -351,7 +356,8 @@ TEST_CASE("a bundle name outside the publisher's delegation is refused", "[packa
   CHECK(op::publish(repo.dir, o4).status().code() == Code::kFailedPrecondition);
 }
 
-TEST_CASE("delegation prefixes that clash with TUF role names are refused", "[packaging][repository]") {
+TEST_CASE("delegation prefixes that clash with TUF role names are refused",
+          "[packaging][repository]") {
   Repo repo;
   for (const char* bad : {"targets", "root", "snapshot", "timestamp", "un/../x", "a b", ""}) {
     INFO(bad);
@@ -375,7 +381,8 @@ TEST_CASE("delegation prefixes that clash with TUF role names are refused", "[pa
             .code() == Code::kFailedPrecondition);
 }
 
-TEST_CASE("source folders with links, odd files or bad names are refused", "[packaging][repository]") {
+TEST_CASE("source folders with links, odd files or bad names are refused",
+          "[packaging][repository]") {
   outpost::test::TempDir tmp;
   const std::string src = tmp / "src";
   outpost::test::make_dirs(src + "/d");
@@ -419,8 +426,9 @@ TEST_CASE("source folders with links, odd files or bad names are refused", "[pac
     CHECK(op::read_bundle_dir(src, {.name = "un/x"}).status().code() == Code::kInvalidArgument);
   }
   SECTION("bundle.json names the bundle, overrides win") {
-    outpost::test::write_text(src + "/bundle.json",
-                              R"({"name":"un/from-file","kind":"indicator","title":"T","files":{"a":"a.txt"}})");
+    outpost::test::write_text(
+        src + "/bundle.json",
+        R"({"name":"un/from-file","kind":"indicator","title":"T","files":{"a":"a.txt"}})");
     auto r = op::read_bundle_dir(src);
     REQUIRE(r.ok());
     CHECK(r->name == "un/from-file");
@@ -549,7 +557,7 @@ struct Rng {
 
 std::string format_share(std::uint64_t v) {
   // Like caniuse-lite: shares with up to 6 significant decimals, trailing zeros dropped.
-  std::string s = std::to_string(v / 1000000) + "." ;
+  std::string s = std::to_string(v / 1000000) + ".";
   std::string frac = std::to_string(1000000 + v % 1000000).substr(1);
   while (!frac.empty() && frac.back() == '0') frac.pop_back();
   if (frac.empty()) return std::to_string(v / 1000000);
@@ -616,8 +624,10 @@ TEST_CASE("signed metadata of a caniuse-like update compresses to under 2 KB",
   }
   const std::int64_t role_v2 = st2->snapshot.meta.at("un.json").version;
   CHECK(role_v2 == role_v1 + 1);
-  const Bytes role1 = outpost::test::read_all(repo.dir + "/metadata/" + std::to_string(role_v1) + ".un.json");
-  const Bytes role2 = outpost::test::read_all(repo.dir + "/metadata/" + std::to_string(role_v2) + ".un.json");
+  const Bytes role1 =
+      outpost::test::read_all(repo.dir + "/metadata/" + std::to_string(role_v1) + ".un.json");
+  const Bytes role2 =
+      outpost::test::read_all(repo.dir + "/metadata/" + std::to_string(role_v2) + ".un.json");
 
   op::Compressor c(19);
   auto manifest_delta = c.compress_with_prefix(m2->bytes, m1->bytes);
@@ -626,11 +636,11 @@ TEST_CASE("signed metadata of a caniuse-like update compresses to under 2 KB",
   REQUIRE(role_delta.ok());
   const std::size_t total = manifest_delta->size() + role_delta->size();
   WARN("caniuse-like update: " << changed << " of 841 files changed (" << size_changes
-                               << " sizes changed); manifest " << m2->bytes.size()
-                               << " B -> delta " << manifest_delta->size() << " B; role metadata "
-                               << role2.size() << " B -> delta " << role_delta->size()
-                               << " B; total " << total << " B; new chunks " << v2.new_chunks
-                               << ", pack " << v2.pack_bytes << " B");
+                               << " sizes changed); manifest " << m2->bytes.size() << " B -> delta "
+                               << manifest_delta->size() << " B; role metadata " << role2.size()
+                               << " B -> delta " << role_delta->size() << " B; total " << total
+                               << " B; new chunks " << v2.new_chunks << ", pack " << v2.pack_bytes
+                               << " B");
   CHECK(changed == 561);
   CHECK(size_changes > 300);
   CHECK(total < 2048);
@@ -652,7 +662,8 @@ TEST_CASE("publishing a 200 MB tree of 10000 files stays within bounded memory",
     // 20 KB of half-compressible data per file.
     Bytes b = outpost::test::random_bytes(20000, static_cast<std::uint64_t>(i) + 1);
     for (std::size_t k = 0; k < b.size(); k += 2) b[k] = 'a';
-    outpost::test::write_all(src + "/d" + std::to_string(i % 100) + "/f" + std::to_string(i) + ".bin", b);
+    outpost::test::write_all(
+        src + "/d" + std::to_string(i % 100) + "/f" + std::to_string(i) + ".bin", b);
   }
   rusage before{};
   ::getrusage(RUSAGE_SELF, &before);

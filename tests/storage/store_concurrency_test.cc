@@ -2,13 +2,12 @@
 // with SIGKILL at random points. Catch2 assertions are not thread-safe and must not run in a
 // forked child: threads record failures for the main thread, children report through their
 // exit code and a pipe.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <mutex>
 #include <random>
 #include <string>
@@ -66,9 +65,10 @@ std::uint64_t counter(const ReadTxn& txn, const char* name, Failures& failures) 
   return get_u64le((*v)->data());
 }
 
-TEST_CASE("readers in other threads see consistent snapshots while a writer commits and the "
-          "map grows",
-          "[storage][threads]") {
+TEST_CASE(
+    "readers in other threads see consistent snapshots while a writer commits and the "
+    "map grows",
+    "[storage][threads]") {
   TempDir tmp;
   const std::uint64_t initial = 256u << 10;
   auto store = create_store(tmp / "store", initial, 256u << 20);
@@ -84,8 +84,7 @@ TEST_CASE("readers in other threads see consistent snapshots while a writer comm
     for (std::uint64_t i = 1; i <= kCommits; ++i) {
       Status s = store->update([&](WriteTxn& w) {
         OUTPOST_RETURN_IF_ERROR(w.put(Table::kTrust, as_bytes("A"), u64_value(i)));
-        OUTPOST_RETURN_IF_ERROR(
-            w.put(Table::kChunks, as_bytes("f" + std::to_string(i)), filler));
+        OUTPOST_RETURN_IF_ERROR(w.put(Table::kChunks, as_bytes("f" + std::to_string(i)), filler));
         return w.put(Table::kTrust, as_bytes("B"), u64_value(i));
       });
       if (!s.ok()) {
@@ -111,8 +110,8 @@ TEST_CASE("readers in other threads see consistent snapshots while a writer comm
         auto n = txn->count(Table::kChunks);
         if (!n.ok()) failures.add("count: " + n.error().message());
         if (a != b) failures.add("A=" + std::to_string(a) + " B=" + std::to_string(b));
-        if (n.ok() && *n != a) failures.add("fillers=" + std::to_string(*n) + " A=" +
-                                            std::to_string(a));
+        if (n.ok() && *n != a)
+          failures.add("fillers=" + std::to_string(*n) + " A=" + std::to_string(a));
         if (a < last) failures.add("went back from " + std::to_string(last));
         last = a;
         {
@@ -148,8 +147,8 @@ TEST_CASE("two Stores on one directory in one process share the environment", "[
   TempDir tmp;
   auto first = create_store(tmp / "store");
   auto second = open_or_die({.dir = tmp / "store"});
-  REQUIRE(first->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("k"), {}); })
-              .ok());
+  REQUIRE(
+      first->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("k"), {}); }).ok());
   CHECK(get_now(*second, Table::kBundles, "k").has_value());
   // A transaction of one counts for the other: this thread may not write through the other.
   {
@@ -158,8 +157,8 @@ TEST_CASE("two Stores on one directory in one process share the environment", "[
     CHECK(second->write().error().code() == Code::kInternal);
   }
   first.reset();  // the environment stays open for the second
-  REQUIRE(second->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("j"), {}); })
-              .ok());
+  REQUIRE(
+      second->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("j"), {}); }).ok());
   auto reader = open_or_die({.dir = tmp / "store", .read_only = true});
   CHECK(reader->write().error().code() == Code::kFailedPrecondition);
   CHECK(get_now(*reader, Table::kBundles, "j").has_value());
@@ -184,9 +183,11 @@ int share_child(const std::string& dir, int go_fd, int done_fd) {
     });
     if (!s.ok()) return 13;
   }
-  if (!store->update([](WriteTxn& w) {
-         return w.put(Table::kBundles, as_bytes("child"), as_bytes("hello"));
-       }).ok()) {
+  if (!store
+           ->update([](WriteTxn& w) {
+             return w.put(Table::kBundles, as_bytes("child"), as_bytes("hello"));
+           })
+           .ok()) {
     return 14;
   }
   store.reset();

@@ -1,12 +1,11 @@
 // A full disk, for real: a 4 MiB tmpfs mounted for the test (needs root, as in CI), filled
 // up with a file, then a commit that cannot fit. Skipped with a WARN where mounting is not
 // permitted; fails instead when the CI environment variable is set, so CI cannot skip it.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -156,8 +155,7 @@ TEST_CASE("a commit on a full disk leaves the store as it was, and a later one s
   }
 }
 
-TEST_CASE("a disk that fills up in the middle of a commit is reported as full",
-          "[storage][root]") {
+TEST_CASE("a disk that fills up in the middle of a commit is reported as full", "[storage][root]") {
   // LMDB 0.9 reports a write that the file system cut short as EIO; the store must still
   // say "disk full", not send the user to replace a healthy SD card.
   TempDir tmp;
@@ -166,19 +164,20 @@ TEST_CASE("a disk that fills up in the middle of a commit is reported as full",
   if (skip_without_disk(disk)) return;
   const std::string dir = mnt + "/store";
   auto store = create_store(dir);
-  REQUIRE(store->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("k"), {}); })
-              .ok());
+  REQUIRE(
+      store->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("k"), {}); }).ok());
   REQUIRE(fill_disk(mnt + "/filler", 128 << 10) > 0);  // 128 KiB left: too little for 1 MiB
   const Bytes big = test::random_bytes(1 << 20, 78);
-  Status s = store->update([&](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("big"), big); });
+  Status s =
+      store->update([&](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("big"), big); });
   INFO(s.message());
   CHECK(s.code() == Code::kResourceExhausted);
   CHECK_THAT(s.message(), Contains("disk full"));
   CHECK(testing::get_now(*store, Table::kBundles, "k").has_value());
   CHECK_FALSE(testing::get_now(*store, Table::kChunks, "big").has_value());
   REQUIRE(::unlink((mnt + "/filler").c_str()) == 0);
-  REQUIRE(store->update([&](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("big"), big); })
-              .ok());
+  REQUIRE(
+      store->update([&](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("big"), big); }).ok());
   CHECK(*testing::get_now(*store, Table::kChunks, "big") == big);
 }
 

@@ -1,14 +1,14 @@
 // The store's contract on one thread: open/create, tables, keys, transactions, errors,
 // format marker, map growth and limit.
-#include <catch2/catch.hpp>
+#include "outpost/storage/store.h"
 
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "outpost/storage/store.h"
 #include "storage/store_test_util.h"
 #include "support/test_support.h"
 
@@ -51,7 +51,9 @@ TEST_CASE("bad options are InvalidArgument", "[storage]") {
   CHECK(Store::open({}).error().code() == Code::kInvalidArgument);
   CHECK(Store::open({.dir = tmp / "s", .create = true, .read_only = true}).error().code() ==
         Code::kInvalidArgument);
-  CHECK(Store::open({.dir = tmp / "s", .create = true, .initial_map_bytes = 1u << 20,
+  CHECK(Store::open({.dir = tmp / "s",
+                     .create = true,
+                     .initial_map_bytes = 1u << 20,
                      .max_map_bytes = 1u << 19})
             .error()
             .code() == Code::kInvalidArgument);
@@ -129,10 +131,12 @@ TEST_CASE("put, get, del, count and scan by prefix", "[storage]") {
   CHECK(seen == 4);
   // A prefix past every key visits nothing.
   seen = 0;
-  REQUIRE(txn->scan(Table::kManifests, as_bytes("zzz"), [&](ByteView, ByteView) {
-                ++seen;
-                return true;
-              }).ok());
+  REQUIRE(txn->scan(Table::kManifests, as_bytes("zzz"),
+                    [&](ByteView, ByteView) {
+                      ++seen;
+                      return true;
+                    })
+              .ok());
   CHECK(seen == 0);
   txn = store->read();  // ends the old snapshot, begins a new one
 
@@ -157,8 +161,8 @@ TEST_CASE("values are copies that outlive their transaction and the store", "[st
   TempDir tmp;
   auto store = create_store(tmp / "store");
   const Bytes big = test::random_bytes(100000, 7);
-  REQUIRE(store->update([&](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("k"), big); })
-              .ok());
+  REQUIRE(
+      store->update([&](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("k"), big); }).ok());
   std::optional<Bytes> value;
   {
     auto txn = store->read();
@@ -225,8 +229,7 @@ TEST_CASE("a write transaction dropped without commit leaves nothing", "[storage
   CHECK_FALSE(get_now(*store, Table::kChunks, "k").has_value());
 
   // And the write lock is free again.
-  REQUIRE(store->update([](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("k"), {}); })
-              .ok());
+  REQUIRE(store->update([](WriteTxn& w) { return w.put(Table::kChunks, as_bytes("k"), {}); }).ok());
 }
 
 TEST_CASE("keys that are empty or too long are InvalidArgument", "[storage]") {
@@ -299,12 +302,11 @@ TEST_CASE("committed data survives closing and reopening the store", "[storage]"
 
 TEST_CASE("a read-only store reads and refuses writes", "[storage]") {
   TempDir tmp;
-  CHECK(Store::open({.dir = tmp / "store", .read_only = true}).error().code() ==
-        Code::kNotFound);
+  CHECK(Store::open({.dir = tmp / "store", .read_only = true}).error().code() == Code::kNotFound);
   {
     auto store = create_store(tmp / "store");
-    REQUIRE(store->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("b"), {}); })
-                .ok());
+    REQUIRE(
+        store->update([](WriteTxn& w) { return w.put(Table::kBundles, as_bytes("b"), {}); }).ok());
   }
   auto store = open_or_die({.dir = tmp / "store", .read_only = true});
   CHECK(get_now(*store, Table::kBundles, "b").has_value());
@@ -312,8 +314,7 @@ TEST_CASE("a read-only store reads and refuses writes", "[storage]") {
   REQUIRE_FALSE(w.ok());
   CHECK(w.error().code() == Code::kFailedPrecondition);
   CHECK_THAT(w.error().message(), Contains("read-only"));
-  CHECK(store->update([](WriteTxn&) { return Status::Ok(); }).code() ==
-        Code::kFailedPrecondition);
+  CHECK(store->update([](WriteTxn&) { return Status::Ok(); }).code() == Code::kFailedPrecondition);
 }
 
 TEST_CASE("stats report map size, used bytes and entries per table", "[storage]") {
@@ -327,8 +328,7 @@ TEST_CASE("stats report map size, used bytes and entries per table", "[storage]"
   REQUIRE(store
               ->update([](WriteTxn& w) {
                 for (int i = 0; i < 100; ++i) {
-                  OUTPOST_RETURN_IF_ERROR(w.put(Table::kChunks,
-                                                as_bytes("c" + std::to_string(i)),
+                  OUTPOST_RETURN_IF_ERROR(w.put(Table::kChunks, as_bytes("c" + std::to_string(i)),
                                                 test::random_bytes(10000, 1)));
                 }
                 return w.put(Table::kTransfers, as_bytes("t"), as_bytes("x"));
@@ -423,8 +423,8 @@ TEST_CASE("a bare write transaction reports a full map and stays failed", "[stor
   REQUIRE(w.ok());
   Status first;
   for (int i = 0; i < 64 && first.ok(); ++i) {
-    first = w->put(Table::kChunks, as_bytes("c" + std::to_string(i)),
-                   test::random_bytes(64 << 10, 1));
+    first =
+        w->put(Table::kChunks, as_bytes("c" + std::to_string(i)), test::random_bytes(64 << 10, 1));
   }
   CHECK(first.code() == Code::kResourceExhausted);
   // The transaction is failed: every later call reports the same error.
@@ -447,8 +447,7 @@ TEST_CASE("a directory whose data.mdb is not LMDB is Corruption", "[storage]") {
   }
 }
 
-TEST_CASE("a store written by the other word size names the problem and the fix",
-          "[storage]") {
+TEST_CASE("a store written by the other word size names the problem and the fix", "[storage]") {
   // A synthetic data.mdb whose meta pages are laid out for the other word size (the page
   // number is a size_t): LMDB itself only says MDB_INVALID, as on a real Pi moved between
   // 32-bit and 64-bit Raspberry Pi OS.
@@ -457,11 +456,11 @@ TEST_CASE("a store written by the other word size names the problem and the fix"
   Bytes file(2 * 4096, 0);
   for (std::size_t page = 0; page < 2; ++page) {
     std::uint8_t* p = file.data() + page * 4096;
-    p[0] = static_cast<std::uint8_t>(page);            // page number
-    p[pgno_bytes + 2] = 0x08;                          // flags: P_META
+    p[0] = static_cast<std::uint8_t>(page);  // page number
+    p[pgno_bytes + 2] = 0x08;                // flags: P_META
     Bytes meta;
-    put_u32le(meta, 0xBEEFC0DEu);                      // magic
-    put_u32le(meta, 1);                                // data version
+    put_u32le(meta, 0xBEEFC0DEu);  // magic
+    put_u32le(meta, 1);            // data version
     std::copy(meta.begin(), meta.end(), p + pgno_bytes + 8);
   }
   TempDir tmp;
@@ -484,10 +483,10 @@ TEST_CASE("the format marker is checked on open", "[storage]") {
   };
   const bool we_are_64 = sizeof(void*) == 8;
   const Case cases[] = {
-      {we_are_64 ? "outpost-store 1 32-bit" : "outpost-store 1 64-bit",
-       Code::kFailedPrecondition, "outpost export"},
-      {we_are_64 ? "outpost-store 2 64-bit" : "outpost-store 2 32-bit",
-       Code::kFailedPrecondition, "upgrade outpost"},
+      {we_are_64 ? "outpost-store 1 32-bit" : "outpost-store 1 64-bit", Code::kFailedPrecondition,
+       "outpost export"},
+      {we_are_64 ? "outpost-store 2 64-bit" : "outpost-store 2 32-bit", Code::kFailedPrecondition,
+       "upgrade outpost"},
       {"something else", Code::kCorruption, "not an outpost store"},
   };
   for (std::size_t i = 0; i < std::size(cases); ++i) {
@@ -498,8 +497,8 @@ TEST_CASE("the format marker is checked on open", "[storage]") {
         auto store = create_store(dir);
         auto marker = get_now(*store, Table::kSettings, kFormatKey);
         REQUIRE(marker.has_value());
-        CHECK(as_chars(*marker) == (we_are_64 ? "outpost-store 1 64-bit"
-                                              : "outpost-store 1 32-bit"));
+        CHECK(as_chars(*marker) ==
+              (we_are_64 ? "outpost-store 1 64-bit" : "outpost-store 1 32-bit"));
         REQUIRE(store
                     ->update([&](WriteTxn& w) {
                       return w.put(Table::kSettings, as_bytes(kFormatKey), as_bytes(c.marker));
@@ -525,8 +524,8 @@ TEST_CASE("an LMDB environment of another program is not an outpost store", "[st
   test::write_text(tmp / "dump",
                    "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n 6b6579\n 76616c\n"
                    "DATA=END\n");
-  auto run = test::run_program({"/bin/sh", "-c", mdb_load + " " + tmp / "other" + " < " +
-                                                     tmp / "dump"});
+  auto run =
+      test::run_program({"/bin/sh", "-c", mdb_load + " " + tmp / "other" + " < " + tmp / "dump"});
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
   auto r = Store::open({.dir = tmp / "other"});
@@ -536,9 +535,9 @@ TEST_CASE("an LMDB environment of another program is not an outpost store", "[st
 }
 
 TEST_CASE("key helpers keep a bundle's versions together in numeric order", "[storage]") {
-  CHECK(version_key("un/ga/A-RES-75-202", 258) ==
-        Bytes{'u', 'n', '/', 'g', 'a', '/', 'A', '-', 'R', 'E', 'S', '-', '7', '5', '-', '2',
-              '0', '2', 0, 0, 0, 0, 0, 0, 0, 1, 2});
+  CHECK(version_key("un/ga/A-RES-75-202", 258) == Bytes{'u', 'n', '/', 'g', 'a', '/', 'A', '-', 'R',
+                                                        'E', 'S', '-', '7', '5', '-', '2', '0', '2',
+                                                        0,   0,   0,   0,   0,   0,   0,   1,   2});
   CHECK(version_key("a", 2) < version_key("a", 10));
   CHECK(version_key("a", 0xffffffffffffffffull) < version_key("ab", 0));
   CHECK(text_key("repo", "root") == to_bytes(std::string("repo\0root", 9)));

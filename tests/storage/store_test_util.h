@@ -2,7 +2,6 @@
 #pragma once
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,8 +21,8 @@ inline std::unique_ptr<Store> open_or_die(StoreOptions options) {
 inline std::unique_ptr<Store> create_store(const std::string& dir,
                                            std::uint64_t initial = 64u << 20,
                                            std::uint64_t max = 1ull << 30) {
-  return open_or_die({.dir = dir, .create = true, .initial_map_bytes = initial,
-                      .max_map_bytes = max});
+  return open_or_die(
+      {.dir = dir, .create = true, .initial_map_bytes = initial, .max_map_bytes = max});
 }
 
 inline Bytes u64_value(std::uint64_t v) {

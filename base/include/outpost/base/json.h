@@ -26,18 +26,26 @@ class Json {
   using Object = std::vector<Member>;  // kept sorted by key (bytewise), keys unique
 
   Json() = default;
-  Json(std::nullptr_t) {}                                      // NOLINT
-  Json(bool b) : type_(Type::kBool), b_(b) {}                  // NOLINT
-  Json(int v) : type_(Type::kInt), i_(v) {}                    // NOLINT
-  Json(std::int64_t v) : type_(Type::kInt), i_(v) {}           // NOLINT
+  Json(std::nullptr_t) {}                                                         // NOLINT
+  Json(bool b) : type_(Type::kBool), b_(b) {}                                     // NOLINT
+  Json(int v) : type_(Type::kInt), i_(v) {}                                       // NOLINT
+  Json(std::int64_t v) : type_(Type::kInt), i_(v) {}                              // NOLINT
   Json(std::uint64_t v) : type_(Type::kInt), i_(static_cast<std::int64_t>(v)) {}  // NOLINT
-  Json(const char* s) : type_(Type::kString), s_(s) {}         // NOLINT
-  Json(std::string s) : type_(Type::kString), s_(std::move(s)) {}  // NOLINT
-  Json(std::string_view s) : type_(Type::kString), s_(s) {}    // NOLINT
-  Json(Array a) : type_(Type::kArray), a_(std::move(a)) {}     // NOLINT
+  Json(const char* s) : type_(Type::kString), s_(s) {}                            // NOLINT
+  Json(std::string s) : type_(Type::kString), s_(std::move(s)) {}                 // NOLINT
+  Json(std::string_view s) : type_(Type::kString), s_(s) {}                       // NOLINT
+  Json(Array a) : type_(Type::kArray), a_(std::move(a)) {}                        // NOLINT
 
-  static Json object() { Json j; j.type_ = Type::kObject; return j; }
-  static Json array() { Json j; j.type_ = Type::kArray; return j; }
+  static Json object() {
+    Json j;
+    j.type_ = Type::kObject;
+    return j;
+  }
+  static Json array() {
+    Json j;
+    j.type_ = Type::kArray;
+    return j;
+  }
   // An object from members in any order; sorts them. The caller guarantees unique keys.
   static Json object_from(Object members);
 
@@ -89,10 +97,10 @@ class Json {
 };
 
 struct JsonLimits {
-  std::size_t max_bytes = 16u << 20;   // whole document
+  std::size_t max_bytes = 16u << 20;  // whole document
   int max_depth = 32;
-  std::size_t max_values = 1u << 20;   // every value counts, containers included
-  std::size_t max_string = 1u << 20;   // bytes in one string after unescaping
+  std::size_t max_values = 1u << 20;  // every value counts, containers included
+  std::size_t max_string = 1u << 20;  // bytes in one string after unescaping
 };
 
 // Parses exactly one JSON document (surrounding whitespace allowed). Errors are kCorruption

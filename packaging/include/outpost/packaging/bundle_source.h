@@ -29,8 +29,8 @@ inline constexpr const char* kBundleJson = "bundle.json";
 inline constexpr std::size_t kMaxBundleJsonBytes = 1u << 20;
 
 struct SourceFile {
-  std::string path;        // relative, '/'-separated, valid per validate_file_path()
-  std::uint64_t size = 0;  // at the time of the walk
+  std::string path;           // relative, '/'-separated, valid per validate_file_path()
+  std::uint64_t size = 0;     // at the time of the walk
   std::uint32_t mode = 0644;  // 0755 when any execute bit is set, else 0644
 };
 

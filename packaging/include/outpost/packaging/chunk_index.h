@@ -21,19 +21,19 @@ inline constexpr std::size_t kIndexHeaderBytes = 24;
 inline constexpr std::size_t kIndexEntryBytes = 52;
 
 struct ChunkEntry {
-  crypto::Digest id{};             // BLAKE2b-256 of the raw bytes
-  std::uint32_t raw_length = 0;    // bytes after decompression, 1..max chunk size
-  std::uint32_t pack = 0;          // index into ChunkIndex::packs
-  std::uint64_t offset = 0;        // of the stored bytes (the zstd frame) in the pack file
-  std::uint32_t stored_length = 0; // bytes of the zstd frame
+  crypto::Digest id{};              // BLAKE2b-256 of the raw bytes
+  std::uint32_t raw_length = 0;     // bytes after decompression, 1..max chunk size
+  std::uint32_t pack = 0;           // index into ChunkIndex::packs
+  std::uint64_t offset = 0;         // of the stored bytes (the zstd frame) in the pack file
+  std::uint32_t stored_length = 0;  // bytes of the zstd frame
 
   friend bool operator==(const ChunkEntry&, const ChunkEntry&) = default;
 };
 
 struct ChunkIndex {
-  std::vector<crypto::Digest> packs;      // pack ids (BLAKE2b-256 of the pack file)
-  std::vector<std::uint32_t> file_chunks; // per file of the manifest, in table order
-  std::vector<ChunkEntry> chunks;         // content order, file by file
+  std::vector<crypto::Digest> packs;       // pack ids (BLAKE2b-256 of the pack file)
+  std::vector<std::uint32_t> file_chunks;  // per file of the manifest, in table order
+  std::vector<ChunkEntry> chunks;          // content order, file by file
 
   // The binary form. Assumes a consistent index (as parse() returns or the publisher builds).
   Bytes encode() const;

@@ -76,7 +76,6 @@ Status chunk_stream(const ReadFn& read, const ChunkerParams& params, const Chunk
 
 // chunk_stream() over a file. kNotFound when it is missing; kUnavailable/kInternal for I/O
 // errors (the message names the file).
-Status chunk_file(const std::string& path, const ChunkerParams& params,
-                  const ChunkFn& on_chunk);
+Status chunk_file(const std::string& path, const ChunkerParams& params, const ChunkFn& on_chunk);
 
 }  // namespace outpost::packaging

@@ -68,8 +68,7 @@ class Decompressor {
                            std::string_view what = "frame");
 
   // As decompress(), for a frame made by Compressor::compress_with_prefix() with this prefix.
-  Result<Bytes> decompress_with_prefix(ByteView frame, ByteView prefix,
-                                       std::size_t expected_size,
+  Result<Bytes> decompress_with_prefix(ByteView frame, ByteView prefix, std::size_t expected_size,
                                        std::string_view what = "patch");
 
  private:

@@ -30,10 +30,10 @@ inline constexpr std::uint32_t kModeRegular = 0644;
 inline constexpr std::uint32_t kModeExecutable = 0755;
 
 struct FileEntry {
-  std::string path;          // valid per validate_file_path()
-  std::uint64_t size = 0;    // bytes
+  std::string path;                   // valid per validate_file_path()
+  std::uint64_t size = 0;             // bytes
   std::uint32_t mode = kModeRegular;  // 0644 or 0755
-  std::string type;          // media type, e.g. "text/markdown"
+  std::string type;                   // media type, e.g. "text/markdown"
 
   friend bool operator==(const FileEntry&, const FileEntry&) = default;
 };
@@ -49,15 +49,15 @@ struct IndexRef {
 };
 
 struct Manifest {
-  std::string bundle;               // valid per validate_bundle_name()
-  std::int64_t version = 1;         // >= 1, increases by one per published version
-  std::string kind = "generic";     // "resolution", "indicator" or "generic"
-  Json meta = Json::object();       // bundle.json minus name, kind, files; always an object
-  std::int64_t published = 0;       // seconds since the epoch; written as "YYYY-MM-DDTHH:MM:SSZ"
+  std::string bundle;            // valid per validate_bundle_name()
+  std::int64_t version = 1;      // >= 1, increases by one per published version
+  std::string kind = "generic";  // "resolution", "indicator" or "generic"
+  Json meta = Json::object();    // bundle.json minus name, kind, files; always an object
+  std::int64_t published = 0;    // seconds since the epoch; written as "YYYY-MM-DDTHH:MM:SSZ"
   ChunkerParams chunking;
-  crypto::Digest content_root{};    // ContentHasher over the files in table order
-  std::uint64_t content_size = 0;   // sum of files[i].size
-  std::vector<FileEntry> files;     // bytewise increasing paths
+  crypto::Digest content_root{};   // ContentHasher over the files in table order
+  std::uint64_t content_size = 0;  // sum of files[i].size
+  std::vector<FileEntry> files;    // bytewise increasing paths
   IndexRef index;
 
   // Canonical JSON bytes (what is published and hashed into targets metadata). Assumes a

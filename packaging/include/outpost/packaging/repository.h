@@ -74,7 +74,7 @@ Status delegate(const std::string& repo_dir, const crypto::SecretKey& targets_ke
 
 struct PublishOptions {
   std::string source_dir;
-  BundleOverrides overrides;  // --bundle / --kind / --title
+  BundleOverrides overrides;                         // --bundle / --kind / --title
   const crypto::SecretKey* publisher_key = nullptr;  // required: the key delegated the name
   const crypto::SecretKey* snapshot_key = nullptr;   // required
   const crypto::SecretKey* timestamp_key = nullptr;  // required
@@ -89,12 +89,12 @@ struct PublishResult {
   std::int64_t version = 0;  // the new version, or the current one when unchanged
   bool unchanged = false;    // content, file table, kind and meta equal the current version
   std::uint64_t files = 0;
-  std::uint64_t bytes = 0;           // content bytes
-  std::uint64_t new_chunks = 0;      // chunk records written to the new pack
-  std::uint64_t reused_chunks = 0;   // chunk references served by chunks already stored
-  std::uint64_t pack_bytes = 0;      // size of the new pack (0 when none was needed)
+  std::uint64_t bytes = 0;          // content bytes
+  std::uint64_t new_chunks = 0;     // chunk records written to the new pack
+  std::uint64_t reused_chunks = 0;  // chunk references served by chunks already stored
+  std::uint64_t pack_bytes = 0;     // size of the new pack (0 when none was needed)
   std::optional<crypto::Digest> pack_id;
-  std::string manifest_path;         // repository-relative path of the manifest file
+  std::string manifest_path;  // repository-relative path of the manifest file
 };
 
 // Publishes the folder as the next version of its bundle: chunks every file, reuses chunks
@@ -162,8 +162,8 @@ Result<RepositoryState> load_repository(const std::string& repo_dir);
 
 struct PublishedManifest {
   Manifest manifest;
-  Bytes bytes;         // the file as published
-  std::string path;    // repository-relative
+  Bytes bytes;       // the file as published
+  std::string path;  // repository-relative
 };
 // The current manifest of `bundle`, checked against its target entry (length, sha256).
 // kNotFound when the bundle has no published version.
