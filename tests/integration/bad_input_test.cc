@@ -492,42 +492,6 @@ TEST_CASE("a store whose data file is garbage gives a clear error, not a crash",
 
 namespace {
 
-// A tmpfs of a given size mounted on dir, unmounted on destruction (declare it after the
-// TempDir holding dir). Needs root, as in CI; mounted() says whether it worked.
-class SmallDisk {
- public:
-  SmallDisk(const std::string& dir, const std::string& size) : dir_(dir) {
-    make_dirs(dir);
-    if (::geteuid() != 0) {
-      why_ = "not running as root";
-      return;
-    }
-    const std::string data = "size=" + size + ",mode=0700";
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, data.c_str()) != 0) {
-      why_ = std::string("mount failed: ") + std::strerror(errno);
-      return;
-    }
-    mounted_ = true;
-  }
-  ~SmallDisk() {
-    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  SmallDisk(const SmallDisk&) = delete;
-  SmallDisk& operator=(const SmallDisk&) = delete;
-
-  bool resize(const std::string& size) {
-    const std::string data = "size=" + size + ",mode=0700";
-    return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, data.c_str()) == 0;
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& why() const { return why_; }
-
- private:
-  std::string dir_;
-  std::string why_;
-  bool mounted_ = false;
-};
-
 }  // namespace
 
 TEST_CASE(

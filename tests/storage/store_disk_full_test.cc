@@ -19,40 +19,10 @@ namespace outpost::storage {
 namespace {
 
 using Catch::Matchers::Contains;
+using test::SmallDisk;
 using test::TempDir;
 using testing::create_store;
 using testing::open_or_die;
-
-// A tmpfs of a given size on dir, unmounted on destruction (before the TempDir holding it
-// is removed: declare it after the TempDir).
-class SmallDisk {
- public:
-  SmallDisk(const std::string& dir, const char* size) : dir_(dir) {
-    test::make_dirs(dir);
-    if (::geteuid() != 0) {
-      why_ = "not running as root";
-      return;
-    }
-    const std::string data = std::string("size=") + size + ",mode=0700";
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, data.c_str()) != 0) {
-      why_ = std::string("mount failed: ") + std::strerror(errno);
-      return;
-    }
-    mounted_ = true;
-  }
-  ~SmallDisk() {
-    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  SmallDisk(const SmallDisk&) = delete;
-  SmallDisk& operator=(const SmallDisk&) = delete;
-  bool mounted() const { return mounted_; }
-  const std::string& why() const { return why_; }
-
- private:
-  std::string dir_;
-  std::string why_;
-  bool mounted_ = false;
-};
 
 // Writes path until the file system refuses more, then gives `leave` bytes back; returns
 // the bytes the file keeps.

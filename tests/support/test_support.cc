@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,6 +194,29 @@ Bytes random_bytes(std::size_t n, std::uint64_t seed) {
     out[i] = static_cast<std::uint8_t>(x >> 32);
   }
   return out;
+}
+
+SmallDisk::SmallDisk(const std::string& dir, const std::string& size) : dir_(dir) {
+  make_dirs(dir);
+  if (::geteuid() != 0) {
+    why_ = "not running as root";
+    return;
+  }
+  const std::string data = "size=" + size + ",mode=0700";
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, data.c_str()) != 0) {
+    why_ = std::string("mount failed: ") + std::strerror(errno);
+    return;
+  }
+  mounted_ = true;
+}
+
+SmallDisk::~SmallDisk() {
+  if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+}
+
+bool SmallDisk::resize(const std::string& size) {
+  const std::string data = "size=" + size + ",mode=0700";
+  return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT, data.c_str()) == 0;
 }
 
 std::string samples_dir() { return std::string(OUTPOST_SOURCE_DIR) + "/samples"; }

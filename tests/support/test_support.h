@@ -67,6 +67,26 @@ void write_all(const std::string& path, ByteView data);
 void make_dirs(const std::string& path);
 // Recursively copies a directory tree.
 void copy_tree(const std::string& from, const std::string& to);
+// A tmpfs of a given size ("3m") mounted on dir, unmounted on destruction: a real small
+// disk for disk-full tests. Declare it after the TempDir holding dir. Needs root (CI runs as
+// root); mounted() says whether it worked and why() why not.
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& dir, const std::string& size);
+  ~SmallDisk();
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  // Remounts with a new size (e.g. to make room again).
+  bool resize(const std::string& size);
+  bool mounted() const { return mounted_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::string dir_;
+  std::string why_;
+  bool mounted_ = false;
+};
+
 // Deterministic pseudo-random bytes (xorshift) for generated content.
 Bytes random_bytes(std::size_t n, std::uint64_t seed);
 // Path to the project's samples/ folder.
