@@ -132,6 +132,12 @@ class TestRepo {
     std::vector<const SecretKey*> signers = root_signers;
     signers.insert(signers.end(), extra.begin(), extra.end());
     source.files[std::to_string(root.version) + ".root.json"] = sign(root.to_signed(), signers);
+    // A new root always comes with a new timestamp (outpost's rotate_root writes one): that is
+    // what tells a node, which reads the timestamp first, to walk the root chain.
+    if (source.files.count("timestamp.json")) {
+      timestamp.version += 1;
+      write_timestamp();
+    }
   }
 
   void write_targets() {

@@ -8,6 +8,7 @@
 // single-threaded Updater.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -118,6 +119,18 @@ class MetadataSource {
   // Returns the file's bytes, reading at most max_length bytes: a longer file is
   // kCorruption ("longer than declared"). kNotFound when the source does not have it.
   virtual Result<Bytes> fetch(const std::string& filename, std::uint64_t max_length) = 0;
+  // The file when it differs from `held` (the bytes the client trusts now), nullopt when it
+  // is the same. A source that can ask cheaply (an HTTP conditional request) overrides this;
+  // by default the file is fetched and compared.
+  virtual Result<std::optional<Bytes>> fetch_if_changed(const std::string& filename,
+                                                        std::uint64_t max_length, ByteView held) {
+    Result<Bytes> bytes = fetch(filename, max_length);
+    if (!bytes.ok()) return bytes.error();
+    if (bytes->size() == held.size() && std::equal(bytes->begin(), bytes->end(), held.begin())) {
+      return std::optional<Bytes>();
+    }
+    return std::optional<Bytes>(std::move(bytes).value());
+  }
 };
 
 // The metadata a node trusts, as the exact signed bytes; persisted by the store between runs.
@@ -157,8 +170,11 @@ class Updater {
   // mix-and-match and fast-forward recovery per the spec. kVerificationFailed for signature,
   // expiry and rollback failures; kCorruption for malformed or oversized files and for a
   // length or sha256 that differs from the one declared; the source's own code (kNotFound,
-  // kUnavailable, ...) with "fetching FILE: " in front when a fetch fails. Fetches
-  // "N+1.root.json" and "timestamp.json" every time; nothing else when nothing changed.
+  // kUnavailable, ...) with "fetching FILE: " in front when a fetch fails.
+  // Order (docs/trust-model.md): timestamp.json first, with fetch_if_changed(); when it is the
+  // one already trusted, nothing else is fetched (one request on a link) and only expiries are
+  // checked. Otherwise the root chain is walked ("N+1.root.json" ...) and the new timestamp is
+  // verified against the newest root, then snapshot and targets as the spec says.
   // Delegated metadata the new snapshot supersedes is dropped from trusted().
   Status refresh();
   // True when refresh() found the same timestamp the node already trusted.
@@ -190,7 +206,7 @@ class Updater {
 
   Status load_trusted();
   Status update_root();
-  Status update_timestamp();
+  Status update_timestamp(Bytes bytes);
   Status update_snapshot();
   Status update_targets();
   void drop_superseded_delegations();
