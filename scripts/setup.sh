@@ -8,7 +8,8 @@ build=${1:-$here/build}
 shift || true
 
 packages=(build-essential cmake pkg-config ca-certificates
-          libcurl4-openssl-dev liblmdb-dev libzstd-dev libsodium-dev catch2)
+          libcurl4-openssl-dev liblmdb-dev libzstd-dev libsodium-dev catch2
+          libdivsufsort-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -120,4 +120,10 @@ Result<Bytes> Decompressor::run(ByteView frame, ByteView prefix, std::size_t exp
   return out;
 }
 
+std::optional<std::uint64_t> zstd_frame_content_size(ByteView frame) {
+  unsigned long long n = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR) return std::nullopt;
+  return static_cast<std::uint64_t>(n);
+}
+
 }  // namespace outpost::packaging

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "outpost/base/bytes.h"
@@ -77,5 +78,9 @@ class Decompressor {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The content size a zstd frame's header declares; nullopt when the header does not say or is
+// not a zstd frame header. Untrusted: only a bound for decompress()'s expected_size.
+std::optional<std::uint64_t> zstd_frame_content_size(ByteView frame);
 
 }  // namespace outpost::packaging
