@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "outpost/base/clock.h"
+#include "outpost/packaging/content.h"
 
 namespace outpost::packaging {
 namespace {
@@ -309,6 +310,30 @@ std::string index_object_path(const crypto::Digest& blake2b) {
   return "objects/" + h.substr(0, 2) + "/" + h + ".index";
 }
 
+std::string patch_object_path(const crypto::Digest& blake2b) {
+  const std::string h = crypto::hex(blake2b);
+  return "objects/" + h.substr(0, 2) + "/" + h + ".patch";
+}
+
+std::uint64_t patch_length_limit(std::uint64_t stream_size) {
+  return stream_size + stream_size / 64 + (64u << 10);
+}
+
+const char* delta_engine_name(DeltaEngine engine) {
+  return engine == DeltaEngine::kZstd ? "zstd" : "sa";
+}
+
+bool parse_delta_engine(std::string_view name, DeltaEngine& out) {
+  if (name == "zstd") {
+    out = DeltaEngine::kZstd;
+  } else if (name == "sa") {
+    out = DeltaEngine::kSuffix;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 std::string Manifest::target_path() const { return manifest_target_path(bundle); }
 
 Bytes Manifest::encode() const {
@@ -352,6 +377,21 @@ Bytes Manifest::encode() const {
   idx.set("length", index.length);
   idx.set("blake2b", crypto::hex(index.blake2b));
   j.set("index", std::move(idx));
+  Json patch_list = Json::array();
+  for (const PatchRef& p : patches) {
+    Json e = Json::object();
+    e.set("from", p.from);
+    if (p.from > 0) {
+      e.set("from_root", crypto::hex(p.from_root));
+      e.set("from_manifest", crypto::hex(p.from_manifest));
+    }
+    e.set("engine", delta_engine_name(p.engine));
+    e.set("path", p.path);
+    e.set("length", p.length);
+    e.set("blake2b", crypto::hex(p.blake2b));
+    patch_list.push(std::move(e));
+  }
+  j.set("patches", std::move(patch_list));
   return to_bytes(j.canonical());
 }
 
@@ -374,10 +414,11 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
   OUTPOST_ASSIGN_OR_RETURN(m.bundle, string_field(j, "bundle", "bundle", err));
   if (Status s = validate_bundle_name(m.bundle); !s.ok()) return err("bundle", s.message());
   err.set_bundle(m.bundle);
-  OUTPOST_RETURN_IF_ERROR(check_keys(j,
-                                     {"_type", "format", "bundle", "version", "kind", "meta",
-                                      "published", "chunking", "content", "files", "index"},
-                                     "", err));
+  OUTPOST_RETURN_IF_ERROR(
+      check_keys(j,
+                 {"_type", "format", "bundle", "version", "kind", "meta", "published", "chunking",
+                  "content", "files", "index", "patches"},
+                 "", err));
   OUTPOST_ASSIGN_OR_RETURN(std::string type, string_field(j, "_type", "_type", err));
   if (type != kManifestType) return err("_type", "expected '" + std::string(kManifestType) + "'");
   OUTPOST_ASSIGN_OR_RETURN(
@@ -385,7 +426,8 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
       int_field(j, "format", "format", 0, std::numeric_limits<std::int64_t>::max(), err));
   if (format != kManifestFormat) {
     return err("format", "version " + std::to_string(format) +
-                             " is not supported (this outpost reads format 1): upgrade outpost");
+                             " is not supported (this outpost reads format " +
+                             std::to_string(kManifestFormat) + "): upgrade outpost");
   }
   OUTPOST_ASSIGN_OR_RETURN(m.version, int_field(j, "version", "version", 1,
                                                 std::numeric_limits<std::int64_t>::max(), err));
@@ -495,6 +537,56 @@ Result<Manifest> Manifest::parse(ByteView bytes) {
                            int_field(*index, "length", "index.length", 24,
                                      static_cast<std::int64_t>(kMaxIndexBytes), err));
   m.index.length = static_cast<std::uint64_t>(ilen);
+
+  OUTPOST_ASSIGN_OR_RETURN(const Json::Array* patches, array_field(j, "patches", "patches", err));
+  if (patches->size() > kMaxManifestPatches) {
+    return err("patches", "has " + std::to_string(patches->size()) + " entries, at most " +
+                              std::to_string(kMaxManifestPatches) + " allowed");
+  }
+  const std::uint64_t max_patch = patch_length_limit(content_stream_size(m));
+  m.patches.reserve(patches->size());
+  for (std::size_t i = 0; i < patches->size(); ++i) {
+    const std::string at = "patches[" + std::to_string(i) + "]";
+    const Json& e = (*patches)[i];
+    if (!e.is_object()) return err(at, "expected an object");
+    PatchRef p;
+    OUTPOST_ASSIGN_OR_RETURN(p.from, int_field(e, "from", at + ".from", 0, m.version - 1, err));
+    if (!m.patches.empty() && m.patches.back().from >= p.from) {
+      return err(at + ".from", "patches are not in strictly increasing order of \"from\"");
+    }
+    if (p.from == 0) {
+      OUTPOST_RETURN_IF_ERROR(
+          check_keys(e, {"from", "engine", "path", "length", "blake2b"}, at, err));
+    } else {
+      OUTPOST_RETURN_IF_ERROR(check_keys(
+          e, {"from", "from_root", "from_manifest", "engine", "path", "length", "blake2b"}, at,
+          err));
+      OUTPOST_ASSIGN_OR_RETURN(p.from_root, digest_field(e, "from_root", at + ".from_root", err));
+      OUTPOST_ASSIGN_OR_RETURN(p.from_manifest,
+                               digest_field(e, "from_manifest", at + ".from_manifest", err));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::string engine, string_field(e, "engine", at + ".engine", err));
+    if (!parse_delta_engine(engine, p.engine)) {
+      return err(at + ".engine", "expected \"zstd\" or \"sa\"");
+    }
+    if (p.from == 0 && p.engine != DeltaEngine::kZstd) {
+      return err(at + ".engine", "the patch from 0 must be \"zstd\"");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(p.blake2b, digest_field(e, "blake2b", at + ".blake2b", err));
+    OUTPOST_ASSIGN_OR_RETURN(p.path, string_field(e, "path", at + ".path", err));
+    if (p.path != patch_object_path(p.blake2b)) {
+      return err(at + ".path", "expected " + patch_object_path(p.blake2b));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        std::int64_t plen,
+        int_field(
+            e, "length", at + ".length", 1,
+            static_cast<std::int64_t>(std::min<std::uint64_t>(
+                max_patch, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))),
+            err));
+    p.length = static_cast<std::uint64_t>(plen);
+    m.patches.push_back(std::move(p));
+  }
   return m;
 }
 

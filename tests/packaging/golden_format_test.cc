@@ -1,8 +1,9 @@
 // Golden vectors for the repository formats (docs/format-repository.md): the manifest, the
-// content root, the chunk index and the pack. Each is built from fixed inputs and compared
-// byte for byte with tests/golden/format/; a difference means the format changed, which
-// would break every published repository and every node. To regenerate after a deliberate
-// format change (and a new format number): OUTPOST_UPDATE_GOLDEN=1 packaging_tests "[golden]".
+// content root, the chunk index, the pack and the metadata update file. Each is built from fixed
+// inputs and compared byte for byte with tests/golden/format/; a difference means the format
+// changed, which would break every published repository and every node. To regenerate after a
+// deliberate format change (and a new format number): OUTPOST_UPDATE_GOLDEN=1 packaging_tests
+// "[golden]".
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
@@ -13,6 +14,7 @@
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/manifest.h"
 #include "outpost/packaging/pack.h"
+#include "outpost/packaging/update_file.h"
 #include "support/test_support.h"
 
 namespace op = outpost::packaging;
@@ -103,6 +105,21 @@ TEST_CASE("a manifest encodes to its golden canonical JSON and parses back",
   m.index.blake2b = outpost::crypto::blake2b(index);
   m.index.path = op::index_object_path(m.index.blake2b);
   m.index.length = index.size();
+  op::PatchRef full;
+  full.from = 0;
+  full.engine = op::DeltaEngine::kZstd;
+  full.blake2b = outpost::crypto::blake2b(outpost::as_bytes("full patch"));
+  full.path = op::patch_object_path(full.blake2b);
+  full.length = 120;
+  op::PatchRef delta;
+  delta.from = 1;
+  delta.from_root = outpost::crypto::blake2b(outpost::as_bytes("content of version 1"));
+  delta.from_manifest = outpost::crypto::sha256(outpost::as_bytes("manifest of version 1"));
+  delta.engine = op::DeltaEngine::kSuffix;
+  delta.blake2b = outpost::crypto::blake2b(outpost::as_bytes("patch from 1"));
+  delta.path = op::patch_object_path(delta.blake2b);
+  delta.length = 37;
+  m.patches = {full, delta};
   const Bytes bytes = m.encode();
   check_golden("manifest.json", bytes);
   auto parsed = op::Manifest::parse(bytes);
@@ -151,4 +168,32 @@ TEST_CASE("a pack writes its golden bytes and reads back", "[packaging][golden]"
               })
               .ok());
   CHECK(records == 2);
+}
+
+TEST_CASE("a metadata update file encodes to its golden bytes and parses back",
+          "[packaging][golden]") {
+  REQUIRE(outpost::crypto::init());
+  // Fixed data bytes instead of compressor output, so the vector pins the container only.
+  op::UpdateFile f;
+  f.latest_root = 3;
+  op::UpdateEntry snap;
+  snap.name = "12.snapshot.json";
+  snap.encoding = op::UpdateEncoding::kZstdDelta;
+  snap.base_sha256 = outpost::crypto::sha256(outpost::as_bytes("11.snapshot.json"));
+  snap.result_length = 321;
+  snap.result_sha256 = outpost::crypto::sha256(outpost::as_bytes("12.snapshot.json"));
+  snap.data = outpost::to_bytes("delta bytes");
+  op::UpdateEntry manifest;
+  manifest.name = "targets/un/ga/X/" + std::string(64, 'a') + ".manifest.json";
+  manifest.encoding = op::UpdateEncoding::kZstd;
+  manifest.result_length = 700;
+  manifest.result_sha256 = outpost::crypto::sha256(outpost::as_bytes("manifest"));
+  manifest.data = outpost::to_bytes("frame");
+  f.entries = {snap, manifest};
+  auto bytes = op::encode_update_file(f);
+  REQUIRE(bytes.ok());
+  check_golden("update.upd", *bytes);
+  auto parsed = op::parse_update_file(*bytes, 16);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == f);
 }

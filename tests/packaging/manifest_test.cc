@@ -33,6 +33,21 @@ op::Manifest sample_manifest() {
   m.index.blake2b = outpost::crypto::blake2b(outpost::as_bytes("index"));
   m.index.path = op::index_object_path(m.index.blake2b);
   m.index.length = 24 + 32 + 12 + 52 * 9;
+  op::PatchRef full;
+  full.from = 0;
+  full.engine = op::DeltaEngine::kZstd;
+  full.blake2b = outpost::crypto::blake2b(outpost::as_bytes("full patch"));
+  full.path = op::patch_object_path(full.blake2b);
+  full.length = 14000;
+  op::PatchRef delta;
+  delta.from = 2;
+  delta.from_root = outpost::crypto::blake2b(outpost::as_bytes("content 2"));
+  delta.from_manifest = outpost::crypto::sha256(outpost::as_bytes("manifest 2"));
+  delta.engine = op::DeltaEngine::kSuffix;
+  delta.blake2b = outpost::crypto::blake2b(outpost::as_bytes("patch from 2"));
+  delta.path = op::patch_object_path(delta.blake2b);
+  delta.length = 321;
+  m.patches = {full, delta};
   return m;
 }
 
@@ -47,6 +62,9 @@ outpost::Result<op::Manifest> parse_edited(const op::Manifest& m, void (*edit)(J
 
 Json& files_of(Json& doc) { return const_cast<Json&>(*doc.find("files")); }
 Json& column(Json& doc, const char* name) { return const_cast<Json&>(*files_of(doc).find(name)); }
+Json& patch(Json& doc, std::size_t i) {
+  return const_cast<Json&>(*doc.find("patches")).as_array()[i];
+}
 
 }  // namespace
 
@@ -146,7 +164,50 @@ TEST_CASE("manifest parsing refuses anything off, naming bundle and field",
       {"unknown field", [](Json& d) { d.set("extra", 1); }, "extra: unknown field"},
       {"missing field", [](Json& d) { d.erase("content"); }, "content: missing"},
       {"version 0", [](Json& d) { d.set("version", 0); }, "version"},
-      {"format 2", [](Json& d) { d.set("format", 2); }, "format"},
+      {"format 1", [](Json& d) { d.set("format", 1); }, "format"},
+      {"format 3", [](Json& d) { d.set("format", 3); }, "format"},
+      {"no patches", [](Json& d) { d.erase("patches"); }, "patches: missing"},
+      {"patches not array", [](Json& d) { d.set("patches", Json::object()); }, "patches"},
+      {"patch not object", [](Json& d) { patch(d, 0) = Json(1); }, "patches[0]"},
+      {"unsorted patches",
+       [](Json& d) {
+         auto& a = const_cast<Json&>(*d.find("patches")).as_array();
+         std::swap(a[0], a[1]);
+       },
+       "strictly increasing"},
+      {"duplicate from",
+       [](Json& d) {
+         auto& a = const_cast<Json&>(*d.find("patches")).as_array();
+         a.push_back(a[1]);
+       },
+       "strictly increasing"},
+      {"from = version", [](Json& d) { patch(d, 1).set("from", 3); }, "patches[1].from"},
+      {"negative from", [](Json& d) { patch(d, 0).set("from", -1); }, "patches[0].from"},
+      {"from 0 with a root", [](Json& d) { patch(d, 0).set("from_root", std::string(64, 'a')); },
+       "patches[0].from_root: unknown field"},
+      {"missing from_root", [](Json& d) { patch(d, 1).erase("from_root"); },
+       "patches[1].from_root: missing"},
+      {"missing from_manifest", [](Json& d) { patch(d, 1).erase("from_manifest"); },
+       "patches[1].from_manifest: missing"},
+      {"bad from_manifest", [](Json& d) { patch(d, 1).set("from_manifest", "ABC"); },
+       "patches[1].from_manifest"},
+      {"unknown engine", [](Json& d) { patch(d, 1).set("engine", "bsdiff"); }, "patches[1].engine"},
+      {"from 0 not zstd", [](Json& d) { patch(d, 0).set("engine", "sa"); }, "patches[0].engine"},
+      {"patch path", [](Json& d) { patch(d, 1).set("path", "../../etc/passwd"); },
+       "patches[1].path"},
+      {"patch path of another hash",
+       [](Json& d) { patch(d, 1).set("blake2b", std::string(64, '0')); }, "patches[1].path"},
+      {"empty patch", [](Json& d) { patch(d, 1).set("length", 0); }, "patches[1].length"},
+      {"patch far larger than the content",
+       [](Json& d) { patch(d, 0).set("length", std::int64_t{1} << 40); }, "patches[0].length"},
+      {"patch extra field", [](Json& d) { patch(d, 1).set("size", 1); },
+       "patches[1].size: unknown field"},
+      {"too many patches",
+       [](Json& d) {
+         auto& a = const_cast<Json&>(*d.find("patches")).as_array();
+         while (a.size() <= op::kMaxManifestPatches) a.push_back(a[1]);
+       },
+       "at most 64"},
       {"wrong type", [](Json& d) { d.set("_type", "outpost/other"); }, "_type"},
       {"bad root", [](Json& d) { const_cast<Json&>(*d.find("content")).set("root", "abc"); },
        "content.root"},

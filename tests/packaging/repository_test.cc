@@ -678,3 +678,359 @@ TEST_CASE("publishing a 200 MB tree of 10000 files stays within bounded memory",
                     << after.ru_maxrss / 1024 << " MiB");
   CHECK(after.ru_maxrss / 1024 < 64);
 }
+
+// ---- patches and metadata update files ---------------------------------------------------------
+
+#include "outpost/packaging/delta.h"
+#include "outpost/packaging/update_file.h"
+
+namespace {
+
+// The content stream of a published version, rebuilt from its index and packs.
+Bytes stream_of(const std::string& repo, const op::Manifest& m) {
+  const Bytes ibytes = outpost::test::read_all(repo + "/" + m.index.path);
+  auto idx = op::ChunkIndex::parse(ibytes, m.chunking.max);
+  REQUIRE(idx.ok());
+  op::Decompressor d;
+  Bytes out;
+  std::size_t k = 0;
+  Status s = op::write_content_stream(
+      m,
+      [&](std::size_t i, const op::FileEntry&, const op::ContentSink& sink) {
+        for (std::uint32_t n = 0; n < idx->file_chunks[i]; ++n, ++k) {
+          const op::ChunkEntry& e = idx->chunks[k];
+          auto raw = op::read_chunk(repo + "/" + op::pack_object_path(idx->packs[e.pack]), e, d);
+          REQUIRE(raw.ok());
+          if (Status st = sink(*raw); !st.ok()) return st;
+        }
+        return Status::Ok();
+      },
+      [&](ByteView b) {
+        out.insert(out.end(), b.begin(), b.end());
+        return Status::Ok();
+      });
+  REQUIRE(s.ok());
+  return out;
+}
+
+op::PublishedManifest current(const std::string& repo, const std::string& bundle) {
+  auto st = op::load_repository(repo);
+  REQUIRE(st.ok());
+  auto pm = op::load_current_manifest(repo, *st, bundle);
+  REQUIRE(pm.ok());
+  return std::move(pm).value();
+}
+
+// Checks every patch of `pm` against the streams of the versions it lists: each file matches
+// its path, length and hash, and applies to exactly the new stream, whose hash is the root.
+void check_patches(const std::string& repo, const op::PublishedManifest& pm,
+                   const std::map<std::int64_t, op::PublishedManifest>& versions) {
+  const op::Manifest& m = pm.manifest;
+  const Bytes expected = stream_of(repo, m);
+  REQUIRE(expected.size() == op::content_stream_size(m));
+  REQUIRE(outpost::crypto::blake2b(expected) == m.content_root);
+  for (const op::PatchRef& p : m.patches) {
+    INFO("patch from " << p.from);
+    const Bytes patch = outpost::test::read_all(repo + "/" + p.path);
+    CHECK(patch.size() == p.length);
+    CHECK(outpost::crypto::blake2b(patch) == p.blake2b);
+    Bytes from;
+    if (p.from > 0) {
+      const op::PublishedManifest& old = versions.at(p.from);
+      CHECK(p.from_root == old.manifest.content_root);
+      CHECK(p.from_manifest == outpost::crypto::sha256(old.bytes));
+      CHECK(p.engine == op::DeltaEngine::kSuffix);
+      from = stream_of(repo, old.manifest);
+    } else {
+      CHECK(p.engine == op::DeltaEngine::kZstd);
+    }
+    auto rebuilt = op::apply_delta(from, patch, expected.size());
+    INFO(rebuilt.status().message());
+    REQUIRE(rebuilt.ok());
+    CHECK(outpost::crypto::blake2b(*rebuilt) == m.content_root);
+    CHECK(*rebuilt == expected);
+  }
+}
+
+std::set<std::int64_t> froms(const op::Manifest& m) {
+  std::set<std::int64_t> out;
+  for (const auto& p : m.patches) out.insert(p.from);
+  return out;
+}
+
+// A folder whose content changes a little with each release.
+void write_release(const std::string& src, int release) {
+  Bytes big = outpost::test::random_bytes(300000, 11);
+  for (int r = 1; r <= release; ++r) {
+    for (int k = 0; k < 20; ++k) big[static_cast<std::size_t>(r * 7919 + k * 14011)] ^= 0x5A;
+  }
+  outpost::test::make_dirs(src + "/data");
+  outpost::test::write_all(src + "/data/annex.bin", big);
+  outpost::test::write_text(src + "/notes.md", "Release " + std::to_string(release) + "\n");
+}
+
+}  // namespace
+
+TEST_CASE("each version's manifest lists patches from 0 and from the ladder that rebuild it",
+          "[packaging][repository][patches]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  const std::string name = "un/stats/release";
+  std::map<std::int64_t, op::PublishedManifest> versions;
+
+  write_release(src, 1);
+  const auto r1 = repo.publish_ok(src, name);
+  versions.emplace(1, current(repo.dir, name));
+  CHECK(froms(versions.at(1).manifest) == std::set<std::int64_t>{0});
+  REQUIRE(r1.patches.size() == 1);
+  CHECK(r1.patches == versions.at(1).manifest.patches);
+  check_patches(repo.dir, versions.at(1), versions);
+
+  write_release(src, 2);
+  const auto r2 = repo.publish_ok(src, name);
+  const op::PublishedManifest v2 = current(repo.dir, name);
+  versions.emplace(2, v2);
+  CHECK(froms(v2.manifest) == std::set<std::int64_t>{0, 1});
+  CHECK(r2.patches == v2.manifest.patches);
+  check_patches(repo.dir, v2, versions);
+  // The patch from 1 is far smaller than the full one.
+  CHECK(v2.manifest.patches[1].length * 20 < v2.manifest.patches[0].length);
+  CHECK(fs::exists(repo.dir + "/targets/" + name + "/.history.json"));
+
+  // The rebuilt stream splits into exactly the source files.
+  {
+    const Bytes stream = stream_of(repo.dir, v2.manifest);
+    std::map<std::string, Bytes> files;
+    op::ContentSplitter split(v2.manifest,
+                              [&](std::size_t, const op::FileEntry& f, std::uint64_t, ByteView b) {
+                                files[f.path].insert(files[f.path].end(), b.begin(), b.end());
+                                return Status::Ok();
+                              });
+    REQUIRE(split.update(stream).ok());
+    REQUIRE(split.finish().ok());
+    CHECK(files.at("data/annex.bin") == outpost::test::read_all(src + "/data/annex.bin"));
+    CHECK(files.at("notes.md") == outpost::test::read_all(src + "/notes.md"));
+  }
+
+  // Versions 3..5 with the default ladder: version 5 gets patches from 4, 3 and 1.
+  for (int v = 3; v <= 5; ++v) {
+    write_release(src, v);
+    repo.publish_ok(src, name);
+    versions.emplace(v, current(repo.dir, name));
+  }
+  CHECK(froms(versions.at(5).manifest) == std::set<std::int64_t>{0, 1, 3, 4});
+  check_patches(repo.dir, versions.at(5), versions);
+
+  SECTION("a ladder given to publish replaces the repository's") {
+    write_release(src, 6);
+    op::PublishOptions o = repo.options(src);
+    o.overrides.name = name;
+    o.patch_ladder = std::vector<std::int64_t>{3};
+    auto r = op::publish(repo.dir, o);
+    REQUIRE(r.ok());
+    const op::PublishedManifest v6 = current(repo.dir, name);
+    CHECK(froms(v6.manifest) == std::set<std::int64_t>{0, 3});
+    check_patches(repo.dir, v6, versions);
+    write_release(src, 7);
+    o.patch_ladder = std::vector<std::int64_t>{};
+    REQUIRE(op::publish(repo.dir, o).ok());
+    CHECK(froms(current(repo.dir, name).manifest) == std::set<std::int64_t>{0});
+    o.patch_ladder = std::vector<std::int64_t>{0};
+    CHECK(op::publish(repo.dir, o).status().code() == Code::kInvalidArgument);
+  }
+  SECTION("versions that cannot be rebuilt are skipped; the history is rebuilt by a scan") {
+    fs::remove(repo.dir + "/targets/" + name + "/.history.json");
+    fs::remove(repo.dir + "/" + versions.at(4).path);  // version 4's manifest is gone
+    // Version 3's packs are gone: its chunks that no other version kept are lost.
+    const Bytes i3 = outpost::test::read_all(repo.dir + "/" + versions.at(3).manifest.index.path);
+    auto idx3 = op::ChunkIndex::parse(i3, 65536);
+    REQUIRE(idx3.ok());
+    fs::remove(repo.dir + "/" + op::pack_object_path(idx3->packs.back()));
+    write_release(src, 6);
+    repo.publish_ok(src, name);
+    const op::PublishedManifest v6 = current(repo.dir, name);
+    // Rungs 1, 2, 4: version 5 is there, 4 is gone, 2 is there (its packs are).
+    std::set<std::int64_t> got = froms(v6.manifest);
+    CHECK(got.count(0) == 1);
+    CHECK(got.count(5) == 1);
+    CHECK(got.count(4) == 0);
+    CHECK(got.count(2) == 1);
+    versions.erase(4);
+    check_patches(repo.dir, v6, versions);
+    CHECK(fs::exists(repo.dir + "/targets/" + name + "/.history.json"));
+  }
+}
+
+TEST_CASE("ladders are configured in outpost-repository.json", "[packaging][repository]") {
+  CHECK(*op::parse_ladder("8,1,2,2") == std::vector<std::int64_t>{1, 2, 8});
+  CHECK(op::parse_ladder("")->empty());
+  CHECK(op::parse_ladder("1,x").status().code() == Code::kInvalidArgument);
+  CHECK(op::parse_ladder("1,,2").status().code() == Code::kInvalidArgument);
+  CHECK(op::parse_ladder("0").status().code() == Code::kInvalidArgument);
+  CHECK(op::parse_ladder("-1").status().code() == Code::kInvalidArgument);
+  std::vector<std::int64_t> many;
+  for (int i = 1; i <= 33; ++i) many.push_back(i);
+  CHECK(op::normalize_ladder(many).status().code() == Code::kInvalidArgument);
+
+  outpost::test::TempDir tmp;
+  SecretKey k = new_key();
+  op::InitOptions o;
+  o.root_keys = {&k};
+  o.targets_key = &k;
+  o.snapshot_key = &k;
+  o.timestamp_key = &k;
+  o.patch_ladder = {3, 1};
+  o.update_ladder = {1};
+  REQUIRE(op::init_repository(tmp / "r", o).ok());
+  auto c = op::load_repository_config(tmp / "r");
+  REQUIRE(c.ok());
+  CHECK(c->patch_ladder == std::vector<std::int64_t>{1, 3});
+  CHECK(c->update_ladder == std::vector<std::int64_t>{1});
+  o.patch_ladder = {0};
+  CHECK(op::init_repository(tmp / "r2", o).code() == Code::kInvalidArgument);
+  outpost::test::write_text(tmp / "r/outpost-repository.json",
+                            R"({"_type":"outpost/repository","format":1,"patch_ladder":[1,"2"]})");
+  CHECK(op::load_repository_config(tmp / "r").status().code() == Code::kCorruption);
+  // Older repositories without the fields get the defaults.
+  outpost::test::write_text(tmp / "r/outpost-repository.json",
+                            R"({"_type":"outpost/repository","format":1})");
+  c = op::load_repository_config(tmp / "r");
+  REQUIRE(c.ok());
+  CHECK(c->patch_ladder == op::kDefaultPatchLadder);
+  CHECK(c->update_ladder == op::kDefaultUpdateLadder);
+}
+
+namespace {
+
+// What a node holding snapshot `m` has: the snapshot, every metadata file it lists, and the
+// manifests its roles list; by SHA-256.
+std::map<outpost::crypto::Digest, Bytes> files_at_snapshot(const std::string& repo,
+                                                           std::int64_t m) {
+  std::map<outpost::crypto::Digest, Bytes> out;
+  auto add = [&](const std::string& path) {
+    Bytes b = outpost::test::read_all(path);
+    out.emplace(outpost::crypto::sha256(b), std::move(b));
+  };
+  const std::string snap_path = repo + "/metadata/" + std::to_string(m) + ".snapshot.json";
+  add(snap_path);
+  auto env = tuf::parse_metadata(outpost::test::read_all(snap_path), "snapshot");
+  REQUIRE(env.ok());
+  auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+  REQUIRE(snap.ok());
+  for (const auto& [file, info] : snap->meta) {
+    const std::string role = file.substr(0, file.size() - 5);
+    const std::string path = repo + "/metadata/" + std::to_string(info.version) + "." + file;
+    add(path);
+    if (role == "targets") continue;
+    auto renv = tuf::parse_metadata(outpost::test::read_all(path), "targets");
+    REQUIRE(renv.ok());
+    auto t = tuf::Targets::from_signed(*renv->find("signed"));
+    REQUIRE(t.ok());
+    for (const auto& [target, tf] : t->targets) {
+      const std::string bundle = target.substr(0, target.size() - 14);
+      add(repo + "/targets/" + bundle + "/" + tf.sha256 + ".manifest.json");
+    }
+  }
+  return out;
+}
+
+// Parses N.from-M.upd and rebuilds every entry against the files of snapshot M; each equals
+// the repository's file of that name. Returns the entry names.
+std::set<std::string> check_update_file(const std::string& repo, std::int64_t n, std::int64_t m,
+                                        std::uint32_t* latest_root = nullptr) {
+  INFO("update file " << n << ".from-" << m);
+  const std::string path = repo + "/metadata/updates/" + op::update_file_name(n, m);
+  REQUIRE(fs::exists(path));
+  auto f = op::parse_update_file(outpost::test::read_all(path), 100000);
+  REQUIRE(f.ok());
+  if (latest_root != nullptr) *latest_root = f->latest_root;
+  const auto held = files_at_snapshot(repo, m);
+  std::set<std::string> names;
+  for (const op::UpdateEntry& e : f->entries) {
+    INFO(e.name);
+    names.insert(e.name);
+    ByteView base;
+    if (e.encoding == op::UpdateEncoding::kZstdDelta) {
+      auto it = held.find(e.base_sha256);
+      REQUIRE(it != held.end());
+      base = it->second;
+    }
+    auto rebuilt = op::rebuild_entry(e, base, 64u << 20);
+    REQUIRE(rebuilt.ok());
+    const std::string file =
+        e.name.rfind("targets/", 0) == 0 ? repo + "/" + e.name : repo + "/metadata/" + e.name;
+    CHECK(*rebuilt == outpost::test::read_all(file));
+  }
+  return names;
+}
+
+std::int64_t snapshot_version(const std::string& repo) {
+  auto st = op::load_repository(repo);
+  REQUIRE(st.ok());
+  return st->snapshot.version;
+}
+
+}  // namespace
+
+TEST_CASE("every new snapshot gets update files from the older snapshots of the ladder",
+          "[packaging][repository][update]") {
+  Repo repo;  // snapshots 1 (init), 2 and 3 (two delegations)
+  const std::string a = repo.tmp / "a";
+  const std::string b = repo.tmp / "b";
+  write_release(a, 1);
+  write_release(b, 1);
+  repo.publish_ok(a, "un/stats/a");   // snapshot 4
+  repo.publish_ok(b, "itu/stats/b");  // 5
+  write_release(a, 2);
+  repo.publish_ok(a, "un/stats/a");  // 6
+  const std::int64_t n = snapshot_version(repo.dir);
+  REQUIRE(n == 6);
+  const op::PublishedManifest a2 = current(repo.dir, "un/stats/a");
+  const op::PublishedManifest b1 = current(repo.dir, "itu/stats/b");
+  auto st = op::load_repository(repo.dir);
+  REQUIRE(st.ok());
+  const std::string un_role = std::to_string(st->snapshot.meta.at("un.json").version) + ".un.json";
+  const std::string itu_role =
+      std::to_string(st->snapshot.meta.at("itu.json").version) + ".itu.json";
+
+  // From 5: the snapshot, the un role and bundle a's manifest; nothing about b.
+  CHECK(check_update_file(repo.dir, n, 5) ==
+        std::set<std::string>{"6.snapshot.json", un_role, a2.path});
+  // From 3 (before any publication): both roles are new, both manifests too.
+  CHECK(check_update_file(repo.dir, n, 3) ==
+        std::set<std::string>{"6.snapshot.json", un_role, itu_role, a2.path, b1.path});
+  // From 1: targets.json changed too.
+  std::uint32_t latest_root = 0;
+  CHECK(check_update_file(repo.dir, n, 1, &latest_root).count("3.targets.json") == 1);
+  CHECK(latest_root == 1);
+  for (std::int64_t m = 1; m < n; ++m) {
+    CHECK(fs::exists(repo.dir + "/metadata/updates/" + op::update_file_name(n, m)));
+  }
+
+  SECTION("refresh, delegate and rotate write them too") {
+    REQUIRE(op::refresh_snapshot(repo.dir, repo.snapshot, repo.timestamp, repo.clock).ok());
+    CHECK(check_update_file(repo.dir, 7, 6) == std::set<std::string>{"7.snapshot.json"});
+    REQUIRE(op::delegate(repo.dir, repo.targets, repo.snapshot, repo.timestamp,
+                         repo.publisher.public_key(), "org", repo.clock)
+                .ok());
+    CHECK(check_update_file(repo.dir, 8, 7) ==
+          std::set<std::string>{"8.snapshot.json", "4.targets.json"});
+    SecretKey root2 = new_key();
+    op::RotateOptions ro;
+    ro.old_root_keys = {&repo.root};
+    ro.new_root_keys = {&root2};
+    ro.targets_key = &repo.targets;
+    ro.snapshot_key = &repo.snapshot;
+    ro.timestamp_key = &repo.timestamp;
+    ro.clock = &repo.clock;
+    REQUIRE(op::rotate_root(repo.dir, ro).ok());
+    CHECK(check_update_file(repo.dir, 9, 8, &latest_root) ==
+          std::set<std::string>{"9.snapshot.json"});
+    CHECK(latest_root == 2);
+  }
+  SECTION("publishing unchanged content writes no update file") {
+    const std::size_t before = count_files(repo.dir);
+    repo.publish_ok(a, "un/stats/a");
+    CHECK(count_files(repo.dir) == before);
+  }
+}

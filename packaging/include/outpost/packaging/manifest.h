@@ -1,6 +1,7 @@
 // The manifest of one bundle version (docs/format-repository.md, "Manifest"): canonical JSON,
 // a TUF target ("<bundle>/manifest.json"), carrying the file table by column, the content
-// root and where the chunk index lives. Also the naming rules for bundles and file paths.
+// root, where the chunk index lives and the patches that lead to this version. Also the naming
+// rules for bundles and file paths.
 //
 // Thread-safety: values and pure functions.
 #pragma once
@@ -15,15 +16,18 @@
 #include "outpost/base/status.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunker.h"
+#include "outpost/packaging/delta.h"
 
 namespace outpost::packaging {
 
-inline constexpr std::int64_t kManifestFormat = 1;
+// Format 2 added "patches" (format 1 is no longer read or written).
+inline constexpr std::int64_t kManifestFormat = 2;
 inline constexpr const char* kManifestType = "outpost/manifest";
 // Hard limits applied by Manifest::parse (before anything else looks at the bytes).
 inline constexpr std::size_t kMaxManifestBytes = 16u << 20;
 inline constexpr std::size_t kMaxBundleFiles = 1u << 20;
 inline constexpr std::uint64_t kMaxIndexBytes = 256u << 20;
+inline constexpr std::size_t kMaxManifestPatches = 64;
 
 // File modes a bundle may carry.
 inline constexpr std::uint32_t kModeRegular = 0644;
@@ -48,6 +52,21 @@ struct IndexRef {
   friend bool operator==(const IndexRef&, const IndexRef&) = default;
 };
 
+// A patch to this version's content stream (content.h) from version `from`'s (0: from the
+// empty stream, i.e. the whole content compressed). Applied with apply_delta (delta.h); the
+// result is `content_stream_size(manifest)` bytes whose BLAKE2b-256 is the content root.
+struct PatchRef {
+  std::int64_t from = 0;           // 0 <= from < version; unique in a manifest
+  crypto::Digest from_root{};      // content root of version `from`; all zero for from 0
+  crypto::Digest from_manifest{};  // SHA-256 of version `from`'s manifest file; zero for 0
+  DeltaEngine engine = DeltaEngine::kSuffix;  // "zstd" (always for from 0) or "sa"
+  std::string path;          // "objects/<hh>/<blake2b hex>.patch" (patch_object_path(blake2b))
+  std::uint64_t length = 0;  // 1 .. patch_length_limit(content stream size)
+  crypto::Digest blake2b{};  // of the patch file
+
+  friend bool operator==(const PatchRef&, const PatchRef&) = default;
+};
+
 struct Manifest {
   std::string bundle;            // valid per validate_bundle_name()
   std::int64_t version = 1;      // >= 1, increases by one per published version
@@ -59,6 +78,7 @@ struct Manifest {
   std::uint64_t content_size = 0;  // sum of files[i].size
   std::vector<FileEntry> files;    // bytewise increasing paths
   IndexRef index;
+  std::vector<PatchRef> patches;  // sorted by `from`, strictly increasing
 
   // Canonical JSON bytes (what is published and hashed into targets metadata). Assumes a
   // valid manifest (as parse() returns, or as the publisher builds it).
@@ -66,10 +86,13 @@ struct Manifest {
 
   // Parses and fully validates a manifest. Every error is kCorruption naming the bundle (when
   // known) and the field: "manifest of un/ga/X: files.path[3]: '..' segment not allowed".
-  // Checks: size limit, JSON limits, "_type", "format" == 1, no unknown fields, every field's
+  // Checks: size limit, JSON limits, "_type", "format" == 2, no unknown fields, every field's
   // type, bundle name, kind, published time, chunking params, content root hex, columns of
   // equal length == content.files, valid and strictly increasing paths, modes 0644/0755,
-  // sizes summing to content.size without overflow, media types, index path matching its hash.
+  // sizes summing to content.size without overflow, media types, index path matching its hash,
+  // patches: at most kMaxManifestPatches, "from" in [0, version) strictly increasing,
+  // from_root/from_manifest present exactly when from > 0, engine "zstd" or "sa" ("zstd" for
+  // from 0), path matching its hash, length in [1, patch_length_limit(stream size)].
   static Result<Manifest> parse(ByteView bytes);
 
   // The TUF target path of this bundle's manifest: "<bundle>/manifest.json".
@@ -98,5 +121,14 @@ std::string media_type_for(std::string_view path);
 std::string manifest_target_path(std::string_view bundle);
 // "objects/<first two hex digits>/<hex>.index"
 std::string index_object_path(const crypto::Digest& blake2b);
+// "objects/<first two hex digits>/<hex>.patch"
+std::string patch_object_path(const crypto::Digest& blake2b);
+// Largest patch a manifest may declare for a content stream of `stream_size` bytes:
+// stream_size + stream_size / 64 + 64 KiB (above what zstd produces for incompressible data;
+// the publisher drops patches larger than the from-0 one, which a node would never choose).
+std::uint64_t patch_length_limit(std::uint64_t stream_size);
+// "zstd" / "sa"; and back (false for any other name).
+const char* delta_engine_name(DeltaEngine engine);
+bool parse_delta_engine(std::string_view name, DeltaEngine& out);
 
 }  // namespace outpost::packaging

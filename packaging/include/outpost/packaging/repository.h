@@ -8,7 +8,8 @@
 // Concurrency: the operations that change a repository take an exclusive lock (flock on
 // REPO/metadata); a second concurrent writer gets kAborted ("try again"). Memory: publish()
 // streams every file (chunk, hash, compress, append to the pack) and keeps only the file
-// table, the chunk index and a chunk-id map of the repository in memory.
+// table, the chunk index and a chunk-id map of the repository in memory; the content streams
+// it builds patches from are temp files mapped into memory (see PublishOptions).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,32 @@ struct Expiries {
   std::int64_t timestamp = 7 * kSecondsPerDay;
 };
 
+// Which older versions get a patch to each new bundle version (N-1, N-2, N-4, ...), and which
+// older snapshots get a metadata update file to each new snapshot (N-1 .. N-8, N-16, N-32).
+inline const std::vector<std::int64_t> kDefaultPatchLadder = {1, 2, 4, 8, 16, 32};
+inline const std::vector<std::int64_t> kDefaultUpdateLadder = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32};
+// Rungs are 1 .. kMaxLadderRung steps back; at most kMaxLadderRungs of them.
+inline constexpr std::int64_t kMaxLadderRung = 1 << 20;
+inline constexpr std::size_t kMaxLadderRungs = 32;
+// Content streams above this size get only the from-0 patch (no ladder patches), by default:
+// the suffix engine holds ~5 bytes of memory per byte of the old stream.
+inline constexpr std::uint64_t kDefaultMaxLadderStream = 128ull << 20;
+
+// Sorted, unique; kInvalidArgument for a rung outside [1, kMaxLadderRung] or too many rungs.
+Result<std::vector<std::int64_t>> normalize_ladder(std::vector<std::int64_t> rungs);
+// "1,2,4,8" -> {1,2,4,8}; "" -> {} (no rungs). kInvalidArgument naming the bad item.
+Result<std::vector<std::int64_t>> parse_ladder(std::string_view text);
+
+// The unsigned description of a repository (outpost-repository.json).
+struct RepositoryConfig {
+  ChunkerParams chunking;
+  std::vector<std::int64_t> patch_ladder = kDefaultPatchLadder;    // "patch_ladder"
+  std::vector<std::int64_t> update_ladder = kDefaultUpdateLadder;  // "update_ladder"
+};
+// Reads REPO/outpost-repository.json; fields absent from older repositories take the
+// defaults. kNotFound when the file is missing; kCorruption when it is malformed.
+Result<RepositoryConfig> load_repository_config(const std::string& repo_dir);
+
 struct InitOptions {
   std::vector<const crypto::SecretKey*> root_keys;  // >= threshold distinct keys; all sign
   int threshold = 1;
@@ -49,12 +76,15 @@ struct InitOptions {
   const crypto::SecretKey* timestamp_key = nullptr;  // required
   Expiries expiry;
   ChunkerParams chunking;  // recorded in outpost-repository.json as the repository default
+  // Recorded in outpost-repository.json (normalized; kInvalidArgument when invalid).
+  std::vector<std::int64_t> patch_ladder = kDefaultPatchLadder;
+  std::vector<std::int64_t> update_ladder = kDefaultUpdateLadder;
   Clock* clock = nullptr;  // nullptr: system_clock()
 };
 
 // Creates a repository in repo_dir (created if missing): metadata/1.root.json and root.json,
 // 1.targets.json (no delegations), 1.snapshot.json, timestamp.json, the empty targets/,
-// objects/ and packs/ folders, and outpost-repository.json.
+// objects/, packs/ and metadata/updates/ folders, and outpost-repository.json.
 // kInvalidArgument: a missing key, threshold < 1 or above the number of distinct root keys.
 // kFailedPrecondition: repo_dir exists and is not empty. I/O errors per errno.
 Status init_repository(const std::string& repo_dir, const InitOptions& options);
@@ -63,7 +93,8 @@ Status init_repository(const std::string& repo_dir, const InitOptions& options);
 // named like the prefix with '/' -> '.' ("un.ga"), paths "PREFIX/*" ... one pattern per depth,
 // terminating, listed before less specific prefixes. When the role exists its key is replaced
 // (the old publisher key is revoked for it; the new publisher's next publish re-signs the
-// role's metadata). Writes a new targets version, snapshot and timestamp.
+// role's metadata). Writes a new targets version, snapshot, the metadata update files to it
+// (write_update_files) and the timestamp.
 // kInvalidArgument: bad prefix, or a prefix whose role name is a top-level role name or the
 // name of another prefix's role ("a.b" vs "a/b"). kFailedPrecondition: a key is not the one
 // the root lists for its role. kAborted: another writer holds the repository.
@@ -80,6 +111,13 @@ struct PublishOptions {
   const crypto::SecretKey* timestamp_key = nullptr;  // required
   ChunkerParams chunking;
   int zstd_level = kDefaultChunkLevel;
+  // Older versions to write patches from (steps back from the new version); nullopt: the
+  // repository's "patch_ladder". Rungs whose version does not exist or cannot be rebuilt (its
+  // manifest, index or packs are gone) are skipped. The from-0 patch is always written.
+  std::optional<std::vector<std::int64_t>> patch_ladder;
+  // Ladder patches are skipped (only the from-0 patch is written) when the old or the new
+  // content stream is larger than this.
+  std::uint64_t max_ladder_stream = kDefaultMaxLadderStream;
   Expiries expiry;
   Clock* clock = nullptr;  // nullptr: system_clock()
 };
@@ -94,13 +132,16 @@ struct PublishResult {
   std::uint64_t reused_chunks = 0;  // chunk references served by chunks already stored
   std::uint64_t pack_bytes = 0;     // size of the new pack (0 when none was needed)
   std::optional<crypto::Digest> pack_id;
-  std::string manifest_path;  // repository-relative path of the manifest file
+  std::string manifest_path;      // repository-relative path of the manifest file
+  std::vector<PatchRef> patches;  // as listed in the new manifest (empty when unchanged)
 };
 
 // Publishes the folder as the next version of its bundle: chunks every file, reuses chunks
 // the repository already stores (those of the current version of every bundle), writes one
-// new pack with the new chunks only, the chunk index, the manifest, the delegated role's
-// metadata (signed by publisher_key), the snapshot and the timestamp, in that order.
+// new pack with the new chunks only, the chunk index, the patches (from 0 and from the
+// ladder's older versions, built from the content streams rebuilt out of the packs), the
+// manifest, targets/<bundle>/.history.json, the delegated role's metadata (signed by
+// publisher_key), the snapshot, the metadata update files and the timestamp, in that order.
 // Nothing is written when the content is unchanged (result.unchanged).
 // kFailedPrecondition: no delegation covers the bundle name, or publisher_key is not the key
 // delegated it ("key K is not delegated bundle name B: ask the repository owner to run
@@ -117,7 +158,8 @@ Result<PublishResult> publish(const std::string& repo_dir, const PublishOptions&
 Status refresh_timestamp(const std::string& repo_dir, const crypto::SecretKey& timestamp_key,
                          Clock& clock, const Expiries& expiry = {});
 
-// Re-signs the snapshot (new version, same contents, new expiry) and then the timestamp: what
+// Re-signs the snapshot (new version, same contents, new expiry), writes the metadata update
+// files to it, and then the timestamp: what
 // `outpost repo refresh` does when both online keys are at hand, so a repository without new
 // publications stays valid. kFailedPrecondition: a key is not the one the root lists.
 Status refresh_snapshot(const std::string& repo_dir, const crypto::SecretKey& snapshot_key,
@@ -140,7 +182,8 @@ struct RotateOptions {
 };
 
 // Writes root version N+1 (metadata/N+1.root.json and root.json) signed by the old and the
-// new root keys, then what the key changes require (targets), a new snapshot and timestamp.
+// new root keys, then what the key changes require (targets), a new snapshot, the metadata
+// update files to it (their latest_root tells nodes to fetch the new root) and the timestamp.
 // kFailedPrecondition: the old keys do not meet the current threshold. kInvalidArgument:
 // missing keys, threshold < 1 or above the number of distinct new root keys.
 Status rotate_root(const std::string& repo_dir, const RotateOptions& options);
@@ -170,6 +213,18 @@ struct PublishedManifest {
 Result<PublishedManifest> load_current_manifest(const std::string& repo_dir,
                                                 const RepositoryState& state,
                                                 const std::string& bundle);
+
+// Writes metadata/updates/N.from-M.upd for N = snapshot_version (metadata/N.snapshot.json
+// must be written already) and every M = N - rung of `ladder` whose snapshot file exists
+// (docs/format-repository.md, "Metadata update files"). Each holds snapshot N (against snapshot M),
+// targets.json and the delegated roles whose version differs from M's (against M's version of the
+// same role, or alone when the role is new) and the manifest of every bundle whose target changed
+// (against its manifest at M, or alone when it is new). The publisher calls it between the snapshot
+// and the timestamp; exposed for tools and tests. Returns the names written. kCorruption / I/O
+// errors when a file it needs is damaged or missing.
+Result<std::vector<std::string>> write_update_files(const std::string& repo_dir,
+                                                    std::int64_t snapshot_version,
+                                                    const std::vector<std::int64_t>& ladder);
 
 // "un/ga" -> "un.ga"; and the TUF path patterns of that delegation.
 std::string role_name_for_prefix(std::string_view prefix);

@@ -1,0 +1,94 @@
+// Metadata update files (docs/format-repository.md, "Metadata update files"):
+// metadata/updates/N.from-M.upd carries, for a node holding snapshot M, every metadata file it
+// needs to reach snapshot N (the snapshot, targets.json and delegated roles that changed, and
+// the manifests of the bundles that changed), each zstd-compressed on its own or against the
+// file the node already holds. One request after the timestamp instead of one per file.
+//
+//   magic "OPU1"
+//   u32le latest_root_version        the newest N.root.json when the file was written
+//   u32le entry_count
+//   entry_count times:
+//     u16le name_length, name        "12.snapshot.json", "4.targets.json", "7.un.ga.json",
+//                                    "targets/un/ga/X/<sha256>.manifest.json"
+//     u8    encoding                 0: one zstd frame of the file; 1: one zstd frame made
+//                                    with the base file as a raw prefix (patch-from)
+//     u8[32] base_sha256             encoding 1: SHA-256 of the base; encoding 0: all zero
+//     u64le result_length            bytes of the rebuilt file
+//     u8[32] result_sha256           SHA-256 of the rebuilt file
+//     u64le data_length, data
+//
+// The file is not signed: every rebuilt file is verified by the node as if fetched alone
+// (signatures, the timestamp's hash of the snapshot, the target hashes of manifests).
+// Thread-safety: pure functions; the Compressor/Decompressor passed in are used by one thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/base/bytes.h"
+#include "outpost/base/status.h"
+#include "outpost/crypto/hash.h"
+#include "outpost/packaging/compress.h"
+
+namespace outpost::packaging {
+
+inline constexpr char kUpdateMagic[4] = {'O', 'P', 'U', '1'};
+inline constexpr std::size_t kUpdateHeaderBytes = 4 + 4 + 4;
+// Fixed bytes of an entry besides its name and data.
+inline constexpr std::size_t kUpdateEntryFixedBytes = 2 + 1 + 32 + 8 + 32 + 8;
+inline constexpr std::size_t kMaxUpdateName = 1024;
+// zstd level of update file entries: they are written once and fetched by every node.
+inline constexpr int kUpdateLevel = 19;
+
+enum class UpdateEncoding : std::uint8_t { kZstd = 0, kZstdDelta = 1 };
+
+struct UpdateEntry {
+  std::string name;  // a metadata file name or a manifest's repository path
+  UpdateEncoding encoding = UpdateEncoding::kZstd;
+  crypto::Digest base_sha256{};  // kZstdDelta: SHA-256 of the base file; kZstd: zero
+  std::uint64_t result_length = 0;
+  crypto::Digest result_sha256{};
+  Bytes data;  // one zstd frame
+
+  friend bool operator==(const UpdateEntry&, const UpdateEntry&) = default;
+};
+
+struct UpdateFile {
+  std::uint32_t latest_root = 0;
+  std::vector<UpdateEntry> entries;
+
+  friend bool operator==(const UpdateFile&, const UpdateFile&) = default;
+};
+
+// "N.from-M.upd" (the file name under metadata/updates/).
+std::string update_file_name(std::int64_t to_snapshot, std::int64_t from_snapshot);
+
+// One entry holding `file` under `name`: compressed against `base` (encoding 1) when given,
+// else alone (encoding 0). kInvalidArgument for a name that is not a valid file path
+// (validate_file_path) or longer than kMaxUpdateName; kInternal when zstd fails.
+Result<UpdateEntry> make_update_entry(std::string name, ByteView file, std::optional<ByteView> base,
+                                      Compressor& compressor);
+
+// The binary form. kInvalidArgument when there are more than 2^32-1 entries or a name is
+// invalid or repeated.
+Result<Bytes> encode_update_file(const UpdateFile& file);
+
+// Parses and validates without decompressing anything: every length is checked against the
+// bytes left before it is used. kCorruption ("update file: ...") on a wrong magic, more than
+// max_entries entries, a truncated entry, an invalid or repeated name, an unknown encoding, a
+// non-zero base for encoding 0, an empty data field, or bytes after the last entry.
+Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries);
+
+// Rebuilds the file of one entry: `base` is the node's copy of the base file (encoding 1;
+// ignored for encoding 0). Never produces more than result_length bytes. kCorruption when
+// result_length exceeds max_length, when the base's SHA-256 is not base_sha256, when the data
+// does not decompress to exactly result_length bytes (bombs included), or when the result's
+// SHA-256 differs.
+Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length);
+Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length,
+                            Decompressor& decompressor);
+
+}  // namespace outpost::packaging

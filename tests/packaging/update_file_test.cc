@@ -1,0 +1,129 @@
+// Metadata update files (update_file.h): encoding, strict parsing and rebuilding entries.
+#include "outpost/packaging/update_file.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "outpost/crypto/hash.h"
+#include "support/test_support.h"
+
+namespace op = outpost::packaging;
+using outpost::Bytes;
+using outpost::ByteView;
+using outpost::Code;
+
+namespace {
+
+std::string role_file(int version, int changed) {
+  std::string s = "{\"signed\":{\"_type\":\"targets\",\"version\":" + std::to_string(version) +
+                  ",\"targets\":{";
+  for (int i = 0; i < 300; ++i) {
+    s += "\"un/ga/X" + std::to_string(i) +
+         "/manifest.json\":{\"length\":" + std::to_string(700 + (i == changed ? version : 0)) +
+         "},";
+  }
+  return s + "}}}";
+}
+
+struct Sample {
+  Bytes base = outpost::to_bytes(role_file(4, 17));
+  Bytes next = outpost::to_bytes(role_file(5, 17));
+  Bytes fresh = outpost::to_bytes("{\"a new manifest\":1}");
+  op::UpdateFile file;
+  Bytes bytes;
+
+  Sample() {
+    REQUIRE(outpost::crypto::init());
+    op::Compressor c(19);
+    auto delta = op::make_update_entry("5.un.ga.json", next, ByteView(base), c);
+    REQUIRE(delta.ok());
+    auto alone = op::make_update_entry("targets/un/ga/Y/" + std::string(64, 'b') + ".manifest.json",
+                                       fresh, std::nullopt, c);
+    REQUIRE(alone.ok());
+    file.latest_root = 2;
+    file.entries = {*delta, *alone};
+    auto enc = op::encode_update_file(file);
+    REQUIRE(enc.ok());
+    bytes = *enc;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an update file round-trips and its entries rebuild the exact files",
+          "[packaging][update]") {
+  Sample s;
+  // The delta against the previous role version is far smaller than the file.
+  CHECK(s.file.entries[0].encoding == op::UpdateEncoding::kZstdDelta);
+  CHECK(s.file.entries[0].data.size() < 100);
+  auto parsed = op::parse_update_file(s.bytes, 10);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == s.file);
+  auto role = op::rebuild_entry(parsed->entries[0], s.base, 1 << 20);
+  REQUIRE(role.ok());
+  CHECK(*role == s.next);
+  auto manifest = op::rebuild_entry(parsed->entries[1], ByteView(), 1 << 20);
+  REQUIRE(manifest.ok());
+  CHECK(*manifest == s.fresh);
+  CHECK(op::update_file_name(12, 4) == "12.from-4.upd");
+}
+
+TEST_CASE("damaged update files and entries are refused as corrupt", "[packaging][update]") {
+  Sample s;
+  // Every truncation is refused.
+  for (std::size_t n = 0; n < s.bytes.size(); ++n) {
+    auto r = op::parse_update_file(ByteView(s.bytes).first(n), 10);
+    REQUIRE(!r.ok());
+    CHECK(r.error().code() == Code::kCorruption);
+  }
+  Bytes longer = s.bytes;
+  longer.push_back(0);
+  CHECK(op::parse_update_file(longer, 10).error().code() == Code::kCorruption);
+  CHECK(op::parse_update_file(s.bytes, 1).error().code() == Code::kCorruption);  // max_entries
+  Bytes magic = s.bytes;
+  magic[0] = 'X';
+  CHECK(op::parse_update_file(magic, 10).error().code() == Code::kCorruption);
+  // An entry count the bytes cannot hold, without allocating for it.
+  Bytes count = s.bytes;
+  count[8] = 0xFF;
+  count[9] = 0xFF;
+  count[10] = 0xFF;
+  count[11] = 0x7F;
+  CHECK(op::parse_update_file(count, 1u << 31).error().code() == Code::kCorruption);
+  // A data length past the end.
+  Bytes data_len = s.bytes;
+  const std::size_t first_data_len = 12 + 2 + 12 + 1 + 32 + 8 + 32;
+  data_len[first_data_len + 7] = 0x40;
+  CHECK(op::parse_update_file(data_len, 10).error().code() == Code::kCorruption);
+  // An unknown encoding; a base hash on a file compressed alone; a bad name.
+  Bytes enc = s.bytes;
+  enc[12 + 2 + 12] = 7;
+  CHECK(op::parse_update_file(enc, 10).error().code() == Code::kCorruption);
+  Bytes base = s.bytes;
+  const std::size_t second = first_data_len + 8 + s.file.entries[0].data.size();
+  base[second + 2 + s.file.entries[1].name.size() + 1] = 1;
+  CHECK(op::parse_update_file(base, 10).error().code() == Code::kCorruption);
+  Bytes name = s.bytes;
+  name[12 + 2] = '/';
+  CHECK(op::parse_update_file(name, 10).error().code() == Code::kCorruption);
+
+  // Entries that parse but do not rebuild what they claim.
+  op::UpdateEntry flipped = s.file.entries[0];
+  flipped.data[flipped.data.size() / 2] ^= 0x10;
+  auto r1 = op::rebuild_entry(flipped, s.base, 1 << 20);
+  REQUIRE(!r1.ok());
+  CHECK(r1.error().code() == Code::kCorruption);
+  op::UpdateEntry wrong_sha = s.file.entries[1];
+  wrong_sha.result_sha256[0] ^= 1;
+  CHECK(op::rebuild_entry(wrong_sha, ByteView(), 1 << 20).error().code() == Code::kCorruption);
+  op::UpdateEntry wrong_len = s.file.entries[1];
+  wrong_len.result_length += 1;
+  CHECK(op::rebuild_entry(wrong_len, ByteView(), 1 << 20).error().code() == Code::kCorruption);
+  // Over the caller's limit: refused before decompressing.
+  CHECK(op::rebuild_entry(s.file.entries[1], ByteView(), 10).error().code() == Code::kCorruption);
+  // Against another base than the one it was made for.
+  Bytes other_base = s.base;
+  other_base[5] ^= 1;
+  CHECK(op::rebuild_entry(s.file.entries[0], other_base, 1 << 20).error().code() ==
+        Code::kCorruption);
+}
