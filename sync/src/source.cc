@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "outpost/base/fs.h"
+#include "outpost/sync/http.h"
 
 namespace outpost::sync {
 
@@ -69,9 +70,8 @@ Result<std::unique_ptr<Source>> open_source(const std::string& location) {
   std::string path = location;
   if (path.rfind("file://", 0) == 0) path = path.substr(7);
   if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {
-    return Status::InvalidArgument("cannot sync from " + location +
-                                   ": HTTP sources are not supported by this build yet; "
-                                   "use a local path or a USB pack");
+    OUTPOST_ASSIGN_OR_RETURN(auto http, HttpSource::open(path, HttpOptions{}));
+    return std::unique_ptr<Source>(std::move(http));
   }
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   struct stat st {};

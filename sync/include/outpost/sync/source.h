@@ -1,6 +1,7 @@
 // Where a node reads a repository from. Every source is untrusted: whatever it returns is
 // checked against the publisher's signatures and content hashes by the caller before it
-// counts. This issue brings the local-path source; HTTP mirrors and peers come next.
+// counts. Two kinds exist: a local path (a disk, a mounted share, a USB stick) and an HTTP(S)
+// mirror (outpost/sync/http.h).
 // Thread-safety: a Source is used by one thread at a time.
 #pragma once
 
@@ -39,9 +40,10 @@ class Source : public crypto::tuf::MetadataSource {
   virtual std::uint64_t bytes_read() const = 0;
 };
 
-// Opens a repository given as a local directory path (or file:// URL). kNotFound when it
-// does not look like a repository (no metadata/ folder); kInvalidArgument for http(s) URLs
-// until the HTTP client lands.
+// Opens a repository given as a local directory path (or file:// URL), or as an http:// or
+// https:// URL (an HttpSource with default HttpOptions; no request is made here). kNotFound
+// when a local path does not look like a repository (no metadata/ folder); kInvalidArgument
+// for a malformed URL.
 Result<std::unique_ptr<Source>> open_source(const std::string& location);
 
 }  // namespace outpost::sync
