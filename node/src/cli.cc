@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -161,6 +163,70 @@ Status need_positional(const Args& a, std::size_t n, const char* usage) {
 
 void print_json(const Json& j) { std::cout << j.dump(2) << "\n"; }
 
+// "1500", "64k", "10M", "2G" (powers of 1000; "KiB"-style suffixes are powers of 1024).
+Result<std::uint64_t> parse_bytes(const std::string& text) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (...) {
+    return Status::InvalidArgument("'" + text + "' is not a number of bytes (e.g. 500k, 20M)");
+  }
+  std::string unit = text.substr(used);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 1;
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb")
+    mult = 1e3;
+  else if (unit == "m" || unit == "mb")
+    mult = 1e6;
+  else if (unit == "g" || unit == "gb")
+    mult = 1e9;
+  else if (unit == "kib")
+    mult = 1024;
+  else if (unit == "mib")
+    mult = 1024.0 * 1024;
+  else if (unit == "gib")
+    mult = 1024.0 * 1024 * 1024;
+  else
+    return Status::InvalidArgument("'" + text + "': unknown unit (use k, M or G)");
+  if (v < 0) return Status::InvalidArgument("'" + text + "' is negative");
+  return static_cast<std::uint64_t>(v * mult);
+}
+
+Result<double> parse_seconds(const Args& a, const std::string& name, double fallback) {
+  if (!a.has(name)) return fallback;
+  try {
+    std::size_t used = 0;
+    double v = std::stod(a.get(name), &used);
+    if (used == a.get(name).size() && v >= 0) return v;
+  } catch (...) {
+  }
+  return Status::InvalidArgument("--" + name + " needs a number of seconds");
+}
+
+// --ca-file, --rate, --retries, --backoff, --stall-timeout (docs/cli.md).
+Result<sync::HttpOptions> http_options(const Args& a) {
+  sync::HttpOptions h;
+  h.ca_file = a.get("ca-file");
+  if (a.has("rate")) {
+    OUTPOST_ASSIGN_OR_RETURN(h.max_recv_speed, parse_bytes(a.get("rate")));
+  }
+  if (a.has("retries")) {
+    try {
+      h.retries = std::stoi(a.get("retries"));
+    } catch (...) {
+      return Status::InvalidArgument("--retries needs a whole number");
+    }
+  }
+  OUTPOST_ASSIGN_OR_RETURN(h.backoff_initial_s, parse_seconds(a, "backoff", h.backoff_initial_s));
+  OUTPOST_ASSIGN_OR_RETURN(
+      double stall, parse_seconds(a, "stall-timeout", static_cast<double>(h.stall_timeout_s)));
+  h.stall_timeout_s = std::max(1L, static_cast<long>(stall));
+  return h;
+}
+
 // ---- commands ----
 
 int cmd_keygen(const Args& a) {
@@ -208,6 +274,14 @@ int cmd_repo(const Args& a) {
     o.targets_key = &top->targets;
     o.snapshot_key = &top->snapshot;
     o.timestamp_key = &top->timestamp;
+    for (const auto& [option, ladder] :
+         {std::pair<const char*, std::vector<std::int64_t>*>{"patch-ladder", &o.patch_ladder},
+          {"update-ladder", &o.update_ladder}}) {
+      if (!a.has(option)) continue;
+      auto rungs = packaging::parse_ladder(a.get(option));
+      if (!rungs.ok()) return fail(rungs.error().With(std::string("--") + option));
+      *ladder = std::move(rungs).value();
+    }
     if (Status s = packaging::init_repository(repo, o); !s.ok()) return fail(s);
     std::cout << "created repository " << repo << " (root threshold " << o.threshold << " of "
               << roots.size() << ")\n";
@@ -303,6 +377,12 @@ int cmd_publish(const Args& a) {
   if (a.has("kind")) o.overrides.kind = a.get("kind");
   if (a.has("title")) o.overrides.title = a.get("title");
   if (a.has("level")) o.zstd_level = std::atoi(a.get("level").c_str());
+  if (a.has("patch-ladder")) {
+    // "--patch-ladder ''" writes the from-0 patch only.
+    auto rungs = packaging::parse_ladder(a.get("patch-ladder"));
+    if (!rungs.ok()) return fail(rungs.error().With("--patch-ladder"));
+    o.patch_ladder = std::move(rungs).value();
+  }
   o.publisher_key = &*publisher;
   o.snapshot_key = &*snapshot;
   o.timestamp_key = &*timestamp;
@@ -318,6 +398,16 @@ int cmd_publish(const Args& a) {
     j.set("new_chunks", r->new_chunks);
     j.set("reused_chunks", r->reused_chunks);
     j.set("pack_bytes", r->pack_bytes);
+    Json patches = Json::array();
+    for (const auto& p : r->patches) {
+      Json e = Json::object();
+      e.set("from", p.from);
+      e.set("engine", packaging::delta_engine_name(p.engine));
+      e.set("length", p.length);
+      e.set("path", p.path);
+      patches.push(std::move(e));
+    }
+    j.set("patches", std::move(patches));
     print_json(j);
   } else if (r->unchanged) {
     std::cout << r->bundle << ": unchanged, still version " << r->version << "\n";
@@ -325,6 +415,14 @@ int cmd_publish(const Args& a) {
     std::cout << r->bundle << " version " << r->version << ": " << r->files << " files, "
               << human_bytes(r->bytes) << ", " << r->new_chunks << " new chunks ("
               << human_bytes(r->pack_bytes) << " packed), " << r->reused_chunks << " reused\n";
+    if (!r->patches.empty()) {
+      std::cout << "  patches:";
+      for (const auto& p : r->patches) {
+        std::cout << (p.from == 0 ? " full " : " from " + std::to_string(p.from) + " ")
+                  << human_bytes(p.length) << ";";
+      }
+      std::cout << "\n";
+    }
   }
   return 0;
 }
@@ -342,6 +440,12 @@ int cmd_subscribe(const Args& a) {
     o.root_pubkey = *k;
   }
   o.root_json_path = a.get("root");
+  o.mirrors = a.all("mirror");
+  if (auto h = http_options(a); h.ok()) {
+    o.http = *h;
+  } else {
+    return fail(h.error());
+  }
   if (!o.root_pubkey && o.root_json_path.empty()) {
     return fail(
         Status::InvalidArgument("subscribe needs --root-pubkey HEX or --root ROOT_JSON "
@@ -363,10 +467,92 @@ int cmd_subscribe(const Args& a) {
   return 0;
 }
 
+// Progress on a terminal: one line rewritten in place (bytes, rate, ETA, route).
+class ProgressLine {
+ public:
+  ProgressLine() : on_(::isatty(STDERR_FILENO) == 1) {}
+  ~ProgressLine() { done(); }
+  void show(const sync::SyncProgress& p) {
+    if (!on_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (p.bundle != bundle_) {
+      bundle_ = p.bundle;
+      start_ = now;
+      start_bytes_ = p.done;
+    }
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0.2 ? static_cast<double>(p.done - start_bytes_) / secs : 0;
+    std::string eta = "";
+    if (rate > 0 && p.total > p.done) {
+      eta = ", ETA " +
+            std::to_string(static_cast<long>(static_cast<double>(p.total - p.done) / rate)) + " s";
+    }
+    std::fprintf(stderr, "\r%s (%s): %s of %s, %s/s%s\033[K", p.bundle.c_str(), p.route.c_str(),
+                 human_bytes(p.done).c_str(), human_bytes(p.total).c_str(),
+                 human_bytes(static_cast<std::uint64_t>(rate)).c_str(), eta.c_str());
+    shown_ = true;
+  }
+  void done() {
+    if (shown_) std::fprintf(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  bool on_;
+  bool shown_ = false;
+  std::string bundle_;
+  std::chrono::steady_clock::time_point start_;
+  std::uint64_t start_bytes_ = 0;
+};
+
+Json route_json(const sync::Route& r) {
+  Json j = Json::object();
+  j.set("kind", r.kind);
+  Json steps = Json::array();
+  for (auto v : r.steps) steps.push(v);
+  j.set("steps", std::move(steps));
+  j.set("bytes", r.bytes);
+  j.set("requests", r.requests);
+  j.set("cost", r.cost);
+  j.set("estimate", r.estimate);
+  return j;
+}
+
+Json planned_json(const sync::PlannedBundle& p) {
+  Json j = Json::object();
+  j.set("bundle", p.bundle);
+  j.set("from", p.from);
+  j.set("to", p.to);
+  j.set("route", p.route.kind);
+  j.set("cost", p.route.cost);
+  j.set("bytes", p.route.bytes);
+  if (!p.deferred.empty()) j.set("reason", p.deferred);
+  Json considered = Json::array();
+  for (const auto& r : p.considered) considered.push(route_json(r));
+  j.set("considered", std::move(considered));
+  return j;
+}
+
+std::string describe_route(const sync::Route& r) {
+  std::string s = r.kind;
+  if (r.kind == "patch" && !r.steps.empty()) s += " from version " + std::to_string(r.steps[0]);
+  s += ": " + std::string(r.estimate ? "about " : "") + human_bytes(r.bytes) + " in " +
+       std::to_string(r.requests) + " request" + (r.requests == 1 ? "" : "s");
+  return s;
+}
+
 int cmd_sync(const Args& a) {
   auto node = open_node(a, false);
   if (!node.ok()) return fail(node.error());
-  auto reports = (*node)->sync(a.positional.empty() ? "" : a.positional[0]);
+  sync::SyncOptions options;
+  options.dry_run = a.has("dry-run");
+  auto http = http_options(a);
+  if (!http.ok()) return fail(http.error());
+  options.http = *http;
+  ProgressLine line;
+  if (!a.has("json")) options.progress = [&](const sync::SyncProgress& p) { line.show(p); };
+  auto reports = (*node)->sync(a.positional.empty() ? "" : a.positional[0], options);
+  line.done();
   if (!reports.ok()) return fail(reports.error());
   if (a.has("json")) {
     Json out = Json::array();
@@ -376,37 +562,113 @@ int cmd_sync(const Args& a) {
       j.set("location", r.location);
       j.set("unchanged", r.unchanged);
       j.set("bytes_read", r.bytes_read);
+      j.set("requests", r.requests);
+      j.set("dry_run", options.dry_run);
       Json items = Json::array();
       for (const auto& it : r.updated) {
         Json i = Json::object();
         i.set("bundle", it.bundle);
         i.set("from", it.from);
         i.set("to", it.to);
+        i.set("route", it.route);
         i.set("chunks_fetched", it.chunks_fetched);
         i.set("chunks_held", it.chunks_held);
         i.set("bytes", it.bytes);
         items.push(std::move(i));
       }
       j.set("updated", std::move(items));
+      Json plan = Json::array();
+      for (const auto& p : r.plan) plan.push(planned_json(p));
+      j.set("plan", std::move(plan));
+      Json deferred = Json::array();
+      for (const auto& p : r.deferred) deferred.push(planned_json(p));
+      j.set("deferred", std::move(deferred));
+      Json skipped = Json::array();
+      for (const auto& s : r.skipped_sources) skipped.push(s);
+      j.set("skipped_sources", std::move(skipped));
       out.push(std::move(j));
     }
     print_json(out);
     return 0;
   }
   for (const auto& r : *reports) {
-    if (r.updated.empty()) {
+    for (const auto& s : r.skipped_sources) std::cout << "skipped " << s << "\n";
+    if (options.dry_run) {
+      if (r.plan.empty() && r.deferred.empty()) {
+        std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
+        continue;
+      }
+      std::uint64_t total = 0;
+      for (const auto& p : r.plan) {
+        total += p.route.bytes;
+        std::cout << p.bundle << ": "
+                  << (p.from ? "version " + std::to_string(p.from) + " -> " : "new, ") << "version "
+                  << p.to << " by " << describe_route(p.route) << "\n";
+        for (std::size_t k = 1; k < p.considered.size(); ++k) {
+          std::cout << "    (or " << describe_route(p.considered[k]) << ")\n";
+        }
+      }
+      for (const auto& p : r.deferred) {
+        std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
+      }
+      std::cout << r.location << ": the plan fetches " << human_bytes(total) << " ("
+                << human_bytes(r.bytes_read) << " of metadata read to make it); nothing was "
+                << "changed (dry run)\n";
+      continue;
+    }
+    if (r.updated.empty() && r.deferred.empty()) {
       std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
       continue;
     }
     for (const auto& it : r.updated) {
       std::cout << it.bundle << ": "
                 << (it.from ? "version " + std::to_string(it.from) + " -> " : "new, ") << "version "
-                << it.to << " (" << it.chunks_fetched << " chunks fetched, " << it.chunks_held
-                << " already held)\n";
+                << it.to << " by " << it.route;
+      if (it.route == "chunks") {
+        std::cout << " (" << it.chunks_fetched << " chunks fetched, " << it.chunks_held
+                  << " already held)";
+      }
+      std::cout << "\n";
+    }
+    for (const auto& p : r.deferred) {
+      std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
     }
     std::cout << r.location << ": " << r.updated.size() << " bundle(s) updated, "
-              << human_bytes(r.bytes_read) << " read\n";
+              << human_bytes(r.bytes_read) << " on the wire in " << r.requests << " request"
+              << (r.requests == 1 ? "" : "s") << "\n";
   }
+  return 0;
+}
+
+int cmd_budget(const Args& a) {
+  auto node = open_node(a, a.has("day") || a.has("month"));
+  if (!node.ok()) return fail(node.error());
+  if (a.has("day") || a.has("month")) {
+    auto cur = (*node)->budget();
+    if (!cur.ok()) return fail(cur.error());
+    auto day = a.has("day") ? parse_bytes(a.get("day")) : Result<std::uint64_t>(cur->day);
+    if (!day.ok()) return fail(day.error().With("--day"));
+    auto month = a.has("month") ? parse_bytes(a.get("month")) : Result<std::uint64_t>(cur->month);
+    if (!month.ok()) return fail(month.error().With("--month"));
+    if (Status s = (*node)->set_budget(*day, *month); !s.ok()) return fail(s);
+  }
+  auto b = (*node)->budget();
+  if (!b.ok()) return fail(b.error());
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("day", b->day);
+    j.set("month", b->month);
+    j.set("used_day", b->used_day);
+    j.set("used_month", b->used_month);
+    print_json(j);
+    return 0;
+  }
+  auto line = [](const char* what, std::uint64_t limit, std::uint64_t used) {
+    std::cout << what << ": " << human_bytes(used) << " used of "
+              << (limit ? human_bytes(limit) : std::string("no limit")) << "\n";
+  };
+  line("today", b->day, b->used_day);
+  line("this month", b->month, b->used_month);
   return 0;
 }
 
@@ -587,17 +849,21 @@ Publisher:
   outpost keygen --role root|targets|snapshot|timestamp|publisher --out KEYFILE
   outpost repo init REPO_DIR --root-key K [--root-key K ...] [--threshold N]
                     --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
+                    [--patch-ladder 1,2,4,8,16,32] [--update-ladder 1,2,...,8,16,32]
   outpost repo delegate REPO_DIR --publisher-pubkey HEX --prefix NAME_PREFIX
                     --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
   outpost repo refresh REPO_DIR --timestamp-key K [--snapshot-key K]      (or --keys DIR)
   outpost repo rotate REPO_DIR --old-root-key K ... --root-key K ... [--threshold N] ...
   outpost publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR [--kind KIND]
-                    [--title TITLE] --snapshot-key K --timestamp-key K    (or --keys DIR)
+                    [--title TITLE] [--patch-ladder LIST] --snapshot-key K --timestamp-key K
+                    (or --keys DIR)
 
 Node (every command takes --store DIR; default $OUTPOST_STORE, /var/lib/outpost for root,
 else ~/.local/share/outpost):
-  outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON
-  outpost sync [PATH]
+  outpost subscribe PATH_OR_URL --root-pubkey HEX | --root ROOT_JSON [--mirror URL ...]
+  outpost sync [PATH_OR_URL] [--dry-run] [--rate BYTES_PER_S] [--ca-file PEM]
+               [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS]
+  outpost budget [--day BYTES] [--month BYTES]      (e.g. --day 5M --month 100M; 0: none)
   outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR
   outpost verify | gc [--retain N] [--bundle NAME --retain N] | status
 
@@ -628,10 +894,13 @@ int outpost_main(int argc, char** argv) {
     return 0;
   }
   static const std::map<std::string, std::function<int(const Args&)>> kCommands = {
-      {"keygen", cmd_keygen},       {"repo", cmd_repo}, {"publish", cmd_publish},
-      {"subscribe", cmd_subscribe}, {"sync", cmd_sync}, {"ls", cmd_ls},
-      {"show", cmd_show},           {"cat", cmd_cat},   {"checkout", cmd_checkout},
-      {"verify", cmd_verify},       {"gc", cmd_gc},     {"status", cmd_status},
+      {"keygen", cmd_keygen},   {"repo", cmd_repo},
+      {"publish", cmd_publish}, {"subscribe", cmd_subscribe},
+      {"sync", cmd_sync},       {"budget", cmd_budget},
+      {"ls", cmd_ls},           {"show", cmd_show},
+      {"cat", cmd_cat},         {"checkout", cmd_checkout},
+      {"verify", cmd_verify},   {"gc", cmd_gc},
+      {"status", cmd_status},
   };
   auto it = kCommands.find(command);
   if (it == kCommands.end()) {

@@ -45,14 +45,20 @@ Result<BundleRecord> parse_bundle(ByteView value) {
 }
 
 Bytes encode_subscription(const std::string& id, const std::string& location, std::int64_t added,
-                          std::int64_t last_sync) {
+                          std::int64_t last_sync, const std::vector<std::string>& mirrors) {
   Json j = Json::object();
   j.set("id", id);
   j.set("location", location);
+  Json m = Json::array();
+  for (const auto& mirror : mirrors) m.push(mirror);
+  j.set("mirrors", std::move(m));
   j.set("added", added);
   j.set("last_sync", last_sync);
   return to_bytes(j.canonical());
 }
+
+Bytes usage_key(std::string_view period) { return storage::text_key("used", period); }
+Bytes limits_key(std::string_view origin) { return storage::text_key("limits", origin); }
 
 Bytes accepted_version_key(std::string_view bundle) { return storage::text_key("version", bundle); }
 

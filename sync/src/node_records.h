@@ -33,9 +33,16 @@ struct BundleRecord {
 Bytes encode(const BundleRecord& r);
 Result<BundleRecord> parse_bundle(ByteView value);
 
-// kSubscriptions value (JSON): {"id","location","added","last_sync"}.
+// kSubscriptions value (JSON): {"id","location","mirrors":[...],"added","last_sync"}.
 Bytes encode_subscription(const std::string& id, const std::string& location, std::int64_t added,
-                          std::int64_t last_sync);
+                          std::int64_t last_sync, const std::vector<std::string>& mirrors);
+
+// kSettings keys and values.
+// "budget": {"day":N,"month":N}; "used" \0 "day:YYYY-MM-DD" or "month:YYYY-MM" -> u64le bytes;
+// "limits" \0 origin -> ServerLimits JSON; "etag" \0 repo \n location -> the timestamp's ETag.
+inline constexpr std::string_view kBudgetKey = "budget";
+Bytes usage_key(std::string_view period);
+Bytes limits_key(std::string_view origin);
 
 // kTrust keys.
 inline constexpr std::string_view kTimeFloorKey = "time-floor";

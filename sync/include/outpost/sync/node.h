@@ -19,6 +19,7 @@
 #include "outpost/base/json.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
+#include "outpost/sync/http.h"
 
 namespace outpost::storage {
 class Store;
@@ -31,11 +32,16 @@ struct SubscribeOptions {
   // root.json file trusted as given (out of band).
   std::optional<crypto::PublicKey> root_pubkey;
   std::string root_json_path;
+  // Further locations of the same repository, tried in order after the first when it fails
+  // or sends something that does not verify.
+  std::vector<std::string> mirrors;
+  HttpOptions http;  // for http(s) locations (ca_file, timeouts)
 };
 
 struct Subscription {
   std::string id;        // short stable id of the repository (from its first trusted root)
   std::string location;  // path or URL it syncs from
+  std::vector<std::string> mirrors;
   std::int64_t added = 0;
   std::int64_t last_sync = 0;
 };
@@ -53,10 +59,31 @@ struct BundleInfo {
   std::int64_t confirmed = 0;  // last time a sync confirmed this version current
 };
 
+// One way to a bundle's new version, priced from sizes declared in signed metadata
+// (docs/sync.md, "The plan").
+struct Route {
+  std::string kind;                  // "patch", "chain", "chunks" or "full"
+  std::vector<std::uint64_t> steps;  // versions it starts from / passes through
+  std::uint64_t bytes = 0;           // declared bytes to fetch (an estimate where says so)
+  std::uint64_t requests = 0;
+  std::uint64_t cost = 0;  // bytes + requests * SyncOptions::request_cost
+  bool estimate = false;   // chunks before their index is known
+};
+
+struct PlannedBundle {
+  std::string bundle;
+  std::uint64_t from = 0;  // the version held (0: none)
+  std::uint64_t to = 0;
+  Route route;                    // the cheapest
+  std::vector<Route> considered;  // every route priced, cheapest first
+  std::string deferred;           // why it waits ("data budget"), empty when fetched
+};
+
 struct SyncItem {
   std::string bundle;
   std::uint64_t from = 0;  // 0: new
   std::uint64_t to = 0;
+  std::string route;  // "patch", "chain", "chunks", "full"
   std::uint64_t chunks_fetched = 0;
   std::uint64_t chunks_held = 0;
   std::uint64_t bytes = 0;  // content bytes of the new version
@@ -64,10 +91,38 @@ struct SyncItem {
 
 struct SyncReport {
   std::string repo;
-  std::string location;
+  std::string location;    // where the content came from (a mirror when the first failed)
   bool unchanged = false;  // the timestamp named nothing new
   std::vector<SyncItem> updated;
-  std::uint64_t bytes_read = 0;
+  std::vector<PlannedBundle> plan;      // every bundle that needed work (dry-run: nothing else)
+  std::vector<PlannedBundle> deferred;  // left for later (data budget)
+  std::vector<std::string> skipped_sources;  // "URL: why" for mirrors that failed first
+  std::uint64_t bytes_read = 0;              // on the wire (HTTP headers included)
+  std::uint64_t requests = 0;                // HTTP requests (0 for a local path)
+};
+
+struct SyncProgress {
+  std::string bundle;
+  std::string route;
+  std::uint64_t done = 0;   // bytes of this transfer received
+  std::uint64_t total = 0;  // declared bytes of this transfer
+};
+
+struct SyncOptions {
+  bool dry_run = false;  // fetch metadata, price the routes, change no bundle
+  HttpOptions http;
+  // What one more request costs in bytes when routes are compared (headers both ways plus
+  // the bytes a 600 ms round trip at 64 kbit/s could have carried).
+  std::uint64_t request_cost = 5000;
+  std::function<void(const SyncProgress&)> progress;
+};
+
+// Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
+struct DataBudget {
+  std::uint64_t day = 0;
+  std::uint64_t month = 0;
+  std::uint64_t used_day = 0;
+  std::uint64_t used_month = 0;
 };
 
 struct VerifyReport {
@@ -97,7 +152,14 @@ class Node {
 
   // Brings every subscription (or the one at `location`, which may also be a new location
   // for a subscribed repository) up to date. Stops at the first repository that fails.
-  Result<std::vector<SyncReport>> sync(const std::string& location = "");
+  // Also remembers what it learned about servers (multi-range support) and the timestamp's
+  // HTTP validator; honours the data budget: bundles that do not fit are deferred.
+  Result<std::vector<SyncReport>> sync(const std::string& location = "",
+                                       const SyncOptions& options = {});
+
+  // The data budget (persisted in the store) and what was spent today and this month.
+  Status set_budget(std::uint64_t day, std::uint64_t month);
+  Result<DataBudget> budget();
 
   Result<std::vector<BundleInfo>> list();
   // The manifest of the current (or given) version as signed, parsed to JSON.
@@ -121,6 +183,8 @@ class Node {
 
  private:
   Node() = default;
+  Result<Subscription> subscribe_from(const std::string& source_location,
+                                      const std::string& location, const SubscribeOptions& options);
   std::unique_ptr<storage::Store> store_;
   Clock* clock_ = nullptr;
 };

@@ -1,0 +1,141 @@
+#include "metadata_overlay.h"
+
+#include <charconv>
+
+#include "outpost/base/json.h"
+#include "outpost/sync/http.h"
+
+namespace outpost::sync {
+
+namespace {
+
+constexpr const char* kTimestampPath = "metadata/timestamp.json";
+// An update file is a few hundred bytes for a one-bundle update. It has no signed length, so
+// this bounds what a hostile mirror can make a node read; a larger update (a whole
+// repository republished) is fetched file by file instead.
+constexpr std::uint64_t kMaxUpdateFileBytes = 8u << 20;
+constexpr std::uint64_t kMaxUpdateEntries = 1u << 20;
+
+// "12.root.json" -> 12; nullopt for other names.
+std::optional<std::int64_t> root_version(const std::string& name) {
+  constexpr std::string_view kSuffix = ".root.json";
+  if (name.size() <= kSuffix.size() ||
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return std::nullopt;
+  }
+  std::int64_t v = 0;
+  const char* end = name.data() + name.size() - kSuffix.size();
+  auto [p, ec] = std::from_chars(name.data(), end, v);
+  if (ec != std::errc() || p != end) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+MetadataOverlay::MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
+                                 std::string held_timestamp_etag)
+    : source_(source),
+      http_(dynamic_cast<HttpSource*>(&source)),
+      held_snapshot_(held_snapshot),
+      bases_(std::move(bases)) {
+  if (http_ != nullptr && !held_timestamp_etag.empty()) {
+    http_->set_validator(kTimestampPath, std::move(held_timestamp_etag));
+  }
+}
+
+std::string MetadataOverlay::timestamp_etag() const {
+  return http_ != nullptr ? http_->validator(kTimestampPath) : std::string();
+}
+
+Result<Bytes> MetadataOverlay::fetch(const std::string& filename, std::uint64_t max_length) {
+  if (update_) {
+    if (auto v = root_version(filename);
+        v && *v > static_cast<std::int64_t>(update_->latest_root)) {
+      return Status::NotFound(filename + " does not exist (the update file lists root version " +
+                              std::to_string(update_->latest_root) + " as the newest)");
+    }
+    if (auto bytes = from_update(filename, max_length)) return std::move(*bytes);
+  }
+  return source_.fetch(filename, max_length);
+}
+
+Result<std::optional<Bytes>> MetadataOverlay::fetch_if_changed(const std::string& filename,
+                                                               std::uint64_t max_length,
+                                                               ByteView held) {
+  Result<std::optional<Bytes>> got = std::optional<Bytes>();
+  if (http_ != nullptr && filename == "timestamp.json" && !held.empty()) {
+    got = http_->read_file_if_changed(kTimestampPath, max_length);
+  } else {
+    got = source_.fetch_if_changed(filename, max_length, held);
+  }
+  if (!got.ok() || !got->has_value()) return got;
+  const Bytes& bytes = **got;
+  if (bytes.size() == held.size() && std::equal(bytes.begin(), bytes.end(), held.begin())) {
+    return std::optional<Bytes>();
+  }
+  if (filename == "timestamp.json") load_update({bytes.data(), bytes.size()});
+  return got;
+}
+
+Result<Bytes> MetadataOverlay::read_file(const std::string& path, std::uint64_t max_length) {
+  if (update_) {
+    if (auto bytes = from_update(path, max_length)) return std::move(*bytes);
+  }
+  return source_.read_file(path, max_length);
+}
+
+Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint64_t max_length) {
+  if (update_) {
+    if (auto bytes = from_update(path, max_length)) return std::move(*bytes);
+  }
+  auto packed = source_.read_file(path + ".zst", max_length);
+  if (packed.ok()) {
+    auto size = packaging::zstd_frame_content_size({packed->data(), packed->size()});
+    if (size && *size <= max_length) {
+      packaging::Decompressor dec;
+      auto raw = dec.decompress({packed->data(), packed->size()}, static_cast<std::size_t>(*size),
+                                path + ".zst");
+      if (raw.ok()) return std::move(*raw);
+    }
+  } else if (!packed.error().IsNotFound() && packed.error().code() != Code::kCorruption) {
+    return packed.error();  // the source is failing: no point asking it again
+  }
+  return source_.read_file(path, max_length);
+}
+
+// The new timestamp is not verified yet: it is only read for the snapshot version it names,
+// to pick the update file's name. Anything wrong here just means no update file.
+void MetadataOverlay::load_update(ByteView timestamp_bytes) {
+  update_.reset();
+  if (held_snapshot_ <= 0) return;
+  auto env = crypto::tuf::parse_metadata(timestamp_bytes, "timestamp");
+  if (!env.ok()) return;
+  auto ts = crypto::tuf::Timestamp::from_signed(*env->find("signed"));
+  if (!ts.ok() || ts->snapshot.version <= held_snapshot_) return;
+  std::string path =
+      "metadata/updates/" + packaging::update_file_name(ts->snapshot.version, held_snapshot_);
+  auto bytes = source_.read_file(path, kMaxUpdateFileBytes);
+  if (!bytes.ok()) return;  // none written for this pair: fetch file by file
+  auto parsed = packaging::parse_update_file({bytes->data(), bytes->size()}, kMaxUpdateEntries);
+  if (!parsed.ok()) return;
+  update_ = std::move(*parsed);
+}
+
+std::optional<Bytes> MetadataOverlay::from_update(const std::string& name,
+                                                  std::uint64_t max_length) {
+  for (const auto& entry : update_->entries) {
+    if (entry.name != name) continue;
+    Bytes base;
+    if (entry.encoding == packaging::UpdateEncoding::kZstdDelta) {
+      auto held = bases_(name, entry.base_sha256);
+      if (!held) return std::nullopt;
+      base = std::move(*held);
+    }
+    auto rebuilt = packaging::rebuild_entry(entry, {base.data(), base.size()}, max_length);
+    if (!rebuilt.ok()) return std::nullopt;
+    return std::move(*rebuilt);
+  }
+  return std::nullopt;
+}
+
+}  // namespace outpost::sync

@@ -1,0 +1,70 @@
+// The metadata a node fetches during one sync, from a source and, when the publisher wrote
+// one, from a metadata update file (packaging/update_file.h): after a changed timestamp, one
+// request for "metadata/updates/N.from-M.upd" replaces the requests for the snapshot, the
+// targets metadata, the changed delegated roles and the changed manifests, and tells which
+// root versions exist (so the root probe needs no request).
+//
+// Nothing here is trusted: the TUF updater verifies every file it is handed exactly as if it
+// had been fetched alone, and manifests are checked against their signed hashes by the
+// caller. An update file that is missing, damaged, or built against bases the node does not
+// hold only costs the fallback requests.
+// Thread-safety: one thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "outpost/base/bytes.h"
+#include "outpost/base/status.h"
+#include "outpost/crypto/tuf.h"
+#include "outpost/packaging/update_file.h"
+#include "outpost/sync/source.h"
+
+namespace outpost::sync {
+
+class HttpSource;
+
+class MetadataOverlay : public crypto::tuf::MetadataSource {
+ public:
+  // The bytes of a file the node holds whose SHA-256 is `sha256`, for an update entry named
+  // `name` (a metadata file name or a manifest's repository path); nullopt when not held.
+  using BaseLookup =
+      std::function<std::optional<Bytes>(const std::string& name, const crypto::Digest& sha256)>;
+
+  // held_snapshot: the version of the snapshot the node trusts (0: none). held_timestamp_etag:
+  // the validator of the trusted timestamp on this source ("" when unknown), used for a
+  // conditional request when `source` is HTTP.
+  MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
+                  std::string held_timestamp_etag);
+
+  Result<Bytes> fetch(const std::string& filename, std::uint64_t max_length) override;
+  Result<std::optional<Bytes>> fetch_if_changed(const std::string& filename,
+                                                std::uint64_t max_length, ByteView held) override;
+
+  // A repository file (a manifest): from the update file when it carries it, else the source.
+  Result<Bytes> read_file(const std::string& path, std::uint64_t max_length);
+  // A manifest: from the update file, else its zstd-compressed copy "<path>.zst" that the
+  // publisher writes beside it (a manifest's file table compresses about tenfold), else the
+  // file itself. At most max_length bytes either way; the caller checks the signed hash.
+  Result<Bytes> read_manifest(const std::string& path, std::uint64_t max_length);
+
+  // The timestamp's validator after this sync ("" when the source has none).
+  std::string timestamp_etag() const;
+  // Whether an update file was used, and its size on the wire (for reports and tests).
+  bool used_update_file() const { return update_.has_value(); }
+
+ private:
+  // Looks the file up in the update file; nullopt when absent or not rebuildable.
+  std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
+  void load_update(ByteView timestamp_bytes);
+
+  Source& source_;
+  HttpSource* http_;  // source_ when it is an HTTP source
+  std::int64_t held_snapshot_;
+  BaseLookup bases_;
+  std::optional<packaging::UpdateFile> update_;
+};
+
+}  // namespace outpost::sync

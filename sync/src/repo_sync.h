@@ -1,0 +1,24 @@
+// One sync of one repository from one source (docs/sync.md): the TUF refresh (timestamp
+// first, then the metadata update file or the files one by one), the plan for every changed
+// bundle, and the transfers: patches and full downloads resumed from what the store already
+// holds, or missing chunks in few range requests. Internal to the sync module.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "outpost/base/status.h"
+#include "outpost/storage/store.h"
+#include "outpost/sync/node.h"
+#include "outpost/sync/source.h"
+
+namespace outpost::sync {
+
+// budget_left: bytes this sync may still spend on the wire (UINT64_MAX: no budget).
+// location: the path or URL of `source`, as the subscription names it (keys the timestamp's
+// HTTP validator in the store).
+Result<SyncReport> sync_repository(storage::Store& store, Source& source, const std::string& repo,
+                                   const std::string& location, std::int64_t now,
+                                   const SyncOptions& options, std::uint64_t budget_left);
+
+}  // namespace outpost::sync
