@@ -14,6 +14,11 @@ missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 dpkg-query -W -f='${Status}' lmdb-utils 2>/dev/null | grep -q "install ok installed" || missing+=(lmdb-utils)
+# The network test rig (tests/support/nginx.h): a real nginx serving repositories on loopback,
+# openssl for its self-signed TLS certificate, curl for the rig's own tests.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
@@ -32,5 +37,5 @@ if [ "${OUTPOST_SKIP_SANITIZE:-0}" != 1 ]; then
       -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF
   echo "== sanitizer tests (the large-data tests run in the release build only)"
   (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      ctest --output-on-failure -j"$jobs" --timeout 900 -E '\(large\)')
+      ctest --output-on-failure -j"$jobs" --timeout 900 -E '\((large|slow)\)')
 fi

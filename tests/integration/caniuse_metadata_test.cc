@@ -117,7 +117,10 @@ int latest_role_version(const std::string& repo, const std::string& role) {
 std::vector<std::string> manifests(const std::string& repo, const std::string& bundle) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(repo + "/targets/" + bundle)) {
-    out.push_back(e.path().string());
+    const std::string path = e.path().string();
+    if (path.size() > 14 && path.compare(path.size() - 14, 14, ".manifest.json") == 0) {
+      out.push_back(path);
+    }
   }
   return out;
 }

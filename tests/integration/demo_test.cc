@@ -49,7 +49,8 @@ TEST_CASE("a second sync with nothing new changes nothing and says so", "[integr
   CHECK(again.out.find("\"updated\": []") != std::string::npos);
 }
 
-TEST_CASE("a new version with one edited file fetches only the changed chunks", "[integration]") {
+TEST_CASE("a new version with one edited file comes as a patch, or as only the changed chunks",
+          "[integration]") {
   Published p;
   REQUIRE(p.subscribe().exit_code == 0);
   REQUIRE(p.node({"sync"}).exit_code == 0);
@@ -58,13 +59,24 @@ TEST_CASE("a new version with one edited file fetches only the changed chunks", 
   RunResult pub = p.publish_indicator();
   INFO(pub.err);
   REQUIRE(pub.exit_code == 0);
-  RunResult sync = p.node({"sync", "--json"});
-  INFO(sync.err);
-  REQUIRE(sync.exit_code == 0);
-  // data.csv is one small chunk; bundle.json is unchanged and already held.
-  CHECK(sync.out.find("\"chunks_fetched\": 1") != std::string::npos);
-  CHECK(sync.out.find("\"chunks_held\": 1") != std::string::npos);
-  CHECK(sync.out.find("\"to\": 2") != std::string::npos);
+  SECTION("the publisher's patch from version 1 is the cheapest route") {
+    RunResult sync = p.node({"sync", "--json"});
+    INFO(sync.err);
+    REQUIRE(sync.exit_code == 0);
+    CHECK(sync.out.find("\"route\": \"patch\"") != std::string::npos);
+  }
+  SECTION("without patches, only the changed chunk is fetched") {
+    for (const auto& f : files_ending(p.repo() + "/objects", ".patch")) std::filesystem::remove(f);
+    RunResult sync = p.node({"sync", "--json"});
+    INFO(sync.err);
+    REQUIRE(sync.exit_code == 0);
+    // data.csv is one small chunk; bundle.json is unchanged and already held.
+    CHECK(sync.out.find("\"route\": \"chunks\"") != std::string::npos);
+    CHECK(sync.out.find("\"chunks_fetched\": 1") != std::string::npos);
+    CHECK(sync.out.find("\"chunks_held\": 1") != std::string::npos);
+  }
+  RunResult ls = p.node({"ls", "--json"});
+  CHECK(ls.out.find("\"version\": 2") != std::string::npos);
   RunResult cat = p.node({"cat", "itu/ict/digital-divide-2019", "data.csv"});
   CHECK(cat.out == read_text(csv));
 

@@ -196,7 +196,9 @@ t_timestamp() { t_flip "$1" timestamp.json; }
 t_snapshot() { t_flip "$1" "$snap_v.snapshot.json"; }
 t_targets() { t_flip "$1" "$targets_v.targets.json"; }
 t_unga() { t_flip "$1" "$unga_v.un.ga.json"; }
-t_manifest() { tamper flip-byte "$1/$res_manifest" >/dev/null; }
+# outpost reads the manifest's compressed copy (.zst) first; both clients must see the same
+# damaged bytes, so the copy goes.
+t_manifest() { tamper flip-byte "$1/$res_manifest" >/dev/null; rm -f "$1/$res_manifest.zst"; }
 t_rollback() { tamper copy "$work/repo-v1/metadata/timestamp.json" "$1/metadata/timestamp.json"; }
 t_mix() { tamper copy "$1/metadata/$((unga_v - 1)).un.ga.json" "$1/metadata/$unga_v.un.ga.json"; }
 t_unknown_key() { tamper sign "$1/metadata/timestamp.json" new >/dev/null; }
