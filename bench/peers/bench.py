@@ -217,7 +217,7 @@ http {{
             res["body"] += int(body)
             res["sent"] += int(sent)
             res["reqlen"] += int(reqlen)
-            if status not in ("200", "206"):
+            if status not in ("200", "206", "304"):   # 304: a conditional GET, unchanged
                 res["bad"].append(status)
         res["conns"] = len(res["conns"])
         return res
@@ -360,8 +360,27 @@ class Data:
     def zck(self, pkg, ver):
         return os.path.join(self.cache, "zck", "%s-%s.tar.zck" % (slug(pkg), ver))
 
-    def fetch(self, pairs):
-        want = sorted({(p["pkg"], v) for p in pairs for v in (p["old"], p["new"])})
+    def versions(self, pkg):
+        """The registry's published-version list (its order), cached in meta/."""
+        meta = os.path.join(self.cache, "meta", slug(pkg) + ".versions.json")
+        if not os.path.exists(meta):
+            out, _ = sh(["npm", "view", pkg, "versions", "--json"])
+            json.loads(out)
+            with open(meta + ".tmp", "w") as f:
+                f.write(out)
+            os.rename(meta + ".tmp", meta)
+        return json.load(open(meta))
+
+    def history(self, pkg, old, new):
+        """Every published version from old to new inclusive, in registry order."""
+        v = self.versions(pkg)
+        if old not in v or new not in v or v.index(old) > v.index(new):
+            raise ValueError("%s: %s and %s are not in registry order in `npm view %s versions`"
+                             % (pkg, old, new, pkg))
+        return v[v.index(old):v.index(new) + 1]
+
+    def fetch(self, pairs, extra=()):
+        want = sorted({(p["pkg"], v) for p in pairs for v in (p["old"], p["new"])} | set(extra))
         missing = [(p, v) for p, v in want if not os.path.exists(self.tgz(p, v))]
         if missing:
             log("npm pack %d versions into %s" % (len(missing), os.path.join(self.cache, "tgz")))
@@ -393,17 +412,23 @@ class Data:
         except (OSError, ValueError):
             return ""
 
-    def prepare(self, pairs):
+    def unpack(self, pkg, ver):
+        tree = self.tree(pkg, ver)
+        if not os.path.isdir(tree):
+            tmp = tree + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            sh(["tar", "-xzf", self.tgz(pkg, ver), "-C", tmp, "--strip-components=1",
+                "--no-same-owner"])
+            normalize_tree(tmp)
+            os.rename(tmp, tree)
+        return tree
+
+    def prepare(self, pairs, extra=()):
+        for pkg, ver in sorted(set(extra)):      # intermediate versions: trees only
+            self.unpack(pkg, ver)
         for pkg, ver in sorted({(p["pkg"], v) for p in pairs for v in (p["old"], p["new"])}):
-            tree, tar, zck = self.tree(pkg, ver), self.tar(pkg, ver), self.zck(pkg, ver)
-            if not os.path.isdir(tree):
-                tmp = tree + ".tmp"
-                shutil.rmtree(tmp, ignore_errors=True)
-                os.makedirs(tmp)
-                sh(["tar", "-xzf", self.tgz(pkg, ver), "-C", tmp, "--strip-components=1",
-                    "--no-same-owner"])
-                normalize_tree(tmp)
-                os.rename(tmp, tree)
+            tree, tar, zck = self.unpack(pkg, ver), self.tar(pkg, ver), self.zck(pkg, ver)
             if not os.path.exists(tar):
                 # deterministic: sorted names, fixed mtime/owner, GNU format (no pax times)
                 sh(["tar", "--sort=name", "--format=gnu", "--mtime=@%d" % T0, "--owner=0",
@@ -683,12 +708,11 @@ def m_zck(c):
                        prep, note=".zck %d B" % fsize(os.path.join(d, "new.tar.zck")))
 
 
-# outpost: a repository holding versions N and N+1 of the tree as one bundle; a node synced
-# to N syncs to N+1. Today the node syncs from a path (HTTP arrives in the next issue), so
-# "bytes" is what the node read from the repository for the update: `outpost sync --json`
-# "bytes_read" (timestamp, snapshot, targets and delegated-role metadata, the manifest, the
-# chunk index, and the byte ranges of the missing chunks in the new pack). No HTTP headers:
-# wire = bytes. It fetches whole changed chunks (no patches yet).
+# outpost: a repository holding OLD and NEW of the tree as one bundle, and a node synced to
+# OLD that syncs to NEW. "outpost" reads the repository from its path (bytes = `outpost sync
+# --json` "bytes_read", no headers: wire = bytes); "outpost-http" publishes the real registry
+# history OLD .. NEW and syncs over HTTP from the harness nginx, counted from its log like
+# every other HTTP method.
 OUTPOST_BIN = os.environ.get("OUTPOST_BIN", "")
 
 
@@ -697,14 +721,10 @@ def outpost(*args, cwd=None):
     return out, dt
 
 
-@method("outpost", "outpost", "outpost publish N, N+1 as one bundle; node synced to N runs "
-        "`outpost sync` from the repository path; bytes = sync --json bytes_read "
-        "(chunks only, no patches yet)")
-def m_outpost(c):
-    if not OUTPOST_BIN or not os.access(OUTPOST_BIN, os.X_OK):
-        raise RuntimeError("outpost binary not found: set OUTPOST_BIN (run.sh builds it)")
-    d = os.path.join(c.W, "outpost")
-    keys, repo, store = (os.path.join(d, x) for x in ("keys", "repo", "store"))
+def outpost_repo(d, pkg):
+    """Fresh keys and repository in d with the prefix npm/ delegated to a publisher key.
+    Returns (repo dir, root public key hex, bundle name, publish command prefix)."""
+    keys, repo = os.path.join(d, "keys"), os.path.join(d, "repo")
     os.makedirs(keys)
     hexes = {}
     for role, name in (("root", "root"), ("targets", "targets"), ("snapshot", "snapshot"),
@@ -714,11 +734,27 @@ def m_outpost(c):
     outpost("repo", "init", repo, "--keys", keys)
     outpost("repo", "delegate", repo, "--keys", keys, "--publisher-pubkey", hexes["pub"],
             "--prefix", "npm")
-    bundle = "npm/" + slug(c.pkg)
+    bundle = "npm/" + slug(pkg)
     pub = ["publish", repo, "--key", os.path.join(keys, "pub.key"), "--keys", keys,
            "--bundle", bundle, "--json"]
+    return repo, hexes["root"], bundle, pub
+
+
+def need_outpost():
+    if not OUTPOST_BIN or not os.access(OUTPOST_BIN, os.X_OK):
+        raise RuntimeError("outpost binary not found: set OUTPOST_BIN (run.sh builds it)")
+
+
+@method("outpost", "outpost", "outpost publish N, N+1 as one bundle; node synced to N runs "
+        "`outpost sync` from the repository path; bytes = sync --json bytes_read "
+        "(no HTTP, no headers)")
+def m_outpost(c):
+    need_outpost()
+    d = os.path.join(c.W, "outpost")
+    repo, root_hex, bundle, pub = outpost_repo(d, c.pkg)
+    store = os.path.join(d, "store")
     outpost(*(pub + [c.old_tree]))
-    outpost("subscribe", repo, "--root-pubkey", hexes["root"], "--store", store)
+    outpost("subscribe", repo, "--root-pubkey", root_hex, "--store", store)
     outpost("sync", "--store", store)                         # the node holds N
     out, prep_s = outpost(*(pub + [c.new_tree]))
     new_pack = json.loads(out).get("pack_bytes", 0)
@@ -734,21 +770,111 @@ def m_outpost(c):
     client_s += checkout_s
     # the manifest and chunk index of N+1, for the note (highest version in the repository)
     mdir = os.path.join(repo, "targets", bundle)
-    manifests = [(json.load(open(os.path.join(mdir, f))), os.path.join(mdir, f))
-                 for f in os.listdir(mdir)]
+    manifests = []
+    for f in os.listdir(mdir):
+        try:
+            manifests.append((json.load(open(os.path.join(mdir, f))), os.path.join(mdir, f)))
+        except (ValueError, UnicodeDecodeError, IsADirectoryError):
+            pass                                  # patches and other non-JSON files
     manifest, newest = max(manifests, key=lambda m: m[0].get("version", 0))
     note = ("manifest %d B, chunk index %d B, new pack %d B; chunks fetched %d, held %d; "
-            "sync %.2f s + checkout %.2f s" %
+            "routes %s; sync %.2f s + checkout %.2f s" %
             (fsize(newest), manifest.get("index", {}).get("length", 0), new_pack, fetched, held,
-             sync_s, checkout_s))
+             ",".join(str(u.get("route", "-")) for u in upd), sync_s, checkout_s))
     return dict(down=got, up=0, wire=got, requests=None, conns=None, prep_s=prep_s,
-                client_s=client_s, ok=same_tree(tree, c.new_tree), note=note)
+                client_s=client_s, ok=same_tree(tree, c.new_tree), note=note,
+                self_bytes=got, route=",".join(str(u.get("route", "")) for u in upd))
+
+
+def timed_outpost(args, rss_file):
+    """outpost ARGS under /usr/bin/time -v; returns (output, seconds, max RSS in KiB)."""
+    if os.path.exists(rss_file):
+        os.remove(rss_file)
+    out, dt = sh(["/usr/bin/time", "-v", "-o", rss_file, OUTPOST_BIN] + list(args))
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(rss_file).read())
+    return out, dt, int(m.group(1)) if m else None
+
+
+def sync_reports(out):
+    reports = json.loads(out)
+    if not isinstance(reports, list):
+        raise ValueError("outpost sync --json did not print a list: %s" % out[:200])
+    return reports
+
+
+@method("outpost-http", "outpost", "repository published with the real history (OLD, every "
+        "registry version in between, NEW; one bundle), served by nginx; node subscribed over "
+        "HTTP and synced to OLD runs `outpost sync`; bytes/wire/requests from nginx's log")
+def m_outpost_http(c):
+    need_outpost()
+    d = os.path.join(c.W, "ohttp")
+    os.makedirs(d)
+    repo, root_hex, bundle, pub = outpost_repo(d, c.pkg)
+    store = os.path.join(d, "store")
+    rel = os.path.relpath(repo, c.base)
+    url = c.nginx.url(rel)
+    hist = c.history                                   # trees OLD .. NEW in registry order
+    outpost(*(pub + [hist[0]]))
+    outpost("subscribe", url, "--root-pubkey", root_hex, "--store", store)
+    outpost("sync", "--store", store)
+    held = os.path.join(d, "held-old")
+    outpost("checkout", bundle, held, "--store", store)
+    if not same_tree(held, c.old_tree):
+        raise RuntimeError("outpost-http: the node's first sync did not reproduce OLD exactly")
+    shutil.rmtree(held)
+    publish_s = prep_s = 0.0
+    out = "{}"
+    for t in hist[1:]:                                 # the publisher's history up to NEW
+        out, prep_s = outpost(*(pub + [t]))
+        publish_s += prep_s
+    pub_info = json.loads(out)
+    rss_file = os.path.join(d, "time-v.txt")
+    c.nginx.mark()
+    out, client_s, rss = timed_outpost(["sync", "--json", "--store", store], rss_file)
+    h = c.nginx.collect(rel)
+    if h["requests"] == 0:
+        raise RuntimeError("outpost-http: the sync made no request to nginx under /" + rel)
+    reports = sync_reports(out)
+    upd = [u for r in reports for u in r.get("updated", [])]
+    if not upd:
+        raise RuntimeError("outpost-http: sync reported no update from OLD to NEW")
+    self_bytes = sum(r.get("bytes_read", 0) for r in reports)
+    self_req = sum(r.get("requests", 0) for r in reports) if all(
+        "requests" in r for r in reports) else None
+    c.nginx.mark()                                     # nothing changed: the no-change check
+    out2, _ = outpost("sync", "--json", "--store", store)
+    h2 = c.nginx.collect(rel)
+    if any(r.get("updated") for r in sync_reports(out2)):
+        raise RuntimeError("outpost-http: a second sync with nothing published updated something")
+    tree = os.path.join(d, "tree")
+    _, checkout_s = outpost("checkout", bundle, tree, "--store", store)
+    ok = same_tree(tree, c.new_tree)
+    if not ok:
+        log("    outpost-http: MISMATCH: the node's checkout of %s is not the NEW tree %s" %
+            (bundle, c.new_tree))
+    items = ["%s" % ",".join("%s=%s" % (k, v) for k, v in u.items() if k != "bundle")
+             for u in upd]
+    note = ("%d publishes after OLD (%.1f s, NEW %.2f s, pack %s B); sync %.2f s + checkout "
+            "%.2f s; self-reported bytes_read %s, requests %s; updated: %s" %
+            (len(hist) - 1, publish_s, prep_s, pub_info.get("pack_bytes", "?"), client_s,
+             checkout_s, self_bytes, self_req, "; ".join(items)))
+    if h["bad"] or h2["bad"]:
+        note += " HTTP status %s" % ",".join(sorted(set(h["bad"] + h2["bad"])))
+    if h["stray"] or h2["stray"]:
+        note += " %d unrelated log lines" % (h["stray"] + h2["stray"])
+    return dict(down=h["body"], up=0, wire=h["sent"] + h["reqlen"], requests=h["requests"],
+                conns=h["conns"], prep_s=prep_s, client_s=client_s + checkout_s, ok=ok,
+                note=note, max_rss_kb=rss, route=",".join(str(u.get("route", "")) for u in upd),
+                self_bytes=self_bytes, self_requests=self_req,
+                nochange_wire=h2["sent"] + h2["reqlen"], nochange_requests=h2["requests"])
 
 
 # ----------------------------------------------------------------- measure
 
 FIELDS = ["package", "kind", "old", "new", "method", "group", "bytes", "down_bytes", "up_bytes",
-          "wire_bytes", "requests", "connections", "prep_s", "client_s", "ok", "note"]
+          "wire_bytes", "requests", "connections", "prep_s", "client_s", "ok", "note",
+          "max_rss_kb", "route", "self_bytes", "self_requests", "nochange_wire_bytes",
+          "nochange_requests"]
 
 
 def measure(args, pairs, data):
@@ -781,6 +907,7 @@ def measure(args, pairs, data):
             c.old_tree, c.new_tree = data.tree(pkg, old), data.tree(pkg, new)
             c.old_tar, c.new_tar = data.tar(pkg, old), data.tar(pkg, new)
             c.old_zck, c.new_tgz = data.zck(pkg, old), data.tgz(pkg, new)
+            c.history = [data.tree(pkg, v) for v in p.get("history", [])]
             c.W = os.path.join(work, "%s_%s_%s" % (slug(pkg), old, new))
             os.makedirs(c.W)
             st = pair_stats(c.old_tree, c.new_tree)
@@ -805,7 +932,11 @@ def measure(args, pairs, data):
                            connections=r.get("conns"),
                            prep_s=None if r.get("prep_s") is None else round(r["prep_s"], 3),
                            client_s=None if r.get("client_s") is None else round(r["client_s"], 3),
-                           ok=r["ok"], note=r.get("note", ""))
+                           ok=r["ok"], note=r.get("note", ""), max_rss_kb=r.get("max_rss_kb"),
+                           route=r.get("route"), self_bytes=r.get("self_bytes"),
+                           self_requests=r.get("self_requests"),
+                           nochange_wire_bytes=r.get("nochange_wire"),
+                           nochange_requests=r.get("nochange_requests"))
                 rows.append(row)
                 log("    %-16s %12s B  req=%-5s prep=%-7s client=%-7s %s %s" % (
                     m["name"], row["bytes"], row["requests"], row["prep_s"], row["client_s"],
@@ -856,6 +987,99 @@ def tool_versions():
         except OSError:
             lines.append("`%s`: not found" % " ".join(cmd))
     return lines
+
+
+NETWORK_SYNC_GROUPS = ("rsync", "http")   # rsync, zsync, casync, zchunk: the peers of (b)
+
+
+def targets(rows, pstats, method="outpost-http"):
+    """Issue 3's targets for METHOD, on wire bytes (bodies + headers both ways; rsync: the
+    whole TCP stream). Returns lines 'target: PASS|FAIL ...'; empty when METHOD did not run."""
+    def row(s, name):
+        for r in rows:
+            if (r["package"], r["old"], r["new"], r["method"]) == (s["package"], s["old"],
+                                                                   s["new"], name):
+                return r if r["ok"] == "ok" else False
+        return None
+
+    if not any(r["method"] == method for r in rows):
+        return []
+    L = []
+    for pkg in sorted({s["package"] for s in pstats}):
+        ps = [s for s in pstats if s["package"] == pkg]
+        nxt = [s for s in ps if s["kind"] == "next"]
+        tag = "%s %s" % (pkg, method)
+        pair = lambda s: "%s→%s" % (s["old"], s["new"])
+        broken = [pair(s) for s in ps if row(s, method) is False]
+        if broken:
+            L.append("%s: FAIL — did not reproduce NEW or errored on %s" % (tag, ", ".join(broken)))
+        # (a) median over consecutive pairs of outpost ÷ min(zstd-patch-22, bsdiff)
+        ratios, strict = [], []
+        for s in nxt:
+            o = row(s, method)
+            lim = [r for r in (row(s, "zstd-patch-22"), row(s, "bsdiff")) if r]
+            if o and lim:
+                ratios.append(o["wire_bytes"] / min(r["wire_bytes"] for r in lim))
+                strict.append(o["wire_bytes"] / min(r["bytes"] for r in lim))
+        if ratios and len(ratios) == len(nxt):
+            m = statistics.median(ratios)
+            L.append("(a) %s: median over %d consecutive pairs of bytes ÷ min(zstd-patch-22, "
+                     "bsdiff) = %.3f (target ≤ 1.15): %s  [per pair %s; against the patch "
+                     "bodies alone, headers left out of the patch side: median %.3f]" % (
+                         tag, len(ratios), m, "PASS" if m <= 1.15 else "FAIL",
+                         ", ".join("%.2f" % x for x in ratios), statistics.median(strict)))
+        else:
+            L.append("(a) %s: FAIL — needs %s, zstd-patch-22 and bsdiff ok on every consecutive "
+                     "pair (have %d of %d)" % (tag, method, len(ratios), len(nxt)))
+        # (b) >= 5x fewer bytes than the best network sync tool, every consecutive pair
+        facs, missing = [], []
+        for s in nxt:
+            o = row(s, method)
+            peers = [r for r in rows if (r["package"], r["old"], r["new"]) ==
+                     (s["package"], s["old"], s["new"]) and r["group"] in NETWORK_SYNC_GROUPS
+                     and r["ok"] == "ok"]
+            if not o or not peers:
+                missing.append(pair(s))
+                continue
+            best = min(peers, key=lambda r: r["wire_bytes"])
+            facs.append((best["wire_bytes"] / o["wire_bytes"], pair(s), best["method"]))
+        if facs and not missing:
+            worst = min(facs)
+            L.append("(b) %s: best of rsync/zsync/casync/zchunk ÷ %s, worst consecutive pair "
+                     "%.1f× (%s, %s) (target ≥ 5× on every pair): %s  [per pair %s]" % (
+                         tag, method, worst[0], worst[1], worst[2],
+                         "PASS" if worst[0] >= 5 else "FAIL",
+                         ", ".join("%.1f× %s" % (f, m) for f, _, m in facs)))
+        else:
+            L.append("(b) %s: FAIL — no %s or no network sync peer result on %s" %
+                     (tag, method, ", ".join(missing)))
+        # (c) never more than the full download + 2 KB, every pair
+        over, missing = [], []
+        for s in ps:
+            o, f = row(s, method), row(s, "tar.zst-19")
+            if not o or not f:
+                missing.append(pair(s))
+            else:
+                over.append((o["wire_bytes"] - f["wire_bytes"], pair(s)))
+        if over and not missing:
+            worst = max(over)
+            L.append("(c) %s: most over the full download (tar.zst-19) on any of %d pairs: "
+                     "%+d B (%s) (target ≤ +2,048 B): %s" % (
+                         tag, len(over), worst[0], worst[1],
+                         "PASS" if worst[0] <= 2048 else "FAIL"))
+        else:
+            L.append("(c) %s: FAIL — no %s or tar.zst-19 result on %s" %
+                     (tag, method, ", ".join(missing)))
+        # (d) a sync with nothing new costs < 1 KB
+        nc = [(row(s, method) or {}).get("nochange_wire_bytes") for s in ps]
+        if nc and all(v not in (None, "") for v in nc):
+            nreq = [(row(s, method) or {}).get("nochange_requests") for s in ps]
+            L.append("(d) %s: no-change sync, largest of %d: %d B in %s request(s) "
+                     "(target < 1,024 B): %s" % (tag, len(nc), max(nc), max(nreq),
+                                                 "PASS" if max(nc) < 1024 else "FAIL"))
+        else:
+            L.append("(d) %s: FAIL — no no-change measurement on every pair" % tag)
+    return L
 
 
 def report(rows, pstats, methods, out_md, started, elapsed):
@@ -935,6 +1159,49 @@ def report(rows, pstats, methods, out_md, started, elapsed):
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
 
+    L.append("## Wire bytes (bodies + request and response headers, both directions) and "
+             "requests")
+    L.append("")
+    L.append("HTTP methods: sum over the client's requests of nginx `$bytes_sent` (status line, "
+             "response headers, body) + `$request_length` (request line, headers); rsync: every "
+             "byte of the TCP stream both ways. Medians over the consecutive pairs.")
+    L.append("")
+    hdr3 = ["method"]
+    for pkg in pkgs:
+        hdr3 += ["%s wire N→N+1" % pkg, "req", "wire N→N+10", "req", "wire N→N+50", "req"]
+    L.append("| " + " | ".join(hdr3) + " |")
+    L.append("|" + "---|" * len(hdr3))
+    for n in names:
+        cells = [n]
+        for pkg in pkgs:
+            for k in ("next", "skip10", "skip50"):
+                cells += [cell(pkg, n, k, "wire_bytes"), cell(pkg, n, k, "requests")]
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    summary = targets(rows, pstats)
+    if summary:
+        L.append("### Targets (issue 3), on wire bytes")
+        L.append("")
+        for l in summary:
+            L.append("- " + l)
+        L.append("")
+    orows = [r for r in rows if r["method"] == "outpost-http"]
+    if orows:
+        L.append("### outpost-http per pair")
+        L.append("")
+        L.append("| pair | kind | ok | wire bytes | body bytes | requests | conns | outpost's "
+                 "bytes_read | outpost's requests | route | no-change wire | no-change req | "
+                 "sync max RSS | sync s |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in orows:
+            L.append("| %s→%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+                     % (r["old"], r["new"], r["kind"], r["ok"], fmt_b(r["wire_bytes"]),
+                        fmt_b(r["bytes"]), fmt_b(r["requests"]), fmt_b(r["connections"]),
+                        fmt_b(r["self_bytes"]), fmt_b(r["self_requests"]), r["route"] or "—",
+                        fmt_b(r["nochange_wire_bytes"]), fmt_b(r["nochange_requests"]),
+                        "—" if not r["max_rss_kb"] else "%.1f MB" % (r["max_rss_kb"] / 1024),
+                        fmt_s(r["client_s"])))
+        L.append("")
     L.append("## Requests, connections, all bytes incl. HTTP headers, time (medians of the 6 "
              "consecutive pairs)")
     L.append("")
@@ -1053,6 +1320,11 @@ def main():
     ap.add_argument("--results-dir", default=None,
                     help="also copy results.csv and RESULTS.md here")
     args = ap.parse_args()
+    if args.methods:
+        unknown = sorted(set(args.methods.split(",")) - {m["name"] for m in METHODS})
+        if unknown:
+            ap.error("unknown method(s) %s; known: %s" % (
+                ", ".join(unknown), ", ".join(m["name"] for m in METHODS)))
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     t_start = time.monotonic()
@@ -1064,9 +1336,15 @@ def main():
     base = os.path.abspath(args.base)
     args.base = base
     data = Data(os.path.join(base, "cache"))
-    data.fetch(pairs)
+    # outpost-http publishes every registry version between OLD and NEW (trees only)
+    extra = set()
+    if not args.methods or "outpost-http" in args.methods.split(","):
+        for p in pairs:
+            p["history"] = data.history(p["pkg"], p["old"], p["new"])
+            extra |= {(p["pkg"], v) for v in p["history"]}
+    data.fetch(pairs, extra)
     log("preparing trees, tars and client-side .zck files")
-    data.prepare(pairs)
+    data.prepare(pairs, extra)
     rows, pstats, methods = measure(args, pairs, data)
     out = os.path.join(base, "out")
     os.makedirs(out, exist_ok=True)
@@ -1084,8 +1362,15 @@ def main():
         shutil.copy(csv_path, os.path.join(args.results_dir, "results.csv"))
         shutil.copy(md, os.path.join(args.results_dir, "RESULTS.md"))
         log("copied results to %s" % args.results_dir)
-    fails = sum(1 for r in rows if r["ok"] != "ok")
-    log("done: %d measurements, %d not ok" % (len(rows), fails))
+    for line in targets(rows, pstats):
+        log(line)
+    fails = [r for r in rows if r["ok"] != "ok"]
+    log("done: %d measurements, %d not ok" % (len(rows), len(fails)))
+    if fails:
+        for r in fails:
+            log("NOT OK: %s %s -> %s %s: %s %s" % (r["package"], r["old"], r["new"], r["method"],
+                                                  r["ok"], r["note"]))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #
 #   bench/peers/run.sh                 # everything, results copied next to this script
 #   bench/peers/run.sh --only caniuse-lite --methods outpost,tar.zst-19,bsdiff
+#   bench/peers/run.sh --only caniuse-lite --methods outpost-http,tar.zst-19,zstd-patch-22,bsdiff,rsync-tree-c-z,zsync-tar,casync-tree,zchunk-tar
 #   PEERS_BASE=/tmp/x bench/peers/run.sh --only caniuse-lite --limit 2   # quick try
 #
 # Extra arguments go to bench.py (see `python3 bench.py --help`).
@@ -43,15 +44,19 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # tar --sort=name needs GNU tar >= 1.28
 tar --version | head -1
 
-# outpost itself: a Release build (OUTPOST_BUILD_DIR, default <repo>/../build-bench), built
-# when missing; OUTPOST_BIN overrides the binary.
+# outpost itself: a Release build (OUTPOST_BUILD_DIR, default <repo>/../build-bench), brought
+# up to date from the working tree before every run (incremental); OUTPOST_BIN names another
+# binary and skips the build.
 REPO="$(cd "$HERE/../.." && pwd)"
 BUILD="${OUTPOST_BUILD_DIR:-$(dirname "$REPO")/build-bench}"
-export OUTPOST_BIN="${OUTPOST_BIN:-$BUILD/node/outpost}"
-if [ ! -x "$OUTPOST_BIN" ]; then
-  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release
-  cmake --build "$BUILD" -j"$(nproc)" --target outpost
+if [ -z "${OUTPOST_BIN:-}" ]; then
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release
+  fi
+  cmake --build "$BUILD" -j2 --target outpost
+  OUTPOST_BIN="$BUILD/node/outpost"
 fi
+export OUTPOST_BIN
 
 mkdir -p "$BASE"
 python3 "$HERE/bench.py" --base "$BASE" --results-dir "$RESULTS_DIR" "$@" 2>&1 | tee "$BASE/run.log"
