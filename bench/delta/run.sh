@@ -10,9 +10,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-$here/../../build}
 data=${DATA:-/tmp/delta-data}
 tool=${DELTA_TOOL:-$build/bench/outpost_delta_bench}
-if [ ! -x "$tool" ]; then
-  tool=$data/outpost_delta_bench
-  "$here/build_tool.sh" "$build" "$tool"
+if [ -z "${DELTA_TOOL:-}" ]; then
+  cmake --build "$build" -j2 --target outpost_delta_bench >/dev/null
 fi
 for t in zstd bsdiff npm; do
   command -v $t >/dev/null || { echo "run.sh: $t is missing (apt-get install zstd bsdiff npm)" >&2; exit 1; }

@@ -320,7 +320,12 @@ class RepoSync {
     std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
       return a.planned.route.cost < b.planned.route.cost;
     });
+    // What is left after the metadata this sync already fetched.
     std::uint64_t left = budget_left_;
+    if (http_ != nullptr && left != kNoBudget) {
+      std::uint64_t spent = http_->stats().wire_bytes_in + http_->stats().wire_bytes_out;
+      left = left > spent ? left - spent : 0;
+    }
     for (auto& p : pending) {
       std::uint64_t need = p.planned.route.bytes + p.planned.route.requests * kHeaderBytes;
       if (need > left) {
