@@ -762,7 +762,8 @@ std::set<std::int64_t> froms(const op::Manifest& m) {
 void write_release(const std::string& src, int release) {
   Bytes big = outpost::test::random_bytes(300000, 11);
   for (int r = 1; r <= release; ++r) {
-    for (int k = 0; k < 20; ++k) big[static_cast<std::size_t>(r * 7919 + k * 14011)] ^= 0x5A;
+    for (int k = 0; k < 20; ++k)
+      big[static_cast<std::size_t>(r * 7919 + k * 14011) % big.size()] ^= 0x5A;
   }
   outpost::test::make_dirs(src + "/data");
   outpost::test::write_all(src + "/data/annex.bin", big);
