@@ -35,21 +35,6 @@ const std::vector<std::string> kNpmEnv = {"npm_config_update_notifier=false",
                                           "npm_config_fund=false", "npm_config_audit=false",
                                           "npm_config_loglevel=error"};
 
-// Full path of a program found on $PATH (run_program() execs without a PATH search), or "".
-std::string find_program(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
-
 const std::string& npm() {
   static const std::string path = find_program("npm");
   return path;

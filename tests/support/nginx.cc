@@ -29,21 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-std::string find_program(const std::string& name, const std::vector<std::string>& extra = {}) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& e : extra) dirs += ":" + e;
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
-
 // Starts argv[0] as a child that gets SIGTERM when this process dies, with stdin on /dev/null,
 // stdout on stdout_fd (or /dev/null when -1) and stderr on stderr_path. Returns the pid.
 pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, const std::string& stderr_path) {

@@ -184,6 +184,21 @@ void copy_tree(const std::string& from, const std::string& to) {
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
 }
 
+std::string find_program(const std::string& name, const std::vector<std::string>& extra) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& e : extra) dirs += ":" + e;
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
 Bytes random_bytes(std::size_t n, std::uint64_t seed) {
   Bytes out(n);
   std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;

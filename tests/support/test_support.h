@@ -87,6 +87,10 @@ class SmallDisk {
   bool mounted_ = false;
 };
 
+// Full path of a program found on $PATH or in extra_dirs (run_program() execs without a PATH
+// search), or "" when there is none.
+std::string find_program(const std::string& name, const std::vector<std::string>& extra_dirs = {});
+
 // Deterministic pseudo-random bytes (xorshift) for generated content.
 Bytes random_bytes(std::size_t n, std::uint64_t seed);
 // Path to the project's samples/ folder.
