@@ -19,15 +19,9 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
 
 class SystemClock final : public Clock {
  public:
-  std::int64_t now() const override {
-    if (const char* fake = std::getenv("OUTPOST_FAKE_NOW"); fake != nullptr && *fake) {
-      if (auto t = parse_utc(fake)) return *t;
-      char* end = nullptr;
-      long long v = std::strtoll(fake, &end, 10);
-      if (end != fake && *end == '\0') return v;
-    }
-    return static_cast<std::int64_t>(std::time(nullptr));
-  }
+  // Nothing but the system's time: no environment variable moves it (a node that believed
+  // a fake time would persist it as its time floor). Tests inject a Clock instead.
+  std::int64_t now() const override { return static_cast<std::int64_t>(std::time(nullptr)); }
 };
 
 }  // namespace

@@ -14,6 +14,7 @@ const char* code_name(Code code) {
     case Code::kAborted: return "aborted";
     case Code::kFailedPrecondition: return "failed precondition";
     case Code::kInternal: return "internal error";
+    case Code::kCancelled: return "cancelled";
   }
   return "unknown";
 }

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <mutex>
+#include <thread>
 
 namespace outpost::sync::http_internal {
 
@@ -34,11 +35,12 @@ void ensure_curl_global_init() {
 }
 
 Result<std::unique_ptr<CurlTransfer>> CurlTransfer::create(const HttpOptions& options,
-                                                           HttpStats* stats) {
+                                                           HttpStats* stats,
+                                                           const TransferGuard* guard) {
   ensure_curl_global_init();
   CurlEasy easy(curl_easy_init());
   if (!easy) return Status::Internal("libcurl could not create a transfer handle");
-  std::unique_ptr<CurlTransfer> t(new CurlTransfer(std::move(easy), options, stats));
+  std::unique_ptr<CurlTransfer> t(new CurlTransfer(std::move(easy), options, stats, guard));
   CURL* h = t->easy_.get();
   // Options fixed for the life of the handle; the connection it keeps open is reused by
   // every request (one TCP + TLS handshake at 600 ms RTT is worth saving).
@@ -58,9 +60,19 @@ Result<std::unique_ptr<CurlTransfer>> CurlTransfer::create(const HttpOptions& op
   curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 60L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 30L);
   if (options.max_recv_speed > 0) {
-    curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE,
-                     static_cast<curl_off_t>(options.max_recv_speed));
+    // The cap itself is our token bucket (throttle), which holds across requests; a small
+    // receive buffer keeps each burst small at low rates.
+    long buffer = static_cast<long>(
+        std::clamp<std::uint64_t>(options.max_recv_speed / 4, 1024, CURL_MAX_WRITE_SIZE));
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, buffer);
+    t->tokens_ = static_cast<double>(options.max_recv_speed);
+    t->refilled_ = std::chrono::steady_clock::now();
   }
+  // Called about once a second, and at once when data moves: the place to notice a stop
+  // request while the link is silent.
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &CurlTransfer::progress_cb);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, t.get());
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   if (!options.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options.ca_file.c_str());
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
@@ -167,6 +179,8 @@ size_t CurlTransfer::on_header(std::string_view line) {
     head_.retry_after = std::string(value);
   } else if (name == "location") {
     has_location_ = true;
+  } else if (name == "content-encoding") {
+    head_.content_encoding = lower(value);
   } else if (name == "content-length") {
     std::uint64_t v = 0;
     auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
@@ -175,15 +189,50 @@ size_t CurlTransfer::on_header(std::string_view line) {
   return line.size();
 }
 
+int CurlTransfer::progress_cb(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<CurlTransfer*>(self);
+  if (t->options_.stop.stop_requested()) {
+    if (t->out_ != nullptr && t->out_->aborted.ok()) {
+      t->out_->aborted = Status::Cancelled("stopped on request");
+    }
+    return 1;  // CURLE_ABORTED_BY_CALLBACK
+  }
+  return 0;
+}
+
+Status CurlTransfer::throttle(std::uint64_t n) {
+  const double rate = static_cast<double>(options_.max_recv_speed);
+  if (rate <= 0) return Status::Ok();
+  using Clock = std::chrono::steady_clock;
+  tokens_ -= static_cast<double>(n);
+  while (true) {
+    Clock::time_point now = Clock::now();
+    tokens_ =
+        std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+    refilled_ = now;
+    if (tokens_ >= 0) return Status::Ok();
+    if (options_.stop.stop_requested()) return Status::Cancelled("stopped on request");
+    // Sleep for what the debt takes to repay, in slices short enough to notice a stop.
+    double wait = std::min(-tokens_ / rate, 0.1);
+    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+  }
+}
+
 size_t CurlTransfer::on_write(ByteView data) {
   stats_->wire_bytes_in += data.size();
   stats_->body_bytes += data.size();
-  if (options_.on_progress) {
-    Status st = options_.on_progress(stats_->wire_bytes_in + live_header_bytes_);
-    if (!st.ok()) {
-      out_->aborted = std::move(st);
-      return 0;
-    }
+  Status allowed = throttle(data.size());
+  if (allowed.ok() && options_.stop.stop_requested()) {
+    allowed = Status::Cancelled("stopped on request");
+  }
+  if (allowed.ok() && guard_ != nullptr && *guard_) {
+    HttpStats live = *stats_;
+    live.wire_bytes_in += live_header_bytes_;  // this response's headers count already
+    allowed = (*guard_)(live);
+  }
+  if (!allowed.ok()) {
+    out_->aborted = std::move(allowed);
+    return 0;
   }
   long status = out_->got_head ? out_->head.status : head_.status;
   if (!out_->got_head) {

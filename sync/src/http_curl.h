@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -53,6 +54,7 @@ struct ResponseHead {
   std::string etag;
   std::string last_modified;
   std::string retry_after;
+  std::string content_encoding;  // lowercase; "" or "identity" when the body is as stored
   std::optional<std::uint64_t> content_length;
 };
 
@@ -82,13 +84,19 @@ struct Outcome {
 class CurlTransfer {
  public:
   // kInternal when libcurl cannot make a handle.
-  static Result<std::unique_ptr<CurlTransfer>> create(const HttpOptions& options, HttpStats* stats);
+  // stats and guard belong to the source and outlive the transfer; guard may be empty.
+  static Result<std::unique_ptr<CurlTransfer>> create(const HttpOptions& options, HttpStats* stats,
+                                                      const TransferGuard* guard);
   // One request (counted in stats, with its wire bytes). Never throws.
   Outcome perform(const Request& request, BodySink& sink);
 
  private:
-  CurlTransfer(CurlEasy easy, const HttpOptions& options, HttpStats* stats)
-      : easy_(std::move(easy)), options_(options), stats_(stats) {}
+  CurlTransfer(CurlEasy easy, const HttpOptions& options, HttpStats* stats,
+               const TransferGuard* guard)
+      : easy_(std::move(easy)), options_(options), stats_(stats), guard_(guard) {}
+  static int progress_cb(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+  // Waits until the rate cap allows n more body bytes; kCancelled when stopped meanwhile.
+  Status throttle(std::uint64_t n);
   static size_t header_cb(char* data, size_t size, size_t n, void* self);
   static size_t write_cb(char* data, size_t size, size_t n, void* self);
   size_t on_header(std::string_view line);
@@ -97,6 +105,11 @@ class CurlTransfer {
   CurlEasy easy_;
   const HttpOptions& options_;
   HttpStats* stats_;
+  const TransferGuard* guard_;
+  // Token bucket of the rate cap: bytes allowed now, refilled at max_recv_speed per second up
+  // to one second's worth.
+  double tokens_ = 0;
+  std::chrono::steady_clock::time_point refilled_{};
   char error_[CURL_ERROR_SIZE] = {};
   // State of the transfer in progress.
   BodySink* sink_ = nullptr;

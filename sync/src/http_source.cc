@@ -2,7 +2,9 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -58,6 +60,15 @@ std::string escape_path(const std::string& path) {
 Status check_not_html(const ResponseHead& h, const std::string& url, const std::string& path) {
   std::string type = h.content_type.substr(0, h.content_type.find(';'));
   for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!h.content_encoding.empty() && h.content_encoding != "identity") {
+    // Never asked for (no Accept-Encoding is sent): the bytes are not the signed file, and
+    // ranges of an encoded body are meaningless.
+    return Status::FailedPrecondition(
+        url + ": the server compressed " + path +
+        " on the fly (Content-Encoding: " + h.content_encoding +
+        ") although outpost did not ask for it: turn that off for the repository on the "
+        "mirror (nginx: 'gzip off;' in its location) or use another mirror");
+  }
   bool html = type.rfind("text/html", 0) == 0 || type.rfind("application/xhtml", 0) == 0;
   if (!html || ends_with(path, ".html") || ends_with(path, ".htm")) return Status::Ok();
   return Status::Unavailable(url + ": got an HTML page instead of " + path +
@@ -120,16 +131,17 @@ Failure transport_failure(const Outcome& o, const std::string& url) {
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-      return {Status::Unavailable(url + ": the server's TLS certificate is not trusted" + curl +
-                                  ": pass the mirror's CA bundle with --ca-file, or fix the "
-                                  "mirror's certificate"),
-              false};
+      return {
+          Status::FailedPrecondition(url + ": the server's TLS certificate is not trusted" + curl +
+                                     ": pass the mirror's CA bundle with --ca-file, or fix the "
+                                     "mirror's certificate"),
+          false};
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
       return {Status::InvalidArgument(url + ": not a usable http(s) URL" + curl), false};
     case CURLE_TOO_MANY_REDIRECTS:
-      return {Status::Unavailable(url + ": too many redirects" + curl +
-                                  ": the mirror is misconfigured; try another mirror"),
+      return {Status::FailedPrecondition(url + ": too many redirects" + curl +
+                                         ": the mirror is misconfigured; try another mirror"),
               false};
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
@@ -164,8 +176,11 @@ std::optional<Failure> classify(const Outcome& o, const std::string& url) {
                                        " (busy or failing); will retry later"),
                    true, retry_after_seconds(o.head.retry_after)};
   }
-  return Failure{Status::Unavailable(url + ": the server answered HTTP " + code +
-                                     ": check the mirror URL and its access rules")};
+  // 401, 403 and the rest: nothing changes until someone fixes the URL or the server's rules.
+  return Failure{Status::FailedPrecondition(url + ": the server answered HTTP " + code +
+                                            ": check the mirror URL and its access rules (a web "
+                                            "server must be able to read every file of the "
+                                            "repository)")};
 }
 
 Status after_attempts(const Status& s, int attempts) {
@@ -184,7 +199,8 @@ Status check_path(const std::string& path, const std::string& where) {
 
 // Sleeps before retry number `attempt` (0-based): full jitter over an exponential cap, or the
 // server's Retry-After, both capped at backoff_max_s.
-void backoff(const HttpOptions& o, int attempt, double retry_after_s, std::mt19937_64& rng) {
+// Wakes early, with kCancelled, when a stop is requested.
+Status backoff(const HttpOptions& o, int attempt, double retry_after_s, std::mt19937_64& rng) {
   double seconds;
   if (retry_after_s >= 0) {
     seconds = std::min(retry_after_s, o.backoff_max_s);
@@ -193,7 +209,14 @@ void backoff(const HttpOptions& o, int attempt, double retry_after_s, std::mt199
         std::min(o.backoff_max_s, o.backoff_initial_s * std::pow(2.0, std::min(attempt, 30)));
     seconds = std::uniform_real_distribution<double>(0.0, std::max(cap, 0.0))(rng);
   }
-  if (seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  if (o.stop.stop_requested()) return Status::Cancelled("stopped on request");
+  if (seconds <= 0) return Status::Ok();
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  cv.wait_for(lock, o.stop, std::chrono::duration<double>(seconds), [] { return false; });
+  if (o.stop.stop_requested()) return Status::Cancelled("stopped on request");
+  return Status::Ok();
 }
 
 std::mt19937_64& rng() {
@@ -266,7 +289,8 @@ Result<std::unique_ptr<HttpSource>> HttpSource::open(const std::string& base_url
   while (!base.empty() && base.back() == '/') base.pop_back();
   std::unique_ptr<HttpSource> src(
       new HttpSource(base, scheme + "://" + host + ":" + port, std::move(options)));
-  OUTPOST_ASSIGN_OR_RETURN(src->transfer_, CurlTransfer::create(src->options_, &src->stats_));
+  OUTPOST_ASSIGN_OR_RETURN(src->transfer_,
+                           CurlTransfer::create(src->options_, &src->stats_, &src->guard_));
   return src;
 }
 
@@ -380,7 +404,7 @@ Result<std::optional<Bytes>> HttpSource::get_whole(const std::string& path,
       return std::optional<Bytes>(std::move(body));
     }
     if (!f->retry || attempt >= options_.retries) return after_attempts(f->status, attempt + 1);
-    backoff(options_, attempt, f->retry_after_s, rng());
+    OUTPOST_RETURN_IF_ERROR(backoff(options_, attempt, f->retry_after_s, rng()));
   }
 }
 
@@ -450,7 +474,7 @@ Status HttpSource::read_tail(const std::string& path, std::uint64_t offset, std:
       return Status::Ok();
     }
     if (!f->retry || attempt >= options_.retries) return after_attempts(f->status, attempt + 1);
-    backoff(options_, attempt, f->retry_after_s, rng());
+    OUTPOST_RETURN_IF_ERROR(backoff(options_, attempt, f->retry_after_s, rng()));
   }
 }
 
@@ -644,7 +668,7 @@ Result<std::vector<Bytes>> HttpSource::read_ranges(const std::string& path,
       if (!f->retry || failures >= options_.retries) {
         return after_attempts(f->status, failures + 1);
       }
-      backoff(options_, failures, f->retry_after_s, rng());
+      OUTPOST_RETURN_IF_ERROR(backoff(options_, failures, f->retry_after_s, rng()));
       ++failures;
       continue;
     }

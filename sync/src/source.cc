@@ -30,7 +30,8 @@ class PathSource final : public Source {
       }
       return data.error();
     }
-    bytes_read_ += data->size();
+    count(data->size());
+    OUTPOST_RETURN_IF_ERROR(guard());
     return data;
   }
 
@@ -42,14 +43,17 @@ class PathSource final : public Source {
     out.reserve(ranges.size());
     for (const ByteRange& r : ranges) {
       OUTPOST_ASSIGN_OR_RETURN(Bytes b, real_fs().read_range(full, r.offset, r.length));
-      bytes_read_ += b.size();
+      count(b.size());
       out.push_back(std::move(b));
+      OUTPOST_RETURN_IF_ERROR(guard());
     }
     return out;
   }
 
   std::string describe() const override { return "repository at " + root_; }
-  std::uint64_t bytes_read() const override { return bytes_read_; }
+  TransferStats stats() const override { return stats_; }
+  bool metered() const override { return false; }
+  void set_guard(TransferGuard guard) override { guard_ = std::move(guard); }
 
  private:
   Status check_path(const std::string& path) const {
@@ -60,18 +64,108 @@ class PathSource final : public Source {
     return Status::Ok();
   }
 
+  void count(std::uint64_t n) {
+    ++stats_.requests;  // one read of one file
+    stats_.wire_bytes_in += n;
+    stats_.body_bytes += n;
+  }
+  Status guard() const { return guard_ ? guard_(stats_) : Status::Ok(); }
+
   std::string root_;
-  std::uint64_t bytes_read_ = 0;
+  TransferStats stats_;
+  TransferGuard guard_;
 };
 
 }  // namespace
 
+Status Source::read_tail(const std::string& path, std::uint64_t offset, std::uint64_t max_total,
+                         const std::function<Status(ByteView piece)>& on_piece, bool* restarted) {
+  if (restarted != nullptr) *restarted = false;
+  if (offset > max_total) {
+    return Status::InvalidArgument("read_tail of " + path + " from " + std::to_string(offset) +
+                                   ", past its declared length " + std::to_string(max_total));
+  }
+  if (offset == max_total) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(auto pieces, read_ranges(path, {ByteRange{offset, max_total - offset}}));
+  for (const Bytes& piece : pieces) OUTPOST_RETURN_IF_ERROR(on_piece({piece.data(), piece.size()}));
+  return Status::Ok();
+}
+
+MeteredSource::MeteredSource(Source& inner, std::uint64_t budget)
+    : inner_(inner), budget_(budget), start_(inner.stats().total()) {
+  set_guard(nullptr);
+}
+
+Status MeteredSource::check(const TransferStats& stats) const {
+  if (inner_.metered() && budget_ != UINT64_MAX && stats.total() - start_ > budget_) {
+    return Status::ResourceExhausted(
+        "the data budget is used up: the rest waits for the next day or month ('outpost "
+        "budget' shows it)");
+  }
+  return outer_ ? outer_(stats) : Status::Ok();
+}
+
+void MeteredSource::set_guard(TransferGuard guard) {
+  outer_ = std::move(guard);
+  inner_.set_guard([this](const TransferStats& stats) { return check(stats); });
+}
+
+std::uint64_t MeteredSource::left() const {
+  if (!inner_.metered() || budget_ == UINT64_MAX) return UINT64_MAX;
+  std::uint64_t spent = inner_.stats().total() - start_;
+  return spent >= budget_ ? 0 : budget_ - spent;
+}
+
+// Every call checks the budget before it starts too: a source whose transfer is over budget
+// must not start another request.
+Result<Bytes> MeteredSource::read_file(const std::string& path, std::uint64_t max_length) {
+  OUTPOST_RETURN_IF_ERROR(check(inner_.stats()));
+  return inner_.read_file(path, max_length);
+}
+
+Result<std::vector<Bytes>> MeteredSource::read_ranges(const std::string& path,
+                                                      const std::vector<ByteRange>& ranges) {
+  OUTPOST_RETURN_IF_ERROR(check(inner_.stats()));
+  return inner_.read_ranges(path, ranges);
+}
+
+Status MeteredSource::read_tail(const std::string& path, std::uint64_t offset,
+                                std::uint64_t max_total,
+                                const std::function<Status(ByteView piece)>& on_piece,
+                                bool* restarted) {
+  OUTPOST_RETURN_IF_ERROR(check(inner_.stats()));
+  return inner_.read_tail(path, offset, max_total, on_piece, restarted);
+}
+
+Result<std::optional<Bytes>> MeteredSource::read_file_if_changed(const std::string& path,
+                                                                 std::uint64_t max_length) {
+  OUTPOST_RETURN_IF_ERROR(check(inner_.stats()));
+  return inner_.read_file_if_changed(path, max_length);
+}
+
+void MeteredSource::set_validator(const std::string& path, std::string validator) {
+  inner_.set_validator(path, std::move(validator));
+}
+
+std::string MeteredSource::validator(const std::string& path) const {
+  return inner_.validator(path);
+}
+
 Result<std::unique_ptr<Source>> open_source(const std::string& location) {
+  return open_source(location, HttpOptions{});
+}
+
+Result<std::unique_ptr<Source>> open_source(const std::string& location, const HttpOptions& http) {
   std::string path = location;
   if (path.rfind("file://", 0) == 0) path = path.substr(7);
   if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {
-    OUTPOST_ASSIGN_OR_RETURN(auto http, HttpSource::open(path, HttpOptions{}));
-    return std::unique_ptr<Source>(std::move(http));
+    OUTPOST_ASSIGN_OR_RETURN(auto source, HttpSource::open(path, http));
+    return std::unique_ptr<Source>(std::move(source));
+  }
+  if (std::size_t colon = path.find("://"); colon != std::string::npos) {
+    return Status::InvalidArgument("'" + location + "': the scheme " + path.substr(0, colon) +
+                                   ":// is not supported; use a local path, file://, http:// "
+                                   "or https://");
   }
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   struct stat st {};

@@ -61,9 +61,9 @@ class Published {
     return run_outpost(args, env);
   }
   RunResult subscribe() { return node({"subscribe", repo(), "--root-pubkey", root_hex}); }
-  // As node(), with the node's clock frozen at the moment this fixture was made, so what
-  // `ls --json` shows ("confirmed" times) compares equal across commands.
-  RunResult frozen(const std::vector<std::string>& args) { return node(args, {frozen_now}); }
+  // As node(). (It once froze the node's clock through an environment variable; no variable
+  // changes a node's time any more, and a refused sync must not touch "confirmed" anyway.)
+  RunResult frozen(const std::vector<std::string>& args) { return node(args); }
 
   RunResult outpost(const std::vector<std::string>& args) { return run_outpost(args); }
   void must(const std::vector<std::string>& args) {
@@ -82,7 +82,6 @@ class Published {
 
   TempDir dir;
   std::string root_hex, un_hex, itu_hex;
-  std::string frozen_now = "OUTPOST_FAKE_NOW=" + std::to_string(std::time(nullptr));
 };
 
 // The store's files, byte for byte, to show that a failed command changed nothing.
@@ -93,6 +92,14 @@ inline outpost::Bytes store_snapshot(const std::string& store) {
 // Exactly one line on stderr, starting "outpost: error: ".
 inline bool one_error_line(const RunResult& r) {
   return r.err.rfind("outpost: error: ", 0) == 0 && r.err.find('\n') == r.err.size() - 1;
+}
+
+// `ls --json` without its "confirmed" times: what a node shows of its bundles. A sync whose
+// signed metadata verified confirms the bundles it left unchanged as current, even when it
+// then failed on another bundle's content; that moves "confirmed" and nothing else.
+inline std::string shown(const std::string& ls_json) {
+  static const std::regex confirmed("\"confirmed\": \"[^\"]*\"");
+  return std::regex_replace(ls_json, confirmed, "\"confirmed\": \"...\"");
 }
 
 // Regular files under dir (recursively) whose path ends with suffix, sorted.

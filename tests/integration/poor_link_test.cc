@@ -49,8 +49,8 @@ struct Synced {
 Synced sync_fresh_store(HttpHeld& h, FaultProxy& proxy, const std::string& store,
                         const std::string& rules) {
   proxy.set_rules("[]");
-  RunResult sub = run_outpost(
-      {"subscribe", proxy.url(), "--root-pubkey", h.root_hex, "--store", store}, {h.frozen_now});
+  RunResult sub =
+      run_outpost({"subscribe", proxy.url(), "--root-pubkey", h.root_hex, "--store", store});
   INFO(sub.err);
   REQUIRE(sub.exit_code == 0);
   proxy.set_rules(rules);
@@ -58,7 +58,7 @@ Synced sync_fresh_store(HttpHeld& h, FaultProxy& proxy, const std::string& store
   const auto start = std::chrono::steady_clock::now();
   RunResult sync = run_outpost({"sync", "--json", "--store", store, "--retries", "10", "--backoff",
                                 "0.05", "--stall-timeout", "30"},
-                               {h.frozen_now});
+                               {});
   Synced s;
   s.exit_code = sync.exit_code;
   s.err = sync.err;
@@ -102,13 +102,13 @@ TEST_CASE(
   CHECK(static_cast<double>(poor.bytes) <= 1.05 * static_cast<double>(clean.bytes));
 
   for (const std::string& store : {stores / "clean", stores / "poor"}) {
-    RunResult cat = run_outpost(
-        {"cat", "itu/ict/digital-divide-2019", "generated.csv", "--store", store}, {h.frozen_now});
+    RunResult cat =
+        run_outpost({"cat", "itu/ict/digital-divide-2019", "generated.csv", "--store", store});
     CHECK(cat.exit_code == 0);
     CHECK(cat.out.size() == csv.size());
     const bool same = cat.out == csv;
     CHECK(same);
-    RunResult verify = run_outpost({"verify", "--store", store}, {h.frozen_now});
+    RunResult verify = run_outpost({"verify", "--store", store});
     CHECK(verify.exit_code == 0);
   }
 }

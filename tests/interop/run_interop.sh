@@ -360,7 +360,9 @@ outpost_case() {
   . "$dir/case.sh"
   [ "$status" = ok ] || return 0
   local crepo=$dir/repo store=$dir/store env_o=()
-  [ -z "$fake" ] || env_o=(OUTPOST_FAKE_NOW="$fake")
+  # No variable changes the time an outpost node believes: the real binary runs under
+  # libfaketime (Debian's faketime), as a machine with a wrong clock would run it.
+  [ -z "$fake" ] || env_o=(env TZ=UTC faketime -f "@$(date -u -d "$fake" '+%Y-%m-%d %H:%M:%S')")
   if [ -n "$prior" ]; then
     o=$(outpost_outcome "$dir/o" "${env_o[@]}" "$outpost_bin" sync --store "$store")
   else

@@ -17,10 +17,12 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "outpost/base/retry.h"
 #include "outpost/base/unique_fd.h"
 #include "outpost/sync/source.h"
 #include "support/test_support.h"
@@ -395,7 +397,7 @@ TEST_CASE("http: read_file from nginx over one kept-alive connection", "[http]")
   CHECK(str(*pack) == repo.pack);
   CHECK(src->stats().requests == 4);
   CHECK(src->stats().body_bytes == 3 * 24 + repo.pack.size());
-  CHECK(src->bytes_read() > src->stats().body_bytes);  // headers count too
+  CHECK(src->stats().wire_bytes_in > src->stats().body_bytes);  // headers count too
   CHECK(src->stats().wire_bytes_out > 0);
   // The access log names the connection serial of each request: all four used one.
   std::string log = nginx.access_log();
@@ -447,7 +449,7 @@ TEST_CASE("http: a no-change check is one conditional request under 1 KB", "[htt
   auto same = next->read_file_if_changed("metadata/timestamp.json", 1000);
   REQUIRE(same.ok());
   CHECK(!same->has_value());
-  const HttpStats& s = next->stats();
+  const HttpStats s = next->stats();
   CHECK(s.requests == 1);
   CHECK(s.body_bytes == 0);
   std::printf("http: no-change check against nginx: %llu bytes out + %llu bytes in = %llu\n",
@@ -563,7 +565,9 @@ TEST_CASE("http: https with a self-signed certificate needs --ca-file", "[http]"
   auto untrusted = open_http(nginx.url());
   auto bad = untrusted->read_file("metadata/timestamp.json", 1000);
   REQUIRE(!bad.ok());
-  CHECK(bad.error().code() == Code::kUnavailable);
+  // An operator must act (a CA file or a fixed certificate): retrying changes nothing.
+  CHECK(bad.error().code() == Code::kFailedPrecondition);
+  CHECK(retry_class(bad.error()) == RetryClass::kOperator);
   CHECK_THAT(bad.error().message(), Catch::Contains("TLS certificate is not trusted"));
   CHECK_THAT(bad.error().message(), Catch::Contains("--ca-file"));
   CHECK(untrusted->stats().requests == 1);  // not retried
@@ -587,6 +591,13 @@ TEST_CASE("http: open_source returns an HTTP source for http(s) URLs", "[http]")
   REQUIRE(ts.ok());
   CHECK(str(*ts) == "{\"signed\":{\"version\":1}}");
   CHECK(!HttpSource::open("ftp://example.org/repo", {}).ok());
+  // Regression (a user typed ftp://): the scheme is named, not "no repository at".
+  for (const char* url : {"ftp://example.org/repo", "garbage://x"}) {
+    auto other = open_source(url);
+    REQUIRE(!other.ok());
+    CHECK(other.error().code() == Code::kInvalidArgument);
+    CHECK_THAT(other.error().message(), Catch::Contains("is not supported"));
+  }
   CHECK(!HttpSource::open("http:///repo", {}).ok());
   CHECK(!HttpSource::open("http://example.org:99999999/", {}).ok());
 }
@@ -881,7 +892,8 @@ TEST_CASE("http: 404 and 403 from a scripted server are not retried", "[http]") 
   auto gone = src->read_file("metadata/gone.json", 100);
   CHECK(gone.error().code() == Code::kNotFound);
   auto forbidden = src->read_ranges("packs/secret.pack", {{0, 10}});
-  CHECK(forbidden.error().code() == Code::kUnavailable);
+  // 403: the server's access rules (or file modes) must be fixed by a person.
+  CHECK(forbidden.error().code() == Code::kFailedPrecondition);
   CHECK_THAT(forbidden.error().message(), Catch::Contains("HTTP 403"));
   CHECK(src->stats().requests == 3);
 }
@@ -967,24 +979,126 @@ TEST_CASE("http: an unknown host name is kUnavailable naming DNS", "[http]") {
              Catch::Contains("cannot resolve the host name") && Catch::Contains("DNS"));
 }
 
-TEST_CASE("http: on_progress can stop a transfer (data budget)", "[http]") {
+TEST_CASE("http: a metered source stops a transfer when the data budget is used up", "[http]") {
   const std::string file = pattern_file(300000, 12);
   ScriptedServer server(
       [&](const Req& req, int, Conn& c) { serve_file(req, c, file, "\"e\"", RangeFault::kNone); });
-  HttpOptions o = fast_options();
+  auto src = open_http(server.url());
+  MeteredSource metered(*src, 50000);
   std::uint64_t last = 0;
-  o.on_progress = [&](std::uint64_t wire) -> Status {
-    CHECK(wire >= last);
-    last = wire;
-    if (wire > 50000) return Status::ResourceExhausted("data budget for today is used up");
+  metered.set_guard([&](const TransferStats& stats) -> Status {
+    CHECK(stats.total() >= last);  // the caller's guard still sees every piece
+    last = stats.total();
     return Status::Ok();
-  };
-  auto src = open_http(server.url(), o);
-  auto got = src->read_file("packs/a.pack", file.size());
+  });
+  auto got = metered.read_file("packs/a.pack", file.size());
   REQUIRE(!got.ok());
   CHECK(got.error().code() == Code::kResourceExhausted);
+  CHECK_THAT(got.error().message(), Catch::Contains("data budget"));
   CHECK(src->stats().requests == 1);
   CHECK(src->stats().body_bytes < 50000 + 16384 + 1);
+  CHECK(last > 0);
+  CHECK(metered.left() == 0);
+  // Once used up, no further request starts.
+  auto again = metered.read_file("packs/a.pack", file.size());
+  CHECK(again.error().code() == Code::kResourceExhausted);
+  CHECK(src->stats().requests == 1);
+}
+
+TEST_CASE("http: a stop request wakes a backoff sleep at once", "[http]") {
+  ScriptedServer server([&](const Req&, int, Conn& c) {
+    c.send(response(503, "Service Unavailable", {"Retry-After: 30"}, "busy"));
+  });
+  std::stop_source stop;
+  HttpOptions o = fast_options();
+  o.backoff_max_s = 60;
+  o.stop = stop.get_token();
+  auto src = open_http(server.url(), o);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.request_stop();
+  });
+  auto start = Clock::now();
+  auto got = src->read_file("metadata/timestamp.json", 100);
+  stopper.join();
+  REQUIRE(!got.ok());
+  CHECK(got.error().code() == Code::kCancelled);
+  CHECK(seconds_since(start) < 1.5);
+  CHECK(src->stats().requests == 1);
+}
+
+TEST_CASE("http: a stop request ends a transfer on a silent link within a second", "[http]") {
+  ScriptedServer server([&](const Req&, int, Conn& c) {
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc");
+    c.nap(10000);  // then silence
+  });
+  std::stop_source stop;
+  HttpOptions o = fast_options();
+  o.stall_timeout_s = 30;
+  o.stop = stop.get_token();
+  auto src = open_http(server.url(), o);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.request_stop();
+  });
+  auto start = Clock::now();
+  auto got = src->read_file("packs/a.pack", 1000);
+  stopper.join();
+  REQUIRE(!got.ok());
+  CHECK(got.error().code() == Code::kCancelled);
+  CHECK(seconds_since(start) < 1.5);
+}
+
+TEST_CASE("http: an unsolicited Content-Encoding is named, not parsed as the file", "[http]") {
+  ScriptedServer server([&](const Req& req, int, Conn& c) {
+    CHECK(req.header("accept-encoding").empty());
+    c.send(response(200, "OK", {"Content-Encoding: gzip"}, std::string("\x1f\x8b\x08\0junk")));
+  });
+  auto src = open_http(server.url());
+  auto got = src->read_file("metadata/timestamp.json", 1000);
+  REQUIRE(!got.ok());
+  CHECK(got.error().code() == Code::kFailedPrecondition);
+  CHECK_THAT(got.error().message(), Catch::Contains("Content-Encoding: gzip"));
+  CHECK_THAT(got.error().message(), Catch::Contains("gzip off"));
+  CHECK(src->stats().requests == 1);  // not retried: an operator must change the mirror
+}
+
+TEST_CASE("http: the rate cap holds within 10 % over every 10 s window (slow)", "[http]") {
+  // 1.4 MB at 100 KB/s over several requests (each a range of the file): 14 s.
+  const std::string file = pattern_file(1400000, 7);
+  ScriptedServer server(
+      [&](const Req& req, int, Conn& c) { serve_file(req, c, file, "\"e\"", RangeFault::kNone); });
+  HttpOptions o = fast_options();
+  const double rate = 100000;
+  o.max_recv_speed = static_cast<std::uint64_t>(rate);
+  auto src = open_http(server.url(), o);
+  std::vector<std::pair<double, std::uint64_t>> samples;  // (seconds, body bytes)
+  auto start = Clock::now();
+  src->set_guard([&](const TransferStats& s) {
+    samples.emplace_back(seconds_since(start), s.body_bytes);
+    return Status::Ok();
+  });
+  const std::uint64_t part = file.size() / 4;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    auto got = src->read_ranges("packs/a.pack", {{i * part, part}});
+    REQUIRE(got.ok());
+  }
+  const double total = seconds_since(start);
+  REQUIRE(total >= 12);
+  // Every 10 s window that fits in the transfer, sampled each 0.5 s.
+  auto bytes_at = [&](double t) {
+    std::uint64_t b = 0;
+    for (const auto& [when, n] : samples) {
+      if (when <= t) b = n;
+    }
+    return static_cast<double>(b);
+  };
+  for (double t0 = 0; t0 + 10 <= total; t0 += 0.5) {
+    double moved = bytes_at(t0 + 10) - bytes_at(t0);
+    INFO("window from " << t0 << " s moved " << moved << " bytes");
+    CHECK(moved <= rate * 10 * 1.10);
+    CHECK(moved >= rate * 10 * 0.90);
+  }
 }
 
 TEST_CASE("http: http_proxy from the environment is used", "[http]") {

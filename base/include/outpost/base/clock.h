@@ -15,8 +15,8 @@ class Clock {
   virtual std::int64_t now() const = 0;  // seconds since 1970-01-01T00:00:00Z
 };
 
-// The system clock; honours OUTPOST_FAKE_NOW (seconds since the epoch, or an ISO-8601 UTC
-// time) so integration tests can run the binary "in the future" without touching the host.
+// The system clock, and only that: no environment variable changes the time a node believes
+// (it persists the latest time it saw as a floor). Tests pass their own Clock.
 Clock& system_clock();
 
 // "2026-11-28T17:43:00Z" <-> seconds. Only this exact UTC form (what TUF writes) is accepted.

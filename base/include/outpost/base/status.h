@@ -21,6 +21,7 @@ enum class Code {
   kAborted,             // conflict: re-plan and try again
   kFailedPrecondition,  // an operator must act (no subscription, key permissions, ...)
   kInternal,            // a bug
+  kCancelled,           // stopped on request (Ctrl-C, SIGTERM, a daemon shutting down)
 };
 
 // Short lowercase name of a code, e.g. "corruption".
@@ -47,6 +48,7 @@ class [[nodiscard]] Status {
     return {Code::kFailedPrecondition, std::move(m)};
   }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -56,6 +58,7 @@ class [[nodiscard]] Status {
   bool IsCorruption() const { return code_ == Code::kCorruption; }
   bool IsVerificationFailed() const { return code_ == Code::kVerificationFailed; }
   bool IsResourceExhausted() const { return code_ == Code::kResourceExhausted; }
+  bool IsCancelled() const { return code_ == Code::kCancelled; }
 
   // The same code with context in front: "importing pack X: <message>".
   Status With(const std::string& context) const {

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "outpost/base/bytes.h"
@@ -43,39 +44,24 @@ class CurlTransfer;
 }
 
 struct HttpOptions {
-  std::string ca_file;               // extra CA bundle (PEM); empty: system CAs
-  std::uint64_t max_recv_speed = 0;  // bytes/s cap, 0 = none (CURLOPT_MAX_RECV_SPEED_LARGE)
-  long connect_timeout_s = 30;       // fits 600 ms RTT with retransmits
-  long stall_timeout_s = 60;         // abort when < stall_min_speed B/s for this long (LOW_SPEED_*)
-  long stall_min_speed = 16;         // bytes/s; a 1 byte/s drip is cut off
-  int retries = 5;                   // per request, on resets/timeouts/5xx/truncation
-  double backoff_initial_s = 1.0;    // exponential with full jitter, capped at backoff_max_s;
-  double backoff_max_s = 60.0;       // a Retry-After (seconds or HTTP date) is honoured up to this
+  std::string ca_file;  // extra CA bundle (PEM); empty: system CAs
+  // Bytes/s cap on response bodies over this source's life, 0 = none. Held by a token bucket
+  // with one second of burst, so it holds within a few per cent over any 10 s, whatever
+  // the number of requests.
+  std::uint64_t max_recv_speed = 0;
+  long connect_timeout_s = 30;     // fits 600 ms RTT with retransmits
+  long stall_timeout_s = 60;       // abort when < stall_min_speed B/s for this long (LOW_SPEED_*)
+  long stall_min_speed = 16;       // bytes/s; a 1 byte/s drip is cut off
+  int retries = 5;                 // per request, on resets/timeouts/5xx/truncation
+  double backoff_initial_s = 1.0;  // exponential with full jitter, capped at backoff_max_s;
+  double backoff_max_s = 60.0;     // a Retry-After (seconds or HTTP date) is honoured up to this
   std::string user_agent = "outpost/0.3";
-  // Called with each received body piece (for progress and for budget accounting) with the
-  // wire bytes received so far by this source (headers included); may return an error
-  // Status to abort the transfer (e.g. budget exhausted): the call then returns that Status.
-  std::function<Status(std::uint64_t wire_bytes_so_far)> on_progress;
+  // Cancellation: once stop is requested, a transfer under way is aborted and a backoff
+  // sleep ends within about 100 ms; the call returns kCancelled.
+  std::stop_token stop;
 };
 
-// What a server is known to handle, remembered between runs by the node (it persists the
-// Json form in its store, keyed by origin "scheme://host:port").
-struct ServerLimits {
-  bool multirange = true;         // multipart/byteranges answered correctly
-  bool ranges = true;             // Range honoured at all
-  std::uint32_t max_ranges = 64;  // ranges per request known to work
-  // {"multirange":true,"ranges":true,"max_ranges":64}
-  Json to_json() const;
-  // Missing or ill-typed fields keep their defaults; max_ranges is clamped to 1..1024.
-  static ServerLimits from_json(const Json& json);
-};
-
-struct HttpStats {
-  std::uint64_t requests = 0;        // HTTP requests made, retries included
-  std::uint64_t wire_bytes_in = 0;   // response headers + bodies
-  std::uint64_t wire_bytes_out = 0;  // request lines + headers
-  std::uint64_t body_bytes = 0;      // response bodies (error pages and discarded bytes too)
-};
+using HttpStats = TransferStats;
 
 class HttpSource final : public Source {
  public:
@@ -92,16 +78,18 @@ class HttpSource final : public Source {
   Result<std::vector<Bytes>> read_ranges(const std::string& path,
                                          const std::vector<ByteRange>& ranges) override;
   std::string describe() const override;  // "mirror at https://example.org/repo"
-  std::uint64_t bytes_read() const override { return stats_.wire_bytes_in; }
+  TransferStats stats() const override { return stats_; }
+  bool metered() const override { return true; }
+  void set_guard(TransferGuard guard) override { guard_ = std::move(guard); }
 
   // Conditional GET: with a validator (ETag) known for `path` the request carries
   // If-None-Match. Returns nullopt on 304 Not Modified; otherwise the body (same bounds as
   // read_file). Records the response ETag as the path's new validator.
   Result<std::optional<Bytes>> read_file_if_changed(const std::string& path,
-                                                    std::uint64_t max_length);
-  void set_validator(const std::string& path, std::string etag);
+                                                    std::uint64_t max_length) override;
+  void set_validator(const std::string& path, std::string etag) override;
   // "" when none is known. read_file_if_changed and read_tail record validators.
-  std::string validator(const std::string& path) const;
+  std::string validator(const std::string& path) const override;
 
   // Range read of one file from `offset` to its end (resume of a partial transfer: the
   // caller passes what it already has), calling `on_piece` with each piece as it arrives so
@@ -113,13 +101,12 @@ class HttpSource final : public Source {
   // max_total makes no request; offset > max_total is kInvalidArgument.
   Status read_tail(const std::string& path, std::uint64_t offset, std::uint64_t max_total,
                    const std::function<Status(ByteView piece)>& on_piece,
-                   bool* restarted = nullptr);
+                   bool* restarted = nullptr) override;
 
-  const ServerLimits& limits() const { return limits_; }
-  void set_limits(ServerLimits limits);
-  bool limits_changed() const { return limits_changed_; }  // the node should save limits()
-  const HttpStats& stats() const { return stats_; }
-  std::string origin() const { return origin_; }  // "http://127.0.0.1:8080"
+  ServerLimits limits() const override { return limits_; }
+  void set_limits(ServerLimits limits) override;
+  bool limits_changed() const override { return limits_changed_; }
+  std::string origin() const override { return origin_; }  // "http://127.0.0.1:8080"
 
  private:
   HttpSource(std::string base_url, std::string origin, HttpOptions options);
@@ -133,6 +120,7 @@ class HttpSource final : public Source {
   ServerLimits limits_;
   bool limits_changed_ = false;
   HttpStats stats_;
+  TransferGuard guard_;
   std::map<std::string, std::string> validators_;
   std::unique_ptr<http_internal::CurlTransfer> transfer_;  // the reused CURL handle
 };

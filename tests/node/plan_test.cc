@@ -1,13 +1,14 @@
 // The plan: which route a node takes to a bundle's new version, from declared sizes.
-#include "../../sync/src/plan.h"
+#include "../../node/src/plan.h"
 
 #include <catch2/catch.hpp>
 
 namespace op = outpost::packaging;
 using outpost::crypto::Digest;
-using outpost::sync::ChunkCost;
-using outpost::sync::HeldRoot;
-using outpost::sync::price_routes;
+using outpost::node::ChunkCost;
+using outpost::node::HeldRoot;
+using outpost::node::price_routes;
+using outpost::node::RouteKind;
 
 namespace {
 
@@ -41,12 +42,12 @@ TEST_CASE("the plan takes a patch from a held version when it is the cheapest", 
   std::vector<HeldRoot> held = {{7, digest_of(7)}, {8, digest_of(8)}};
   auto routes = price_routes(m, held, ChunkCost{90000, 2, false}, 5000);
   REQUIRE(routes.size() == 4);
-  CHECK(routes[0].kind == "patch");
+  CHECK(routes[0].kind == RouteKind::kPatch);
   CHECK(routes[0].steps == std::vector<std::uint64_t>{7});
   CHECK(routes[0].cost == 9000 + 5000);
   CHECK(routes[1].steps == std::vector<std::uint64_t>{8});
-  CHECK(routes[2].kind == "chunks");
-  CHECK(routes[3].kind == "full");
+  CHECK(routes[2].kind == RouteKind::kChunks);
+  CHECK(routes[3].kind == RouteKind::kFull);
 }
 
 TEST_CASE("a patch from a version whose content differs from the one held is not a route",
@@ -55,7 +56,7 @@ TEST_CASE("a patch from a version whose content differs from the one held is not
   std::vector<HeldRoot> held = {{8, digest_of(99)}};  // same number, other content
   auto routes = price_routes(m, held, std::nullopt, 5000);
   REQUIRE(routes.size() == 1);
-  CHECK(routes[0].kind == "full");
+  CHECK(routes[0].kind == RouteKind::kFull);
 }
 
 TEST_CASE("requests are priced: many small ranges can lose to one larger patch", "[sync][plan]") {
@@ -63,11 +64,11 @@ TEST_CASE("requests are priced: many small ranges can lose to one larger patch",
   std::vector<HeldRoot> held = {{8, digest_of(8)}};
   SECTION("few requests: the chunks win") {
     auto routes = price_routes(m, held, ChunkCost{20000, 2, false}, 5000);
-    CHECK(routes[0].kind == "chunks");
+    CHECK(routes[0].kind == RouteKind::kChunks);
   }
   SECTION("with a high per-request cost the patch wins") {
     auto routes = price_routes(m, held, ChunkCost{20000, 2, false}, 20000);
-    CHECK(routes[0].kind == "patch");
+    CHECK(routes[0].kind == RouteKind::kPatch);
   }
 }
 
@@ -75,7 +76,7 @@ TEST_CASE("with nothing held the whole content is the route", "[sync][plan]") {
   auto m = target_with({patch(0, 1000), patch(8, 10)});
   auto routes = price_routes(m, {}, std::nullopt, 5000);
   REQUIRE(routes.size() == 1);
-  CHECK(routes[0].kind == "full");
+  CHECK(routes[0].kind == RouteKind::kFull);
   CHECK(routes[0].bytes == 1000);
 }
 
@@ -86,9 +87,9 @@ TEST_CASE("the chunk estimate counts the files that changed and the index", "[sy
   next.files[1].size = 1200;
   next.content_size = 2200;
   next.index.length = 300;
-  auto c = outpost::sync::estimate_chunks(next, &held, 2200);
+  auto c = outpost::node::estimate_chunks(next, &held, 2200);
   CHECK(c.estimate);
   CHECK(c.bytes == 300 + 1200);
-  auto none = outpost::sync::estimate_chunks(next, nullptr, 2200);
+  auto none = outpost::node::estimate_chunks(next, nullptr, 2200);
   CHECK(none.bytes == 300 + 2200);
 }

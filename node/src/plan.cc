@@ -3,18 +3,23 @@
 #include <algorithm>
 #include <map>
 
-namespace outpost::sync {
+namespace outpost::node {
 
 namespace {
 
-int kind_rank(const std::string& kind) {
-  if (kind == "patch") return 0;
-  if (kind == "chain") return 1;
-  if (kind == "chunks") return 2;
-  return 3;
-}
+int kind_rank(RouteKind kind) { return static_cast<int>(kind); }
 
 }  // namespace
+
+const char* route_name(RouteKind kind) {
+  switch (kind) {
+    case RouteKind::kPatch: return "patch";
+    case RouteKind::kChain: return "chain";
+    case RouteKind::kChunks: return "chunks";
+    case RouteKind::kFull: return "full";
+  }
+  return "full";
+}
 
 std::vector<Route> price_routes(const packaging::Manifest& target,
                                 const std::vector<HeldRoot>& held,
@@ -26,21 +31,21 @@ std::vector<Route> price_routes(const packaging::Manifest& target,
     r.bytes = p.length;
     r.requests = 1;
     if (p.from == 0) {
-      r.kind = "full";
+      r.kind = RouteKind::kFull;
     } else {
       auto it = std::find_if(held.begin(), held.end(), [&](const HeldRoot& h) {
         return h.version == static_cast<std::uint64_t>(p.from) &&
                crypto::digest_equal(h.root, p.from_root);
       });
       if (it == held.end()) continue;
-      r.kind = "patch";
+      r.kind = RouteKind::kPatch;
       r.steps = {it->version};
     }
     routes.push_back(std::move(r));
   }
   if (chunks) {
     Route r;
-    r.kind = "chunks";
+    r.kind = RouteKind::kChunks;
     r.bytes = chunks->bytes;
     r.requests = chunks->requests;
     r.estimate = chunks->estimate;
@@ -86,4 +91,4 @@ ChunkCost estimate_chunks(const packaging::Manifest& target, const packaging::Ma
   return c;
 }
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

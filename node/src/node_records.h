@@ -12,7 +12,7 @@
 #include "outpost/crypto/hash.h"
 #include "outpost/storage/store.h"
 
-namespace outpost::sync::records {
+namespace outpost::node::records {
 
 // kChunks value: u8 codec (1 = one zstd frame) | u32le raw length | stored bytes.
 inline constexpr std::uint8_t kCodecZstd = 1;
@@ -54,4 +54,4 @@ Bytes metadata_key(std::string_view repo, std::string_view role);
 std::optional<std::uint64_t> get_u64(const std::optional<Bytes>& v);
 Bytes u64_value(std::uint64_t v);
 
-}  // namespace outpost::sync::records
+}  // namespace outpost::node::records

@@ -1,6 +1,6 @@
 #include "node_records.h"
 
-namespace outpost::sync::records {
+namespace outpost::node::records {
 
 Bytes chunk_value(std::uint32_t raw_length, ByteView frame) {
   Bytes v;
@@ -77,4 +77,4 @@ Bytes u64_value(std::uint64_t v) {
   return b;
 }
 
-}  // namespace outpost::sync::records
+}  // namespace outpost::node::records

@@ -5,13 +5,17 @@
 // chunk is present and its content root verifies; trusted metadata only moves forward; on
 // any error the visible state (bundles, trust) is exactly as before. Verified chunks that
 // arrived before an error are kept (they are content-addressed), so a rerun resumes.
-// Thread-safety: one Node per thread; several processes may open the same store.
+// Concurrency: one Node per thread. Several processes may open the same store: any number
+// of readers (ls, cat, checkout, a kiosk) run while one process syncs; they see the last
+// committed state. One sync per repository runs at a time across processes: a second one
+// waits up to SyncOptions::lock_wait_s, then returns kUnavailable ("a sync is running").
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -20,12 +24,15 @@
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
 #include "outpost/sync/http.h"
+#include "outpost/sync/source.h"
 
 namespace outpost::storage {
 class Store;
 }
 
-namespace outpost::sync {
+namespace outpost::node {
+
+using sync::HttpOptions;
 
 struct SubscribeOptions {
   // One of the two: a root public key the repository's root must be signed by, or a
@@ -61,8 +68,17 @@ struct BundleInfo {
 
 // One way to a bundle's new version, priced from sizes declared in signed metadata
 // (docs/sync.md, "The plan").
+enum class RouteKind {
+  kPatch,   // one patch from a held version
+  kChain,   // several patches, one after another, from a held version
+  kChunks,  // the chunks not held, by range requests over packs
+  kFull,    // the whole content (a patch from nothing)
+};
+// "patch", "chain", "chunks", "full".
+const char* route_name(RouteKind kind);
+
 struct Route {
-  std::string kind;                  // "patch", "chain", "chunks" or "full"
+  RouteKind kind = RouteKind::kFull;
   std::vector<std::uint64_t> steps;  // versions it starts from / passes through
   std::uint64_t bytes = 0;           // declared bytes to fetch (an estimate where says so)
   std::uint64_t requests = 0;
@@ -83,10 +99,17 @@ struct SyncItem {
   std::string bundle;
   std::uint64_t from = 0;  // 0: new
   std::uint64_t to = 0;
-  std::string route;  // "patch", "chain", "chunks", "full"
+  RouteKind route = RouteKind::kFull;
   std::uint64_t chunks_fetched = 0;
   std::uint64_t chunks_held = 0;
   std::uint64_t bytes = 0;  // content bytes of the new version
+};
+
+struct FailedBundle {
+  std::string bundle;
+  std::uint64_t from = 0;
+  std::uint64_t to = 0;
+  Status why;  // what went wrong on the last route tried (retry_class() tells what to do)
 };
 
 struct SyncReport {
@@ -96,9 +119,14 @@ struct SyncReport {
   std::vector<SyncItem> updated;
   std::vector<PlannedBundle> plan;      // every bundle that needed work (dry-run: nothing else)
   std::vector<PlannedBundle> deferred;  // left for later (data budget)
+  // Bundles that could not be completed from any route of this source, with the reason;
+  // every other bundle was committed. Not empty: the sync was partial.
+  std::vector<FailedBundle> failed;
   std::vector<std::string> skipped_sources;  // "URL: why" for mirrors that failed first
-  std::uint64_t bytes_read = 0;              // on the wire (HTTP headers included)
-  std::uint64_t requests = 0;                // HTTP requests (0 for a local path)
+  bool metered = false;                      // the source is a link (HTTP), not a path
+  std::uint64_t bytes_read = 0;  // a link: on the wire, headers included; a path: bytes read
+  std::uint64_t requests = 0;    // a link: HTTP requests; a path: file reads
+  bool partial() const { return !failed.empty(); }
 };
 
 struct SyncProgress {
@@ -115,6 +143,12 @@ struct SyncOptions {
   // the bytes a 600 ms round trip at 64 kbit/s could have carried).
   std::uint64_t request_cost = 5000;
   std::function<void(const SyncProgress&)> progress;
+  // Cancellation: a stop request ends the sync within about a second (a transfer under way
+  // is aborted, a backoff sleep wakes) with kCancelled, keeping every verified piece; the next
+  // sync resumes. (http.stop is set from this.)
+  std::stop_token stop;
+  // How long to wait for another process's sync of the same repository to end.
+  double lock_wait_s = 2.0;
 };
 
 // Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
@@ -138,11 +172,21 @@ struct GcReport {
   std::uint64_t bytes_freed = 0;  // stored (compressed) bytes
 };
 
+struct NodeOptions {
+  std::string dir;      // the store's directory
+  bool create = false;  // make the store when missing (otherwise kNotFound with advice)
+  // Only reading (list, show, cat, checkout, verify, status, subscriptions, budget): the
+  // store is opened read-only, so it also works on a read-only file system; anything that
+  // would write returns kFailedPrecondition.
+  bool read_only = false;
+  Clock* clock = nullptr;  // nullptr: system_clock()
+};
+
 class Node {
  public:
   ~Node();
-  // Opens the store in dir. With create, makes it if missing; otherwise a missing store is
-  // kNotFound with advice.
+  static Result<std::unique_ptr<Node>> open(const NodeOptions& options);
+  // The same, read-write.
   static Result<std::unique_ptr<Node>> open(const std::string& dir, bool create,
                                             Clock& clock = system_clock());
 
@@ -189,4 +233,4 @@ class Node {
   Clock* clock_ = nullptr;
 };
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

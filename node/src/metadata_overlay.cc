@@ -5,7 +5,7 @@
 #include "outpost/base/json.h"
 #include "outpost/sync/http.h"
 
-namespace outpost::sync {
+namespace outpost::node {
 
 namespace {
 
@@ -34,18 +34,13 @@ std::optional<std::int64_t> root_version(const std::string& name) {
 
 MetadataOverlay::MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
                                  std::string held_timestamp_etag)
-    : source_(source),
-      http_(dynamic_cast<HttpSource*>(&source)),
-      held_snapshot_(held_snapshot),
-      bases_(std::move(bases)) {
-  if (http_ != nullptr && !held_timestamp_etag.empty()) {
-    http_->set_validator(kTimestampPath, std::move(held_timestamp_etag));
+    : source_(source), held_snapshot_(held_snapshot), bases_(std::move(bases)) {
+  if (!held_timestamp_etag.empty()) {
+    source_.set_validator(kTimestampPath, std::move(held_timestamp_etag));
   }
 }
 
-std::string MetadataOverlay::timestamp_etag() const {
-  return http_ != nullptr ? http_->validator(kTimestampPath) : std::string();
-}
+std::string MetadataOverlay::timestamp_etag() const { return source_.validator(kTimestampPath); }
 
 Result<Bytes> MetadataOverlay::fetch(const std::string& filename, std::uint64_t max_length) {
   if (update_) {
@@ -63,8 +58,8 @@ Result<std::optional<Bytes>> MetadataOverlay::fetch_if_changed(const std::string
                                                                std::uint64_t max_length,
                                                                ByteView held) {
   Result<std::optional<Bytes>> got = std::optional<Bytes>();
-  if (http_ != nullptr && filename == "timestamp.json" && !held.empty()) {
-    got = http_->read_file_if_changed(kTimestampPath, max_length);
+  if (filename == "timestamp.json" && !held.empty()) {
+    got = source_.read_file_if_changed(kTimestampPath, max_length);
   } else {
     got = source_.fetch_if_changed(filename, max_length, held);
   }
@@ -138,4 +133,4 @@ std::optional<Bytes> MetadataOverlay::from_update(const std::string& name,
   return std::nullopt;
 }
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

@@ -4,7 +4,7 @@
 #include "node_internal.h"
 #include "outpost/packaging/content.h"
 
-namespace outpost::sync::detail {
+namespace outpost::node::detail {
 
 using packaging::ChunkIndex;
 using packaging::Manifest;
@@ -212,4 +212,4 @@ std::string repo_id_for(const tuf::Root& root) {
   return crypto::hex(crypto::sha256(as_bytes(ids))).substr(0, 16);
 }
 
-}  // namespace outpost::sync::detail
+}  // namespace outpost::node::detail

@@ -2,27 +2,33 @@
 // calls one library operation and prints the result for people, or JSON with --json.
 // Every failure is one line on stderr, "outpost: error: ...", and a non-zero exit code that
 // says what kind of failure it was (docs/cli.md).
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "outpost/base/clock.h"
 #include "outpost/base/json.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
+#include "outpost/node/json_view.h"
+#include "outpost/node/node.h"
 #include "outpost/packaging/manifest.h"
 #include "outpost/packaging/repository.h"
-#include "outpost/sync/node.h"
 
 namespace outpost {
 namespace {
@@ -81,6 +87,7 @@ int exit_code(const Status& s) {
     case Code::kVerificationFailed: return 4;
     case Code::kResourceExhausted: return 5;
     case Code::kUnavailable: return 6;
+    case Code::kCancelled: return 130;  // as a shell reports Ctrl-C
     default: return 1;
   }
 }
@@ -115,8 +122,16 @@ std::string default_store() {
   return "outpost-store";
 }
 
-Result<std::unique_ptr<sync::Node>> open_node(const Args& a, bool create) {
-  return sync::Node::open(a.get("store", default_store()), create);
+Result<std::unique_ptr<node::Node>> open_node(const Args& a, bool create) {
+  return node::Node::open(a.get("store", default_store()), create);
+}
+
+// For commands that only read: works on a store on a read-only file system too.
+Result<std::unique_ptr<node::Node>> open_reader(const Args& a) {
+  node::NodeOptions o;
+  o.dir = a.get("store", default_store());
+  o.read_only = true;
+  return node::Node::open(o);
 }
 
 // A role's key: --<role>-key FILE, else --keys DIR/<role>.key.
@@ -433,7 +448,7 @@ int cmd_subscribe(const Args& a) {
       !s.ok()) {
     return fail(s);
   }
-  sync::SubscribeOptions o;
+  node::SubscribeOptions o;
   if (a.has("root-pubkey")) {
     auto k = crypto::PublicKey::from_hex(a.get("root-pubkey"));
     if (!k.ok()) return fail(Status::InvalidArgument("--root-pubkey: " + k.error().message()));
@@ -472,7 +487,7 @@ class ProgressLine {
  public:
   ProgressLine() : on_(::isatty(STDERR_FILENO) == 1) {}
   ~ProgressLine() { done(); }
-  void show(const sync::SyncProgress& p) {
+  void show(const node::SyncProgress& p) {
     if (!on_) return;
     auto now = std::chrono::steady_clock::now();
     if (p.bundle != bundle_) {
@@ -505,37 +520,51 @@ class ProgressLine {
   std::uint64_t start_bytes_ = 0;
 };
 
-Json route_json(const sync::Route& r) {
-  Json j = Json::object();
-  j.set("kind", r.kind);
-  Json steps = Json::array();
-  for (auto v : r.steps) steps.push(v);
-  j.set("steps", std::move(steps));
-  j.set("bytes", r.bytes);
-  j.set("requests", r.requests);
-  j.set("cost", r.cost);
-  j.set("estimate", r.estimate);
-  return j;
-}
+// Turns SIGINT and SIGTERM into a stop request for as long as it lives: the signals are
+// blocked and a thread waits for them (sigwait), so nothing runs in a signal handler. Blocking
+// happens in the constructor, before any other thread of the command starts, so every thread
+// inherits the mask. A second signal after the stop request ends the process at once.
+class StopOnSignals {
+ public:
+  StopOnSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR1);  // our own wake-up when the command ends
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    waiter_ = std::thread([this] {
+      int sig = 0;
+      while (sigwait(&set_, &sig) == 0) {
+        if (sig == SIGUSR1 && done_.load()) return;
+        if (sig == SIGUSR1) continue;
+        if (stop_.stop_requested()) std::_Exit(128 + sig);
+        std::fprintf(stderr, "outpost: stopping (keeping what was verified)...\n");
+        stop_.request_stop();
+      }
+    });
+  }
+  ~StopOnSignals() {
+    done_ = true;
+    pthread_kill(waiter_.native_handle(), SIGUSR1);
+    waiter_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+  std::stop_token token() const { return stop_.get_token(); }
 
-Json planned_json(const sync::PlannedBundle& p) {
-  Json j = Json::object();
-  j.set("bundle", p.bundle);
-  j.set("from", p.from);
-  j.set("to", p.to);
-  j.set("route", p.route.kind);
-  j.set("cost", p.route.cost);
-  j.set("bytes", p.route.bytes);
-  if (!p.deferred.empty()) j.set("reason", p.deferred);
-  Json considered = Json::array();
-  for (const auto& r : p.considered) considered.push(route_json(r));
-  j.set("considered", std::move(considered));
-  return j;
-}
+ private:
+  sigset_t set_{};
+  sigset_t old_{};
+  std::stop_source stop_;
+  std::atomic<bool> done_{false};
+  std::thread waiter_;
+};
 
-std::string describe_route(const sync::Route& r) {
-  std::string s = r.kind;
-  if (r.kind == "patch" && !r.steps.empty()) s += " from version " + std::to_string(r.steps[0]);
+std::string describe_route(const node::Route& r) {
+  std::string s = node::route_name(r.kind);
+  if (r.kind == node::RouteKind::kPatch && !r.steps.empty())
+    s += " from version " + std::to_string(r.steps[0]);
   s += ": " + std::string(r.estimate ? "about " : "") + human_bytes(r.bytes) + " in " +
        std::to_string(r.requests) + " request" + (r.requests == 1 ? "" : "s");
   return s;
@@ -544,52 +573,36 @@ std::string describe_route(const sync::Route& r) {
 int cmd_sync(const Args& a) {
   auto node = open_node(a, false);
   if (!node.ok()) return fail(node.error());
-  sync::SyncOptions options;
+  node::SyncOptions options;
   options.dry_run = a.has("dry-run");
   auto http = http_options(a);
   if (!http.ok()) return fail(http.error());
   options.http = *http;
   ProgressLine line;
-  if (!a.has("json")) options.progress = [&](const sync::SyncProgress& p) { line.show(p); };
+  if (!a.has("json")) options.progress = [&](const node::SyncProgress& p) { line.show(p); };
+  // Ctrl-C and SIGTERM stop the sync within a second, keeping every verified piece.
+  StopOnSignals signals;
+  options.stop = signals.token();
   auto reports = (*node)->sync(a.positional.empty() ? "" : a.positional[0], options);
   line.done();
   if (!reports.ok()) return fail(reports.error());
+  // A partial sync: every bundle that could be completed is committed (listed below); each
+  // one that could not gets its error line, and the exit code is that of the first.
+  int partial_exit = 0;
+  for (const auto& r : *reports) {
+    for (const auto& f : r.failed) {
+      int code = fail(f.why);
+      if (partial_exit == 0) partial_exit = code;
+    }
+  }
   if (a.has("json")) {
     Json out = Json::array();
     for (const auto& r : *reports) {
-      Json j = Json::object();
-      j.set("repository", r.repo);
-      j.set("location", r.location);
-      j.set("unchanged", r.unchanged);
-      j.set("bytes_read", r.bytes_read);
-      j.set("requests", r.requests);
-      j.set("dry_run", options.dry_run);
-      Json items = Json::array();
-      for (const auto& it : r.updated) {
-        Json i = Json::object();
-        i.set("bundle", it.bundle);
-        i.set("from", it.from);
-        i.set("to", it.to);
-        i.set("route", it.route);
-        i.set("chunks_fetched", it.chunks_fetched);
-        i.set("chunks_held", it.chunks_held);
-        i.set("bytes", it.bytes);
-        items.push(std::move(i));
-      }
-      j.set("updated", std::move(items));
-      Json plan = Json::array();
-      for (const auto& p : r.plan) plan.push(planned_json(p));
-      j.set("plan", std::move(plan));
-      Json deferred = Json::array();
-      for (const auto& p : r.deferred) deferred.push(planned_json(p));
-      j.set("deferred", std::move(deferred));
-      Json skipped = Json::array();
-      for (const auto& s : r.skipped_sources) skipped.push(s);
-      j.set("skipped_sources", std::move(skipped));
+      Json j = node::to_json(r, options.dry_run);
       out.push(std::move(j));
     }
     print_json(out);
-    return 0;
+    return partial_exit;
   }
   for (const auto& r : *reports) {
     for (const auto& s : r.skipped_sources) std::cout << "skipped " << s << "\n";
@@ -616,15 +629,18 @@ int cmd_sync(const Args& a) {
                 << "changed (dry run)\n";
       continue;
     }
-    if (r.updated.empty() && r.deferred.empty()) {
-      std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
+    const std::string moved = r.metered ? " on the wire in " : " read from disk in ";
+    const std::string unit = r.metered ? " request" : " file read";
+    if (r.updated.empty() && r.deferred.empty() && r.failed.empty()) {
+      std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << moved
+                << r.requests << unit << (r.requests == 1 ? "" : "s") << ")\n";
       continue;
     }
     for (const auto& it : r.updated) {
       std::cout << it.bundle << ": "
                 << (it.from ? "version " + std::to_string(it.from) + " -> " : "new, ") << "version "
-                << it.to << " by " << it.route;
-      if (it.route == "chunks") {
+                << it.to << " by " << node::route_name(it.route);
+      if (it.route == node::RouteKind::kChunks) {
         std::cout << " (" << it.chunks_fetched << " chunks fetched, " << it.chunks_held
                   << " already held)";
       }
@@ -633,11 +649,15 @@ int cmd_sync(const Args& a) {
     for (const auto& p : r.deferred) {
       std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
     }
-    std::cout << r.location << ": " << r.updated.size() << " bundle(s) updated, "
-              << human_bytes(r.bytes_read) << " on the wire in " << r.requests << " request"
+    for (const auto& f : r.failed) {
+      std::cout << f.bundle << ": not completed (see the error above); the others are\n";
+    }
+    std::cout << r.location << ": " << r.updated.size() << " bundle(s) updated";
+    if (!r.failed.empty()) std::cout << ", " << r.failed.size() << " could not be completed";
+    std::cout << ", " << human_bytes(r.bytes_read) << moved << r.requests << unit
               << (r.requests == 1 ? "" : "s") << "\n";
   }
-  return 0;
+  return partial_exit;
 }
 
 int cmd_budget(const Args& a) {
@@ -673,7 +693,7 @@ int cmd_budget(const Args& a) {
 }
 
 int cmd_ls(const Args& a) {
-  auto node = open_node(a, false);
+  auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   auto list = (*node)->list();
   if (!list.ok()) return fail(list.error());
@@ -707,7 +727,7 @@ int cmd_ls(const Args& a) {
 
 int cmd_show(const Args& a) {
   if (Status s = need_positional(a, 1, "outpost show BUNDLE"); !s.ok()) return fail(s);
-  auto node = open_node(a, false);
+  auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   auto j =
       (*node)->show(a.positional[0], std::strtoull(a.get("version", "0").c_str(), nullptr, 10));
@@ -738,7 +758,7 @@ int cmd_show(const Args& a) {
 
 int cmd_cat(const Args& a) {
   if (Status s = need_positional(a, 2, "outpost cat BUNDLE PATH"); !s.ok()) return fail(s);
-  auto node = open_node(a, false);
+  auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   Status s = (*node)->cat(a.positional[0], a.positional[1], [](ByteView b) -> Status {
     if (std::fwrite(b.data(), 1, b.size(), stdout) != b.size()) {
@@ -752,7 +772,7 @@ int cmd_cat(const Args& a) {
 
 int cmd_checkout(const Args& a) {
   if (Status s = need_positional(a, 2, "outpost checkout BUNDLE DIR"); !s.ok()) return fail(s);
-  auto node = open_node(a, false);
+  auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   Status s = (*node)->checkout(a.positional[0], a.positional[1]);
   if (!s.ok()) return fail(s);
@@ -761,7 +781,7 @@ int cmd_checkout(const Args& a) {
 }
 
 int cmd_verify(const Args& a) {
-  auto node = open_node(a, false);
+  auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   auto r = (*node)->verify();
   if (!r.ok()) return fail(r.error());
@@ -816,7 +836,7 @@ int cmd_gc(const Args& a) {
 }
 
 int cmd_status(const Args& a) {
-  auto node = open_node(a, false);
+  auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   auto j = (*node)->status();
   if (!j.ok()) return fail(j.error());

@@ -17,7 +17,7 @@
 #include "outpost/packaging/manifest.h"
 #include "outpost/storage/store.h"
 
-namespace outpost::sync::detail {
+namespace outpost::node::detail {
 
 namespace tuf = crypto::tuf;
 
@@ -89,4 +89,4 @@ Result<crypto::Digest> compute_root(storage::Store& store, const storage::ReadTx
 Status verify_trusted(const tuf::TrustedMetadata& t);
 std::string repo_id_for(const tuf::Root& root);
 
-}  // namespace outpost::sync::detail
+}  // namespace outpost::node::detail

@@ -1,4 +1,4 @@
-#include "outpost/sync/node.h"
+#include "outpost/node/node.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,8 +21,9 @@
 #include "outpost/sync/http.h"
 #include "outpost/sync/source.h"
 #include "repo_sync.h"
+#include "sync_lock.h"
 
-namespace outpost::sync {
+namespace outpost::node {
 
 namespace tuf = crypto::tuf;
 using packaging::ChunkIndex;
@@ -33,15 +34,20 @@ using namespace detail;
 
 Node::~Node() = default;
 
-Result<std::unique_ptr<Node>> Node::open(const std::string& dir, bool create, Clock& clock) {
-  storage::StoreOptions options;
-  options.dir = dir;
-  options.create = create;
-  OUTPOST_ASSIGN_OR_RETURN(auto store, storage::Store::open(options));
+Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
+  storage::StoreOptions so;
+  so.dir = options.dir;
+  so.create = options.create && !options.read_only;
+  so.read_only = options.read_only;
+  OUTPOST_ASSIGN_OR_RETURN(auto store, storage::Store::open(so));
   std::unique_ptr<Node> node(new Node());
   node->store_ = std::move(store);
-  node->clock_ = &clock;
+  node->clock_ = options.clock != nullptr ? options.clock : &system_clock();
   return node;
+}
+
+Result<std::unique_ptr<Node>> Node::open(const std::string& dir, bool create, Clock& clock) {
+  return open(NodeOptions{.dir = dir, .create = create, .read_only = false, .clock = &clock});
 }
 
 namespace {
@@ -51,9 +57,7 @@ bool is_http(const std::string& location) {
 }
 
 Result<std::unique_ptr<Source>> open_with(const std::string& location, const HttpOptions& http) {
-  if (!is_http(location)) return open_source(location);
-  OUTPOST_ASSIGN_OR_RETURN(auto source, HttpSource::open(location, http));
-  return std::unique_ptr<Source>(std::move(source));
+  return open_source(location, http);
 }
 
 std::string day_period(std::int64_t now) { return "day:" + format_utc(now).substr(0, 10); }
@@ -247,10 +251,15 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
     } else {
       locations.push_back(location);
     }
+    // One sync of a repository at a time: a second would fetch and charge the same bytes.
+    OUTPOST_ASSIGN_OR_RETURN(
+        SyncLock lock, SyncLock::acquire(store_->dir(), sub.id, options.lock_wait_s, options.stop));
     std::optional<SyncReport> done;
     std::vector<std::string> skipped;
     Status last;
-    for (const std::string& from : locations) {
+    for (std::size_t at = 0; at < locations.size(); ++at) {
+      const std::string& from = locations[at];
+      const bool more = at + 1 < locations.size();
       const std::int64_t now = clock_->now();
       DataBudget budget;
       Bytes limits_key;
@@ -260,51 +269,60 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
       }
       const std::uint64_t left = budget_left(budget);
       HttpOptions http = options.http;
-      auto outer = http.on_progress;
-      // The budget is also a hard cap mid-transfer: sync never spends more than is left.
-      http.on_progress = [left, outer](std::uint64_t wire) -> Status {
-        if (wire > left) {
-          return Status::ResourceExhausted(
-              "the data budget is used up: the rest waits for the next day or month ('outpost "
-              "budget' shows it)");
-        }
-        return outer ? outer(wire) : Status::Ok();
-      };
+      http.stop = options.stop;
       auto source = open_with(from, http);
       if (!source.ok()) {
         last = source.error().With(from);
         skipped.push_back(from + ": " + source.error().message());
         continue;
       }
-      auto* web = dynamic_cast<HttpSource*>(source->get());
-      if (web != nullptr) {
-        limits_key = records::limits_key(web->origin());
+      Source& raw = **source;
+      // What was learned about this server on earlier runs (multi-range support).
+      if (!raw.origin().empty()) {
+        limits_key = records::limits_key(raw.origin());
         OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
         OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kSettings, view(limits_key)));
         if (v) {
           auto j = parse_json(as_chars(view(*v)));
-          if (j.ok()) web->set_limits(ServerLimits::from_json(*j));
+          if (j.ok()) raw.set_limits(ServerLimits::from_json(*j));
         }
       }
-      auto report = sync_repository(*store_, **source, sub.id, from, now, options, left);
+      // The budget is also a hard cap mid-transfer: sync never spends more than is left.
+      sync::MeteredSource metered(raw, left);
+      metered.set_guard([&options](const sync::TransferStats&) {
+        return options.stop.stop_requested() ? Status::Cancelled("sync stopped on request")
+                                             : Status::Ok();
+      });
+      const std::uint64_t before = raw.stats().total();
+      auto report = sync_repository(*store_, metered, sub.id, from, now, options);
       // What was spent is spent, and what was learned about the server holds, either way.
       // Only links are metered: a local path or a stick costs nothing.
-      std::uint64_t spent = web ? web->stats().wire_bytes_in + web->stats().wire_bytes_out : 0;
+      std::uint64_t spent = raw.metered() ? raw.stats().total() - before : 0;
       OUTPOST_RETURN_IF_ERROR(store_->update([&](storage::WriteTxn& txn) -> Status {
         if (spent > 0 && !options.dry_run) OUTPOST_RETURN_IF_ERROR(add_usage(txn, now, spent));
-        if (web != nullptr && web->limits_changed()) {
+        if (!limits_key.empty() && raw.limits_changed()) {
           OUTPOST_RETURN_IF_ERROR(txn.put(Table::kSettings, view(limits_key),
-                                          as_bytes(web->limits().to_json().canonical())));
+                                          as_bytes(raw.limits().to_json().canonical())));
         }
         return Status::Ok();
       }));
       if (report.ok()) {
+        // Bundles this source could not complete may still come from the next one; what it
+        // completed is committed and will not be fetched again.
+        std::vector<SyncItem> earlier = done ? std::move(done->updated) : std::vector<SyncItem>{};
+        report->updated.insert(report->updated.begin(), earlier.begin(), earlier.end());
         done = std::move(*report);
-        break;
+        if (!done->partial() || options.dry_run || !more) break;
+        skipped.push_back(
+            from + ": " + std::to_string(done->failed.size()) +
+            " bundle(s) could not be completed: " + done->failed.front().why.message());
+        continue;
       }
       last = report.error().With("syncing " + from);
-      // A full disk or an exhausted budget is the same on every mirror; so is a usage error.
-      if (report.error().IsResourceExhausted() || report.error().code() == Code::kInvalidArgument) {
+      // A full disk, an exhausted budget or a stop request is the same on every mirror; so
+      // is a usage error.
+      if (report.error().IsResourceExhausted() || report.error().IsCancelled() ||
+          report.error().code() == Code::kInvalidArgument) {
         return last;
       }
       skipped.push_back(from + ": " + report.error().message());
@@ -721,4 +739,4 @@ Result<Json> Node::status() {
   return j;
 }
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

@@ -22,9 +22,12 @@
 #include "outpost/packaging/update_file.h"
 #include "outpost/sync/source.h"
 
-namespace outpost::sync {
+namespace outpost::node {
 
-class HttpSource;
+using sync::ByteRange;
+using sync::open_source;
+using sync::ServerLimits;
+using sync::Source;
 
 class MetadataOverlay : public crypto::tuf::MetadataSource {
  public:
@@ -61,10 +64,9 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   void load_update(ByteView timestamp_bytes);
 
   Source& source_;
-  HttpSource* http_;  // source_ when it is an HTTP source
   std::int64_t held_snapshot_;
   BaseLookup bases_;
   std::optional<packaging::UpdateFile> update_;
 };
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

@@ -8,6 +8,7 @@
 
 #include "metadata_overlay.h"
 #include "node_internal.h"
+#include "outpost/base/retry.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunker.h"
 #include "outpost/packaging/content.h"
@@ -15,7 +16,7 @@
 #include "outpost/sync/http.h"
 #include "plan.h"
 
-namespace outpost::sync {
+namespace outpost::node {
 
 using namespace detail;
 using packaging::ChunkIndex;
@@ -248,16 +249,14 @@ packaging::DeltaReader memory_reader(const Bytes& stream) {
 
 class RepoSync {
  public:
-  RepoSync(storage::Store& store, Source& source, std::string repo, std::string location,
-           std::int64_t now, const SyncOptions& options, std::uint64_t budget_left)
+  RepoSync(storage::Store& store, sync::MeteredSource& source, std::string repo,
+           std::string location, std::int64_t now, const SyncOptions& options)
       : store_(store),
         source_(source),
-        http_(dynamic_cast<HttpSource*>(&source)),
         repo_(std::move(repo)),
         location_(std::move(location)),
         now_(now),
-        options_(options),
-        budget_left_(budget_left) {}
+        options_(options) {}
 
   Result<SyncReport> run() {
     SyncReport report;
@@ -321,11 +320,7 @@ class RepoSync {
       return a.planned.route.cost < b.planned.route.cost;
     });
     // What is left after the metadata this sync already fetched.
-    std::uint64_t left = budget_left_;
-    if (http_ != nullptr && left != kNoBudget) {
-      std::uint64_t spent = http_->stats().wire_bytes_in + http_->stats().wire_bytes_out;
-      left = left > spent ? left - spent : 0;
-    }
+    std::uint64_t left = source_.left();
     for (auto& p : pending) {
       std::uint64_t need = p.planned.route.bytes + p.planned.route.requests * kHeaderBytes;
       if (need > left) {
@@ -344,9 +339,18 @@ class RepoSync {
 
     for (auto& p : pending) {
       if (!p.planned.deferred.empty()) continue;
+      if (options_.stop.stop_requested()) return Status::Cancelled("sync stopped on request");
       auto item = fetch(p);
-      if (!item.ok()) return item.error().With(p.bundle);
-      report.updated.push_back(*item);
+      if (item.ok()) {
+        report.updated.push_back(*item);
+        continue;
+      }
+      // One bundle that cannot be completed here does not hold back the others: it is listed
+      // with its reason. What concerns every bundle alike (the link is down, the disk or the
+      // budget is full, a stop request) ends the sync.
+      if (!bundle_local(item.error())) return item.error().With(p.bundle);
+      report.failed.push_back(
+          FailedBundle{p.bundle, p.planned.from, p.planned.to, item.error().With(p.bundle)});
     }
     report.unchanged = updater.unchanged() && report.updated.empty() && report.deferred.empty();
     return finish(report);
@@ -372,11 +376,10 @@ class RepoSync {
   Bytes etag_key() const { return storage::text_key("etag", repo_ + "\n" + location_); }
 
   Result<SyncReport> finish(SyncReport& report) {
-    report.bytes_read = source_.bytes_read();
-    if (http_ != nullptr) {
-      report.requests = http_->stats().requests;
-      report.bytes_read += http_->stats().wire_bytes_out;
-    }
+    const sync::TransferStats stats = source_.stats();
+    report.bytes_read = stats.total() - stats_before_.total();
+    report.requests = stats.requests - stats_before_.requests;
+    report.metered = source_.metered();
     return std::move(report);
   }
 
@@ -508,7 +511,7 @@ class RepoSync {
                                 " offers no way to fetch its content");
     }
     bool direct = std::any_of(p.planned.considered.begin(), p.planned.considered.end(),
-                              [](const Route& r) { return r.kind == "patch"; });
+                              [](const Route& r) { return r.kind == RouteKind::kPatch; });
     if (!direct && p.record && packaging::content_stream_size(p.manifest) <= kChainMaxStream) {
       OUTPOST_ASSIGN_OR_RETURN(std::optional<Route> chain, find_chain(p));
       if (chain) {
@@ -540,7 +543,7 @@ class RepoSync {
         });
         if (held == p.held.end() || hop == 0) continue;
         Route route;
-        route.kind = "chain";
+        route.kind = RouteKind::kChain;
         route.steps.push_back(held->version);
         p.chain = {r};
         for (auto it = manifests.rbegin(); it != manifests.rend(); ++it) {
@@ -599,13 +602,19 @@ class RepoSync {
       auto item = fetch_route(p);
       if (item.ok()) return item;
       Status last = item.error();
-      bool next_may_work = last.IsNotFound() || last.code() == Code::kCorruption;
-      if (!next_may_work) return last;
+      if (!bundle_local(last)) return last;
       // Damage says more than a missing file: report it when no route works.
       if (worst.ok() || (worst.IsNotFound() && !last.IsNotFound())) worst = last;
       failed_.push_back(p.planned.route);
     }
     return worst;
+  }
+
+  // Whether a failure concerns this bundle's data at this source (missing, damaged, refused
+  // by the server), so another route or bundle may still work, rather than everything alike.
+  static bool bundle_local(const Status& st) {
+    RetryClass c = retry_class(st);
+    return c == RetryClass::kNow || (c == RetryClass::kOperator && !st.IsResourceExhausted());
   }
 
   bool failed(const Route& r) const {
@@ -622,7 +631,7 @@ class RepoSync {
     Route route = p.planned.route;
     std::optional<ChunkIndex> index;
     Bytes index_bytes;
-    if (route.kind == "chunks") {
+    if (route.kind == RouteKind::kChunks) {
       // The index prices the chunk route exactly; a patch may still win.
       OUTPOST_ASSIGN_OR_RETURN(index_bytes, fetch_index(p.manifest));
       OUTPOST_ASSIGN_OR_RETURN(index,
@@ -636,33 +645,34 @@ class RepoSync {
           routes.end());
       route = routes.front();
       p.planned.route = route;
-      if (route.kind == "chunks") {
+      if (route.kind == RouteKind::kChunks) {
         std::set<crypto::Digest> unique;
         for (const auto& c : index->chunks) unique.insert(c.id);
         item.chunks_fetched = missing.size();
         item.chunks_held = unique.size() - missing.size();
         OUTPOST_RETURN_IF_ERROR(fetch_chunks(*index, missing, p.bundle));
         OUTPOST_RETURN_IF_ERROR(accept_from_chunks(p, *index, index_bytes));
-        item.route = "chunks";
+        item.route = RouteKind::kChunks;
         return item;
       }
     }
-    if (route.kind == "chain") {
+    if (route.kind == RouteKind::kChain) {
       OUTPOST_RETURN_IF_ERROR(apply_chain(p));
-      item.route = "chain";
+      item.route = RouteKind::kChain;
       return item;
     }
     // A patch from a held version, or the whole content (a patch from nothing).
     const PatchRef* patch = nullptr;
     for (const auto& r : p.manifest.patches) {
-      if ((route.kind == "full" && r.from == 0) ||
-          (route.kind == "patch" && !route.steps.empty() &&
+      if ((route.kind == RouteKind::kFull && r.from == 0) ||
+          (route.kind == RouteKind::kPatch && !route.steps.empty() &&
            static_cast<std::uint64_t>(r.from) == route.steps.front())) {
         patch = &r;
       }
     }
     if (patch == nullptr) return Status::Internal("planned route has no patch");
-    OUTPOST_ASSIGN_OR_RETURN(Bytes patch_bytes, fetch_object(*patch, p.bundle, route.kind));
+    OUTPOST_ASSIGN_OR_RETURN(Bytes patch_bytes,
+                             fetch_object(*patch, p.bundle, route_name(route.kind)));
     std::optional<HeldVersion> base;
     if (patch->from != 0) {
       OUTPOST_ASSIGN_OR_RETURN(auto txn, store_.read());
@@ -727,10 +737,10 @@ class RepoSync {
     SyncProgress progress{bundle, route, data.size(), ref.length};
     if (data.size() < ref.length) {
       Status got;
-      if (http_ != nullptr) {
+      {
         bool restarted = false;
         bool reset_done = false;
-        got = http_->read_tail(
+        got = source_.read_tail(
             ref.path, data.size(), ref.length,
             [&](ByteView piece) -> Status {
               if (restarted && !reset_done) {
@@ -746,14 +756,6 @@ class RepoSync {
               return Status::Ok();
             },
             &restarted);
-      } else {
-        auto whole = source_.read_file(ref.path, ref.length);
-        if (whole.ok()) {
-          data = std::move(*whole);
-          committed = 0;
-        } else {
-          got = whole.error();
-        }
       }
       // Keep what arrived, even when the link dropped: the next attempt resumes after it.
       Status kept = got.ok() ? commit() : Status::Ok();
@@ -1024,6 +1026,10 @@ class RepoSync {
     SyncProgress progress{bundle, "chunks", 0, total};
     std::size_t i = 0;
     while (i < spans.size()) {
+      if (options_.stop.stop_requested()) {
+        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
+        return Status::Cancelled("sync stopped on request");
+      }
       // One call: spans of one pack, up to kRangeCallBytes.
       std::size_t j = i;
       std::uint64_t bytes = spans[i].end - spans[i].start;
@@ -1062,13 +1068,12 @@ class RepoSync {
   }
 
   storage::Store& store_;
-  Source& source_;
-  HttpSource* http_;
+  sync::MeteredSource& source_;
+  const sync::TransferStats stats_before_ = source_.stats();
   std::string repo_;
   std::string location_;
   std::int64_t now_;
   const SyncOptions& options_;
-  std::uint64_t budget_left_;
   MetadataOverlay* overlay_ = nullptr;
   std::vector<Route> failed_;  // routes of the bundle being fetched that did not work here
   const tuf::TrustedMetadata* trusted_ = nullptr;
@@ -1076,11 +1081,11 @@ class RepoSync {
 
 }  // namespace
 
-Result<SyncReport> sync_repository(storage::Store& store, Source& source, const std::string& repo,
-                                   const std::string& location, std::int64_t now,
-                                   const SyncOptions& options, std::uint64_t budget_left) {
-  RepoSync run(store, source, repo, location, now, options, budget_left);
+Result<SyncReport> sync_repository(storage::Store& store, sync::MeteredSource& source,
+                                   const std::string& repo, const std::string& location,
+                                   std::int64_t now, const SyncOptions& options) {
+  RepoSync run(store, source, repo, location, now, options);
   return run.run();
 }
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

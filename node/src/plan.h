@@ -8,10 +8,15 @@
 #include <vector>
 
 #include "outpost/crypto/hash.h"
+#include "outpost/node/node.h"
 #include "outpost/packaging/manifest.h"
-#include "outpost/sync/node.h"
 
-namespace outpost::sync {
+namespace outpost::node {
+
+using sync::ByteRange;
+using sync::open_source;
+using sync::ServerLimits;
+using sync::Source;
 
 struct HeldRoot {
   std::uint64_t version = 0;
@@ -38,4 +43,4 @@ std::vector<Route> price_routes(const packaging::Manifest& target,
 ChunkCost estimate_chunks(const packaging::Manifest& target, const packaging::Manifest* held,
                           std::uint64_t full_bytes);
 
-}  // namespace outpost::sync
+}  // namespace outpost::node

@@ -8,17 +8,22 @@
 #include <string>
 
 #include "outpost/base/status.h"
+#include "outpost/node/node.h"
 #include "outpost/storage/store.h"
-#include "outpost/sync/node.h"
 #include "outpost/sync/source.h"
 
-namespace outpost::sync {
+namespace outpost::node {
 
-// budget_left: bytes this sync may still spend on the wire (UINT64_MAX: no budget).
+using sync::ByteRange;
+using sync::open_source;
+using sync::ServerLimits;
+using sync::Source;
+
+// source: metered by the data budget (its left() is what this sync may still spend).
 // location: the path or URL of `source`, as the subscription names it (keys the timestamp's
 // HTTP validator in the store).
-Result<SyncReport> sync_repository(storage::Store& store, Source& source, const std::string& repo,
-                                   const std::string& location, std::int64_t now,
-                                   const SyncOptions& options, std::uint64_t budget_left);
+Result<SyncReport> sync_repository(storage::Store& store, sync::MeteredSource& source,
+                                   const std::string& repo, const std::string& location,
+                                   std::int64_t now, const SyncOptions& options);
 
-}  // namespace outpost::sync
+}  // namespace outpost::node
