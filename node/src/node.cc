@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -115,7 +116,25 @@ Result<DataBudget> Node::budget() {
   return read_budget(txn, clock_->now());
 }
 
-Result<Subscription> Node::subscribe(const std::string& location, const SubscribeOptions& options) {
+namespace {
+
+// A local path as an absolute one: a subscription is used later from another folder (cron,
+// the daemon). URLs are kept as given.
+std::string absolute_location(const std::string& location) {
+  if (location.find("://") != std::string::npos || location.empty() || location[0] == '/') {
+    return location;
+  }
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(location, ec);
+  return ec ? location : abs.lexically_normal().string();
+}
+
+}  // namespace
+
+Result<Subscription> Node::subscribe(const std::string& given, const SubscribeOptions& given_opts) {
+  const std::string location = absolute_location(given);
+  SubscribeOptions options = given_opts;
+  for (auto& m : options.mirrors) m = absolute_location(m);
   // The first location that answers and verifies; the subscription records them all.
   std::vector<std::string> from = {location};
   from.insert(from.end(), options.mirrors.begin(), options.mirrors.end());
