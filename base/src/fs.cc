@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -154,6 +155,7 @@ Status FileWriter::commit_as(const std::string& final_path) {
   if (!s.ok()) return fail(s);
   done_ = true;
   path_ = final_path;
+  if (!options_.sync_dir) return Status::Ok();
   s = fs_.fsync_dir(dir_name(final_path));
   if (!s.ok()) failed_ = s;
   return s;
@@ -275,6 +277,14 @@ class RealWritable final : public WritableFile {
   Status closed() const { return Status::Internal("use of closed file " + path_ + " (a bug)"); }
   UniqueFd fd_;
   std::string path_;
+};
+
+class RealLock final : public FileLock {
+ public:
+  explicit RealLock(UniqueFd fd) : fd_(std::move(fd)) {}
+
+ private:
+  UniqueFd fd_;  // closing it releases the flock
 };
 
 class RealFileSystem final : public FileSystem {
@@ -458,6 +468,28 @@ class RealFileSystem final : public FileSystem {
     std::sort(out.begin(), out.end(),
               [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
     return out;
+  }
+
+  Status set_mtime(const std::string& path, std::int64_t mtime_ns) override {
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_sec = static_cast<time_t>(mtime_ns / 1000000000);
+    times[1].tv_nsec = static_cast<long>(mtime_ns % 1000000000);
+    if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) {
+      return errno_status(errno, "setting the modification time of", path);
+    }
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<FileLock>> try_lock(const std::string& path) override {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return errno_status(errno, "locking", path);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) return Status::Aborted(path + " is locked by another process");
+      return errno_status(errno, "locking", path);
+    }
+    return std::unique_ptr<FileLock>(new RealLock(std::move(fd)));
   }
 
   Result<std::uint64_t> free_space(const std::string& path) override {

@@ -138,5 +138,28 @@ TEST_CASE(
   CHECK(real_fs().list_dir(tmp.path())->size() == 1);  // the half-written temp file is gone
 }
 
+TEST_CASE("a FileWriter without directory sync leaves the new name to its caller's fsync",
+          "[base][fault_fs]") {
+  TempDir tmp;
+  FaultFileSystem fs;
+  for (const char* name : {"a", "b"}) {
+    auto w = FileWriter::open(fs, tmp / name, {.sync_dir = false});
+    REQUIRE(w.ok());
+    REQUIRE((*w)->write(as_bytes(name)).ok());
+    REQUIRE((*w)->commit().ok());
+  }
+  CHECK(fs.calls(Op::kSyncDir) == 0);
+  fs.simulate_crash();
+  CHECK(real_fs().list_dir(tmp.path())->empty());  // names lost, no half files either
+
+  auto w = FileWriter::open(fs, tmp / "c", {.sync_dir = false});
+  REQUIRE(w.ok());
+  REQUIRE((*w)->write(as_bytes("c")).ok());
+  REQUIRE((*w)->commit().ok());
+  REQUIRE(fs.fsync_dir(tmp.path()).ok());
+  fs.simulate_crash();
+  CHECK(test::read_text(tmp / "c") == "c");
+}
+
 }  // namespace
 }  // namespace outpost::test

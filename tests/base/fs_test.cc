@@ -165,5 +165,25 @@ TEST_CASE("one errno mapping gives each failure the code that says what to do", 
   }
 }
 
+TEST_CASE("a directory lock is exclusive until released, and set_mtime moves the mtime",
+          "[base][fs]") {
+  TempDir tmp;
+  FileSystem& fs = real_fs();
+  {
+    auto first = fs.try_lock(tmp.path());
+    REQUIRE(first.ok());
+    auto second = fs.try_lock(tmp.path());
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.error().code() == Code::kAborted);
+  }
+  CHECK(fs.try_lock(tmp.path()).ok());  // released with the first object
+
+  test::write_text(tmp / "f", "x");
+  const std::int64_t t = 1'900'000'000LL * 1'000'000'000LL + 5;
+  REQUIRE(fs.set_mtime(tmp / "f", t).ok());
+  CHECK(fs.stat(tmp / "f")->mtime_ns == t);
+  CHECK(fs.set_mtime(tmp / "none", t).code() == Code::kNotFound);
+}
+
 }  // namespace
 }  // namespace outpost

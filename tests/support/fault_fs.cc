@@ -349,4 +349,14 @@ Result<std::uint64_t> FaultFileSystem::free_space(const std::string& path) {
   return space_left_ ? std::min(real, *space_left_) : real;
 }
 
+Status FaultFileSystem::set_mtime(const std::string& path, std::int64_t mtime_ns) {
+  if (auto s = check(Op::kMeta, path, "setting the modification time of")) return *s;
+  return base_.set_mtime(path, mtime_ns);
+}
+
+Result<std::unique_ptr<FileLock>> FaultFileSystem::try_lock(const std::string& path) {
+  if (auto s = check(Op::kMeta, path, "locking")) return *s;
+  return base_.try_lock(path);
+}
+
 }  // namespace outpost::test

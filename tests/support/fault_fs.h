@@ -43,6 +43,7 @@ class FaultFileSystem final : public FileSystem {
     kSyncDir,   // fsync_dir
     kMakeDirs,  // make_dirs
     kLook,      // stat, lstat, list_dir, free_space
+    kMeta,      // set_mtime, try_lock
     kAny,
   };
   enum class Crash {
@@ -92,6 +93,8 @@ class FaultFileSystem final : public FileSystem {
   Result<FileStat> lstat(const std::string& path) override;
   Result<std::vector<DirEntry>> list_dir(const std::string& dir) override;
   Result<std::uint64_t> free_space(const std::string& path) override;
+  Status set_mtime(const std::string& path, std::int64_t mtime_ns) override;
+  Result<std::unique_ptr<FileLock>> try_lock(const std::string& path) override;
 
  private:
   friend class FaultWritable;

@@ -100,6 +100,12 @@ class WritableFile {
   virtual Status close() = 0;
 };
 
+// An advisory lock taken by FileSystem::try_lock; destroying it releases the lock.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
@@ -153,6 +159,16 @@ class FileSystem {
   // Bytes an unprivileged process may still write on the file system holding path
   // (statvfs f_bavail * f_frsize).
   virtual Result<std::uint64_t> free_space(const std::string& path) = 0;
+
+  // ---- metadata and locks ----
+  // Sets the modification time of path (nanoseconds since the epoch; the access time is left
+  // alone). For files whose ETag a web server derives from the mtime.
+  virtual Status set_mtime(const std::string& path, std::int64_t mtime_ns) = 0;
+  // An exclusive advisory lock (flock) on a file or directory, without waiting: kAborted
+  // when another process, or another lock object in this one, holds it (the caller says who
+  // and what to do). Held until the returned object is destroyed; a crashed holder's lock
+  // goes with its process.
+  virtual Result<std::unique_ptr<FileLock>> try_lock(const std::string& path) = 0;
 };
 
 // How FileWriter writes its file.
@@ -161,6 +177,10 @@ struct WriteOptions {
   // false: commit() fails with kFailedPrecondition when the final path exists, and leaves the
   // existing file alone (key files are never overwritten).
   bool replace = true;
+  // false: commit() renames but leaves the fsync of the directory to the caller, who writes
+  // many files into one directory and calls FileSystem::fsync_dir once at the end (checkout
+  // on an SD card). Until then a crash may lose the new names (never half a file).
+  bool sync_dir = true;
 };
 
 // Writes one file atomically, streaming: the bytes go to a temp file next to the final path
