@@ -557,7 +557,7 @@ Status check_data_file(const StoreOptions& options) {
   // Two meta pages of at most 64 KiB each.
   const std::uint64_t head_bytes = std::min<std::uint64_t>(size, 2 * 65536);
   Result<Bytes> head = real_fs().read_range(data_file, 0, head_bytes);
-  if (!head.ok()) return lmdb::to_status(EIO, "opening", dir).With(head.error().message());
+  if (!head.ok()) return head.error().With("checking the store in " + dir);
   std::optional<lmdb::DataFileNeed> need = lmdb::data_file_need(head->data(), head->size());
   // Not LMDB, or the other word size: mdb_env_open says MDB_INVALID and open_core names it.
   if (!need || need->meta.word_bits != kWordBits) return Status::Ok();
