@@ -3,19 +3,14 @@
 // Only the 32-byte seed is secret; the public key is stored to catch a damaged file.
 #include "outpost/crypto/keys.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
 #include "outpost/base/fs.h"
-#include "outpost/base/unique_fd.h"
 #include "outpost/crypto/hash.h"
 
 namespace outpost::crypto {
@@ -45,27 +40,16 @@ class Wipe {
   std::size_t n_;
 };
 
-using Fd = UniqueFd;
-
-std::string octal_mode(mode_t mode) {
+std::string octal_mode(std::uint32_t mode) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
 }
 
-Status write_all_fd(int fd, const char* data, std::size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      std::string msg = "writing key file " + path + ": " + errno_text(err);
-      return err == ENOSPC ? Status::ResourceExhausted(msg) : Status::Internal(msg);
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return Status::Ok();
+Status already_exists(const std::string& path) {
+  return Status::FailedPrecondition("key file " + path +
+                                    " already exists: outpost never overwrites a key; "
+                                    "choose another path or move the old file away");
 }
 
 }  // namespace
@@ -174,6 +158,10 @@ Result<SecretKey> SecretKey::from_seed(ByteView seed) {
 }
 
 Status SecretKey::save(const std::string& path, KeyRole role) const {
+  return save(path, role, real_fs());
+}
+
+Status SecretKey::save(const std::string& path, KeyRole role, FileSystem& fs) const {
   unsigned char seed[kSeedBytes];
   char seed_hex[2 * kSeedBytes + 1];
   Wipe wipe_seed(seed, sizeof seed);
@@ -193,79 +181,68 @@ Status SecretKey::save(const std::string& path, KeyRole role) const {
   text.append(seed_hex, 2 * kSeedBytes);
   text += "\"\n}\n";
   Status status = [&]() -> Status {
-    Fd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd.get() < 0) {
-      int err = errno;
-      if (err == EEXIST) {
-        return Status::FailedPrecondition("key file " + path +
-                                          " already exists: outpost never overwrites a key; "
-                                          "choose another path or move the old file away");
-      }
-      if (err == ENOENT) {
+    // Through a temp file and a rename that never replaces: after a crash, a full disk or a
+    // pulled stick there is either no key file or the whole new one, never half of one, and
+    // an existing key is never touched.
+    if (fs.exists(path)) return already_exists(path);
+    auto writer = FileWriter::open(fs, path, {.mode = 0600, .replace = false});
+    if (!writer.ok()) {
+      if (writer.error().IsNotFound()) {
         return Status::NotFound("cannot create key file " + path +
                                 ": its directory does not exist");
       }
-      return Status::FailedPrecondition("cannot create key file " + path + ": " + errno_text(err));
+      return writer.error().With("creating key file " + path);
     }
-    Status w = write_all_fd(fd.get(), text.data(), text.size(), path);
-    if (w.ok() && ::fsync(fd.get()) != 0) {
-      w = Status::Internal("syncing key file " + path + ": " + errno_text(errno));
+    Status w = (*writer)->write(as_bytes(text));
+    if (w.ok()) w = (*writer)->commit();
+    if (w.code() == Code::kFailedPrecondition && fs.exists(path) &&
+        w.message().find("already exists") != std::string::npos) {
+      return already_exists(path);
     }
-    if (w.ok() && ::close(fd.release()) != 0) {
-      w = Status::Internal("closing key file " + path + ": " + errno_text(errno));
-    }
-    if (!w.ok()) {
-      ::unlink(path.c_str());
-      return w;
-    }
-    // Make the new directory entry durable too.
-    const auto slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? std::string(".")
-                            : slash == 0               ? std::string("/")
-                                                       : path.substr(0, slash);
-    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd.get() >= 0) ::fsync(dfd.get());
-    return Status::Ok();
+    return w.With("writing key file " + path);
   }();
   sodium_memzero(text.data(), text.size());
   return status;
 }
 
-Result<SecretKey> SecretKey::load(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (fd.get() < 0) {
-    int err = errno;
-    if (err == ENOENT) return Status::NotFound("key file " + path + " does not exist");
-    return Status::FailedPrecondition("cannot open key file " + path + ": " + errno_text(err));
+Result<SecretKey> SecretKey::load(const std::string& path) { return load(path, real_fs()); }
+
+Result<SecretKey> SecretKey::load(const std::string& path, FileSystem& fs) {
+  // Looked at before opening, so a FIFO or device never blocks the open.
+  auto st = fs.stat(path);
+  if (!st.ok()) {
+    if (st.error().IsNotFound()) return Status::NotFound("key file " + path + " does not exist");
+    return st.error().With("key file " + path);
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    return Status::FailedPrecondition("cannot stat key file " + path + ": " + errno_text(errno));
-  }
-  if (!S_ISREG(st.st_mode)) {
+  if (st->type != FileType::kRegular) {
     return Status::Corruption("key file " + path + " is not a regular file");
   }
-  if ((st.st_mode & 077) != 0) {
+  if ((st->mode & 077) != 0) {
     return Status::FailedPrecondition("key file " + path +
                                       " is readable by group or others (mode " +
-                                      octal_mode(st.st_mode) + "): run 'chmod 600 " + path + "'");
+                                      octal_mode(st->mode) + "): run 'chmod 600 " + path + "'");
   }
-  if (st.st_size > static_cast<off_t>(kMaxKeyFileBytes)) {
-    return Status::Corruption("key file " + path + " is " + std::to_string(st.st_size) +
+  if (st->size > kMaxKeyFileBytes) {
+    return Status::Corruption("key file " + path + " is " + std::to_string(st->size) +
                               " bytes: too large to be an outpost key file");
+  }
+  auto reader = fs.open_reader(path);
+  if (!reader.ok()) {
+    if (reader.error().IsNotFound()) {
+      return Status::NotFound("key file " + path + " does not exist");
+    }
+    return reader.error().With("key file " + path);
   }
 
   char buf[kMaxKeyFileBytes + 1];
   Wipe wipe_buf(buf, sizeof buf);
   std::size_t size = 0;
   while (size < sizeof buf) {
-    ssize_t n = ::read(fd.get(), buf + size, sizeof buf - size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FailedPrecondition("reading key file " + path + ": " + errno_text(errno));
-    }
-    if (n == 0) break;
-    size += static_cast<std::size_t>(n);
+    auto n = (*reader)->read(
+        std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(buf) + size, sizeof buf - size));
+    if (!n.ok()) return n.error().With("reading key file " + path);
+    if (*n == 0) break;
+    size += *n;
   }
   if (size > kMaxKeyFileBytes) {
     return Status::Corruption("key file " + path + " is too large to be an outpost key file");

@@ -16,22 +16,9 @@
 
 namespace outpost::packaging::detail {
 
-// Maps an errno of an operation on `what` to a Status whose code says what to do next.
+// Maps an errno of an operation on `what` to a Status: base's one mapping (outpost/base/fs.h).
 inline Status errno_status(int err, const std::string& action, const std::string& what) {
-  std::string msg = action + " " + what + ": " + errno_text(err);
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR: return Status::NotFound(msg);
-    case EACCES:
-    case EPERM:
-    case EROFS: return Status::FailedPrecondition(msg);
-    case ENOSPC:
-    case EDQUOT: return Status::ResourceExhausted(msg);
-    case EINTR:
-    case EAGAIN:
-    case EIO: return Status::Unavailable(msg);
-    default: return Status::Internal(msg);
-  }
+  return ::outpost::errno_status(err, action, what);
 }
 
 using Fd = UniqueFd;

@@ -1,8 +1,5 @@
 #include "outpost/packaging/pack.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -12,7 +9,6 @@
 #include <cstring>
 #include <limits>
 
-#include "io_util.h"
 #include "outpost/packaging/manifest.h"
 
 namespace outpost::packaging {
@@ -130,60 +126,55 @@ Result<crypto::Digest> PackWriter::finish() {
 
 // ---- PackFileWriter --------------------------------------------------------------------------
 
-PackFileWriter::PackFileWriter(std::string dir, std::string tmp_path, int fd)
+PackFileWriter::PackFileWriter(std::string dir, std::unique_ptr<FileWriter> file)
     : dir_(std::move(dir)),
-      tmp_path_(std::move(tmp_path)),
-      fd_(fd),
+      file_(std::move(file)),
       writer_([this](ByteView b) { return write_buffered(b); }) {
   buffer_.reserve(kWriteBuffer);
 }
 
-PackFileWriter::~PackFileWriter() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(tmp_path_.c_str());
-}
+PackFileWriter::~PackFileWriter() = default;  // file_ drops the temp file unless committed
 
-Result<std::unique_ptr<PackFileWriter>> PackFileWriter::create(const std::string& dir) {
-  std::string tmpl = dir + "/.tmp-pack-XXXXXX";
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) return detail::errno_status(errno, "creating a pack in", dir);
-  ::fchmod(fd, 0644);
-  return std::unique_ptr<PackFileWriter>(new PackFileWriter(dir, std::string(name.data()), fd));
+Result<std::unique_ptr<PackFileWriter>> PackFileWriter::create(const std::string& dir,
+                                                               FileSystem& fs) {
+  auto file = FileWriter::open(fs, join_path(dir, "pending.pack"), {.mode = 0644});
+  if (!file.ok()) return file.error().With("creating a pack in " + dir);
+  return std::unique_ptr<PackFileWriter>(new PackFileWriter(dir, std::move(file).value()));
 }
 
 Status PackFileWriter::write_buffered(ByteView bytes) {
   if (buffer_.size() + bytes.size() > kWriteBuffer) {
     OUTPOST_RETURN_IF_ERROR(flush());
-    if (bytes.size() >= kWriteBuffer) return detail::write_all(fd_, bytes, tmp_path_);
+    if (bytes.size() >= kWriteBuffer) return file_->write(bytes);
   }
   buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
   return Status::Ok();
 }
 
 Status PackFileWriter::flush() {
-  Status s = detail::write_all(fd_, buffer_, tmp_path_);
+  Status s = file_->write(buffer_);
   buffer_.clear();
   return s;
 }
 
 Result<PackFileInfo> PackFileWriter::commit() {
   if (committed_) return Status::FailedPrecondition("pack already committed");
-  OUTPOST_ASSIGN_OR_RETURN(crypto::Digest id, writer_.finish());
-  OUTPOST_RETURN_IF_ERROR(flush());
-  if (::fsync(fd_) != 0) return detail::errno_status(errno, "syncing", tmp_path_);
-  ::close(fd_);
-  fd_ = -1;
+  auto id = writer_.finish();
+  if (!id.ok()) {
+    file_->abort();
+    return id.error();
+  }
+  Status s = flush();
   PackFileInfo info;
-  info.id = id;
+  info.id = *id;
   info.size = writer_.bytes_written();
-  info.path = dir_ + "/" + crypto::hex(id) + ".pack";
-  if (::rename(tmp_path_.c_str(), info.path.c_str()) != 0) {
-    return detail::errno_status(errno, "renaming pack to", info.path);
+  info.path = join_path(dir_, crypto::hex(*id) + ".pack");
+  if (s.ok()) s = file_->commit_as(info.path);
+  if (!s.ok()) {
+    file_->abort();
+    return s.With("writing pack " + info.path);
   }
   committed_ = true;
-  OUTPOST_RETURN_IF_ERROR(detail::fsync_dir(dir_));
   return info;
 }
 
@@ -192,15 +183,13 @@ Result<PackFileInfo> PackFileWriter::commit() {
 PackReader::PackReader(ReadFn read, std::string pack_name, PackReaderOptions options)
     : read_(std::move(read)), name_(std::move(pack_name)), options_(options), buf_(kReadBuffer) {}
 
-PackReader::~PackReader() {
-  if (owned_fd_ >= 0) ::close(owned_fd_);
-}
+PackReader::~PackReader() = default;
 
 PackReader::PackReader(PackReader&& o) noexcept
     : read_(std::move(o.read_)),
       name_(std::move(o.name_)),
       options_(o.options_),
-      owned_fd_(o.owned_fd_),
+      owned_file_(std::move(o.owned_file_)),
       buf_(std::move(o.buf_)),
       buf_pos_(o.buf_pos_),
       buf_len_(o.buf_len_),
@@ -212,18 +201,16 @@ PackReader::PackReader(PackReader&& o) noexcept
       error_(std::move(o.error_)),
       hash_(o.hash_),
       pack_id_(o.pack_id_),
-      decompressor_(std::move(o.decompressor_)) {
-  o.owned_fd_ = -1;
-}
+      decompressor_(std::move(o.decompressor_)) {}
 
 Result<std::unique_ptr<PackReader>> PackReader::open_file(const std::string& path,
                                                           PackReaderOptions options) {
-  OUTPOST_ASSIGN_OR_RETURN(detail::Fd fd, detail::open_read(path));
-  const int raw = fd.get();
+  FileSystem& fs = options.fs != nullptr ? *options.fs : real_fs();
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<FileReader> file, fs.open_reader(path));
+  FileReader* raw = file.get();
   auto reader = std::make_unique<PackReader>(
-      [raw, path](std::span<std::uint8_t> dst) { return detail::read_some(raw, dst, path); }, path,
-      options);
-  reader->owned_fd_ = fd.release();  // the reader closes it
+      [raw](std::span<std::uint8_t> dst) { return raw->read(dst); }, path, options);
+  reader->owned_file_ = std::move(file);  // the reader closes it
   return reader;
 }
 
@@ -432,34 +419,23 @@ Status PackReader::for_each(const std::function<Status(const PackRecord&)>& fn) 
 // ---- random access ---------------------------------------------------------------------------
 
 Result<Bytes> read_pack_range(const std::string& pack_path, std::uint64_t offset,
-                              std::uint64_t length) {
+                              std::uint64_t length, FileSystem& fs) {
   if (length > (std::uint64_t{1} << 31)) {
     return Status::InvalidArgument("read of " + std::to_string(length) + " bytes from " +
                                    pack_path + " is too large");
   }
-  OUTPOST_ASSIGN_OR_RETURN(detail::Fd fd, detail::open_read(pack_path));
-  Bytes out(length);
-  std::size_t got = 0;
-  while (got < out.size()) {
-    const ssize_t n =
-        ::pread(fd.get(), out.data() + got, out.size() - got, static_cast<off_t>(offset + got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return detail::errno_status(errno, "reading", pack_path);
-    }
-    if (n == 0) {
-      return Status::Corruption("pack " + pack_path + " is truncated: " + std::to_string(length) +
-                                " bytes at offset " + std::to_string(offset) + " run past its end");
-    }
-    got += static_cast<std::size_t>(n);
+  auto out = fs.read_range(pack_path, offset, length);
+  if (!out.ok() && out.error().IsCorruption()) {
+    return Status::Corruption("pack " + pack_path + " is truncated: " + std::to_string(length) +
+                              " bytes at offset " + std::to_string(offset) + " run past its end");
   }
   return out;
 }
 
 Result<Bytes> read_chunk(const std::string& pack_path, const ChunkEntry& entry,
-                         Decompressor& decompressor) {
+                         Decompressor& decompressor, FileSystem& fs) {
   OUTPOST_ASSIGN_OR_RETURN(Bytes stored,
-                           read_pack_range(pack_path, entry.offset, entry.stored_length));
+                           read_pack_range(pack_path, entry.offset, entry.stored_length, fs));
   const std::string what = "chunk " + crypto::hex(entry.id);
   auto raw = decompressor.decompress(stored, entry.raw_length, what);
   if (!raw.ok()) return raw.error().With("pack " + pack_path);

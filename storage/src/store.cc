@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "lmdb_handles.h"
+#include "lmdb_meta.h"
+#include "outpost/base/fs.h"
 
 namespace outpost::storage {
 
@@ -371,6 +373,25 @@ Status WriteTxn::del(Table table, ByteView key) {
   return Status::Ok();
 }
 
+Result<std::uint64_t> WriteTxn::erase_if(
+    Table table, ByteView prefix, const std::function<bool(ByteView key, ByteView value)>& fn) {
+  // Collect first, delete after: deleting under an open cursor would move it.
+  std::vector<Bytes> doomed;
+  OUTPOST_RETURN_IF_ERROR(scan(table, prefix, [&](ByteView k, ByteView v) {
+    if (fn(k, v)) doomed.emplace_back(k.begin(), k.end());
+    return true;
+  }));
+  std::uint64_t removed = 0;
+  for (const Bytes& key : doomed) {
+    MDB_val k = lmdb::val(key);
+    int rc = mdb_del(impl_->txn.get(), impl_->dbi(table), &k, nullptr);
+    if (rc == MDB_NOTFOUND) continue;
+    if (rc != MDB_SUCCESS) return impl_->fail(rc);
+    ++removed;
+  }
+  return removed;
+}
+
 Status WriteTxn::commit() {
   if (!impl_) return Status::Internal("use of a moved-from store transaction (a bug)");
   Impl& t = *impl_;
@@ -505,6 +526,59 @@ Status reserve_lock_file(const std::string& dir) {
   return Status::Ok();  // EOPNOTSUPP (some file systems): nothing more can be done
 }
 
+std::string way_out(const std::string& dir) {
+  return "restore " + dir + " from a backup, or move it aside and run 'outpost subscribe' and " +
+         "'outpost sync' to fetch its content again from the repository";
+}
+
+// Checks data.mdb before LMDB maps it. LMDB maps the whole file and reads pages through the
+// map: a page past the end of a truncated file is SIGBUS in every command, and a zero-length
+// file is taken for a new environment and silently initialised. Both are damage to report.
+Status check_data_file(const StoreOptions& options) {
+  const std::string& dir = options.dir;
+  const std::string data_file = dir + "/data.mdb";
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(data_file, ec);
+  if (ec) return Status::Ok();  // no data file yet: a new store (Store::open checked create)
+  if (size == 0) {
+    // A new store gets its meta pages in mdb_env_open; a data file that stays empty after
+    // that is never what outpost left behind. Only `create` on a directory that never held
+    // a store (no marker file) may start over.
+    const bool marked = fs::exists(dir + "/" + std::string(kMarkerFile), ec);
+    if (!options.create || marked) {
+      return Status::Corruption("store data.mdb in " + dir + " is empty (0 bytes)" +
+                                (marked ? " though the store was created before" : "") +
+                                ": its content was lost (power cut, full disk or an interrupted "
+                                "copy?): " +
+                                way_out(dir));
+    }
+    return Status::Ok();
+  }
+  // Two meta pages of at most 64 KiB each.
+  const std::uint64_t head_bytes = std::min<std::uint64_t>(size, 2 * 65536);
+  Result<Bytes> head = real_fs().read_range(data_file, 0, head_bytes);
+  if (!head.ok()) return head.error().With("checking the store in " + dir);
+  std::optional<lmdb::DataFileNeed> need = lmdb::data_file_need(head->data(), head->size());
+  // Not LMDB, or the other word size: mdb_env_open says MDB_INVALID and open_core names it.
+  if (!need || need->meta.word_bits != kWordBits) return Status::Ok();
+  if (size < need->bytes) {
+    return Status::Corruption("store data.mdb in " + dir + " is truncated (" +
+                              std::to_string(size) + " of " + std::to_string(need->bytes) +
+                              " bytes): it was cut short (full disk, power cut or an "
+                              "interrupted copy?): " +
+                              way_out(dir));
+  }
+  return Status::Ok();
+}
+
+// Marks the directory as holding a store, so that an emptied data.mdb is recognised as
+// damage later (check_data_file). Best effort: a store without the marker still opens.
+void write_marker_file(const std::string& dir) {
+  const std::string path = dir + "/" + std::string(kMarkerFile);
+  if (real_fs().exists(path)) return;
+  (void)real_fs().write_file_atomic(path, as_bytes(format_marker() + "\n"), 0644);
+}
+
 // Opens the environment of a directory this process does not have open yet.
 Result<std::unique_ptr<detail::Core>> open_core(const StoreOptions& options) {
   const std::string& dir = options.dir;
@@ -514,6 +588,7 @@ Result<std::unique_ptr<detail::Core>> open_core(const StoreOptions& options) {
   c->dir = dir;
   c->pid = ::getpid();
 
+  OUTPOST_RETURN_IF_ERROR(check_data_file(options));
   if (!options.read_only) OUTPOST_RETURN_IF_ERROR(reserve_lock_file(dir));
   MDB_env* raw = nullptr;
   int rc = mdb_env_create(&raw);
@@ -569,6 +644,7 @@ Result<std::unique_ptr<detail::Core>> open_core(const StoreOptions& options) {
   c->max_key = static_cast<std::size_t>(mdb_env_get_maxkeysize(raw));
 
   OUTPOST_RETURN_IF_ERROR(open_tables(*c));
+  if (!options.read_only) write_marker_file(dir);
   return c;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "outpost/base/bytes.h"
+#include "outpost/base/fs.h"
 #include "outpost/base/json.h"
 #include "outpost/base/status.h"
 
@@ -44,11 +45,20 @@ class SecretKey {
   // the same seed always signs the same bytes the same way: for golden test vectors.
   // kInvalidArgument when seed is not 32 bytes.
   static Result<SecretKey> from_seed(ByteView seed);
-  // Loads a key file written by save(). kFailedPrecondition when the file mode lets group or
-  // others read it; kCorruption when it is not a key file; kNotFound when missing.
+  // Loads a key file written by save(), through `fs` (the real file system by default).
+  // kFailedPrecondition when the file mode lets group or others read it; kCorruption when it
+  // is not a key file (or not a regular file); kNotFound when missing; read errors as
+  // errno_status() maps them (kUnavailable for EIO or a removed device).
   static Result<SecretKey> load(const std::string& path);
-  // Writes a new key file (mode 0600, never overwrites: kFailedPrecondition if it exists).
+  static Result<SecretKey> load(const std::string& path, FileSystem& fs);
+  // Writes a new key file with mode 0600 through `fs`: a temp file, fsync, a rename that
+  // never replaces, fsync of the directory. Never overwrites: kFailedPrecondition if path
+  // exists. kNotFound when its directory is missing; kResourceExhausted when the disk is
+  // full; kUnavailable on EIO. On any error, or a crash at any point, there is either no
+  // file at path or the whole new key, never part of one (a stray temp file
+  // ".NAME.tmp-..." may remain after a crash; it holds the seed and has mode 0600).
   Status save(const std::string& path, KeyRole role) const;
+  Status save(const std::string& path, KeyRole role, FileSystem& fs) const;
 
   const PublicKey& public_key() const { return public_; }
   Signature sign(ByteView message) const;

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "outpost/base/bytes.h"
+#include "outpost/base/fs.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunk_index.h"
@@ -99,29 +100,38 @@ struct PackFileInfo {
   std::uint64_t size = 0;  // bytes
 };
 
-// A PackWriter into a file: a temp file in `dir` that becomes DIR/<hex id>.pack on commit().
+// A PackWriter into a file: a temp file in `dir` that becomes DIR/<hex id>.pack on commit(),
+// written through a FileSystem (FileWriter: temp file, fsync, rename, fsync of DIR), so a
+// full disk, an I/O error, a power cut or a pulled stick leaves either no pack under a pack
+// name or a complete one, never part of one. The FileSystem must outlive the writer.
 class PackFileWriter {
  public:
-  // Creates DIR/.tmp-pack-XXXXXX (DIR must exist). kNotFound / kFailedPrecondition /
-  // kResourceExhausted per errno.
-  static Result<std::unique_ptr<PackFileWriter>> create(const std::string& dir);
+  // Creates the temp file DIR/.pending.pack.tmp-PID-N (DIR must exist). Errors as
+  // errno_status() maps them: kNotFound (no DIR), kFailedPrecondition (permissions,
+  // read-only), kResourceExhausted (disk full), kUnavailable (EIO, device removed).
+  static Result<std::unique_ptr<PackFileWriter>> create(const std::string& dir,
+                                                        FileSystem& fs = real_fs());
   ~PackFileWriter();  // removes the temp file unless committed
   PackFileWriter(const PackFileWriter&) = delete;
   PackFileWriter& operator=(const PackFileWriter&) = delete;
 
+  // Records go through this writer, buffered (256 KiB) on their way to the file. A write
+  // error fails the writer for good (and removes the temp file): later add_*() and commit()
+  // return kFailedPrecondition or the error.
   PackWriter& writer() { return writer_; }
   // Trailer, flush, fsync, rename to DIR/<hex id>.pack, fsync DIR. If a pack with that id is
-  // already there, the temp file is simply dropped (same bytes by construction).
-  // kResourceExhausted on ENOSPC; the temp file is removed on any error.
+  // already there it is replaced by the same bytes (same id, same content by construction).
+  // kResourceExhausted on ENOSPC, kUnavailable on EIO; the temp file is removed on any error
+  // (except a failed fsync of DIR after the rename: the pack is then in place, whole, but may
+  // not survive a power cut, and the error is returned all the same).
   Result<PackFileInfo> commit();
 
  private:
-  PackFileWriter(std::string dir, std::string tmp_path, int fd);
+  PackFileWriter(std::string dir, std::unique_ptr<FileWriter> file);
   Status write_buffered(ByteView bytes);
   Status flush();
   std::string dir_;
-  std::string tmp_path_;
-  int fd_ = -1;
+  std::unique_ptr<FileWriter> file_;
   Bytes buffer_;
   PackWriter writer_;
   bool committed_ = false;
@@ -135,6 +145,8 @@ struct PackReaderOptions {
   // Decompress each chunk (bounded by its raw_length) and check its BLAKE2b-256 id; the raw
   // bytes are then returned in PackRecord::raw. Non-chunk records are always checked.
   bool verify_chunks = true;
+  // Where open_file() reads from; must outlive the reader.
+  FileSystem* fs = &real_fs();
 };
 
 struct PackRecord {
@@ -158,7 +170,8 @@ class PackReader {
   PackReader(const PackReader&) = delete;
   PackReader& operator=(const PackReader&) = delete;
 
-  // A reader over a file it owns. kNotFound when missing.
+  // A reader over a file it owns, opened through options.fs. kNotFound when missing; read
+  // errors as errno_status() maps them (kUnavailable for EIO or a removed stick).
   static Result<std::unique_ptr<PackReader>> open_file(const std::string& path,
                                                        PackReaderOptions options = {});
   // A reader over a memory buffer; `data` must outlive the reader.
@@ -185,7 +198,7 @@ class PackReader {
   ReadFn read_;
   std::string name_;
   PackReaderOptions options_;
-  int owned_fd_ = -1;
+  std::unique_ptr<FileReader> owned_file_;
   Bytes buf_;
   std::size_t buf_pos_ = 0;
   std::size_t buf_len_ = 0;
@@ -200,14 +213,15 @@ class PackReader {
   Decompressor decompressor_;
 };
 
-// Reads [offset, offset + length) of a pack file (the stored bytes of one record).
-// kNotFound when the file is missing; kCorruption when it is shorter.
+// Reads [offset, offset + length) of a pack file (the stored bytes of one record) through fs.
+// kNotFound when the file is missing; kCorruption when it is shorter; kInvalidArgument for
+// a length over 2 GiB.
 Result<Bytes> read_pack_range(const std::string& pack_path, std::uint64_t offset,
-                              std::uint64_t length);
+                              std::uint64_t length, FileSystem& fs = real_fs());
 
 // Reads one chunk described by an index entry from the pack file at pack_path, decompresses it
 // (never past entry.raw_length) and checks its id. kCorruption when it does not match.
 Result<Bytes> read_chunk(const std::string& pack_path, const ChunkEntry& entry,
-                         Decompressor& decompressor);
+                         Decompressor& decompressor, FileSystem& fs = real_fs());
 
 }  // namespace outpost::packaging

@@ -75,6 +75,10 @@ const char* table_name(Table t);
 // a new store and checks it in an existing one. Other modules must not write this key.
 inline constexpr std::string_view kFormatKey = "format";
 inline constexpr int kStoreFormat = 1;
+// A file in the store's directory, written (atomically, holding the same text as the format
+// key) once a writable open has checked the store. A zero-length data.mdb next to it is
+// damage (kCorruption), never a new store to initialise.
+inline constexpr std::string_view kMarkerFile = "outpost-store";
 
 // Keys are 1 to kMaxKeyBytes bytes (LMDB's limit); put/get/del return kInvalidArgument
 // otherwise. Values may be empty and up to a few GiB (bounded by the map).
@@ -136,6 +140,14 @@ class WriteTxn : public ReadTxn {
   Status put(Table table, ByteView key, ByteView value);
   // Deleting an absent key is not an error.
   Status del(Table table, ByteView key);
+  // Deletes every entry of `table` whose key starts with `prefix` (every entry when prefix is
+  // empty) for which fn(key, value) returns true, and returns how many it deleted: the
+  // repair path for records no parser accepts (a store copied while a sync wrote it), whose
+  // keys may even have the wrong length, and the way for gc to count exactly what it
+  // removed. key and value are valid only during that call of fn; fn must not use this
+  // transaction. Errors as scan() and del(); after a del() error the transaction is failed.
+  Result<std::uint64_t> erase_if(Table table, ByteView prefix,
+                                 const std::function<bool(ByteView key, ByteView value)>& fn);
   // Makes every change visible at once, durably (see the file comment), and ends the
   // transaction. On error nothing is changed and the transaction is ended as well:
   // kResourceExhausted when the disk or the map is full, kUnavailable on an I/O error.
@@ -165,7 +177,11 @@ class Store {
   //  kNotFound            no store there and !create ("no store at DIR: run 'outpost
   //                       subscribe' first or pass --store")
   //  kCorruption          the directory holds something that is not an outpost store
-  //                       (data.mdb is not an LMDB file, or an LMDB file of another program)
+  //                       (data.mdb is not an LMDB file, or an LMDB file of another program),
+  //                       or a damaged one: data.mdb shorter than the pages its meta page
+  //                       counts ("store data.mdb in DIR is truncated (N of M bytes): ..."),
+  //                       or empty while the store existed before (marker file present, or
+  //                       !create). Checked before LMDB maps the file, so never SIGBUS.
   //  kFailedPrecondition  the store was written by the other word size (32/64-bit: export
   //                       and import), by a newer store format, or permissions/read-only fs
   //  kResourceExhausted   disk full while creating it
