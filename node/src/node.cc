@@ -598,7 +598,9 @@ Result<VerifyReport> Node::verify() {
     std::string name = "chunk " + to_hex(k);
     auto stored = records::parse_chunk_value(v);
     if (k.size() != 32 || !stored.ok()) {
-      report.problems.push_back(name + ": record is malformed");
+      report.problems.push_back(name +
+                                ": record is malformed: run 'outpost verify --repair', then "
+                                "'outpost sync'");
       return true;
     }
     auto raw = dec.decompress(stored->frame, stored->raw_length, name);
@@ -607,7 +609,7 @@ Result<VerifyReport> Node::verify() {
     if (!raw.ok() || !crypto::digest_equal(crypto::blake2b(view(*raw)), id)) {
       report.problems.push_back(name +
                                 " is damaged (its bytes do not hash to its id): "
-                                "run 'outpost verify --repair' then 'outpost sync'");
+                                "run 'outpost verify --repair', then 'outpost sync'");
     }
     return true;
   }));
@@ -651,6 +653,29 @@ Result<VerifyReport> Node::verify() {
     report.metadata_checked += 4 + trusted->delegated.size();
     if (!s.ok()) report.problems.push_back("repository " + sub.id + ": " + s.message());
   }
+  return report;
+}
+
+Result<RepairReport> Node::repair() {
+  RepairReport report;
+  OUTPOST_RETURN_IF_ERROR(store_->update([&](storage::WriteTxn& txn) -> Status {
+    report = {};
+    packaging::Decompressor dec;
+    OUTPOST_ASSIGN_OR_RETURN(
+        report.chunks_removed, txn.erase_if(Table::kChunks, {}, [&](ByteView k, ByteView v) {
+          auto stored = records::parse_chunk_value(v);
+          crypto::Digest id{};
+          if (k.size() != id.size() || !stored.ok()) return true;
+          std::copy(k.begin(), k.end(), id.begin());
+          auto raw = dec.decompress(stored->frame, stored->raw_length, "chunk");
+          return !raw.ok() || !crypto::digest_equal(crypto::blake2b(view(*raw)), id);
+        }));
+    OUTPOST_ASSIGN_OR_RETURN(report.bundles_removed,
+                             txn.erase_if(Table::kBundles, {}, [&](ByteView, ByteView v) {
+                               return !records::parse_bundle(v).ok();
+                             }));
+    return Status::Ok();
+  }));
   return report;
 }
 
@@ -698,18 +723,23 @@ Result<GcReport> Node::gc(int retain) {
         OUTPOST_RETURN_IF_ERROR(txn.put(Table::kBundles, as_bytes(name), view(records::encode(r))));
       }
     }
-    std::vector<std::pair<crypto::Digest, std::size_t>> dead;
-    OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kChunks, {}, [&](ByteView k, ByteView v) {
-      crypto::Digest id{};
-      if (k.size() == id.size()) std::copy(k.begin(), k.end(), id.begin());
-      if (k.size() != id.size() || !live.count(id)) dead.emplace_back(id, v.size());
-      return true;
-    }));
-    for (const auto& [id, size] : dead) {
-      OUTPOST_RETURN_IF_ERROR(txn.del(Table::kChunks, {id.data(), id.size()}));
-      ++report.chunks_removed;
-      report.bytes_freed += size;
-    }
+    // Exactly what is deleted is counted: chunks no kept version uses, and records that are
+    // malformed (a store copied while a sync wrote) whatever their key; a second run finds
+    // nothing more.
+    OUTPOST_ASSIGN_OR_RETURN(
+        report.chunks_removed,
+        txn.erase_if(Table::kChunks, {}, [&](ByteView k, ByteView v) {
+          crypto::Digest id{};
+          const bool malformed = k.size() != id.size() || !records::parse_chunk_value(v).ok();
+          if (!malformed) {
+            std::copy(k.begin(), k.end(), id.begin());
+            if (live.count(id)) return false;
+          } else {
+            ++report.malformed_removed;
+          }
+          report.bytes_freed += v.size();
+          return true;
+        }));
     return Status::Ok();
   }));
   return report;

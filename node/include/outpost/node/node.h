@@ -168,8 +168,14 @@ struct VerifyReport {
 
 struct GcReport {
   std::uint64_t versions_removed = 0;
-  std::uint64_t chunks_removed = 0;
-  std::uint64_t bytes_freed = 0;  // stored (compressed) bytes
+  std::uint64_t chunks_removed = 0;     // exactly the records deleted (malformed ones included)
+  std::uint64_t malformed_removed = 0;  // of which malformed (wrong key length, bad value)
+  std::uint64_t bytes_freed = 0;        // stored (compressed) bytes
+};
+
+struct RepairReport {
+  std::uint64_t chunks_removed = 0;   // malformed, or not hashing to their id
+  std::uint64_t bundles_removed = 0;  // malformed bundle records (the next sync fetches them)
 };
 
 struct NodeOptions {
@@ -218,6 +224,10 @@ class Node {
   // Keeps `retain` versions per bundle (current and the ones before it) and drops chunks no
   // kept version uses.
   Result<GcReport> gc(int retain = 2);
+  // Deletes what verify calls damaged in the store itself (chunk records that are malformed
+  // or do not hash to their id, malformed bundle records), in one transaction, so the next
+  // sync fetches them again from the repository.
+  Result<RepairReport> repair();
   // Remembers how many versions gc keeps for one bundle (overrides gc's default).
   // kInvalidArgument for n < 1 or an invalid name.
   Status set_retention(const std::string& bundle, int n);
