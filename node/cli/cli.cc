@@ -1,23 +1,33 @@
-// The outpost command line (DESIGN.md, Command line). Each command parses its arguments,
-// calls one library operation and prints the result for people, or JSON with --json.
-// Every failure is one line on stderr, "outpost: error: ...", and a non-zero exit code that
-// says what kind of failure it was (docs/cli.md).
+// The outpost command line (DESIGN.md, Command line). Presentation only: each command's
+// arguments are parsed by CLI11, one library operation runs, and its result is printed for
+// people, or as JSON with --json.
+//
+// Strict by design (docs/cli.md, "Errors and exit codes"): an unknown option, an extra
+// argument, a missing value or a malformed or out-of-range number is refused with one
+// "outpost: error: ..." line, the command's usage line and exit code 2, before anything is
+// opened. Every other failure is one line on stderr and an exit code that follows the class
+// of the Status (exit_code()). A URL's password never reaches the output (redact()).
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
+#include <deque>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -35,49 +45,40 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::vector<std::string>> options;
-  bool has(const std::string& name) const { return options.count(name) != 0; }
-  std::string get(const std::string& name, const std::string& fallback = "") const {
-    auto it = options.find(name);
-    return it == options.end() || it->second.empty() ? fallback : it->second.back();
-  }
-  const std::vector<std::string>& all(const std::string& name) const {
-    static const std::vector<std::string> kNone;
-    auto it = options.find(name);
-    return it == options.end() ? kNone : it->second;
-  }
-};
+// ---- what every command prints ----
 
-// Options that take no value.
-bool is_flag(const std::string& name) {
-  return name == "json" || name == "help" || name == "repair" || name == "dry-run";
-}
-
-Result<Args> parse_args(const std::vector<std::string>& argv) {
-  Args a;
-  for (std::size_t i = 0; i < argv.size(); ++i) {
-    const std::string& s = argv[i];
-    if (s.rfind("--", 0) != 0 || s == "--") {
-      a.positional.push_back(s);
-      continue;
+// Replaces the password of every URL in text ("https://user:secret@host/x") with "***", so
+// a mirror's credentials never reach a terminal, a log or a script's JSON.
+std::string redact(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t scheme = text.find("://", i);
+    if (scheme == std::string::npos) break;
+    const std::size_t start = scheme + 3;
+    std::size_t end = start;  // the authority: userinfo@host:port
+    while (end < text.size() &&
+           std::string_view("/?#\"' \t\r\n<>\\").find(text[end]) == std::string_view::npos) {
+      ++end;
     }
-    std::string name = s.substr(2);
-    auto eq = name.find('=');
-    if (eq != std::string::npos) {
-      a.options[name.substr(0, eq)].push_back(name.substr(eq + 1));
-    } else if (is_flag(name)) {
-      a.options[name];
-    } else if (i + 1 < argv.size()) {
-      a.options[name].push_back(argv[++i]);
+    const std::size_t at = text.rfind('@', end == start ? start : end - 1);
+    const std::size_t colon =
+        at == std::string::npos || at < start ? std::string::npos : text.find(':', start);
+    if (colon != std::string::npos && colon + 1 < at) {
+      out.append(text, i, colon + 1 - i);
+      out += "***";
+      i = at;
     } else {
-      return Status::InvalidArgument("option --" + name + " needs a value");
+      out.append(text, i, end - i);
+      i = end;
     }
   }
-  return a;
+  out.append(text, i, std::string::npos);
+  return out;
 }
 
+// The exit code of a failure follows the class of its Status (docs/cli.md, exit codes).
 int exit_code(const Status& s) {
   switch (s.code()) {
     case Code::kOk: return 0;
@@ -86,16 +87,21 @@ int exit_code(const Status& s) {
     case Code::kCorruption:
     case Code::kVerificationFailed: return 4;
     case Code::kResourceExhausted: return 5;
-    case Code::kUnavailable: return 6;
+    case Code::kUnavailable:
+    case Code::kAborted: return 6;
+    case Code::kFailedPrecondition:
+    case Code::kInternal: return 1;
     case Code::kCancelled: return 130;  // as a shell reports Ctrl-C
-    default: return 1;
   }
+  return 1;
 }
 
 int fail(const Status& s) {
-  std::fprintf(stderr, "outpost: error: %s\n", s.message().c_str());
+  std::fprintf(stderr, "outpost: error: %s\n", redact(s.message()).c_str());
   return exit_code(s);
 }
+
+void print_json(const Json& j) { std::cout << redact(j.dump(2)) << "\n"; }
 
 std::string human_bytes(std::uint64_t n) {
   const char* units[] = {"B", "KB", "MB", "GB", "TB"};
@@ -122,6 +128,163 @@ std::string default_store() {
   return "outpost-store";
 }
 
+// ---- values on the command line ----
+// Each parser is used twice: as a CLI11 check (so a bad value is a usage error before
+// anything runs) and by the command to read the value it checked.
+
+constexpr std::uint64_t kMaxBytes = 1'000'000'000'000'000;  // 1 PB: "1000000G"
+
+// "1500", "64k", "10M", "2G", "1.5M" (powers of 1000; "KiB"-style suffixes are powers of
+// 1024), at most kMaxBytes.
+Result<std::uint64_t> parse_bytes(const std::string& text) {
+  const auto bad = [&] {
+    return Status::InvalidArgument("'" + text + "' is not a number of bytes (e.g. 500k, 20M, 1G)");
+  };
+  const auto digit = [&](std::size_t k) {
+    return k < text.size() && text[k] >= '0' && text[k] <= '9';
+  };
+  if (!digit(0)) return bad();
+  std::size_t i = 0;
+  std::uint64_t whole = 0;
+  bool overflow = false;
+  for (; digit(i); ++i) {
+    overflow |= __builtin_mul_overflow(whole, std::uint64_t{10}, &whole);
+    overflow |= __builtin_add_overflow(whole, static_cast<std::uint64_t>(text[i] - '0'), &whole);
+  }
+  std::uint64_t fraction = 0, scale = 1;  // fraction / scale, up to 9 decimals
+  if (i < text.size() && text[i] == '.') {
+    if (!digit(++i)) return bad();
+    for (; digit(i); ++i) {
+      if (scale >= 1'000'000'000) continue;
+      fraction = fraction * 10 + static_cast<std::uint64_t>(text[i] - '0');
+      scale *= 10;
+    }
+  }
+  std::string unit = text.substr(i);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const std::map<std::string, std::uint64_t> kUnits = {
+      {"", 1},
+      {"b", 1},
+      {"k", 1000},
+      {"kb", 1000},
+      {"m", 1000'000},
+      {"mb", 1000'000},
+      {"g", 1000'000'000},
+      {"gb", 1000'000'000},
+      {"kib", 1ULL << 10},
+      {"mib", 1ULL << 20},
+      {"gib", 1ULL << 30},
+  };
+  auto u = kUnits.find(unit);
+  if (u == kUnits.end()) {
+    return Status::InvalidArgument("'" + text + "': unknown unit (use k, M or G)");
+  }
+  std::uint64_t bytes = 0;
+  overflow |= __builtin_mul_overflow(whole, u->second, &bytes);
+  bytes += fraction * u->second / scale;  // < 10^9 * 2^30: no overflow
+  if (overflow || bytes > kMaxBytes) {
+    return Status::InvalidArgument("'" + text + "' is too large (at most 1000000G)");
+  }
+  return bytes;
+}
+
+// A whole number in [lo, hi].
+Result<std::int64_t> parse_whole(const std::string& text, std::int64_t lo, std::int64_t hi) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || v < lo || v > hi) {
+    return Status::InvalidArgument(
+        "'" + text + "' is not a whole number " +
+        (hi == INT64_MAX ? "of at least " + std::to_string(lo)
+                         : "from " + std::to_string(lo) + " to " + std::to_string(hi)));
+  }
+  return v;
+}
+
+// A number of seconds (decimals allowed) in [lo, hi].
+Result<double> parse_seconds(const std::string& text, double lo, double hi) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || !std::isfinite(v) ||
+      v < lo || v > hi) {
+    char range[64];
+    std::snprintf(range, sizeof range, "%g to %g", lo, hi);
+    return Status::InvalidArgument("'" + text + "' is not a number of seconds from " + range);
+  }
+  return v;
+}
+
+template <typename Parse>
+CLI::Validator check_with(Parse parse, const std::string& name) {
+  return CLI::Validator(
+      [parse](std::string& text) -> std::string {
+        auto r = parse(text);
+        return r.ok() ? std::string() : r.error().message();
+      },
+      "", name);
+}
+
+CLI::Validator bytes_value() {
+  return check_with([](const std::string& t) { return parse_bytes(t); }, "bytes");
+}
+CLI::Validator whole_value(std::int64_t lo, std::int64_t hi) {
+  return check_with([lo, hi](const std::string& t) { return parse_whole(t, lo, hi); }, "whole");
+}
+CLI::Validator seconds_value(double lo, double hi) {
+  return check_with([lo, hi](const std::string& t) { return parse_seconds(t, lo, hi); }, "seconds");
+}
+CLI::Validator one_of(std::vector<std::string> choices) {
+  return CLI::Validator(
+      [choices](std::string& text) -> std::string {
+        std::string list;
+        for (const auto& c : choices) {
+          if (c == text) return "";
+          list += (list.empty() ? "" : ", ") + c;
+        }
+        return "'" + text + "' is not one of " + list;
+      },
+      "", "one_of");
+}
+
+// Bounds of the numeric options (docs/cli.md).
+constexpr std::int64_t kMaxThreshold = 100;
+constexpr std::int64_t kMaxRetries = 100;
+constexpr std::int64_t kMaxRetain = 1000;
+constexpr double kMaxBackoff = 3600;
+constexpr double kMaxStall = 86400;
+
+// What a command was given, after CLI11 checked it.
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::vector<std::string>> options;  // only those given
+  std::string usage;                                        // "outpost ls [--json] ..."
+
+  bool has(const std::string& name) const { return options.count(name) != 0; }
+  std::string get(const std::string& name, const std::string& fallback = "") const {
+    auto it = options.find(name);
+    return it == options.end() || it->second.empty() ? fallback : it->second.back();
+  }
+  const std::vector<std::string>& all(const std::string& name) const {
+    static const std::vector<std::string> kNone;
+    auto it = options.find(name);
+    return it == options.end() ? kNone : it->second;
+  }
+  // Values checked by the option's validator when it was parsed, so they cannot fail here.
+  std::uint64_t bytes(const std::string& name) const { return parse_bytes(get(name)).value(); }
+  std::int64_t whole(const std::string& name, std::int64_t fallback) const {
+    return has(name) ? parse_whole(get(name), INT64_MIN, INT64_MAX).value() : fallback;
+  }
+  double seconds(const std::string& name, double fallback) const {
+    return has(name) ? parse_seconds(get(name), -HUGE_VAL, HUGE_VAL).value() : fallback;
+  }
+  // A command line that parsed but does not make sense (a missing choice between options):
+  // the error line and the usage line, exit 2, as for a parse error.
+  int usage_error(const std::string& message) const {
+    std::fprintf(stderr, "outpost: error: %s\nusage: %s\n", redact(message).c_str(), usage.c_str());
+    return 2;
+  }
+};
+
 Result<std::unique_ptr<node::Node>> open_node(const Args& a, bool create) {
   return node::Node::open(a.get("store", default_store()), create);
 }
@@ -134,15 +297,28 @@ Result<std::unique_ptr<node::Node>> open_reader(const Args& a) {
   return node::Node::open(o);
 }
 
+// A repository location as the subscription records it: a path made absolute (realpath), so
+// a sync from another folder (cron, the daemon) finds it; a URL as given.
+std::string absolute_location(const std::string& location) {
+  if (location.find("://") != std::string::npos) return location;
+  if (char* real = ::realpath(location.c_str(), nullptr)) {
+    std::string out(real);
+    std::free(real);
+    return out;
+  }
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(location, ec);
+  return ec ? location : abs.lexically_normal().string();
+}
+
 // A role's key: --<role>-key FILE, else --keys DIR/<role>.key.
-Result<crypto::SecretKey> role_key(const Args& a, const std::string& role, bool required = true) {
+Result<crypto::SecretKey> role_key(const Args& a, const std::string& role) {
   std::string path = a.get(role + "-key");
   if (path.empty() && a.has("keys")) path = a.get("keys") + "/" + role + ".key";
   if (path.empty()) {
     return Status::InvalidArgument("missing --" + role + "-key FILE (or --keys DIR holding " +
                                    role + ".key)");
   }
-  (void)required;
   auto key = crypto::SecretKey::load(path);
   if (!key.ok()) return key.error().With("loading the " + role + " key");
   return key;
@@ -171,74 +347,15 @@ Result<std::vector<crypto::SecretKey>> load_keys(const std::vector<std::string>&
   return keys;
 }
 
-Status need_positional(const Args& a, std::size_t n, const char* usage) {
-  if (a.positional.size() < n) return Status::InvalidArgument(std::string("usage: ") + usage);
-  return Status::Ok();
-}
-
-void print_json(const Json& j) { std::cout << j.dump(2) << "\n"; }
-
-// "1500", "64k", "10M", "2G" (powers of 1000; "KiB"-style suffixes are powers of 1024).
-Result<std::uint64_t> parse_bytes(const std::string& text) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (...) {
-    return Status::InvalidArgument("'" + text + "' is not a number of bytes (e.g. 500k, 20M)");
-  }
-  std::string unit = text.substr(used);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  double mult = 1;
-  if (unit.empty() || unit == "b")
-    mult = 1;
-  else if (unit == "k" || unit == "kb")
-    mult = 1e3;
-  else if (unit == "m" || unit == "mb")
-    mult = 1e6;
-  else if (unit == "g" || unit == "gb")
-    mult = 1e9;
-  else if (unit == "kib")
-    mult = 1024;
-  else if (unit == "mib")
-    mult = 1024.0 * 1024;
-  else if (unit == "gib")
-    mult = 1024.0 * 1024 * 1024;
-  else
-    return Status::InvalidArgument("'" + text + "': unknown unit (use k, M or G)");
-  if (v < 0) return Status::InvalidArgument("'" + text + "' is negative");
-  return static_cast<std::uint64_t>(v * mult);
-}
-
-Result<double> parse_seconds(const Args& a, const std::string& name, double fallback) {
-  if (!a.has(name)) return fallback;
-  try {
-    std::size_t used = 0;
-    double v = std::stod(a.get(name), &used);
-    if (used == a.get(name).size() && v >= 0) return v;
-  } catch (...) {
-  }
-  return Status::InvalidArgument("--" + name + " needs a number of seconds");
-}
-
 // --ca-file, --rate, --retries, --backoff, --stall-timeout (docs/cli.md).
-Result<sync::HttpOptions> http_options(const Args& a) {
+sync::HttpOptions http_options(const Args& a) {
   sync::HttpOptions h;
   h.ca_file = a.get("ca-file");
-  if (a.has("rate")) {
-    OUTPOST_ASSIGN_OR_RETURN(h.max_recv_speed, parse_bytes(a.get("rate")));
-  }
-  if (a.has("retries")) {
-    try {
-      h.retries = std::stoi(a.get("retries"));
-    } catch (...) {
-      return Status::InvalidArgument("--retries needs a whole number");
-    }
-  }
-  OUTPOST_ASSIGN_OR_RETURN(h.backoff_initial_s, parse_seconds(a, "backoff", h.backoff_initial_s));
-  OUTPOST_ASSIGN_OR_RETURN(
-      double stall, parse_seconds(a, "stall-timeout", static_cast<double>(h.stall_timeout_s)));
-  h.stall_timeout_s = std::max(1L, static_cast<long>(stall));
+  if (a.has("rate")) h.max_recv_speed = a.bytes("rate");
+  h.retries = static_cast<int>(a.whole("retries", h.retries));
+  h.backoff_initial_s = a.seconds("backoff", h.backoff_initial_s);
+  h.stall_timeout_s = std::max(
+      1L, static_cast<long>(a.seconds("stall-timeout", static_cast<double>(h.stall_timeout_s))));
   return h;
 }
 
@@ -246,11 +363,7 @@ Result<sync::HttpOptions> http_options(const Args& a) {
 
 int cmd_keygen(const Args& a) {
   auto role = crypto::parse_key_role(a.get("role"));
-  if (!a.has("role") || !role.ok()) {
-    return fail(Status::InvalidArgument(
-        "usage: outpost keygen --role root|targets|snapshot|timestamp|publisher --out KEYFILE"));
-  }
-  if (!a.has("out")) return fail(Status::InvalidArgument("keygen needs --out KEYFILE"));
+  if (!role.ok()) return fail(role.error());
   auto key = crypto::SecretKey::generate();
   if (!key.ok()) return fail(key.error());
   if (Status s = key->save(a.get("out"), *role); !s.ok()) return fail(s);
@@ -267,110 +380,99 @@ int cmd_keygen(const Args& a) {
   return 0;
 }
 
-int cmd_repo(const Args& a) {
-  if (a.positional.size() < 2) {
-    return fail(
-        Status::InvalidArgument("usage: outpost repo init|delegate|refresh|rotate REPO_DIR ..."));
+int cmd_repo_init(const Args& a) {
+  const std::string& repo = a.positional[0];
+  std::vector<std::string> root_paths = a.all("root-key");
+  if (root_paths.empty() && a.has("keys")) root_paths.push_back(a.get("keys") + "/root.key");
+  if (root_paths.empty())
+    return a.usage_error("repo init needs --root-key KEYFILE (or --keys DIR)");
+  auto loaded = load_keys(root_paths, "root key");
+  if (!loaded.ok()) return fail(loaded.error());
+  std::vector<crypto::SecretKey> roots = std::move(*loaded);
+  auto top = load_top_keys(a);
+  if (!top.ok()) return fail(top.error());
+  packaging::InitOptions o;
+  for (const auto& k : roots) o.root_keys.push_back(&k);
+  o.threshold = static_cast<int>(a.whole("threshold", 1));
+  o.targets_key = &top->targets;
+  o.snapshot_key = &top->snapshot;
+  o.timestamp_key = &top->timestamp;
+  for (const auto& [option, ladder] :
+       {std::pair<const char*, std::vector<std::int64_t>*>{"patch-ladder", &o.patch_ladder},
+        {"update-ladder", &o.update_ladder}}) {
+    if (!a.has(option)) continue;
+    auto rungs = packaging::parse_ladder(a.get(option));
+    if (!rungs.ok()) return fail(rungs.error().With(std::string("--") + option));
+    *ladder = std::move(rungs).value();
   }
-  const std::string& sub = a.positional[0];
-  const std::string& repo = a.positional[1];
-  if (sub == "init") {
-    std::vector<std::string> root_paths = a.all("root-key");
-    if (root_paths.empty() && a.has("keys")) root_paths.push_back(a.get("keys") + "/root.key");
-    auto loaded = load_keys(root_paths, "root key");
-    if (!loaded.ok()) return fail(loaded.error());
-    std::vector<crypto::SecretKey> roots = std::move(*loaded);
-    if (roots.empty()) return fail(Status::InvalidArgument("repo init needs --root-key KEYFILE"));
-    auto top = load_top_keys(a);
-    if (!top.ok()) return fail(top.error());
-    packaging::InitOptions o;
-    for (const auto& k : roots) o.root_keys.push_back(&k);
-    o.threshold = std::atoi(a.get("threshold", "1").c_str());
-    o.targets_key = &top->targets;
-    o.snapshot_key = &top->snapshot;
-    o.timestamp_key = &top->timestamp;
-    for (const auto& [option, ladder] :
-         {std::pair<const char*, std::vector<std::int64_t>*>{"patch-ladder", &o.patch_ladder},
-          {"update-ladder", &o.update_ladder}}) {
-      if (!a.has(option)) continue;
-      auto rungs = packaging::parse_ladder(a.get(option));
-      if (!rungs.ok()) return fail(rungs.error().With(std::string("--") + option));
-      *ladder = std::move(rungs).value();
-    }
-    if (Status s = packaging::init_repository(repo, o); !s.ok()) return fail(s);
-    std::cout << "created repository " << repo << " (root threshold " << o.threshold << " of "
-              << roots.size() << ")\n";
-    return 0;
+  if (Status s = packaging::init_repository(repo, o); !s.ok()) return fail(s);
+  std::cout << "created repository " << repo << " (root threshold " << o.threshold << " of "
+            << roots.size() << ")\n";
+  return 0;
+}
+
+int cmd_repo_delegate(const Args& a) {
+  const std::string& repo = a.positional[0];
+  auto pub = crypto::PublicKey::from_hex(a.get("publisher-pubkey"));
+  if (!pub.ok())
+    return fail(Status::InvalidArgument("--publisher-pubkey HEX: " + pub.error().message()));
+  auto top = load_top_keys(a);
+  if (!top.ok()) return fail(top.error());
+  Status s = packaging::delegate(repo, top->targets, top->snapshot, top->timestamp, *pub,
+                                 a.get("prefix"), system_clock());
+  if (!s.ok()) return fail(s);
+  std::cout << "delegated " << a.get("prefix") << "/... to publisher key " << pub->hex() << "\n";
+  return 0;
+}
+
+int cmd_repo_refresh(const Args& a) {
+  const std::string& repo = a.positional[0];
+  auto timestamp = role_key(a, "timestamp");
+  if (!timestamp.ok()) return fail(timestamp.error());
+  // With the snapshot key too, the snapshot (30 days) is re-signed as well; with the
+  // timestamp key alone only the timestamp, refused when the snapshot would expire first.
+  bool with_snapshot = a.has("snapshot-key") || a.has("keys");
+  Status s;
+  if (with_snapshot) {
+    auto snapshot = role_key(a, "snapshot");
+    if (!snapshot.ok()) return fail(snapshot.error());
+    s = packaging::refresh_snapshot(repo, *snapshot, *timestamp, system_clock());
+  } else {
+    s = packaging::refresh_timestamp(repo, *timestamp, system_clock());
   }
-  if (sub == "delegate") {
-    auto top = load_top_keys(a);
-    if (!top.ok()) return fail(top.error());
-    auto pub = crypto::PublicKey::from_hex(a.get("publisher-pubkey"));
-    if (!pub.ok())
-      return fail(Status::InvalidArgument("--publisher-pubkey HEX: " + pub.error().message()));
-    if (!a.has("prefix"))
-      return fail(Status::InvalidArgument("repo delegate needs --prefix NAME_PREFIX"));
-    Status s = packaging::delegate(repo, top->targets, top->snapshot, top->timestamp, *pub,
-                                   a.get("prefix"), system_clock());
-    if (!s.ok()) return fail(s);
-    std::cout << "delegated " << a.get("prefix") << "/... to publisher key " << pub->hex() << "\n";
-    return 0;
+  if (!s.ok()) return fail(s);
+  std::cout << "re-signed " << (with_snapshot ? "snapshot and timestamp" : "timestamp") << " of "
+            << repo << "\n";
+  return 0;
+}
+
+int cmd_repo_rotate(const Args& a) {
+  const std::string& repo = a.positional[0];
+  if (a.all("old-root-key").empty() || a.all("root-key").empty()) {
+    return a.usage_error(
+        "repo rotate needs the old root keys (--old-root-key) and the new ones "
+        "(--root-key)");
   }
-  if (sub == "refresh") {
-    auto timestamp = role_key(a, "timestamp");
-    if (!timestamp.ok()) return fail(timestamp.error());
-    // With the snapshot key too, the snapshot (30 days) is re-signed as well; with the
-    // timestamp key alone only the timestamp, refused when the snapshot would expire first.
-    bool with_snapshot = a.has("snapshot-key") || a.has("keys");
-    Status s;
-    if (with_snapshot) {
-      auto snapshot = role_key(a, "snapshot");
-      if (!snapshot.ok()) return fail(snapshot.error());
-      s = packaging::refresh_snapshot(repo, *snapshot, *timestamp, system_clock());
-    } else {
-      s = packaging::refresh_timestamp(repo, *timestamp, system_clock());
-    }
-    if (!s.ok()) return fail(s);
-    std::cout << "re-signed " << (with_snapshot ? "snapshot and timestamp" : "timestamp") << " of "
-              << repo << "\n";
-    return 0;
-  }
-  if (sub == "rotate") {
-    auto old_keys = load_keys(a.all("old-root-key"), "old root key");
-    if (!old_keys.ok()) return fail(old_keys.error());
-    auto new_keys = load_keys(a.all("root-key"), "root key");
-    if (!new_keys.ok()) return fail(new_keys.error());
-    std::vector<crypto::SecretKey> olds = std::move(*old_keys), news = std::move(*new_keys);
-    if (olds.empty() || news.empty()) {
-      return fail(Status::InvalidArgument(
-          "usage: outpost repo rotate REPO_DIR --old-root-key K... --root-key K... "
-          "[--threshold N] --targets-key K --snapshot-key K --timestamp-key K"));
-    }
-    auto top = load_top_keys(a);
-    if (!top.ok()) return fail(top.error());
-    packaging::RotateOptions o;
-    for (const auto& k : olds) o.old_root_keys.push_back(&k);
-    for (const auto& k : news) o.new_root_keys.push_back(&k);
-    o.threshold = std::atoi(a.get("threshold", "1").c_str());
-    o.targets_key = &top->targets;
-    o.snapshot_key = &top->snapshot;
-    o.timestamp_key = &top->timestamp;
-    if (Status s = packaging::rotate_root(repo, o); !s.ok()) return fail(s);
-    std::cout << "wrote a new root version for " << repo << "\n";
-    return 0;
-  }
-  return fail(Status::InvalidArgument("unknown command 'repo " + sub + "': see 'outpost --help'"));
+  auto old_keys = load_keys(a.all("old-root-key"), "old root key");
+  if (!old_keys.ok()) return fail(old_keys.error());
+  auto new_keys = load_keys(a.all("root-key"), "root key");
+  if (!new_keys.ok()) return fail(new_keys.error());
+  std::vector<crypto::SecretKey> olds = std::move(*old_keys), news = std::move(*new_keys);
+  auto top = load_top_keys(a);
+  if (!top.ok()) return fail(top.error());
+  packaging::RotateOptions o;
+  for (const auto& k : olds) o.old_root_keys.push_back(&k);
+  for (const auto& k : news) o.new_root_keys.push_back(&k);
+  o.threshold = static_cast<int>(a.whole("threshold", 1));
+  o.targets_key = &top->targets;
+  o.snapshot_key = &top->snapshot;
+  o.timestamp_key = &top->timestamp;
+  if (Status s = packaging::rotate_root(repo, o); !s.ok()) return fail(s);
+  std::cout << "wrote a new root version for " << repo << "\n";
+  return 0;
 }
 
 int cmd_publish(const Args& a) {
-  if (Status s = need_positional(a, 2,
-                                 "outpost publish REPO_DIR --key KEYFILE [--bundle NAME] "
-                                 "SRC_DIR [--kind KIND] [--title TITLE] --keys DIR");
-      !s.ok()) {
-    return fail(s);
-  }
-  if (!a.has("key"))
-    return fail(Status::InvalidArgument("publish needs --key KEYFILE (the publisher key)"));
   if (a.has("bundle")) {
     // Checked before any key is loaded; the library's message names the fault, this adds
     // what a valid name looks like.
@@ -391,7 +493,7 @@ int cmd_publish(const Args& a) {
   if (a.has("bundle")) o.overrides.name = a.get("bundle");
   if (a.has("kind")) o.overrides.kind = a.get("kind");
   if (a.has("title")) o.overrides.title = a.get("title");
-  if (a.has("level")) o.zstd_level = std::atoi(a.get("level").c_str());
+  o.zstd_level = static_cast<int>(a.whole("level", o.zstd_level));
   if (a.has("patch-ladder")) {
     // "--patch-ladder ''" writes the from-0 patch only.
     auto rungs = packaging::parse_ladder(a.get("patch-ladder"));
@@ -443,10 +545,10 @@ int cmd_publish(const Args& a) {
 }
 
 int cmd_subscribe(const Args& a) {
-  if (Status s =
-          need_positional(a, 1, "outpost subscribe PATH --root-pubkey HEX | --root ROOT_JSON");
-      !s.ok()) {
-    return fail(s);
+  if (!a.has("root-pubkey") && !a.has("root")) {
+    return a.usage_error(
+        "subscribe needs --root-pubkey HEX or --root ROOT_JSON (the repository's root key, "
+        "from its publisher)");
   }
   node::SubscribeOptions o;
   if (a.has("root-pubkey")) {
@@ -455,20 +557,11 @@ int cmd_subscribe(const Args& a) {
     o.root_pubkey = *k;
   }
   o.root_json_path = a.get("root");
-  o.mirrors = a.all("mirror");
-  if (auto h = http_options(a); h.ok()) {
-    o.http = *h;
-  } else {
-    return fail(h.error());
-  }
-  if (!o.root_pubkey && o.root_json_path.empty()) {
-    return fail(
-        Status::InvalidArgument("subscribe needs --root-pubkey HEX or --root ROOT_JSON "
-                                "(the repository's root key, from its publisher)"));
-  }
+  for (const auto& m : a.all("mirror")) o.mirrors.push_back(absolute_location(m));
+  o.http = http_options(a);
   auto node = open_node(a, true);
   if (!node.ok()) return fail(node.error());
-  auto sub = (*node)->subscribe(a.positional[0], o);
+  auto sub = (*node)->subscribe(absolute_location(a.positional[0]), o);
   if (!sub.ok()) return fail(sub.error());
   if (a.has("json")) {
     Json j = Json::object();
@@ -476,7 +569,7 @@ int cmd_subscribe(const Args& a) {
     j.set("location", sub->location);
     print_json(j);
   } else {
-    std::cout << "subscribed to " << sub->location << " (repository " << sub->id
+    std::cout << "subscribed to " << redact(sub->location) << " (repository " << sub->id
               << "); run 'outpost sync' to fetch it\n";
   }
   return 0;
@@ -521,9 +614,9 @@ class ProgressLine {
 };
 
 // Turns SIGINT and SIGTERM into a stop request for as long as it lives: the signals are
-// blocked and a thread waits for them (sigwait), so nothing runs in a signal handler. Blocking
-// happens in the constructor, before any other thread of the command starts, so every thread
-// inherits the mask. A second signal after the stop request ends the process at once.
+// blocked and a thread waits for them (sigwait), so nothing runs in a signal handler. It is
+// made before any other thread of the command starts, so every thread inherits the mask. A
+// second signal after the stop request ends the process at once.
 class StopOnSignals {
  public:
   StopOnSignals() {
@@ -535,8 +628,10 @@ class StopOnSignals {
     waiter_ = std::thread([this] {
       int sig = 0;
       while (sigwait(&set_, &sig) == 0) {
-        if (sig == SIGUSR1 && done_.load()) return;
-        if (sig == SIGUSR1) continue;
+        if (sig == SIGUSR1) {
+          if (done_.load()) return;
+          continue;
+        }
         if (stop_.stop_requested()) std::_Exit(128 + sig);
         std::fprintf(stderr, "outpost: stopping (keeping what was verified)...\n");
         stop_.request_stop();
@@ -575,9 +670,7 @@ int cmd_sync(const Args& a) {
   if (!node.ok()) return fail(node.error());
   node::SyncOptions options;
   options.dry_run = a.has("dry-run");
-  auto http = http_options(a);
-  if (!http.ok()) return fail(http.error());
-  options.http = *http;
+  options.http = http_options(a);
   ProgressLine line;
   if (!a.has("json")) options.progress = [&](const node::SyncProgress& p) { line.show(p); };
   // Ctrl-C and SIGTERM stop the sync within a second, keeping every verified piece.
@@ -605,10 +698,13 @@ int cmd_sync(const Args& a) {
     return partial_exit;
   }
   for (const auto& r : *reports) {
-    for (const auto& s : r.skipped_sources) std::cout << "skipped " << s << "\n";
+    const std::string location = redact(r.location);
+    const std::string moved = r.metered ? " on the wire in " : " read from disk in ";
+    const std::string unit = r.metered ? " request" : " file read";
+    for (const auto& s : r.skipped_sources) std::cout << "skipped " << redact(s) << "\n";
     if (options.dry_run) {
       if (r.plan.empty() && r.deferred.empty()) {
-        std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
+        std::cout << location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
         continue;
       }
       std::uint64_t total = 0;
@@ -624,16 +720,14 @@ int cmd_sync(const Args& a) {
       for (const auto& p : r.deferred) {
         std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
       }
-      std::cout << r.location << ": the plan fetches " << human_bytes(total) << " ("
+      std::cout << location << ": the plan fetches " << human_bytes(total) << " ("
                 << human_bytes(r.bytes_read) << " of metadata read to make it); nothing was "
                 << "changed (dry run)\n";
       continue;
     }
-    const std::string moved = r.metered ? " on the wire in " : " read from disk in ";
-    const std::string unit = r.metered ? " request" : " file read";
     if (r.updated.empty() && r.deferred.empty() && r.failed.empty()) {
-      std::cout << r.location << ": up to date (" << human_bytes(r.bytes_read) << moved
-                << r.requests << unit << (r.requests == 1 ? "" : "s") << ")\n";
+      std::cout << location << ": up to date (" << human_bytes(r.bytes_read) << moved << r.requests
+                << unit << (r.requests == 1 ? "" : "s") << ")\n";
       continue;
     }
     for (const auto& it : r.updated) {
@@ -650,9 +744,9 @@ int cmd_sync(const Args& a) {
       std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
     }
     for (const auto& f : r.failed) {
-      std::cout << f.bundle << ": not completed (see the error above); the others are\n";
+      std::cout << f.bundle << ": not completed (see the error above)\n";
     }
-    std::cout << r.location << ": " << r.updated.size() << " bundle(s) updated";
+    std::cout << location << ": " << r.updated.size() << " bundle(s) updated";
     if (!r.failed.empty()) std::cout << ", " << r.failed.size() << " could not be completed";
     std::cout << ", " << human_bytes(r.bytes_read) << moved << r.requests << unit
               << (r.requests == 1 ? "" : "s") << "\n";
@@ -666,11 +760,9 @@ int cmd_budget(const Args& a) {
   if (a.has("day") || a.has("month")) {
     auto cur = (*node)->budget();
     if (!cur.ok()) return fail(cur.error());
-    auto day = a.has("day") ? parse_bytes(a.get("day")) : Result<std::uint64_t>(cur->day);
-    if (!day.ok()) return fail(day.error().With("--day"));
-    auto month = a.has("month") ? parse_bytes(a.get("month")) : Result<std::uint64_t>(cur->month);
-    if (!month.ok()) return fail(month.error().With("--month"));
-    if (Status s = (*node)->set_budget(*day, *month); !s.ok()) return fail(s);
+    const std::uint64_t day = a.has("day") ? a.bytes("day") : cur->day;
+    const std::uint64_t month = a.has("month") ? a.bytes("month") : cur->month;
+    if (Status s = (*node)->set_budget(day, month); !s.ok()) return fail(s);
   }
   auto b = (*node)->budget();
   if (!b.ok()) return fail(b.error());
@@ -726,11 +818,9 @@ int cmd_ls(const Args& a) {
 }
 
 int cmd_show(const Args& a) {
-  if (Status s = need_positional(a, 1, "outpost show BUNDLE"); !s.ok()) return fail(s);
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
-  auto j =
-      (*node)->show(a.positional[0], std::strtoull(a.get("version", "0").c_str(), nullptr, 10));
+  auto j = (*node)->show(a.positional[0], static_cast<std::uint64_t>(a.whole("version", 0)));
   if (!j.ok()) return fail(j.error());
   if (a.has("json")) {
     print_json(*j);
@@ -757,7 +847,6 @@ int cmd_show(const Args& a) {
 }
 
 int cmd_cat(const Args& a) {
-  if (Status s = need_positional(a, 2, "outpost cat BUNDLE PATH"); !s.ok()) return fail(s);
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   Status s = (*node)->cat(a.positional[0], a.positional[1], [](ByteView b) -> Status {
@@ -770,19 +859,54 @@ int cmd_cat(const Args& a) {
   return s.ok() ? 0 : fail(s);
 }
 
+// The library writes into whatever DIR holds; merging a bundle into someone's folder is
+// not what "checkout" promises, so a folder that holds anything needs --force.
+Status check_checkout_folder(const std::string& dir, bool force) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(dir, ec);
+  if (ec || st.type() == std::filesystem::file_type::not_found) return Status::Ok();
+  if (st.type() != std::filesystem::file_type::directory) {
+    return Status::FailedPrecondition("checkout into " + dir +
+                                      ": it is not a folder; choose a new or empty folder");
+  }
+  if (force) return Status::Ok();
+  const bool empty = std::filesystem::is_empty(dir, ec);
+  if (ec) return Status::FailedPrecondition("checkout into " + dir + ": " + ec.message());
+  if (!empty) {
+    return Status::FailedPrecondition(
+        "checkout into " + dir +
+        ": the folder is not empty; choose a new or empty folder, or add --force to write the "
+        "bundle's files into it (files of the same name are replaced, others are kept)");
+  }
+  return Status::Ok();
+}
+
 int cmd_checkout(const Args& a) {
-  if (Status s = need_positional(a, 2, "outpost checkout BUNDLE DIR"); !s.ok()) return fail(s);
+  const std::string& dir = a.positional[1];
+  if (Status s = check_checkout_folder(dir, a.has("force")); !s.ok()) return fail(s);
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
-  Status s = (*node)->checkout(a.positional[0], a.positional[1]);
+  Status s = (*node)->checkout(a.positional[0], dir);
   if (!s.ok()) return fail(s);
-  std::cout << "checked out " << a.positional[0] << " into " << a.positional[1] << "\n";
+  std::cout << "checked out " << a.positional[0] << " into " << dir << "\n";
   return 0;
 }
 
 int cmd_verify(const Args& a) {
-  auto node = open_reader(a);
+  auto node = a.has("repair") ? open_node(a, false) : open_reader(a);
   if (!node.ok()) return fail(node.error());
+  if (a.has("repair")) {
+    auto fixed = (*node)->repair();
+    if (!fixed.ok()) return fail(fixed.error());
+    if (!a.has("json")) {
+      std::cout << "removed " << fixed->chunks_removed << " damaged chunk record(s) and "
+                << fixed->bundles_removed << " damaged bundle record(s)"
+                << (fixed->chunks_removed + fixed->bundles_removed > 0
+                        ? ": run 'outpost sync' to fetch them again"
+                        : "")
+                << "\n";
+    }
+  }
   auto r = (*node)->verify();
   if (!r.ok()) return fail(r.error());
   if (a.has("json")) {
@@ -813,10 +937,10 @@ int cmd_verify(const Args& a) {
 int cmd_gc(const Args& a) {
   auto node = open_node(a, false);
   if (!node.ok()) return fail(node.error());
-  int retain = std::atoi(a.get("retain", "2").c_str());
+  int retain = static_cast<int>(a.whole("retain", 2));
   if (a.has("bundle")) {
     // A per-bundle retention is remembered in the store and used by every later gc.
-    if (!a.has("retain")) return fail(Status::InvalidArgument("--bundle needs --retain N"));
+    if (!a.has("retain")) return a.usage_error("gc --bundle NAME needs --retain N");
     if (Status s = (*node)->set_retention(a.get("bundle"), retain); !s.ok()) return fail(s);
     retain = 2;
   }
@@ -826,11 +950,17 @@ int cmd_gc(const Args& a) {
     Json j = Json::object();
     j.set("versions_removed", r->versions_removed);
     j.set("chunks_removed", r->chunks_removed);
+    j.set("malformed_removed", r->malformed_removed);
     j.set("bytes_freed", r->bytes_freed);
     print_json(j);
   } else {
     std::cout << "removed " << r->versions_removed << " old versions and " << r->chunks_removed
-              << " chunks (" << human_bytes(r->bytes_freed) << ")\n";
+              << " chunks (" << human_bytes(r->bytes_freed) << ")";
+    if (r->malformed_removed > 0) {
+      std::cout << ", of which " << r->malformed_removed
+                << " malformed records: run 'outpost sync' to fetch what they held";
+    }
+    std::cout << "\n";
   }
   return 0;
 }
@@ -852,7 +982,7 @@ int cmd_status(const Args& a) {
   std::cout << "time floor: " << j->find("time_floor")->as_string() << "\n";
   for (const Json& r : j->find("repositories")->as_array()) {
     std::cout << "repository " << r.find("id")->as_string() << " at "
-              << r.find("location")->as_string() << ": last sync "
+              << redact(r.find("location")->as_string()) << ": last sync "
               << r.find("last_sync")->as_string();
     if (const Json* e = r.find("timestamp_expires")) {
       std::cout << ", timestamp valid until " << e->as_string();
@@ -861,6 +991,159 @@ int cmd_status(const Args& a) {
   }
   return 0;
 }
+
+// ---- the command table ----
+
+using Handler = int (*)(const Args&);
+
+// One command: its CLI11 subcommand, the storage CLI11 parses into, and its usage and help in
+// the project's words (CLI11's own help and error texts are not shown).
+class Command {
+ public:
+  Command(CLI::App& parent, const std::string& name, std::string usage, std::string about,
+          Handler run = nullptr)
+      : app_(parent.add_subcommand(name, about)),
+        usage_("outpost " + std::move(usage)),
+        about_(std::move(about)),
+        run_(run) {}
+  Command(const Command&) = delete;
+  Command& operator=(const Command&) = delete;
+
+  Command& flag(const std::string& name, const std::string& help) {
+    return add(app_->add_flag("--" + name), name, "", help, Kind::kFlag);
+  }
+  Command& option(const std::string& name, const std::string& meta, const std::string& help) {
+    return add(app_->add_option("--" + name, single_[name]), name, meta, help, Kind::kSingle);
+  }
+  // An option that may be given several times, one value each time.
+  Command& repeated(const std::string& name, const std::string& meta, const std::string& help) {
+    CLI::Option* o = app_->add_option("--" + name, multi_[name])
+                         ->allow_extra_args(false)
+                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    return add(o, name, meta, help, Kind::kRepeated);
+  }
+  Command& positional(const std::string& meta, const std::string& help, bool required = true) {
+    positional_values_.emplace_back();
+    last_ = app_->add_option(meta, positional_values_.back(), help);
+    if (required) last_->required();
+    positionals_.push_back(last_);
+    help_.push_back({meta, help});
+    return *this;
+  }
+  // Refines the option or positional added last.
+  Command& check(const CLI::Validator& v) {
+    last_->check(v);
+    return *this;
+  }
+  Command& required() {
+    last_->required();
+    return *this;
+  }
+  // Options many commands share.
+  Command& store() {
+    return option("store", "DIR",
+                  "the node's store (default: $OUTPOST_STORE, /var/lib/outpost for root, "
+                  "else ~/.local/share/outpost)");
+  }
+  Command& json() { return flag("json", "machine-readable output"); }
+  Command& keys(const std::vector<std::string>& roles) {
+    for (const auto& role : roles) {
+      option(role + "-key", "FILE", "the " + role + " key");
+    }
+    return option("keys", "DIR", "the key directory: DIR/<role>.key for any key not given");
+  }
+  Command& http() {
+    option("ca-file", "PEM", "extra CA certificates for https");
+    option("rate", "BYTES_PER_S", "bandwidth cap, e.g. 20k (0: none)").check(bytes_value());
+    option("retries", "N", "retries per request, 0 to " + std::to_string(kMaxRetries))
+        .check(whole_value(0, kMaxRetries));
+    option("backoff", "SECONDS", "first wait between retries").check(seconds_value(0, kMaxBackoff));
+    return option("stall-timeout", "SECONDS", "give up on a transfer stalled this long")
+        .check(seconds_value(1, kMaxStall));
+  }
+
+  CLI::App* app() const { return app_; }
+  const std::string& usage() const { return usage_; }
+  Handler handler() const { return run_; }
+  bool takes(const std::string& name) const {
+    for (const auto& o : options_) {
+      if (o.name == name) return true;
+    }
+    return false;
+  }
+
+  // What was given, once CLI11 has parsed and checked it.
+  Args args() const {
+    Args a;
+    a.usage = usage_;
+    for (const auto& o : options_) {
+      if (o.option->count() == 0) continue;
+      switch (o.kind) {
+        case Kind::kFlag: a.options[o.name]; break;
+        case Kind::kSingle: a.options[o.name] = {single_.at(o.name)}; break;
+        case Kind::kRepeated: a.options[o.name] = multi_.at(o.name); break;
+      }
+    }
+    for (std::size_t i = 0; i < positionals_.size(); ++i) {
+      if (positionals_[i]->count() != 0) a.positional.push_back(positional_values_[i]);
+    }
+    return a;
+  }
+
+  void print_help(const std::vector<const Command*>& children) const {
+    std::cout << "usage: " << usage_ << "\n\n" << about_ << "\n";
+    if (!children.empty()) {
+      std::cout << "\ncommands:\n";
+      for (const Command* c : children) std::cout << "  " << c->usage_ << "\n";
+    }
+    std::vector<std::pair<std::string, std::string>> rows = help_;
+    rows.push_back({"-h, --help", "this help"});
+    std::size_t width = 0;
+    for (const auto& r : rows) width = std::max(width, r.first.size());
+    std::cout << "\n";
+    // Descriptions wrap at 100 columns, under their start.
+    const std::size_t indent = width + 4, room = indent < 60 ? 100 - indent : 40;
+    for (const auto& [left, right] : rows) {
+      std::cout << "  " << left << std::string(width + 2 - left.size(), ' ');
+      std::size_t at = 0;
+      while (right.size() - at > room) {
+        std::size_t cut = right.rfind(' ', at + room);
+        if (cut == std::string::npos || cut <= at) cut = at + room;
+        std::cout << right.substr(at, cut - at) << "\n" << std::string(indent, ' ');
+        at = right[cut] == ' ' ? cut + 1 : cut;
+      }
+      std::cout << right.substr(at) << "\n";
+    }
+  }
+
+ private:
+  enum class Kind { kFlag, kSingle, kRepeated };
+  struct Opt {
+    std::string name;
+    Kind kind;
+    CLI::Option* option;
+  };
+
+  Command& add(CLI::Option* o, const std::string& name, const std::string& meta,
+               const std::string& help, Kind kind) {
+    last_ = o;
+    options_.push_back({name, kind, o});
+    help_.push_back({"--" + name + (meta.empty() ? "" : " " + meta), help});
+    return *this;
+  }
+
+  CLI::App* app_;
+  std::string usage_, about_;
+  Handler run_;
+  CLI::Option* last_ = nullptr;
+  std::vector<Opt> options_;
+  std::vector<CLI::Option*> positionals_;
+  // Node-based containers: CLI11 keeps pointers into them.
+  std::map<std::string, std::string> single_;
+  std::map<std::string, std::vector<std::string>> multi_;
+  std::deque<std::string> positional_values_;
+  std::vector<std::pair<std::string, std::string>> help_;  // "--name META", what it does
+};
 
 const char* kUsage =
     R"(outpost - keeps published documents current over poor links and USB sticks
@@ -884,47 +1167,300 @@ else ~/.local/share/outpost):
   outpost sync [PATH_OR_URL] [--dry-run] [--rate BYTES_PER_S] [--ca-file PEM]
                [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS]
   outpost budget [--day BYTES] [--month BYTES]      (e.g. --day 5M --month 100M; 0: none)
-  outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR
+  outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR [--force]
   outpost verify | gc [--retain N] [--bundle NAME --retain N] | status
 
-Options: --json (machine-readable output), --help, --version.
+Options: --json (machine-readable output), --help (also after a command: its own help),
+--version.
 Exit codes: 0 ok, 1 other error, 2 bad usage, 3 not found, 4 damaged or failed verification,
 5 disk or store full, 6 temporarily unavailable (retry).
 )";
+
+constexpr const char* kMainUsage = "outpost COMMAND [OPTIONS] (see 'outpost --help')";
+
+// Every command and its options (docs/cli.md).
+void define_commands(CLI::App& app, std::deque<Command>& out) {
+  const auto add = [&](CLI::App& parent, const std::string& name, const std::string& usage,
+                       const std::string& about, Handler run = nullptr) -> Command& {
+    return out.emplace_back(parent, name, usage, about, run);
+  };
+  const std::vector<std::string> top = {"targets", "snapshot", "timestamp"};
+
+  add(app, "keygen", "keygen --role root|targets|snapshot|timestamp|publisher --out KEYFILE",
+      "Writes a new ed25519 secret key file (mode 0600, never overwritten) and prints its "
+      "public key in hex.",
+      cmd_keygen)
+      .option("role", "ROLE", "root, targets, snapshot, timestamp or publisher")
+      .required()
+      .check(one_of({"root", "targets", "snapshot", "timestamp", "publisher"}))
+      .option("out", "KEYFILE", "the key file to write")
+      .required()
+      .json();
+
+  Command& repo = add(app, "repo", "repo init|delegate|refresh|rotate REPO_DIR ...",
+                      "Creates and maintains a repository's signed metadata.");
+  repo.app()->require_subcommand(1);
+  add(*repo.app(), "init",
+      "repo init REPO_DIR --root-key K [--root-key K ...] [--threshold N]\n"
+      "                    --targets-key K --snapshot-key K --timestamp-key K (or --keys DIR)\n"
+      "                    [--patch-ladder 1,2,4,8,16,32] [--update-ladder 1,2,3,4,5,6,7,8,16,32]",
+      "Creates a repository (docs/format-repository.md).", cmd_repo_init)
+      .positional("REPO_DIR", "the repository folder to create")
+      .repeated("root-key", "FILE", "a root key (repeat for several)")
+      .option("threshold", "N", "root keys needed to sign a new root (default 1)")
+      .check(whole_value(1, kMaxThreshold))
+      .keys(top)
+      .option("patch-ladder", "LIST", "older versions each publish writes patches from")
+      .option("update-ladder", "LIST", "older snapshots each publish writes update files for");
+  add(*repo.app(), "delegate",
+      "repo delegate REPO_DIR --publisher-pubkey HEX --prefix NAME_PREFIX\n"
+      "                    --targets-key K --snapshot-key K --timestamp-key K (or --keys DIR)",
+      "Lets a publisher key sign every bundle whose name starts with NAME_PREFIX/.",
+      cmd_repo_delegate)
+      .positional("REPO_DIR", "the repository")
+      .option("publisher-pubkey", "HEX", "the publisher's public key")
+      .required()
+      .option("prefix", "NAME_PREFIX", "the bundle names it may sign, e.g. un/ga")
+      .required()
+      .keys(top);
+  add(*repo.app(), "refresh",
+      "repo refresh REPO_DIR --timestamp-key K [--snapshot-key K] (or --keys DIR)",
+      "Re-signs timestamp.json (valid 7 days), and the snapshot too when its key is given.",
+      cmd_repo_refresh)
+      .positional("REPO_DIR", "the repository")
+      .keys({"snapshot", "timestamp"});
+  add(*repo.app(), "rotate",
+      "repo rotate REPO_DIR --old-root-key K ... --root-key K ... [--threshold N]\n"
+      "                    --targets-key K --snapshot-key K --timestamp-key K (or --keys DIR)",
+      "Writes root version N+1 signed by the old and the new root keys.", cmd_repo_rotate)
+      .positional("REPO_DIR", "the repository")
+      .repeated("old-root-key", "FILE", "a current root key (repeat for several)")
+      .repeated("root-key", "FILE", "a root key of the new version (repeat for several)")
+      .option("threshold", "N", "root keys needed to sign the next root (default 1)")
+      .check(whole_value(1, kMaxThreshold))
+      .keys(top);
+
+  add(app, "publish",
+      "publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR\n"
+      "                [--kind resolution|indicator|generic] [--title TITLE] [--level N]\n"
+      "                [--patch-ladder LIST] --snapshot-key K --timestamp-key K (or --keys DIR)",
+      "Publishes SRC_DIR as the next version of its bundle.", cmd_publish)
+      .positional("REPO_DIR", "the repository")
+      .positional("SRC_DIR", "the folder to publish")
+      .option("key", "FILE", "the publisher key")
+      .required()
+      .option("bundle", "NAME", "the bundle name (default: SRC_DIR/bundle.json)")
+      .option("kind", "KIND", "resolution, indicator or generic")
+      .check(one_of({"resolution", "indicator", "generic"}))
+      .option("title", "TITLE", "the title (default: SRC_DIR/bundle.json)")
+      .option("level", "N", "zstd level of the chunks, 1 to 22")
+      .check(whole_value(1, 22))
+      .option("patch-ladder", "LIST", "patches from these older versions ('' for none)")
+      .keys({"snapshot", "timestamp"})
+      .json();
+
+  add(app, "subscribe",
+      "subscribe PATH_OR_URL --root-pubkey HEX | --root ROOT_JSON [--mirror URL ...]\n"
+      "                  [--ca-file PEM] [--store DIR] [--json]",
+      "Trusts a repository: verifies its metadata and records the subscription (a path is "
+      "recorded absolute).",
+      cmd_subscribe)
+      .positional("PATH_OR_URL", "a folder, file:// or http(s):// URL")
+      .option("root-pubkey", "HEX", "the key the repository's first root must be signed by")
+      .option("root", "ROOT_JSON", "a root.json obtained out of band, trusted as is")
+      .repeated("mirror", "URL", "another location of the repository (repeat for several)")
+      .http()
+      .store()
+      .json();
+
+  add(app, "sync",
+      "sync [PATH_OR_URL] [--dry-run] [--json] [--rate BYTES_PER_S] [--ca-file PEM]\n"
+      "             [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS] [--store DIR]",
+      "Brings every subscription up to date (or reads the repository from PATH_OR_URL).", cmd_sync)
+      .positional("PATH_OR_URL", "read the repository from here this time", false)
+      .flag("dry-run", "print the plan and its price, change nothing")
+      .http()
+      .store()
+      .json();
+
+  add(app, "budget", "budget [--day BYTES] [--month BYTES] [--json] [--store DIR]",
+      "Sets (with options) and shows the data budget per UTC day and calendar month.", cmd_budget)
+      .option("day", "BYTES", "bytes per day, e.g. 5M (0: no limit)")
+      .check(bytes_value())
+      .option("month", "BYTES", "bytes per month, e.g. 100M (0: no limit)")
+      .check(bytes_value())
+      .store()
+      .json();
+
+  add(app, "ls", "ls [--json] [--store DIR]", "Lists the bundles the node holds.", cmd_ls)
+      .store()
+      .json();
+  add(app, "show", "show BUNDLE [--version N] [--json] [--store DIR]",
+      "Shows a bundle version's metadata and files, and when it was last confirmed current.",
+      cmd_show)
+      .positional("BUNDLE", "the bundle name")
+      .option("version", "N", "a held version (default: the current one)")
+      .check(whole_value(1, INT64_MAX))
+      .store()
+      .json();
+  add(app, "cat", "cat BUNDLE PATH [--store DIR]",
+      "Writes one file of a bundle's current version to standard output.", cmd_cat)
+      .positional("BUNDLE", "the bundle name")
+      .positional("PATH", "the file's path in the bundle")
+      .store();
+  add(app, "checkout", "checkout BUNDLE DIR [--force] [--store DIR]",
+      "Writes every file of a bundle's current version into DIR, a new or empty folder.",
+      cmd_checkout)
+      .positional("BUNDLE", "the bundle name")
+      .positional("DIR", "a new or empty folder (created if missing)")
+      .flag("force", "write into a folder that is not empty (same names are replaced)")
+      .store();
+  add(app, "verify", "verify [--repair] [--json] [--store DIR]",
+      "Rehashes every chunk, rebuilds every held version and rechecks the trusted metadata.",
+      cmd_verify)
+      .flag("repair", "first remove damaged records, so the next sync fetches them again")
+      .store()
+      .json();
+  add(app, "gc", "gc [--retain N] [--bundle NAME --retain N] [--json] [--store DIR]",
+      "Keeps N versions per bundle (default 2) and removes chunks nothing kept uses.", cmd_gc)
+      .option("retain", "N", "versions to keep, 1 to " + std::to_string(kMaxRetain))
+      .check(whole_value(1, kMaxRetain))
+      .option("bundle", "NAME", "remember --retain for this bundle, then collect")
+      .store()
+      .json();
+  add(app, "status", "status [--json] [--store DIR]",
+      "Shows the store, its subscriptions and when each last synced.", cmd_status)
+      .store()
+      .json();
+}
+
+// The deepest command CLI11 got to (nullptr: none).
+const Command* chosen(const CLI::App& app, const std::deque<Command>& commands) {
+  const CLI::App* at = &app;
+  while (!at->get_subcommands().empty()) at = at->get_subcommands().front();
+  for (const auto& c : commands) {
+    if (c.app() == at) return &c;
+  }
+  return nullptr;
+}
+
+std::vector<const Command*> children(const Command& parent, const std::deque<Command>& commands) {
+  std::vector<const Command*> out;
+  for (const auto& c : commands) {
+    if (c.app()->get_parent() == parent.app()) out.push_back(&c);
+  }
+  return out;
+}
+
+// CLI11's error, in the project's words.
+std::string parse_error_text(const CLI::ParseError& e, const CLI::App& app, const Command* at,
+                             const std::deque<Command>& commands) {
+  const std::string what = e.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+    for (const auto& extra : app.remaining(true)) {
+      if (extra == "--") continue;
+      if (extra.size() > 1 && extra[0] == '-')
+        return "unknown option " + extra.substr(0, extra.find('='));
+      if (at == nullptr) return "unknown command '" + extra + "': see 'outpost --help'";
+      if (at->handler() == nullptr) {
+        return "unknown command '" + at->app()->get_name() + " " + extra + "': see 'outpost " +
+               at->app()->get_name() + " --help'";
+      }
+      return "unexpected argument '" + extra + "'";
+    }
+  }
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr) {
+    return "option " + what.substr(0, what.find(':')) + " needs a value";
+  }
+  if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    if (what.find("subcommand") != std::string::npos && at != nullptr) {
+      for (const auto& extra : app.remaining(true)) {
+        if (extra.empty() || extra[0] == '-') continue;
+        return "unknown command '" + at->app()->get_name() + " " + extra + "': see 'outpost " +
+               at->app()->get_name() + " --help'";
+      }
+      std::string names;
+      for (const Command* sub : children(*at, commands)) {
+        names += (names.empty() ? "" : ", ") + sub->app()->get_name();
+      }
+      return "missing command after '" + at->app()->get_name() + "': one of " + names;
+    }
+    const std::string tail = " is required";
+    if (what.size() > tail.size() &&
+        what.compare(what.size() - tail.size(), tail.size(), tail) == 0) {
+      return "missing " + what.substr(0, what.size() - tail.size());
+    }
+  }
+  return what;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app("outpost");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.require_subcommand(0, 1);
+  // --store and --json may also come before the command.
+  std::string store;
+  CLI::Option* store_option = app.add_option("--store", store);
+  CLI::Option* json_option = app.add_flag("--json");
+  CLI::Option* version_option = app.add_flag("--version");
+  std::deque<Command> commands;
+  define_commands(app, commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    const Command* at = chosen(app, commands);
+    if (at == nullptr) {
+      std::cout << kUsage;
+    } else {
+      at->print_help(children(*at, commands));
+    }
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    const Command* at = chosen(app, commands);
+    std::fprintf(stderr, "outpost: error: %s\nusage: %s\n",
+                 redact(parse_error_text(e, app, at, commands)).c_str(),
+                 at == nullptr ? kMainUsage : at->usage().c_str());
+    return 2;
+  }
+  if (version_option->count() != 0) {
+    std::cout << "outpost " << kVersion << "\n";
+    return 0;
+  }
+  const Command* at = chosen(app, commands);
+  if (at == nullptr) {
+    std::cout << kUsage;
+    return 2;
+  }
+  Args args = at->args();
+  if (at->handler() == nullptr) return args.usage_error("missing command");
+  for (const auto& [name, option] :
+       {std::pair<std::string, CLI::Option*>{"store", store_option}, {"json", json_option}}) {
+    if (option->count() == 0) continue;
+    if (!at->takes(name)) return args.usage_error("--" + name + " does not apply to this command");
+    if (!args.has(name)) {
+      args.options[name] =
+          name == "store" ? std::vector<std::string>{store} : std::vector<std::string>{};
+    }
+  }
+  return at->handler()(args);
+}
 
 }  // namespace
 }  // namespace outpost
 
 int outpost_main(int argc, char** argv) {
-  using namespace outpost;
-  std::vector<std::string> rest(argv + 1, argv + argc);
-  if (rest.empty() || rest[0] == "--help" || rest[0] == "-h" || rest[0] == "help") {
-    std::cout << kUsage;
-    return rest.empty() ? 2 : 0;
+  // "outpost help [COMMAND ...]" is "outpost [COMMAND ...] --help".
+  if (argc >= 2 && std::string(argv[1]) == "help") {
+    std::vector<char*> args(argv, argv + argc);
+    args.erase(args.begin() + 1);
+    static char help[] = "--help";
+    args.push_back(help);
+    return outpost::run(static_cast<int>(args.size()), args.data());
   }
-  if (rest[0] == "--version") {
-    std::cout << "outpost " << kVersion << "\n";
-    return 0;
+  if (argc < 2) {
+    std::cout << outpost::kUsage;
+    return 2;
   }
-  std::string command = rest[0];
-  auto args = parse_args({rest.begin() + 1, rest.end()});
-  if (!args.ok()) return fail(args.error());
-  if (args->has("help")) {
-    std::cout << kUsage;
-    return 0;
-  }
-  static const std::map<std::string, std::function<int(const Args&)>> kCommands = {
-      {"keygen", cmd_keygen},   {"repo", cmd_repo},
-      {"publish", cmd_publish}, {"subscribe", cmd_subscribe},
-      {"sync", cmd_sync},       {"budget", cmd_budget},
-      {"ls", cmd_ls},           {"show", cmd_show},
-      {"cat", cmd_cat},         {"checkout", cmd_checkout},
-      {"verify", cmd_verify},   {"gc", cmd_gc},
-      {"status", cmd_status},
-  };
-  auto it = kCommands.find(command);
-  if (it == kCommands.end()) {
-    return fail(Status::InvalidArgument("unknown command '" + command + "': see 'outpost --help'"));
-  }
-  return it->second(*args);
+  return outpost::run(argc, argv);
 }

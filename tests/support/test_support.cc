@@ -33,7 +33,8 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
-RunResult run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+RunResult run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                      const std::string& cwd) {
   int out_pipe[2], err_pipe[2];
   if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
   std::vector<std::string> envs;
@@ -47,6 +48,7 @@ RunResult run_program(const std::vector<std::string>& argv, const std::vector<st
     ::close(err_pipe[0]);
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -153,6 +155,13 @@ RunResult run_outpost(const std::vector<std::string>& args, const std::vector<st
   std::vector<std::string> argv{OUTPOST_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_program(argv, env);
+}
+
+RunResult run_outpost_in(const std::string& cwd, const std::vector<std::string>& args,
+                         const std::vector<std::string>& env) {
+  std::vector<std::string> argv{OUTPOST_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, env, cwd);
 }
 
 std::string read_text(const std::string& path) {

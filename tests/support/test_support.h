@@ -32,9 +32,13 @@ struct RunResult {
 // Runs the outpost binary with args (no shell), with extra environment entries "K=V".
 RunResult run_outpost(const std::vector<std::string>& args,
                       const std::vector<std::string>& env = {});
-// Runs any program with args (no shell).
+// As run_outpost, in the working directory cwd (a relative path given to outpost resolves
+// there).
+RunResult run_outpost_in(const std::string& cwd, const std::vector<std::string>& args,
+                         const std::vector<std::string>& env = {});
+// Runs any program with args (no shell), in cwd when not empty.
 RunResult run_program(const std::vector<std::string>& argv,
-                      const std::vector<std::string>& env = {});
+                      const std::vector<std::string>& env = {}, const std::string& cwd = "");
 
 // A program started without waiting for it (no shell; stdin, stdout and stderr on
 // /dev/null), so a test can signal it mid-run. The destructor kills (SIGKILL) and reaps it if
