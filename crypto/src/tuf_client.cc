@@ -462,9 +462,18 @@ Result<const Targets*> Updater::load_delegated(const DelegatedRole& role,
   const std::string file = role.name + ".json";
   auto m = snapshot_->meta.find(file);
   if (m == snapshot_->meta.end()) {
-    return Status::VerificationFailed(
-        "snapshot.json does not list " + file +
-        ", a delegated role: the repository is incomplete or under attack; try another mirror");
+    // A role delegated but never published (`repo delegate` before the publisher's first
+    // release) has no metadata yet, so the snapshot cannot list it: it signs no target. Only
+    // a role this node already trusts a version of and the snapshot now leaves out is a
+    // rollback (update_snapshot() refuses that against the trusted snapshot; this catches
+    // held role metadata the snapshot never listed).
+    if (delegated_.count(role.name) != 0 || trusted_.delegated.count(role.name) != 0) {
+      return Status::VerificationFailed(
+          "snapshot.json version " + v(snapshot_->version) + " does not list " + file +
+          ", a delegated role this node already trusts a version of (rollback attack or broken "
+          "mirror): try another mirror");
+    }
+    return nullptr;
   }
   const MetaFile& meta = m->second;
   const std::string fp = fingerprint(role, parent);
@@ -552,6 +561,7 @@ Result<TargetFile> Updater::find_target(const std::string& path) {
     ++count;
     OUTPOST_ASSIGN_OR_RETURN(const Targets* t,
                              load_delegated(*next.role, *next.parent->delegations));
+    if (t == nullptr) continue;  // not published yet: lists nothing, delegates nothing
     if (auto it = t->targets.find(path); it != t->targets.end()) return it->second;
     push_children(*t);
   }
@@ -585,6 +595,7 @@ Result<std::map<std::string, TargetFile>> Updater::all_targets() {
     if (!visited.insert(next.role->name).second) continue;
     OUTPOST_ASSIGN_OR_RETURN(const Targets* t,
                              load_delegated(*next.role, *next.parent->delegations));
+    if (t == nullptr) continue;  // not published yet
     for (const auto& [p, f] : t->targets) paths.insert(p);
     push_children(*t);
   }

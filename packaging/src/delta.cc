@@ -1,6 +1,6 @@
-// The patch container, the zstd engine and apply_delta.
-//
-// Patch layout (varints are LEB128, at most 10 bytes):
+// The patch container (its one writer, PatchWriter, and its reader), the zstd engine and
+// apply_delta. The format is docs/format-delta.md; in short (varints are LEB128, at most 10
+// bytes):
 //   "OPD1" u8(engine) varint(from_size) varint(to_size) varint(window) varint(segments)
 //   per segment: u8(kind) varint(to_len) varint(from_off) varint(from_len) varint(payload_len)
 //                payload
@@ -25,6 +25,43 @@ void put_varint(Bytes& out, std::uint64_t v) {
     v >>= 7;
   }
   out.push_back(static_cast<std::uint8_t>(v));
+}
+
+Status PatchWriter::header(DeltaEngine engine, std::uint64_t from_size, std::uint64_t to_size,
+                           std::uint64_t window, std::uint64_t segments) {
+  if (started_) return Status::Internal("patch writer: header written twice");
+  started_ = true;
+  to_size_ = to_size;
+  segments_ = segments;
+  Bytes head = {'O', 'P', 'D', '1', static_cast<std::uint8_t>(engine)};
+  put_varint(head, from_size);
+  put_varint(head, to_size);
+  put_varint(head, window);
+  put_varint(head, segments);
+  return sink_(head);
+}
+
+Status PatchWriter::segment(std::uint8_t kind, std::uint64_t to_len, std::uint64_t from_off,
+                            std::uint64_t from_len, ByteView payload) {
+  if (!started_ || written_segments_ >= segments_ || to_len > to_size_ - written_bytes_) {
+    return Status::Internal("patch writer: segment outside what the header declares");
+  }
+  ++written_segments_;
+  written_bytes_ += to_len;
+  Bytes head = {kind};
+  put_varint(head, to_len);
+  put_varint(head, from_off);
+  put_varint(head, from_len);
+  put_varint(head, payload.size());
+  OUTPOST_RETURN_IF_ERROR(sink_(head));
+  return sink_(payload);
+}
+
+Status PatchWriter::finish() const {
+  if (!started_ || written_segments_ != segments_ || written_bytes_ != to_size_) {
+    return Status::Internal("patch writer: fewer segments or bytes than the header declares");
+  }
+  return Status::Ok();
 }
 
 bool Cursor::varint(std::uint64_t& v) {
@@ -57,11 +94,11 @@ bool Cursor::bytes(std::uint64_t n, ByteView& out) {
 namespace {
 
 using delta_detail::Cursor;
-using delta_detail::put_varint;
+using delta_detail::PatchWriter;
 
 constexpr std::uint8_t kMagic[4] = {'O', 'P', 'D', '1'};
-constexpr std::uint8_t kSegZstd = 1;
-constexpr std::uint8_t kSegSuffix = 2;
+constexpr std::uint8_t kSegZstd = delta_detail::kSegmentZstd;
+constexpr std::uint8_t kSegSuffix = delta_detail::kSegmentSuffix;
 // A segment of `to` is at most a quarter of the window, and at most 16 MiB.
 constexpr std::uint64_t kMaxSegment = 16ull << 20;
 
@@ -113,13 +150,14 @@ Result<Bytes> encode_delta(ByteView from, ByteView to, const DeltaParams& params
                                    std::to_string(static_cast<int>(params.engine)));
   }
   const int level = std::clamp(params.level, 1, 22);
-  Bytes out(kMagic, kMagic + 4);
-  out.push_back(static_cast<std::uint8_t>(params.engine));
-  put_varint(out, from.size());
-  put_varint(out, to.size());
-  put_varint(out, params.window);
+  Bytes out;
+  PatchWriter writer([&out](ByteView b) {
+    out.insert(out.end(), b.begin(), b.end());
+    return Status::Ok();
+  });
   const std::vector<Segment> segs = plan_segments(from.size(), to.size(), params.window);
-  put_varint(out, segs.size());
+  OUTPOST_RETURN_IF_ERROR(
+      writer.header(params.engine, from.size(), to.size(), params.window, segs.size()));
   Compressor zc(level);
   for (const Segment& s : segs) {
     const ByteView slice = from.subspan(s.from_off, s.from_len);
@@ -128,18 +166,16 @@ Result<Bytes> encode_delta(ByteView from, ByteView to, const DeltaParams& params
     std::uint8_t kind = kSegZstd;
     Bytes payload;
     if (params.engine == DeltaEngine::kSuffix) {
-      OUTPOST_RETURN_IF_ERROR(delta_detail::encode_suffix_segment(slice, target, level, payload));
+      Status suffix = delta_detail::encode_suffix_segment(slice, target, level, payload);
+      // kAborted: the differences do not compress, and zstd's coding is kept.
+      if (!suffix.ok() && suffix.code() != Code::kAborted) return suffix;
       // zstd wins on some inputs (moved blocks of new text): keep the smaller coding.
-      if (payload.size() < zpayload.size()) kind = kSegSuffix;
+      if (suffix.ok() && payload.size() < zpayload.size()) kind = kSegSuffix;
     }
     if (kind == kSegZstd) payload = std::move(zpayload);
-    out.push_back(kind);
-    put_varint(out, s.to_len);
-    put_varint(out, s.from_off);
-    put_varint(out, s.from_len);
-    put_varint(out, payload.size());
-    out.insert(out.end(), payload.begin(), payload.end());
+    OUTPOST_RETURN_IF_ERROR(writer.segment(kind, s.to_len, s.from_off, s.from_len, payload));
   }
+  OUTPOST_RETURN_IF_ERROR(writer.finish());
   return out;
 }
 

@@ -301,20 +301,6 @@ std::string media_type_for(std::string_view path) {
   return "application/octet-stream";
 }
 
-std::string manifest_target_path(std::string_view bundle) {
-  return std::string(bundle) + "/manifest.json";
-}
-
-std::string index_object_path(const crypto::Digest& blake2b) {
-  const std::string h = crypto::hex(blake2b);
-  return "objects/" + h.substr(0, 2) + "/" + h + ".index";
-}
-
-std::string patch_object_path(const crypto::Digest& blake2b) {
-  const std::string h = crypto::hex(blake2b);
-  return "objects/" + h.substr(0, 2) + "/" + h + ".patch";
-}
-
 std::uint64_t patch_length_limit(std::uint64_t stream_size) {
   return stream_size + stream_size / 64 + (64u << 10);
 }

@@ -74,10 +74,6 @@ class Cursor {
 
 }  // namespace
 
-std::string update_file_name(std::int64_t to_snapshot, std::int64_t from_snapshot) {
-  return std::to_string(to_snapshot) + ".from-" + std::to_string(from_snapshot) + ".upd";
-}
-
 Result<UpdateEntry> make_update_entry(std::string name, ByteView file, std::optional<ByteView> base,
                                       Compressor& compressor) {
   if (Status s = check_name(name); !s.ok()) return s.With("update entry");

@@ -1009,3 +1009,64 @@ TEST_CASE("lookups before any refresh ask for a sync", "[crypto][tuf]") {
   CHECK(u.all_targets().status().code() == Code::kFailedPrecondition);
   CHECK(repo.source.fetched.empty());
 }
+
+// ---- Regression: a delegation without a publish stopped every node (issue 7) ------------
+
+TEST_CASE("a delegation without a publish stops every node", "[crypto][tuf][regression]") {
+  // `repo delegate` for a new publisher (who/...) before its first release: targets.json
+  // delegates role who.x, and the snapshot does not list who.x.json, since it has no
+  // metadata yet.
+  TestRepo repo;
+  const SecretKey publisher_c = test_key(22);
+  repo.delegate("who.x", publisher_c, {"who/x/*"}, /*terminating=*/true);
+  repo.roles.erase("who.x");  // delegated, not published
+  repo.targets.version += 1;
+  repo.snapshot.version += 1;
+  repo.timestamp.version += 1;
+  repo.publish();
+  REQUIRE(repo.source.files.count("1.who.x.json") == 0);
+  const std::string who = "who/x/manifest.json";
+
+  Updater u(repo.first_contact(), repo.source, repo.options());
+  REQUIRE(u.refresh().ok());
+  SECTION("the other publishers' targets are found") {
+    CHECK(u.find_target(kResolution).ok());
+    CHECK(u.find_target(kIndicator).ok());
+    auto all = u.all_targets();
+    REQUIRE(all.ok());
+    CHECK(all->size() == 2);
+  }
+  SECTION("the unpublished role's names are simply not found") {
+    auto missing = u.find_target(who);
+    CHECK(missing.status().code() == Code::kNotFound);
+    CHECK(u.trusted().delegated.count("who.x") == 0);
+  }
+  SECTION("its first release is then picked up") {
+    repo.roles["who.x"].version = 0;
+    repo.roles["who.x"].expires = kNow + 365 * kDay;
+    repo.release("who.x", who, "who v1");
+    REQUIRE(u.refresh().ok());
+    auto f = u.find_target(who);
+    REQUIRE(f.ok());
+    CHECK(*f == TestRepo::target_for("who v1"));
+
+    SECTION("and a snapshot leaving it out again is refused as a rollback") {
+      const TrustedMetadata before = u.trusted();
+      repo.snapshot.version += 1;
+      repo.write_snapshot();
+      repo.snapshot.meta.erase("who.x.json");
+      repo.source.files[repo.snapshot_name()] =
+          repo.sign(repo.snapshot.to_signed(), {&repo.snapshot_key});
+      repo.timestamp.version += 1;
+      repo.write_timestamp();
+      Status s = u.refresh();
+      CHECK(s.code() == Code::kVerificationFailed);
+      CHECK(contains(s.message(), "no longer lists who.x.json"));
+      CHECK(same(u.trusted(), before));
+      SECTION("also for a node restarted from what it persisted") {
+        Updater again(before, repo.source, repo.options());
+        CHECK(again.refresh().code() == Code::kVerificationFailed);
+      }
+    }
+  }
+}

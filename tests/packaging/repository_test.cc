@@ -1,5 +1,6 @@
 #include "outpost/packaging/repository.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1034,4 +1035,145 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
     repo.publish_ok(a, "un/stats/a");
     CHECK(count_files(repo.dir) == before);
   }
+}
+
+// ---- Regressions from the first deployment (issue 7) -------------------------------------
+
+namespace {
+
+// Every path under `dir` (relative) -> its mode bits and, for files, its bytes.
+std::map<std::string, std::pair<unsigned, Bytes>> tree_of(const std::string& dir) {
+  std::map<std::string, std::pair<unsigned, Bytes>> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    struct stat st {};
+    REQUIRE(::lstat(e.path().c_str(), &st) == 0);
+    Bytes bytes;
+    if (S_ISREG(st.st_mode)) bytes = outpost::test::read_all(e.path().string());
+    out.emplace(fs::relative(e.path(), dir).string(),
+                std::make_pair(static_cast<unsigned>(st.st_mode & 07777), std::move(bytes)));
+  }
+  return out;
+}
+
+// Sets the process umask for the lifetime of the object.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+}  // namespace
+
+TEST_CASE("published files unreadable by the web server", "[packaging][repository][regression]") {
+  // The whole-content and patch objects were temp files renamed without a chmod (0600), and
+  // everything else followed the umask: nginx's unprivileged workers answered 403.
+  const mode_t mask = GENERATE(mode_t{077}, mode_t{022}, mode_t{027});
+  INFO("umask " << std::oct << mask);
+  ScopedUmask scoped(mask);
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  const std::string name = "un/stats/release";
+  write_release(src, 1);
+  repo.publish_ok(src, name);
+  write_release(src, 2);
+  const auto r2 = repo.publish_ok(src, name);
+  REQUIRE(r2.patches.size() == 2);  // from 0 (streamed to a temp file) and from 1
+  REQUIRE(op::refresh_snapshot(repo.dir, repo.snapshot, repo.timestamp, repo.clock).ok());
+
+  struct stat root {};
+  REQUIRE(::stat(repo.dir.c_str(), &root) == 0);
+  CHECK((root.st_mode & 07777) == 0755);
+  std::size_t files = 0;
+  for (const auto& [path, entry] : tree_of(repo.dir)) {
+    INFO(path);
+    const fs::path full = fs::path(repo.dir) / path;
+    if (fs::is_directory(fs::symlink_status(full))) {
+      CHECK(entry.first == 0755);
+    } else {
+      CHECK(fs::is_regular_file(fs::symlink_status(full)));
+      CHECK(entry.first == 0644);
+      ++files;
+    }
+  }
+  CHECK(files > 10);
+}
+
+TEST_CASE(
+    "a file that changes while it is published is signed as neither its old nor its new "
+    "content",
+    "[packaging][repository][regression]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  const std::string name = "un/stats/release";
+  write_release(src, 1);
+  // Big enough for many chunks (default chunking averages 64 KiB).
+  outpost::test::write_all(src + "/data/big.bin", outpost::test::random_bytes(3u << 20, 5));
+  repo.publish_ok(src, name);
+  write_release(src, 2);  // a real new version: the failed publish would otherwise be one
+  const auto before = tree_of(repo.dir);
+  const std::string big = src + "/data/big.bin";
+
+  op::PublishOptions o = repo.options(src);
+  o.overrides.name = name;
+  repo.clock.advance(60);
+  int calls = 0;
+  SECTION("edited in place at both ends, same size") {
+    o.after_chunk_read = [&](const std::string& file, std::uint64_t) {
+      if (file != "data/big.bin" || ++calls != 1) return;
+      // The first chunk is read: change the start (already read) and the end (not yet).
+      const int fd = ::open(big.c_str(), O_WRONLY);
+      REQUIRE(fd >= 0);
+      REQUIRE(::pwrite(fd, "EDIT", 4, 0) == 4);
+      REQUIRE(::pwrite(fd, "EDIT", 4, static_cast<off_t>((3u << 20) - 4)) == 4);
+      ::close(fd);
+    };
+  }
+  SECTION("edited in place with its modification time put back") {
+    o.after_chunk_read = [&](const std::string& file, std::uint64_t) {
+      if (file != "data/big.bin" || ++calls != 1) return;
+      struct stat st {};
+      REQUIRE(::stat(big.c_str(), &st) == 0);
+      const int fd = ::open(big.c_str(), O_WRONLY);
+      REQUIRE(fd >= 0);
+      REQUIRE(::pwrite(fd, "EDIT", 4, 0) == 4);
+      const struct timespec times[2] = {st.st_atim, st.st_mtim};
+      REQUIRE(::futimens(fd, times) == 0);
+      ::close(fd);
+    };
+  }
+  SECTION("replaced by a rename") {
+    o.after_chunk_read = [&](const std::string& file, std::uint64_t) {
+      if (file != "data/big.bin" || ++calls != 1) return;
+      outpost::test::write_all(big + ".new", outpost::test::random_bytes(3u << 20, 6));
+      fs::rename(big + ".new", big);
+    };
+  }
+  SECTION("grown") {
+    o.after_chunk_read = [&](const std::string& file, std::uint64_t) {
+      if (file != "data/big.bin" || ++calls != 1) return;
+      const int fd = ::open(big.c_str(), O_WRONLY | O_APPEND);
+      REQUIRE(fd >= 0);
+      REQUIRE(::write(fd, "MORE", 4) == 4);
+      ::close(fd);
+    };
+  }
+  auto r = op::publish(repo.dir, o);
+  CHECK(calls >= 1);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().message());
+  CHECK(r.status().code() == Code::kAborted);
+  CHECK(r.status().message().find(big) != std::string::npos);
+  CHECK(r.status().message().find("changed while it was being published") != std::string::npos);
+  // The repository is as it was: the previous release intact, no new file, no temp file.
+  CHECK(tree_of(repo.dir) == before);
+  auto st = op::load_repository(repo.dir);
+  REQUIRE(st.ok());
+  auto pm = op::load_current_manifest(repo.dir, *st, name);
+  REQUIRE(pm.ok());
+  CHECK(pm->manifest.version == 1);
 }

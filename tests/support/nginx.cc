@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -118,6 +121,21 @@ void write_atomically(const std::string& path, const std::string& text) {
   fs::rename(tmp, path);
 }
 
+// The "user" line of the config. A real deployment runs nginx's master as root and its workers
+// as an unprivileged user (www-data on Debian), so a published file that only its owner can
+// read answers 403. The rig does the same whenever it runs as root: workers run as nobody,
+// so a repository tree that is not world-readable fails the tests as it would fail in the
+// field. Outside root nginx cannot switch users, and the workers run as the test's user.
+// nullopt: root, but no user nobody to run the workers as.
+std::optional<std::string> worker_user_line() {
+  if (::geteuid() != 0) return "";
+  const passwd* user = ::getpwnam("nobody");
+  if (user == nullptr) return std::nullopt;
+  // Debian's nobody is in group nogroup; nginx's default group would be "nobody".
+  const group* g = ::getgrgid(user->pw_gid);
+  return "user nobody " + std::string(g != nullptr ? g->gr_name : "nogroup") + ";\n";
+}
+
 }  // namespace
 
 bool running_in_ci() {
@@ -154,6 +172,10 @@ Nginx::Nginx(const std::string& root, bool tls) : tls_(tls) {
     why_ = "openssl not installed: apt-get install openssl";
     return;
   }
+  if (!worker_user_line()) {
+    why_ = "running as root but there is no user 'nobody' for nginx's workers: add one";
+    return;
+  }
   fs::create_directories(dir_ / "logs");
   fs::create_directories(dir_ / "temp");
   if (tls) {
@@ -177,8 +199,11 @@ bool Nginx::start(const std::string& root, bool tls) {
   https_port_ = tls ? unused_port() : 0;
   const std::string p = dir_.path();
   std::ostringstream conf;
+  // With a user to switch to, a master process is needed: nginx drops privileges only in its
+  // workers (in single-process mode it keeps serving as root).
+  const std::string user = worker_user_line().value_or("");
   conf << "daemon off;\n"
-       << "master_process off;\n"
+       << (user.empty() ? "master_process off;\n" : "master_process on;\n") << user
        << "worker_processes 1;\n"
        << "pid " << p << "/nginx.pid;\n"
        << "error_log " << p << "/logs/error.log warn;\n"

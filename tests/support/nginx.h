@@ -19,12 +19,15 @@ namespace outpost::test {
 // closed): a "connection refused" address for dead-mirror tests.
 int unused_port();
 
-// A real nginx serving `root` on 127.0.0.1 (a free port), started as a child (`daemon off;
-// master_process off;`, its own prefix/config/logs under a TempDir, pid file), stopped by pid
-// in the destructor. Static files answer Range and multi-range (max_ranges unset), with ETag,
-// keep-alive on and gzip off. With tls, it also serves https on a second port with a fresh
-// self-signed certificate for 127.0.0.1 made with the openssl CLI; ca_file() is that
-// certificate.
+// A real nginx serving `root` on 127.0.0.1 (a free port), started as a child (`daemon off;`,
+// its own prefix/config/logs under a TempDir, pid file), stopped by pid in the destructor.
+// Run as root (as CI runs), its master process serves through a worker running as the
+// unprivileged user nobody, as a real deployment's does (www-data on Debian): `root` and the
+// folders above it must be traversable by others, and a file only its owner can read answers
+// 403. Run as another user, it runs as that user in one process (`master_process off;`).
+// Static files answer Range and multi-range (max_ranges unset), with ETag, keep-alive on and
+// gzip off. With tls, it also serves https on a second port with a fresh self-signed
+// certificate for 127.0.0.1 made with the openssl CLI; ca_file() is that certificate.
 class Nginx {
  public:
   explicit Nginx(const std::string& root, bool tls = false);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,9 @@ TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/outpost-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  // mkdtemp makes it 0700; a web server's unprivileged workers (tests/support/nginx.h) must be
+  // able to traverse it to serve a repository inside.
+  if (::chmod(tmpl.c_str(), 0755) != 0) throw std::runtime_error("chmod of a temp dir failed");
   path_ = tmpl;
 }
 

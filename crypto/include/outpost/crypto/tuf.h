@@ -182,7 +182,8 @@ class Updater {
 
   // Section 5.6.7: the target's info, walking delegations (and loading delegated metadata,
   // which becomes part of trusted()). kNotFound when no trusted role lists the path (or the
-  // search stopped at options.max_delegations); kVerificationFailed when a delegated role on
+  // search stopped at options.max_delegations; a delegated role the snapshot does not list
+  // yet, never published, lists nothing); kVerificationFailed when a delegated role on
   // the way is badly signed, expired or disagrees with the snapshot; kFailedPrecondition when
   // there is no complete trusted metadata yet (refresh first). Works offline on complete
   // trusted metadata; the targets and delegated roles it consults must not have expired.
@@ -216,6 +217,9 @@ class Updater {
   Result<Bytes> fetch_meta(const std::string& filename, const MetaFile* meta, std::uint64_t cap,
                            std::string_view declared_by);
   // The role's metadata, verified against the parent's delegation; owned by delegated_.
+  // nullptr when the snapshot does not list the role and this node trusts no version of it:
+  // delegated but not published yet, so it lists no target. kVerificationFailed when the node
+  // holds a version of a role the snapshot leaves out (rollback).
   Result<const Targets*> load_delegated(const DelegatedRole& role, const Delegations& parent);
 
   TrustedMetadata trusted_;

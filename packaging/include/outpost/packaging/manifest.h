@@ -17,6 +17,7 @@
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunker.h"
 #include "outpost/packaging/delta.h"
+#include "outpost/packaging/layout.h"
 
 namespace outpost::packaging {
 
@@ -117,12 +118,7 @@ Status validate_kind(std::string_view kind);
 // Text types carry no charset parameter (bundle text is UTF-8 by convention).
 std::string media_type_for(std::string_view path);
 
-// "<bundle>/manifest.json"
-std::string manifest_target_path(std::string_view bundle);
-// "objects/<first two hex digits>/<hex>.index"
-std::string index_object_path(const crypto::Digest& blake2b);
-// "objects/<first two hex digits>/<hex>.patch"
-std::string patch_object_path(const crypto::Digest& blake2b);
+// Repository paths (manifest_target_path, index_object_path, patch_object_path): layout.h.
 // Largest patch a manifest may declare for a content stream of `stream_size` bytes:
 // stream_size + stream_size / 64 + 64 KiB (above what zstd produces for incompressible data;
 // the publisher drops patches larger than the from-0 one, which a node would never choose).

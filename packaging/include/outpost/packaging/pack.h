@@ -27,6 +27,7 @@
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/chunker.h"
 #include "outpost/packaging/compress.h"
+#include "outpost/packaging/layout.h"
 
 namespace outpost::packaging {
 
@@ -45,8 +46,7 @@ inline constexpr std::size_t kRecordHeaderBytes = 1 + 32 + 8 + 8 + 2;
 inline constexpr std::size_t kTrailerBytes = 1 + 32 + 8;
 inline constexpr std::size_t kMaxRecordName = 1024;
 
-// "packs/<hex id>.pack": where a pack lives in a repository.
-std::string pack_object_path(const crypto::Digest& pack_id);
+// pack_object_path() ("packs/<hex id>.pack"): layout.h.
 
 // Describes one record; `offset` is where its stored bytes start in the pack.
 struct RecordInfo {

@@ -1,8 +1,8 @@
-// The publisher side of a repository (docs/format-repository.md): creating it, delegating
-// bundle-name prefixes to publisher keys, publishing bundle versions, re-signing the
-// timestamp and rotating root keys. Every file is written through temp + fsync + rename, in an
-// order such that a reader fetching timestamp.json at any moment sees the old release or the
-// complete new one (timestamp.json last).
+// The publisher side of a repository (docs/format-repository.md; paths in layout.h): creating
+// it, delegating bundle-name prefixes to publisher keys, publishing bundle versions,
+// re-signing the timestamp and rotating root keys. Every file is written through temp + fsync +
+// rename, in an order such that a reader fetching timestamp.json at any moment sees the old release
+// or the complete new one (timestamp.json last).
 //
 // Keys are passed in by the caller and never written into the repository tree.
 // Concurrency: the operations that change a repository take an exclusive lock (flock on
@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -120,6 +121,10 @@ struct PublishOptions {
   std::uint64_t max_ladder_stream = kDefaultMaxLadderStream;
   Expiries expiry;
   Clock* clock = nullptr;  // nullptr: system_clock()
+  // For tests: called after each chunk of a source file is read, with the file's path in the
+  // bundle and how many of its bytes have been read, so a test can change the file at a known
+  // point of the read. Unset in normal use.
+  std::function<void(const std::string& file, std::uint64_t bytes_read)> after_chunk_read;
 };
 
 struct PublishResult {
@@ -147,8 +152,11 @@ struct PublishResult {
 // delegated it ("key K is not delegated bundle name B: ask the repository owner to run
 // 'outpost repo delegate'"), or a snapshot/timestamp key is not the one the root lists.
 // kInvalidArgument: bad source folder (see read_bundle_dir), missing keys, bad chunking.
-// kAborted: a source file changed while it was read (publish again), or another writer holds
-// the repository. kCorruption: the repository's own files are damaged.
+// kAborted: a source file changed while it was read (its size, modification or change time
+// or inode differ before and after reading it, or a second read of a file modified as the
+// read began finds other bytes; the message names the file; nothing is published: publish
+// again), or another writer holds the repository. kCorruption: the repository's own files are
+// damaged. Every file and folder it writes is world-readable (0644 / 0755) whatever the umask.
 Result<PublishResult> publish(const std::string& repo_dir, const PublishOptions& options);
 
 // Re-signs timestamp.json with a new version and expiry (same snapshot).

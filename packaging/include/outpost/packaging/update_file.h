@@ -32,6 +32,7 @@
 #include "outpost/base/status.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/compress.h"
+#include "outpost/packaging/layout.h"
 
 namespace outpost::packaging {
 
@@ -63,8 +64,7 @@ struct UpdateFile {
   friend bool operator==(const UpdateFile&, const UpdateFile&) = default;
 };
 
-// "N.from-M.upd" (the file name under metadata/updates/).
-std::string update_file_name(std::int64_t to_snapshot, std::int64_t from_snapshot);
+// update_file_name() ("N.from-M.upd") and update_file_path(): layout.h.
 
 // One entry holding `file` under `name`: compressed against `base` (encoding 1) when given,
 // else alone (encoding 0). kInvalidArgument for a name that is not a valid file path

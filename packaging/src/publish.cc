@@ -1,0 +1,865 @@
+// publish(): turning a folder into the next version of its bundle, in named steps (see
+// publish() at the bottom for the order and why it is safe for readers).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "delta_internal.h"
+#include "io_util.h"
+#include "outpost/base/fs.h"
+#include "outpost/crypto/hash.h"
+#include "outpost/packaging/chunk_index.h"
+#include "outpost/packaging/content.h"
+#include "outpost/packaging/delta.h"
+#include "outpost/packaging/layout.h"
+#include "outpost/packaging/pack.h"
+#include "outpost/packaging/repository.h"
+#include "outpost/packaging/update_file.h"
+#include "repo_files.h"
+
+namespace outpost::packaging {
+
+namespace tuf = crypto::tuf;
+using namespace repo_detail;
+
+namespace {
+
+struct DigestHash {
+  std::size_t operator()(const crypto::Digest& d) const {
+    std::size_t h;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+
+struct ChunkLocation {
+  std::uint32_t pack_slot;  // index into the publisher's pack list; kNewPack for the new one
+  std::uint64_t offset;
+  std::uint32_t stored_length;
+  std::uint32_t raw_length;
+};
+constexpr std::uint32_t kNewPack = 0xFFFFFFFFu;
+
+constexpr std::uint64_t kMaxHistoryBytes = 16u << 20;
+constexpr int kFullPatchLevel = 19;
+
+// A content stream in an unlinked temp file, mapped read-only once complete: the publisher
+// holds big streams without holding them in its heap (the kernel pages them in and out).
+class StreamFile {
+ public:
+  static Result<std::unique_ptr<StreamFile>> create(const std::string& dir) {
+    std::string tmpl = dir + "/.tmp-stream-XXXXXX";
+    const int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) return detail::errno_status(errno, "creating a temp file in", dir);
+    ::unlink(tmpl.c_str());  // nothing is left behind, even after a crash
+    auto f = std::unique_ptr<StreamFile>(new StreamFile());
+    f->fd_ = detail::Fd(fd);
+    f->path_ = tmpl;
+    return f;
+  }
+  ~StreamFile() {
+    if (map_ != nullptr) ::munmap(map_, size_);
+  }
+  StreamFile(const StreamFile&) = delete;
+  StreamFile& operator=(const StreamFile&) = delete;
+
+  Status append(ByteView bytes) {
+    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+    size_ += bytes.size();
+    if (buffer_.size() >= (1u << 20)) return flush();
+    return Status::Ok();
+  }
+  // Flushes and maps the file; view() is valid from then on.
+  Status map() {
+    OUTPOST_RETURN_IF_ERROR(flush());
+    if (size_ == 0) return Status::Ok();
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_.get(), 0);
+    if (p == MAP_FAILED) return detail::errno_status(errno, "mapping", path_);
+    map_ = p;
+    return Status::Ok();
+  }
+  // Reads [offset, offset + out.size()) of what was appended (after flush()).
+  Status read(std::uint64_t offset, Bytes& out) {
+    OUTPOST_RETURN_IF_ERROR(flush());
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done,
+                                static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return detail::errno_status(errno, "reading", path_);
+      if (n == 0) return Status::Internal("temp stream " + path_ + " is shorter than written");
+      done += static_cast<std::size_t>(n);
+    }
+    return Status::Ok();
+  }
+  ByteView view() const {
+    return map_ == nullptr ? ByteView() : ByteView(static_cast<const std::uint8_t*>(map_), size_);
+  }
+  std::uint64_t size() const { return size_; }
+
+ private:
+  StreamFile() = default;
+  Status flush() {
+    Status s = detail::write_all(fd_.get(), buffer_, path_);
+    buffer_.clear();
+    return s;
+  }
+  detail::Fd fd_;
+  std::string path_;
+  Bytes buffer_;
+  std::uint64_t size_ = 0;
+  void* map_ = nullptr;
+};
+
+// Reads chunks out of the repository's packs, keeping each pack open.
+class PackChunkReader {
+ public:
+  explicit PackChunkReader(std::string repo) : repo_(std::move(repo)) {}
+
+  // kNotFound when the pack is missing; kCorruption when the chunk does not match its id.
+  Result<Bytes> read(const crypto::Digest& pack, const ChunkEntry& e) {
+    auto it = fds_.find(pack);
+    if (it == fds_.end()) {
+      const std::string path = in_repo(repo_, pack_object_path(pack));
+      OUTPOST_ASSIGN_OR_RETURN(detail::Fd fd, detail::open_read(path));
+      it = fds_.emplace(pack, std::move(fd)).first;
+    }
+    Bytes frame(e.stored_length);
+    std::size_t done = 0;
+    while (done < frame.size()) {
+      const ssize_t n = ::pread(it->second.get(), frame.data() + done, frame.size() - done,
+                                static_cast<off_t>(e.offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return detail::errno_status(errno, "reading", pack_object_path(pack));
+      if (n == 0) {
+        return Status::Corruption(pack_object_path(pack) + " is shorter than its chunk index says");
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    const std::string what = "chunk " + crypto::hex(e.id).substr(0, 16);
+    OUTPOST_ASSIGN_OR_RETURN(Bytes raw, decompressor_.decompress(frame, e.raw_length, what));
+    if (!crypto::digest_equal(crypto::blake2b(raw), e.id)) {
+      return Status::Corruption(what + " in " + pack_object_path(pack) + " does not match its id");
+    }
+    return raw;
+  }
+
+ private:
+  std::string repo_;
+  std::map<crypto::Digest, detail::Fd> fds_;
+  Decompressor decompressor_;
+};
+
+// Rebuilds the content stream of a version from its chunk index and the packs into `out`, and
+// checks it against the manifest's content root. kNotFound when a pack is missing.
+Status build_stream(const Manifest& m, const ChunkIndex& index, PackChunkReader& reader,
+                    StreamFile& out) {
+  crypto::Blake2b hasher;
+  std::size_t next_chunk = 0;
+  Status s = write_content_stream(
+      m,
+      [&](std::size_t i, const FileEntry&, const ContentSink& sink) -> Status {
+        for (std::uint32_t k = 0; k < index.file_chunks[i]; ++k) {
+          const ChunkEntry& e = index.chunks[next_chunk++];
+          OUTPOST_ASSIGN_OR_RETURN(Bytes raw, reader.read(index.packs[e.pack], e));
+          OUTPOST_RETURN_IF_ERROR(sink(raw));
+        }
+        return Status::Ok();
+      },
+      [&](ByteView b) -> Status {
+        hasher.update(b);
+        return out.append(b);
+      });
+  if (!s.ok()) return s.With("rebuilding version " + std::to_string(m.version) + " of " + m.bundle);
+  if (!crypto::digest_equal(hasher.finish(), m.content_root)) {
+    return Status::Corruption("version " + std::to_string(m.version) + " of " + m.bundle +
+                              " rebuilt from its packs does not match its content root");
+  }
+  return Status::Ok();
+}
+
+// The chunk index a manifest names, checked against its hash and the manifest.
+Result<ChunkIndex> load_index(const std::string& repo, const Manifest& m) {
+  const std::string ipath = in_repo(repo, m.index.path);
+  OUTPOST_ASSIGN_OR_RETURN(Bytes ibytes, read_repo_file(ipath, kMaxIndexBytes));
+  if (ibytes.size() != m.index.length ||
+      !crypto::digest_equal(crypto::blake2b(ibytes), m.index.blake2b)) {
+    return Status::Corruption(ipath + " does not match its hash in the manifest of " + m.bundle);
+  }
+  auto idx = ChunkIndex::parse(ibytes, m.chunking.max);
+  if (!idx.ok()) return idx.error().With(ipath);
+  OUTPOST_RETURN_IF_ERROR(idx->check_against(m));
+  return idx;
+}
+
+// ---- the publisher's history of a bundle's manifests (layout.h history_file_path) ----
+
+// version -> repository-relative manifest path. A missing or malformed file is an empty
+// history: it is only an index, rebuilt by scanning (scan_manifests) and rewritten.
+std::map<std::int64_t, std::string> load_history(const std::string& repo,
+                                                 const std::string& bundle) {
+  std::map<std::int64_t, std::string> out;
+  auto bytes = real_fs().read_file(in_repo(repo, history_file_path(bundle)), kMaxHistoryBytes);
+  if (!bytes.ok()) return out;
+  auto j = parse_json(as_chars(*bytes));
+  if (!j.ok() || !j->is_object()) return out;
+  const Json* versions = j->find("versions");
+  if (versions == nullptr || !versions->is_object()) return out;
+  for (const auto& [key, value] : versions->as_object()) {
+    char* end = nullptr;
+    const long long v = std::strtoll(key.c_str(), &end, 10);
+    if (end == key.c_str() || *end != '\0' || v < 1 || !value.is_string()) continue;
+    out.emplace(static_cast<std::int64_t>(v), value.as_string());
+  }
+  return out;
+}
+
+Status write_history(const std::string& repo, const std::string& bundle,
+                     const std::map<std::int64_t, std::string>& history) {
+  Json versions = Json::object();
+  for (const auto& [v, path] : history) versions.set(std::to_string(v), path);
+  Json j = Json::object();
+  j.set("versions", std::move(versions));
+  return write_repo_file(repo, history_file_path(bundle), to_bytes(j.dump(1) + "\n"));
+}
+
+// Every manifest file of the bundle in its folder, by version (repositories without a
+// history file, or versions it lacks). Files that do not parse are skipped.
+std::map<std::int64_t, std::string> scan_manifests(const std::string& repo,
+                                                   const std::string& bundle) {
+  std::map<std::int64_t, std::string> out;
+  const std::string dir = in_repo(repo, bundle_manifest_dir(bundle));
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (is_manifest_file_name(n)) names.push_back(n);
+  }
+  ::closedir(d);
+  for (const std::string& n : names) {
+    auto bytes = real_fs().read_file(dir + n, kMaxManifestBytes);
+    if (!bytes.ok()) continue;
+    auto m = Manifest::parse(*bytes);
+    if (!m.ok() || m->bundle != bundle) continue;
+    out.emplace(m->version, bundle_manifest_dir(bundle) + n);
+  }
+  return out;
+}
+
+// Version `version` of the bundle, found through the history (then a scan of the folder).
+// The file's SHA-256 must be the one in its name. nullopt when it cannot be found.
+std::optional<PublishedManifest> find_version(const std::string& repo, const std::string& bundle,
+                                              std::int64_t version,
+                                              std::map<std::int64_t, std::string>& history,
+                                              bool& scanned) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto it = history.find(version);
+    if (it != history.end()) {
+      const std::string& path = it->second;
+      auto bytes = real_fs().read_file(in_repo(repo, path), kMaxManifestBytes);
+      if (bytes.ok() && path == manifest_file_path(bundle, crypto::hex(crypto::sha256(*bytes)))) {
+        auto m = Manifest::parse(*bytes);
+        if (m.ok() && m->bundle == bundle && m->version == version) {
+          return PublishedManifest{std::move(m).value(), std::move(bytes).value(), path};
+        }
+      }
+    }
+    if (scanned) break;
+    scanned = true;
+    for (auto& [v, p] : scan_manifests(repo, bundle)) history[v] = p;
+  }
+  return std::nullopt;
+}
+
+PatchRef patch_ref(const crypto::Digest& blake2b, std::uint64_t length, std::int64_t from,
+                   const crypto::Digest& from_root, const crypto::Digest& from_manifest,
+                   DeltaEngine engine) {
+  PatchRef p;
+  p.from = from;
+  p.from_root = from_root;
+  p.from_manifest = from_manifest;
+  p.engine = engine;
+  p.length = length;
+  p.blake2b = blake2b;
+  p.path = patch_object_path(blake2b);
+  return p;
+}
+
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+// The patch from 0 (from the empty stream): the new content stream compressed, written as a
+// patch container (docs/format-delta.md) of engine zstd whose segments have no old slice, so
+// apply_delta applies it like any other, but produced here segment by segment with zstd's
+// long-distance matching, reading the stream from its temp file and writing the patch to a
+// temp file: memory stays bounded (one segment in, one out, one zstd context) whatever the
+// bundle's size. Stored as objects/<hh>/<blake2b>.patch (temp + fsync + rename, mode 0644).
+// 8 MiB segments with hash and chain tables of 2^20 entries keep zstd level 19 under ~30 MiB
+// (its own tables for an 8-16 MiB window would take 50-85 MiB), for a few tenths of a percent
+// of ratio.
+constexpr std::uint64_t kFullPatchSegment = 8ull << 20;
+constexpr int kFullPatchTableLog = 20;
+
+Result<PatchRef> write_full_patch(const std::string& repo, StreamFile& stream) {
+  const std::uint64_t to_size = stream.size();
+  const std::uint64_t segments = (to_size + kFullPatchSegment - 1) / kFullPatchSegment;
+  const std::uint64_t largest = std::min(to_size, kFullPatchSegment);
+  const std::uint64_t window = std::max<std::uint64_t>(kMinDeltaWindow, largest);
+  const std::string dir = in_repo(repo, kObjectsDir);
+  std::string tmp = dir + "/.tmp-patch-XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return detail::errno_status(errno, "creating a temp file in", dir);
+  detail::Fd out(fd);
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      if (!path.empty()) ::unlink(path.c_str());
+    }
+  } remove{tmp};
+  crypto::Blake2b hash;
+  std::uint64_t length = 0;
+  delta_detail::PatchWriter writer([&](ByteView b) -> Status {
+    hash.update(b);
+    length += b.size();
+    return detail::write_all(out.get(), b, tmp);
+  });
+  OUTPOST_RETURN_IF_ERROR(writer.header(DeltaEngine::kZstd, 0, to_size, window, segments));
+
+  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx(ZSTD_createCCtx());
+  if (!cctx) return Status::Internal("zstd: out of memory");
+  Bytes in;
+  Bytes frame;
+  for (std::uint64_t i = 0; i < segments; ++i) {
+    const std::uint64_t off = i * kFullPatchSegment;
+    in.resize(static_cast<std::size_t>(std::min(kFullPatchSegment, to_size - off)));
+    OUTPOST_RETURN_IF_ERROR(stream.read(off, in));
+    int window_log = 10;  // zstd's smallest window
+    while (window_log < kMaxWindowLog && (std::uint64_t{1} << window_log) < in.size()) {
+      ++window_log;
+    }
+    ZSTD_CCtx* c = cctx.get();
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+    std::size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, kFullPatchLevel);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log);
+    const int table_log = std::min(kFullPatchTableLog, window_log + 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, table_log);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, table_log);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+    if (ZSTD_isError(r)) {
+      return Status::Internal(std::string("zstd: setting parameters: ") + ZSTD_getErrorName(r));
+    }
+    frame.resize(ZSTD_compressBound(in.size()));
+    const std::size_t n = ZSTD_compress2(c, frame.data(), frame.size(), in.data(), in.size());
+    if (ZSTD_isError(n)) {
+      return Status::Internal(std::string("zstd: compressing: ") + ZSTD_getErrorName(n));
+    }
+    // A zstd frame with the (empty) old slice as prefix.
+    OUTPOST_RETURN_IF_ERROR(
+        writer.segment(delta_detail::kSegmentZstd, in.size(), 0, 0, ByteView(frame).first(n)));
+  }
+  OUTPOST_RETURN_IF_ERROR(writer.finish());
+  if (::fsync(out.get()) != 0) return detail::errno_status(errno, "syncing", tmp);
+  const crypto::Digest id = hash.finish();
+  OUTPOST_RETURN_IF_ERROR(publish_temp_file(out.get(), tmp, repo, patch_object_path(id)));
+  remove.path.clear();
+  return patch_ref(id, length, 0, crypto::Digest{}, crypto::Digest{}, DeltaEngine::kZstd);
+}
+
+// The patches to new version `m` (index `index`, already stored with its packs): from 0, and
+// from each rung of the ladder that can be rebuilt. Sorted by `from`.
+Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manifest& m,
+                                           const ChunkIndex& index,
+                                           const std::vector<std::int64_t>& ladder,
+                                           std::uint64_t max_ladder_stream) {
+  PackChunkReader reader(repo);
+  const std::string tmp_dir = in_repo(repo, kObjectsDir);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<StreamFile> now, StreamFile::create(tmp_dir));
+  OUTPOST_RETURN_IF_ERROR(build_stream(m, index, reader, *now));
+  std::vector<PatchRef> out;
+  auto full = write_full_patch(repo, *now);
+  if (!full.ok()) return full.error().With("writing the full patch");
+  const std::uint64_t full_length = full->length;
+  out.push_back(std::move(full).value());
+  if (ladder.empty() || now->size() > max_ladder_stream) return out;
+  OUTPOST_RETURN_IF_ERROR(now->map());
+
+  std::map<std::int64_t, std::string> history = load_history(repo, m.bundle);
+  bool scanned = false;
+  std::set<std::int64_t> done;
+  for (std::int64_t rung : ladder) {
+    const std::int64_t from = m.version - rung;
+    if (from < 1 || !done.insert(from).second) continue;
+    std::optional<PublishedManifest> old = find_version(repo, m.bundle, from, history, scanned);
+    if (!old) continue;  // not in this repository any more: no patch from it
+    if (content_stream_size(old->manifest) > max_ladder_stream) continue;
+    auto idx = load_index(repo, old->manifest);
+    if (!idx.ok()) {
+      if (idx.error().code() == Code::kNotFound) continue;
+      return idx.error().With("building the patch from version " + std::to_string(from));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<StreamFile> before, StreamFile::create(tmp_dir));
+    if (Status s = build_stream(old->manifest, *idx, reader, *before); !s.ok()) {
+      if (s.code() == Code::kNotFound) continue;  // a pack of it is gone
+      return s.With("building the patch from version " + std::to_string(from));
+    }
+    OUTPOST_RETURN_IF_ERROR(before->map());
+    DeltaParams params;
+    params.engine = DeltaEngine::kSuffix;
+    auto patch = encode_delta(before->view(), now->view(), params);
+    if (!patch.ok()) {
+      return patch.error().With("building the patch from version " + std::to_string(from));
+    }
+    // A node never picks a patch larger than the one from 0: do not store it.
+    if (patch->size() >= full_length) continue;
+    PatchRef p = patch_ref(crypto::blake2b(*patch), patch->size(), from, old->manifest.content_root,
+                           crypto::sha256(old->bytes), DeltaEngine::kSuffix);
+    OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, p.path, *patch));
+    out.push_back(std::move(p));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const PatchRef& a, const PatchRef& b) { return a.from < b.from; });
+  return out;
+}
+// ---- step 1: the delegated role that signs this bundle -------------------------------------
+
+// The first delegation that matches the bundle's target path, as a TUF client searches, and
+// that delegates it to `key`. kFailedPrecondition naming what the repository owner must do.
+Result<std::string> signing_role(const RepositoryState& st, const std::string& bundle,
+                                 const crypto::SecretKey& key) {
+  const std::string target = manifest_target_path(bundle);
+  const tuf::DelegatedRole* role = nullptr;
+  if (st.targets.delegations) {
+    for (const auto& r : st.targets.delegations->roles) {
+      if (r.matches(target)) {
+        role = &r;
+        break;
+      }
+    }
+  }
+  if (role == nullptr) {
+    return Status::FailedPrecondition("no delegation covers bundle name " + bundle +
+                                      ": ask the repository owner to run 'outpost repo delegate'");
+  }
+  const std::string pub_id = key.public_key().keyid();
+  if (std::find(role->keyids.begin(), role->keyids.end(), pub_id) == role->keyids.end()) {
+    return Status::FailedPrecondition("key " + pub_id.substr(0, 16) +
+                                      " is not delegated bundle name " + bundle +
+                                      ": ask the repository owner to run 'outpost repo delegate'");
+  }
+  return role->name;
+}
+
+// ---- step 2: the chunks the repository already stores --------------------------------------
+
+// The chunks of the current version of every bundle, by id, with the packs that hold them;
+// and the current version of the bundle being published.
+struct ChunkCatalog {
+  std::vector<crypto::Digest> packs;  // by slot
+  std::unordered_map<crypto::Digest, std::uint32_t, DigestHash> pack_slot;
+  std::unordered_map<crypto::Digest, ChunkLocation, DigestHash> chunks;
+  std::optional<PublishedManifest> previous;
+};
+
+Result<ChunkCatalog> load_chunk_catalog(const std::string& repo, const RepositoryState& st,
+                                        const std::string& publishing) {
+  ChunkCatalog cat;
+  for (const auto& [rname, t] : st.roles) {
+    for (const auto& [path, tf] : t.targets) {
+      (void)tf;
+      const std::optional<std::string> bundle = bundle_of_target(path);
+      if (!bundle) continue;
+      auto pm = load_current_manifest(repo, st, *bundle);
+      if (!pm.ok()) return pm.error().With("reading the repository");
+      auto idx = load_index(repo, pm->manifest);
+      if (!idx.ok()) return idx.error();
+      std::vector<std::uint32_t> slots(idx->packs.size(), kNewPack);
+      for (std::size_t p = 0; p < idx->packs.size(); ++p) {
+        const crypto::Digest& pid = idx->packs[p];
+        auto found = cat.pack_slot.find(pid);
+        if (found != cat.pack_slot.end()) {
+          slots[p] = found->second;
+        } else if (real_fs().exists(in_repo(repo, pack_object_path(pid)))) {
+          slots[p] = static_cast<std::uint32_t>(cat.packs.size());
+          cat.pack_slot.emplace(pid, slots[p]);
+          cat.packs.push_back(pid);
+        }
+      }
+      for (const ChunkEntry& c : idx->chunks) {
+        if (slots[c.pack] == kNewPack) continue;  // pack missing: store the chunk again
+        cat.chunks.emplace(c.id,
+                           ChunkLocation{slots[c.pack], c.offset, c.stored_length, c.raw_length});
+      }
+      if (*bundle == publishing) cat.previous = std::move(pm).value();
+    }
+  }
+  return cat;
+}
+
+// ---- step 3: reading the source files -------------------------------------------------------
+
+// What identifies a file's content without reading it: a write changes mtime and ctime, a
+// replacement (rename over it) the inode.
+struct FileIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  struct timespec mtime {};
+  struct timespec ctime {};
+
+  static FileIdentity of(const struct stat& st) {
+    return FileIdentity{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+  }
+  bool operator==(const FileIdentity& o) const {
+    return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+           mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec &&
+           ctime.tv_nsec == o.ctime.tv_nsec;
+  }
+};
+
+bool not_before(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
+}
+
+Status changed_while_published(const std::string& full, const std::string& how) {
+  return Status::Aborted(full + " changed while it was being published (" + how +
+                         "): nothing was published; publish again once it is no longer written");
+}
+
+// Chunks one source file through its own descriptor, and refuses it when it changed while it
+// was read: the bytes read would then be neither its old nor its new content. A change is
+// seen by its identity (size, mtime and ctime in ns, inode) before and after reading, and the
+// path naming another file after. The kernel stamps times with a coarse clock, so a write in
+// the same tick as the first stat would leave the times equal: a file whose times are not
+// older than the start of the read is read again and its chunk ids compared.
+Status chunk_source_file(const std::string& full, const std::string& bundle_path,
+                         std::uint64_t listed_size, const PublishOptions& o,
+                         const std::function<Status(ByteView, const crypto::Digest&)>& on_chunk) {
+  struct timespec started {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
+  OUTPOST_ASSIGN_OR_RETURN(detail::Fd fd, detail::open_read(full));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return detail::errno_status(errno, "reading", full);
+  const FileIdentity before = FileIdentity::of(st);
+  if (static_cast<std::uint64_t>(st.st_size) != listed_size) {
+    return changed_while_published(full, "its size is " + std::to_string(st.st_size) + " bytes, " +
+                                             std::to_string(listed_size) +
+                                             " when the folder was listed");
+  }
+  const int raw = fd.get();
+  std::vector<crypto::Digest> ids;
+  std::uint64_t offset = 0;
+  OUTPOST_RETURN_IF_ERROR(chunk_stream(
+      [raw, &full](std::span<std::uint8_t> dst) { return detail::read_some(raw, dst, full); },
+      o.chunking,
+      [&](ByteView c) -> Status {
+        const crypto::Digest id = crypto::blake2b(c);
+        ids.push_back(id);
+        OUTPOST_RETURN_IF_ERROR(on_chunk(c, id));
+        offset += c.size();
+        if (o.after_chunk_read) o.after_chunk_read(bundle_path, offset);
+        return Status::Ok();
+      }));
+  if (offset != listed_size) {
+    return changed_while_published(
+        full, std::to_string(offset) + " bytes read, " + std::to_string(listed_size) + " listed");
+  }
+  if (::fstat(fd.get(), &st) != 0) return detail::errno_status(errno, "reading", full);
+  if (!(FileIdentity::of(st) == before)) {
+    return changed_while_published(full, "its size or modification time changed");
+  }
+  struct stat now {};
+  if (::stat(full.c_str(), &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+    return changed_while_published(full, "it was replaced or removed");
+  }
+  if (!not_before(st.st_mtim, started) && !not_before(st.st_ctim, started)) return Status::Ok();
+  // Modified in the tick the read started in: compare with a second read.
+  if (::lseek(raw, 0, SEEK_SET) != 0) return detail::errno_status(errno, "reading", full);
+  std::size_t k = 0;
+  bool same = true;
+  OUTPOST_RETURN_IF_ERROR(chunk_stream(
+      [raw, &full](std::span<std::uint8_t> dst) { return detail::read_some(raw, dst, full); },
+      o.chunking,
+      [&](ByteView c) -> Status {
+        same = same && k < ids.size() && crypto::digest_equal(crypto::blake2b(c), ids[k]);
+        ++k;
+        return Status::Ok();
+      }));
+  if (!same || k != ids.size()) {
+    return changed_while_published(full, "a second read found other bytes");
+  }
+  return Status::Ok();
+}
+
+// The bundle's content as read: the chunk references by file, the content root, and the new
+// pack holding the chunks the repository did not have (not committed yet).
+struct Ingested {
+  struct Ref {
+    crypto::Digest id;
+    ChunkLocation loc;
+  };
+  std::vector<Ref> refs;
+  std::vector<std::uint32_t> file_chunks;
+  crypto::Digest content_root{};
+  std::uint64_t content_size = 0;
+  std::unique_ptr<PackFileWriter> pack;
+  std::uint64_t new_chunks = 0;
+  std::uint64_t reused_chunks = 0;
+};
+
+// Streams every file: hashes the content, chunks it, appends chunks the catalog lacks to one
+// new pack (a temp file under packs/ until step 5 commits it), adding them to the catalog.
+Result<Ingested> ingest_files(const std::string& repo, const BundleSource& src,
+                              const PublishOptions& o, ChunkCatalog& cat) {
+  Ingested in;
+  ContentHasher hasher;
+  Compressor compressor(o.zstd_level);
+  in.file_chunks.reserve(src.files.size());
+  for (const SourceFile& f : src.files) {
+    const std::string full = src.full_path(f);
+    if (Status s = hasher.add_file(f.path, f.mode, f.size); !s.ok()) {
+      return changed_while_published(full, s.message());
+    }
+    std::uint32_t count = 0;
+    Status s = chunk_source_file(
+        full, f.path, f.size, o, [&](ByteView c, const crypto::Digest& id) -> Status {
+          if (Status hs = hasher.update(c); !hs.ok())
+            return changed_while_published(full, hs.message());
+          auto it = cat.chunks.find(id);
+          if (it != cat.chunks.end()) {
+            ++in.reused_chunks;
+            in.refs.push_back({id, it->second});
+          } else {
+            if (!in.pack) {
+              OUTPOST_ASSIGN_OR_RETURN(in.pack, PackFileWriter::create(in_repo(repo, kPacksDir)));
+            }
+            OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compressor.compress(c));
+            OUTPOST_ASSIGN_OR_RETURN(std::uint64_t off,
+                                     in.pack->writer().add_chunk(id, c.size(), frame));
+            const ChunkLocation loc{kNewPack, off, static_cast<std::uint32_t>(frame.size()),
+                                    static_cast<std::uint32_t>(c.size())};
+            cat.chunks.emplace(id, loc);
+            ++in.new_chunks;
+            in.refs.push_back({id, loc});
+          }
+          ++count;
+          return Status::Ok();
+        });
+    if (!s.ok()) {
+      if (s.code() == Code::kAborted) return s;  // names the file already
+      return s.With("publishing " + full);
+    }
+    in.file_chunks.push_back(count);
+  }
+  auto root = hasher.finish();
+  if (!root.ok())
+    return Status::Aborted(root.error().message() + ": it changed while publishing; publish again");
+  in.content_root = *root;
+  in.content_size = hasher.total_size();
+  return in;
+}
+
+// ---- step 4: the manifest, and whether anything changed -------------------------------------
+
+Manifest manifest_for(const BundleSource& src, const Ingested& in, const PublishOptions& o,
+                      std::int64_t now) {
+  Manifest m;
+  m.bundle = src.name;
+  m.kind = src.kind;
+  m.meta = src.meta;
+  m.published = now;
+  m.chunking = o.chunking;
+  m.content_root = in.content_root;
+  m.content_size = in.content_size;
+  m.files.reserve(src.files.size());
+  for (const SourceFile& f : src.files) {
+    m.files.push_back(FileEntry{f.path, f.size, f.mode, media_type_for(f.path)});
+  }
+  return m;
+}
+
+bool same_content(const Manifest& a, const Manifest& b) {
+  return crypto::digest_equal(a.content_root, b.content_root) && a.files == b.files &&
+         a.kind == b.kind && a.meta == b.meta;
+}
+
+// ---- step 5: the pack and the chunk index ----------------------------------------------------
+
+// Commits the new pack (if any) and writes the chunk index (packs numbered in order of first
+// use), filling m.index. Returns the index, which the patches are built from.
+Result<ChunkIndex> store_chunks(const std::string& repo, Ingested& in, const ChunkCatalog& cat,
+                                Manifest& m, PublishResult& result) {
+  crypto::Digest new_pack_id{};
+  if (in.pack) {
+    OUTPOST_ASSIGN_OR_RETURN(PackFileInfo info, in.pack->commit());
+    new_pack_id = info.id;
+    result.pack_id = info.id;
+    result.pack_bytes = info.size;
+  }
+  ChunkIndex index;
+  index.file_chunks = std::move(in.file_chunks);
+  index.chunks.reserve(in.refs.size());
+  std::unordered_map<std::uint32_t, std::uint32_t> numbers;
+  for (const Ingested::Ref& r : in.refs) {
+    auto [it, fresh] =
+        numbers.emplace(r.loc.pack_slot, static_cast<std::uint32_t>(index.packs.size()));
+    if (fresh) {
+      index.packs.push_back(r.loc.pack_slot == kNewPack ? new_pack_id : cat.packs[r.loc.pack_slot]);
+    }
+    index.chunks.push_back(
+        ChunkEntry{r.id, r.loc.raw_length, it->second, r.loc.offset, r.loc.stored_length});
+  }
+  in.refs.clear();
+  in.refs.shrink_to_fit();
+  const Bytes index_bytes = index.encode();
+  m.index.blake2b = crypto::blake2b(index_bytes);
+  m.index.length = index_bytes.size();
+  m.index.path = index_object_path(m.index.blake2b);
+  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, m.index.path, index_bytes));
+  return index;
+}
+
+// ---- step 7: the manifest file and the publisher's history -----------------------------------
+
+// Writes the manifest (and beside it the same bytes zstd-compressed: what a node fetches when
+// no metadata update file carries the manifest) and records it in the bundle's history.
+// Returns the manifest's bytes.
+Result<Bytes> write_manifest(const std::string& repo, const Manifest& m, PublishResult& result) {
+  Bytes bytes = m.encode();
+  const std::string sha = crypto::hex(crypto::sha256(bytes));
+  result.manifest_path = manifest_file_path(m.bundle, sha);
+  {
+    Compressor packer(kUpdateLevel);
+    OUTPOST_ASSIGN_OR_RETURN(Bytes packed, packer.compress(bytes));
+    OUTPOST_RETURN_IF_ERROR(
+        write_repo_file(repo, compressed_manifest_file_path(m.bundle, sha), packed));
+  }
+  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, result.manifest_path, bytes));
+  std::map<std::int64_t, std::string> history = load_history(repo, m.bundle);
+  if (history.empty() && m.version > 1) history = scan_manifests(repo, m.bundle);
+  history[m.version] = result.manifest_path;
+  OUTPOST_RETURN_IF_ERROR(write_history(repo, m.bundle, history));
+  return bytes;
+}
+
+// ---- step 8: the delegated role's metadata ----------------------------------------------------
+
+// The role's next version listing the new manifest, signed by the publisher; records it in
+// the snapshot's meta (written in step 9).
+Status sign_role(const std::string& repo, RepositoryState& st, const std::string& role_name,
+                 const Manifest& m, ByteView manifest_bytes, const PublishOptions& o,
+                 std::int64_t now) {
+  tuf::Targets role_meta;
+  if (auto it = st.roles.find(role_name); it != st.roles.end()) {
+    role_meta = it->second;
+    role_meta.version += 1;
+  } else {
+    role_meta.version = 1;
+  }
+  role_meta.expires = now + o.expiry.delegated;
+  role_meta.delegations.reset();
+  Json custom = Json::object();
+  Json outpost = Json::object();
+  outpost.set("version", m.version);
+  outpost.set("kind", m.kind);
+  custom.set("outpost", std::move(outpost));
+  role_meta.targets[m.target_path()] =
+      tuf::TargetFile{static_cast<std::int64_t>(manifest_bytes.size()),
+                      crypto::hex(crypto::sha256(manifest_bytes)), std::move(custom)};
+  OUTPOST_RETURN_IF_ERROR(write_metadata(repo,
+                                         versioned_metadata_name(role_meta.version, role_name),
+                                         role_meta.to_signed(), {o.publisher_key}));
+  st.snapshot.meta[role_name + ".json"] =
+      tuf::MetaFile{role_meta.version, std::nullopt, std::nullopt};
+  st.roles[role_name] = std::move(role_meta);
+  return Status::Ok();
+}
+
+}  // namespace
+
+// Every step before the role metadata only adds files no published metadata names yet
+// (content-addressed objects, a pack, a manifest), so a reader at any moment sees the old
+// release; the snapshot and then timestamp.json switch to the new one. A failure before them,
+// such as a file that changed while it was read, leaves the published release as it was.
+Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) {
+  if (o.publisher_key == nullptr || o.snapshot_key == nullptr || o.timestamp_key == nullptr) {
+    return Status::InvalidArgument("publish needs the publisher, snapshot and timestamp keys");
+  }
+  OUTPOST_RETURN_IF_ERROR(o.chunking.validate());
+  std::optional<std::vector<std::int64_t>> ladder_option;
+  if (o.patch_ladder) {
+    auto l = normalize_ladder(*o.patch_ladder);
+    if (!l.ok()) return l.error().With("patch ladder");
+    ladder_option = std::move(l).value();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(BundleSource src, read_bundle_dir(o.source_dir, o.overrides));
+  OUTPOST_ASSIGN_OR_RETURN(RepoLock lock, RepoLock::acquire(repo));
+  OUTPOST_ASSIGN_OR_RETURN(RepositoryState st, load_repository(repo));
+  OUTPOST_RETURN_IF_ERROR(require_role_key(st.root, "snapshot", *o.snapshot_key));
+  OUTPOST_RETURN_IF_ERROR(require_role_key(st.root, "timestamp", *o.timestamp_key));
+  OUTPOST_ASSIGN_OR_RETURN(RepositoryConfig config, config_or_default(repo));
+  const std::vector<std::int64_t> patch_ladder = ladder_option.value_or(config.patch_ladder);
+  const std::int64_t now = clock_of(o.clock).now();
+
+  // 1. who signs, 2. what the repository already stores
+  OUTPOST_ASSIGN_OR_RETURN(const std::string role_name,
+                           signing_role(st, src.name, *o.publisher_key));
+  OUTPOST_ASSIGN_OR_RETURN(ChunkCatalog catalog, load_chunk_catalog(repo, st, src.name));
+  // 3. read every file once
+  OUTPOST_ASSIGN_OR_RETURN(Ingested in, ingest_files(repo, src, o, catalog));
+  PublishResult result;
+  result.bundle = src.name;
+  result.new_chunks = in.new_chunks;
+  result.reused_chunks = in.reused_chunks;
+  // 4. the manifest; nothing more when the content is unchanged (the uncommitted pack, only
+  //    there when stored chunks went missing, is dropped with its temp file)
+  Manifest m = manifest_for(src, in, o, now);
+  result.files = m.files.size();
+  result.bytes = m.content_size;
+  if (catalog.previous) {
+    const PublishedManifest& previous = *catalog.previous;
+    if (same_content(previous.manifest, m)) {
+      result.unchanged = true;
+      result.version = previous.manifest.version;
+      result.manifest_path = previous.path;
+      result.new_chunks = 0;
+      return result;
+    }
+    m.version = previous.manifest.version + 1;
+  } else {
+    m.version = 1;
+  }
+  // 5. the pack and the chunk index
+  OUTPOST_ASSIGN_OR_RETURN(ChunkIndex index, store_chunks(repo, in, catalog, m, result));
+  // 6. the patches, from the content streams rebuilt out of the packs just written
+  OUTPOST_ASSIGN_OR_RETURN(m.patches,
+                           make_patches(repo, m, index, patch_ladder, o.max_ladder_stream));
+  result.patches = m.patches;
+  // 7. the manifest and the bundle's history
+  OUTPOST_ASSIGN_OR_RETURN(const Bytes manifest_bytes, write_manifest(repo, m, result));
+  // 8. the delegated role's metadata
+  OUTPOST_RETURN_IF_ERROR(sign_role(repo, st, role_name, m, manifest_bytes, o, now));
+  // 9. the snapshot, the metadata update files, then timestamp.json last
+  OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,
+                                                       now, o.expiry, config.update_ladder));
+  result.version = m.version;
+  return result;
+}
+
+}  // namespace outpost::packaging
