@@ -1,7 +1,8 @@
 // One sync of one repository from one source (docs/sync.md): the TUF refresh (timestamp
 // first, then the metadata update file or the files one by one), the plan for every changed
 // bundle, and the transfers: patches and full downloads resumed from what the store already
-// holds, or missing chunks in few range requests. Internal to the sync module.
+// holds, or missing chunks in few range requests. Internal to the node; the parts are
+// refresh.h, planner.h, transfer.h and assembly.h, sharing a SyncContext (sync_context.h).
 #pragma once
 
 #include <cstdint>

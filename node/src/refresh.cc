@@ -1,0 +1,95 @@
+#include "refresh.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "node_internal.h"
+#include "outpost/crypto/hash.h"
+
+namespace outpost::node {
+
+using namespace detail;
+using storage::Table;
+
+namespace {
+
+Bytes etag_key(const SyncContext& ctx) {
+  return storage::text_key("etag", ctx.repo + "\n" + ctx.location);
+}
+
+// The validator of the timestamp trusted from this source ("" when unknown).
+Result<std::string> held_etag(const storage::ReadTxn& txn, const SyncContext& ctx) {
+  OUTPOST_ASSIGN_OR_RETURN(auto etag, txn.get(Table::kSettings, view(etag_key(ctx))));
+  return etag ? std::string(as_chars(view(*etag))) : std::string();
+}
+
+// A base for an update file entry: a trusted metadata file or a held current manifest.
+std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
+                               const crypto::Digest& sha) {
+  auto match = [&](const Bytes& b) {
+    return !b.empty() && crypto::digest_equal(crypto::sha256(view(b)), sha);
+  };
+  for (const Bytes* b : {&ctx.trusted.snapshot, &ctx.trusted.targets, &ctx.trusted.timestamp}) {
+    if (match(*b)) return *b;
+  }
+  for (const auto& [role, bytes] : ctx.trusted.delegated) {
+    if (match(bytes)) return bytes;
+  }
+  // "targets/<bundle>/<sha>.manifest.json": the bundle's current manifest.
+  if (name.rfind("targets/", 0) != 0) return std::nullopt;
+  std::string bundle = name.substr(8, name.rfind('/') - 8);
+  auto txn = ctx.store.read();
+  if (!txn.ok()) return std::nullopt;
+  auto rec = get_bundle(*txn, bundle);
+  if (!rec.ok() || !rec->has_value()) return std::nullopt;
+  auto m = txn->get(Table::kManifests, view(storage::version_key(bundle, (*rec)->current)));
+  if (!m.ok() || !m->has_value() || !match(**m)) return std::nullopt;
+  return std::move(**m);
+}
+
+}  // namespace
+
+Result<Refreshed> refresh(SyncContext& ctx) {
+  OUTPOST_ASSIGN_OR_RETURN(auto rtxn, ctx.store.read());
+  OUTPOST_ASSIGN_OR_RETURN(ctx.trusted, load_trusted(rtxn, ctx.repo));
+  OUTPOST_ASSIGN_OR_RETURN(std::int64_t floor, time_floor(rtxn));
+  OUTPOST_ASSIGN_OR_RETURN(std::string etag, held_etag(rtxn, ctx));
+  end(rtxn);
+  std::int64_t held_snapshot = 0;
+  if (!ctx.trusted.snapshot.empty()) {
+    auto env = tuf::parse_metadata(view(ctx.trusted.snapshot), "snapshot");
+    if (env.ok()) {
+      auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+      if (snap.ok()) held_snapshot = snap->version;
+    }
+  }
+  MetadataOverlay& overlay = ctx.overlay.emplace(
+      ctx.source, held_snapshot,
+      [&ctx](const std::string& name, const crypto::Digest& sha) {
+        return held_base(ctx, name, sha);
+      },
+      std::move(etag));
+
+  tuf::UpdaterOptions uopt;
+  uopt.now = std::max(ctx.now, floor);
+  tuf::Updater updater(ctx.trusted, overlay, uopt);
+  OUTPOST_RETURN_IF_ERROR(updater.refresh());
+  Refreshed out;
+  OUTPOST_ASSIGN_OR_RETURN(out.targets, updater.all_targets());
+  out.unchanged = updater.unchanged();
+
+  // Trust moves forward first: the metadata is verified whatever happens to the content.
+  if (!ctx.options.dry_run) {
+    std::string new_etag = overlay.timestamp_etag();
+    OUTPOST_RETURN_IF_ERROR(ctx.store.update([&](storage::WriteTxn& txn) -> Status {
+      OUTPOST_RETURN_IF_ERROR(save_trusted(txn, ctx.repo, updater.trusted()));
+      if (!new_etag.empty()) {
+        OUTPOST_RETURN_IF_ERROR(txn.put(Table::kSettings, view(etag_key(ctx)), as_bytes(new_etag)));
+      }
+      return raise_time_floor(txn, uopt.now);
+    }));
+  }
+  return out;
+}
+
+}  // namespace outpost::node

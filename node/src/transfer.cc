@@ -1,0 +1,268 @@
+#include "transfer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "node_internal.h"
+#include "node_records.h"
+#include "outpost/sync/source.h"
+
+namespace outpost::node {
+
+using namespace detail;
+using packaging::ChunkIndex;
+using packaging::PatchRef;
+using storage::Table;
+
+namespace {
+
+// A patch or full download is committed to the store in pieces of this size as it arrives,
+// so a dropped link or a killed process loses at most one piece.
+constexpr std::size_t kTransferPiece = 256u << 10;
+// Missing chunks are asked for in calls of at most this many stored bytes (each one HTTP
+// request with many ranges).
+constexpr std::uint64_t kRangeCallBytes = 8u << 20;
+
+std::string transfer_prefix(const crypto::Digest& object) {
+  return "object/" + crypto::hex(object) + "/";
+}
+
+Bytes piece_key(const crypto::Digest& object, std::uint64_t offset) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(offset));
+  return to_bytes(transfer_prefix(object) + buf);
+}
+
+// Spans of one pack to read: runs of nearby missing chunks merged into one range.
+struct Span {
+  std::uint32_t pack = 0;
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+  std::vector<const packaging::ChunkEntry*> entries;
+};
+
+std::vector<Span> spans_for(const ChunkIndex& index, const std::vector<std::size_t>& missing) {
+  std::map<std::uint32_t, std::vector<const packaging::ChunkEntry*>> by_pack;
+  for (std::size_t i : missing) by_pack[index.chunks[i].pack].push_back(&index.chunks[i]);
+  std::vector<Span> spans;
+  for (auto& [pack, entries] : by_pack) {
+    std::sort(entries.begin(), entries.end(),
+              [](auto* a, auto* b) { return a->offset < b->offset; });
+    for (const auto* e : entries) {
+      if (!spans.empty() && spans.back().pack == pack &&
+          e->offset <= spans.back().end + kCoalesceGap &&
+          e->offset + e->stored_length - spans.back().start <= kChunkBatchBytes) {
+        spans.back().end = std::max(spans.back().end, e->offset + e->stored_length);
+        spans.back().entries.push_back(e);
+        continue;
+      }
+      spans.push_back(Span{pack, e->offset, e->offset + e->stored_length, {e}});
+    }
+  }
+  return spans;
+}
+
+}  // namespace
+
+Status ChunkBatch::add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame) {
+  batch_.emplace_back(id, records::chunk_value(raw_length, frame));
+  bytes_ += frame.size();
+  if (bytes_ >= kChunkBatchBytes || batch_.size() >= kChunkBatchCount) return flush();
+  return Status::Ok();
+}
+
+Status ChunkBatch::flush() {
+  if (batch_.empty()) return Status::Ok();
+  OUTPOST_RETURN_IF_ERROR(store_.update([&](storage::WriteTxn& txn) -> Status {
+    for (const auto& [id, value] : batch_) {
+      ByteView key(id.data(), id.size());
+      OUTPOST_ASSIGN_OR_RETURN(auto have, txn.get(Table::kChunks, key));
+      if (!have) OUTPOST_RETURN_IF_ERROR(txn.put(Table::kChunks, key, view(value)));
+    }
+    return Status::Ok();
+  }));
+  batch_.clear();
+  bytes_ = 0;
+  store_.release_memory();
+  return Status::Ok();
+}
+
+Result<Bytes> fetch_object(SyncContext& ctx, const PatchRef& ref, const std::string& bundle,
+                           const std::string& route) {
+  Bytes data;
+  std::string prefix = transfer_prefix(ref.blake2b);
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+    OUTPOST_RETURN_IF_ERROR(
+        txn.scan(Table::kTransfers, as_bytes(prefix), [&](ByteView, ByteView v) {
+          data.insert(data.end(), v.begin(), v.end());
+          return data.size() <= ref.length;
+        }));
+  }
+  if (data.size() > ref.length) {
+    OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, ref.blake2b));
+    data.clear();
+  }
+  std::uint64_t committed = data.size();
+  auto commit = [&]() -> Status {
+    if (data.size() == committed) return Status::Ok();
+    ByteView piece(data.data() + committed, data.size() - committed);
+    Bytes key = piece_key(ref.blake2b, committed);
+    OUTPOST_RETURN_IF_ERROR(ctx.store.update(
+        [&](storage::WriteTxn& txn) { return txn.put(Table::kTransfers, view(key), piece); }));
+    committed = data.size();
+    return Status::Ok();
+  };
+  SyncProgress progress{bundle, route, data.size(), ref.length};
+  if (data.size() < ref.length) {
+    Status got;
+    {
+      bool restarted = false;
+      bool reset_done = false;
+      got = ctx.source.read_tail(
+          ref.path, data.size(), ref.length,
+          [&](ByteView piece) -> Status {
+            if (restarted && !reset_done) {
+              reset_done = true;
+              data.clear();
+              committed = 0;
+              OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, ref.blake2b));
+            }
+            data.insert(data.end(), piece.begin(), piece.end());
+            progress.done = data.size();
+            if (ctx.options.progress) ctx.options.progress(progress);
+            if (data.size() - committed >= kTransferPiece) return commit();
+            return Status::Ok();
+          },
+          &restarted);
+    }
+    // Keep what arrived, even when the link dropped: the next attempt resumes after it.
+    Status kept = got.ok() ? commit() : Status::Ok();
+    if (!got.ok()) {
+      if (data.size() >= committed && data.size() <= ref.length) (void)commit();
+      return got.With("fetching " + ref.path);
+    }
+    OUTPOST_RETURN_IF_ERROR(kept);
+  }
+  if (data.size() != ref.length ||
+      !crypto::digest_equal(crypto::blake2b(view(data)), ref.blake2b)) {
+    OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, ref.blake2b));
+    return Status::Corruption(ref.path + " from " + ctx.source.describe() +
+                              " does not match the length and hash in its signed manifest "
+                              "(damaged or tampered): not used; sync again or try another "
+                              "mirror");
+  }
+  return data;
+}
+
+Status drop_transfer(SyncContext& ctx, const crypto::Digest& object) {
+  std::string prefix = transfer_prefix(object);
+  return ctx.store.update([&](storage::WriteTxn& txn) -> Status {
+    std::vector<Bytes> keys;
+    OUTPOST_RETURN_IF_ERROR(
+        txn.scan(Table::kTransfers, as_bytes(prefix), [&](ByteView k, ByteView) {
+          keys.emplace_back(k.begin(), k.end());
+          return true;
+        }));
+    for (const Bytes& k : keys) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kTransfers, view(k)));
+    return Status::Ok();
+  });
+}
+
+Result<Bytes> fetch_index(SyncContext& ctx, const packaging::Manifest& manifest) {
+  auto index_bytes = ctx.source.read_file(manifest.index.path, manifest.index.length);
+  if (!index_bytes.ok()) return index_bytes.error().With("fetching the chunk index");
+  if (index_bytes->size() != manifest.index.length ||
+      !crypto::digest_equal(crypto::blake2b(view(*index_bytes)), manifest.index.blake2b)) {
+    return Status::Corruption("the chunk index " + manifest.index.path + " from " +
+                              ctx.source.describe() +
+                              " does not match the hash in its signed manifest");
+  }
+  return index_bytes;
+}
+
+Result<std::vector<std::size_t>> missing_chunks(SyncContext& ctx, const ChunkIndex& index) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+  std::vector<std::size_t> out;
+  std::set<crypto::Digest> seen;
+  PageBudget pages(ctx.store);
+  for (std::size_t i = 0; i < index.chunks.size(); ++i) {
+    const auto& id = index.chunks[i].id;
+    if (!seen.insert(id).second) continue;
+    pages.add(0);
+    OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kChunks, {id.data(), id.size()}));
+    if (!v) out.push_back(i);
+  }
+  return out;
+}
+
+ChunkCost chunk_cost(const ChunkIndex& index, const std::vector<std::size_t>& missing) {
+  ChunkCost c;
+  std::uint64_t call_bytes = 0;
+  std::uint32_t pack = UINT32_MAX;
+  for (const Span& s : spans_for(index, missing)) {
+    c.bytes += s.end - s.start;
+    if (s.pack != pack || call_bytes + (s.end - s.start) > kRangeCallBytes) {
+      ++c.requests;
+      call_bytes = 0;
+      pack = s.pack;
+    }
+    call_bytes += s.end - s.start;
+  }
+  return c;
+}
+
+Status fetch_chunks(SyncContext& ctx, const ChunkIndex& index,
+                    const std::vector<std::size_t>& missing, const std::string& bundle) {
+  packaging::Decompressor dec;
+  ChunkBatch batch(ctx.store);
+  std::vector<Span> spans = spans_for(index, missing);
+  std::uint64_t total = 0;
+  for (const Span& s : spans) total += s.end - s.start;
+  SyncProgress progress{bundle, "chunks", 0, total};
+  std::size_t i = 0;
+  while (i < spans.size()) {
+    if (ctx.options.stop.stop_requested()) {
+      OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
+      return Status::Cancelled("sync stopped on request");
+    }
+    // One call: spans of one pack, up to kRangeCallBytes.
+    std::size_t j = i;
+    std::uint64_t bytes = spans[i].end - spans[i].start;
+    while (j + 1 < spans.size() && spans[j + 1].pack == spans[i].pack &&
+           bytes + (spans[j + 1].end - spans[j + 1].start) <= kRangeCallBytes) {
+      ++j;
+      bytes += spans[j].end - spans[j].start;
+    }
+    std::vector<sync::ByteRange> ranges;
+    for (std::size_t k = i; k <= j; ++k) {
+      ranges.push_back(sync::ByteRange{spans[k].start, spans[k].end - spans[k].start});
+    }
+    std::string pack_path = "packs/" + crypto::hex(index.packs[spans[i].pack]) + ".pack";
+    auto data = ctx.source.read_ranges(pack_path, ranges);
+    if (!data.ok()) return data.error().With("reading " + pack_path);
+    for (std::size_t k = i; k <= j; ++k) {
+      const Bytes& range = (*data)[k - i];
+      for (const auto* e : spans[k].entries) {
+        ByteView frame(range.data() + (e->offset - spans[k].start), e->stored_length);
+        std::string name = "chunk " + crypto::hex(e->id) + " from " + pack_path;
+        auto raw = dec.decompress(frame, e->raw_length, name);
+        if (!raw.ok()) return raw.error().With("try another mirror");
+        if (!crypto::digest_equal(crypto::blake2b(view(*raw)), e->id)) {
+          return Status::Corruption(name +
+                                    " does not match its hash (damaged or tampered): "
+                                    "not stored; try another mirror");
+        }
+        OUTPOST_RETURN_IF_ERROR(batch.add(e->id, e->raw_length, frame));
+      }
+      progress.done += spans[k].end - spans[k].start;
+    }
+    if (ctx.options.progress) ctx.options.progress(progress);
+    i = j + 1;
+  }
+  return batch.flush();
+}
+
+}  // namespace outpost::node

@@ -1,0 +1,64 @@
+// Bytes from the source into the store (docs/sync.md, "Resume" and "Every byte verified
+// before it counts"): a patch or full download resumed from the pieces an earlier attempt
+// left in the kTransfers table and committed piece by piece as it arrives; the chunk index;
+// missing chunks read in few coalesced range requests, each checked against its id before it
+// is stored.
+// Owns: the kTransfers table, chunk writes (ChunkBatch), and how missing chunks are grouped
+// into range requests (so the planner prices the chunk route as they will be fetched).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "outpost/base/bytes.h"
+#include "outpost/base/status.h"
+#include "outpost/crypto/hash.h"
+#include "outpost/packaging/chunk_index.h"
+#include "outpost/packaging/manifest.h"
+#include "outpost/storage/store.h"
+#include "plan.h"
+#include "sync_context.h"
+
+namespace outpost::node {
+
+// Verified chunks on their way into the store: committed in batches (few transactions, for
+// SD cards) of bounded bytes and count (bounded resident memory), skipping chunks already
+// held.
+class ChunkBatch {
+ public:
+  explicit ChunkBatch(storage::Store& store) : store_(store) {}
+  // `frame`: the chunk's stored (compressed) bytes; `id` must already be verified.
+  Status add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame);
+  Status flush();
+
+ private:
+  storage::Store& store_;
+  std::vector<std::pair<crypto::Digest, Bytes>> batch_;
+  std::size_t bytes_ = 0;
+};
+
+// The object's bytes: what an earlier attempt left in the store, then the rest from the
+// source (a Range request from the last byte held), committed piece by piece; checked
+// against the length and hash the signed manifest declares (kCorruption, transfer dropped,
+// when they differ). What arrived before a failed read is kept for the next attempt.
+Result<Bytes> fetch_object(SyncContext& ctx, const packaging::PatchRef& ref,
+                           const std::string& bundle, const std::string& route);
+// Forgets what the store holds of a transfer.
+Status drop_transfer(SyncContext& ctx, const crypto::Digest& object);
+// The manifest's chunk index, checked against its signed length and hash.
+Result<Bytes> fetch_index(SyncContext& ctx, const packaging::Manifest& manifest);
+// Positions in index.chunks of the first occurrence of each chunk the store lacks.
+Result<std::vector<std::size_t>> missing_chunks(SyncContext& ctx,
+                                                const packaging::ChunkIndex& index);
+// The exact price of fetching `missing` as fetch_chunks() will: stored bytes and requests.
+ChunkCost chunk_cost(const packaging::ChunkIndex& index, const std::vector<std::size_t>& missing);
+// Reads the missing chunks in coalesced ranges (many ranges per request), verifies each one
+// against its id, and commits them in batches. kCancelled on a stop request, keeping what
+// verified.
+Status fetch_chunks(SyncContext& ctx, const packaging::ChunkIndex& index,
+                    const std::vector<std::size_t>& missing, const std::string& bundle);
+
+}  // namespace outpost::node
