@@ -122,11 +122,11 @@ ctest_run "$here/build" -L '^large$' >"$here/build/ctest-large.out" 2>&1 &
 large_pid=$!
 # -O1 -g1, the sanitizers' advice: a third less compile time than -O2 -g, and line tables
 # enough for their stack traces.
-cmake -S "$here" -B "$here/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DOUTPOST_SANITIZE=address,undefined \
-    -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF >/dev/null
 build_rc=0
-cmake --build "$here/build-asan" -j"$jobs" || build_rc=$?
+{ cmake -S "$here" -B "$here/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DOUTPOST_SANITIZE=address,undefined \
+      -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF >/dev/null &&
+    cmake --build "$here/build-asan" -j"$jobs"; } || build_rc=$?
 large_rc=0
 wait "$large_pid" || large_rc=$?
 large_secs=$((SECONDS - large_start))
