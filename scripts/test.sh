@@ -40,9 +40,19 @@ summary() {
   echo "== time"
   local i
   for i in "${!phase_names[@]}"; do
-    printf '  %-44s %5d s\n' "${phase_names[$i]}" "${phase_secs[$i]}"
+    printf '  %-62s %5d s\n' "${phase_names[$i]}" "${phase_secs[$i]}"
   done
-  printf '  %-44s %5d s (budget under CI=true: %d s)\n' total "$SECONDS" "$budget"
+  printf '  %-62s %5d s (budget under CI=true: %d s)\n' total "$SECONDS" "$budget"
+  if [ "$rc" -eq 0 ]; then  # one closing line over every ctest run
+    local passed=0 failed=0 p f
+    for log in "${ctest_logs[@]}"; do
+      read -r p f < <(sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\2 \1/p' "$log" |
+        awk '{ print $1 - $2, $2 }')
+      passed=$((passed + ${p:-0}))
+      failed=$((failed + ${f:-0}))
+    done
+    echo "tests: $passed passed, $failed failed"
+  fi
   if [ "$rc" -eq 0 ] && [ "${CI:-}" = true ] && [ "$SECONDS" -gt "$budget" ]; then
     echo "FAIL: the test command took $SECONDS s, over its budget of $budget s; the phases" \
          "above say what grew (docs/testing.md: how to make tests wait and build less)"
@@ -58,9 +68,11 @@ slowest() {
     sort -rn | head -n "$2" | awk '{ t = $1; $1 = ""; printf "  %7.1f s %s\n", t, $0 }'
 }
 # ctest in BUILD_DIR with the given arguments; its output also goes to BUILD_DIR/ctest.log.
+ctest_logs=()
 ctest_run() {
   local dir=$1
   shift
+  ctest_logs+=("$dir/ctest.log")
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900 "$@") | tee "$dir/ctest.log"
   echo "slowest:"
   slowest "$dir/ctest.log" 10
@@ -116,10 +128,11 @@ done
 
 # The large-data tests use one core: they run alongside the sanitizer build, their output kept
 # in build/ctest-large.out and shown when they are done.
-phase "sanitizer build (address, undefined) + release tests (large data) alongside"
+phase "sanitizer build + release tests (large) alongside"
 large_start=$SECONDS
 ctest_run "$here/build" -L '^large$' >"$here/build/ctest-large.out" 2>&1 &
 large_pid=$!
+ctest_logs+=("$here/build/ctest.log")  # ctest_run ran in a subshell
 # -O1 -g1, the sanitizers' advice: a third less compile time than -O2 -g, and line tables
 # enough for their stack traces.
 build_rc=0
@@ -133,7 +146,7 @@ large_secs=$((SECONDS - large_start))
 echo "-- release tests (large data), $large_secs s from their start:"
 cat "$here/build/ctest-large.out"
 phase_end
-phase_names+=("  of which, alongside: release tests (large)")
+phase_names+=("  alongside: release tests (large)")
 phase_secs+=("$large_secs")
 [ "$build_rc" -eq 0 ] || { echo "FAIL: the sanitizer build failed (above)"; exit "$build_rc"; }
 [ "$large_rc" -eq 0 ] || { echo "FAIL: the release large-data tests failed (above)"; exit "$large_rc"; }
