@@ -73,9 +73,12 @@ ctest_run() {
   local dir=$1
   shift
   ctest_logs+=("$dir/ctest.log")
-  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900 "$@") | tee "$dir/ctest.log"
+  local rc=0
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900 "$@") | tee "$dir/ctest.log" ||
+    rc=$?
   echo "slowest:"
   slowest "$dir/ctest.log" 10
+  return "$rc"
 }
 
 # ccache: shares objects between build trees and checkouts of this machine (CMakeLists.txt
@@ -126,13 +129,25 @@ for f in "$here"/build/tests/*_tests_tests-*.cmake; do
   if grep -q '(large)]' "$f" 2>/dev/null; then rm -f "$f"; fi
 done
 
-# The large-data tests use one core: they run alongside the sanitizer build, their output kept
-# in build/ctest-large.out and shown when they are done.
-phase "sanitizer build + release tests (large) alongside"
+# The large-data tests use one core: they run alongside the sanitizer build and tests, their
+# output kept in build/ctest-large.out and shown when they are done.
 large_start=$SECONDS
 ctest_run "$here/build" -L '^large$' >"$here/build/ctest-large.out" 2>&1 &
 large_pid=$!
 ctest_logs+=("$here/build/ctest.log")  # ctest_run ran in a subshell
+large_done() {  # waits for the large-data tests, shows their output; their exit code
+  local rc=0
+  wait "$large_pid" || rc=$?
+  large_pid=""
+  echo "-- release tests (large data), $((SECONDS - large_start)) s from their start:"
+  cat "$here/build/ctest-large.out"
+  phase_end
+  phase_names+=("  alongside: release tests (large)")
+  phase_secs+=("$((SECONDS - large_start))")
+  return "$rc"
+}
+
+phase "sanitizer build (alongside: release tests (large))"
 # -O1 -g1, the sanitizers' advice: a third less compile time than -O2 -g, and line tables
 # enough for their stack traces.
 build_rc=0
@@ -140,17 +155,19 @@ build_rc=0
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DOUTPOST_SANITIZE=address,undefined \
       -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF >/dev/null &&
     cmake --build "$here/build-asan" -j"$jobs"; } || build_rc=$?
-large_rc=0
-wait "$large_pid" || large_rc=$?
-large_secs=$((SECONDS - large_start))
-echo "-- release tests (large data), $large_secs s from their start:"
-cat "$here/build/ctest-large.out"
-phase_end
-phase_names+=("  alongside: release tests (large)")
-phase_secs+=("$large_secs")
-[ "$build_rc" -eq 0 ] || { echo "FAIL: the sanitizer build failed (above)"; exit "$build_rc"; }
-[ "$large_rc" -eq 0 ] || { echo "FAIL: the release large-data tests failed (above)"; exit "$large_rc"; }
+if [ "$build_rc" -ne 0 ]; then
+  large_done || true
+  echo "FAIL: the sanitizer build failed (above)"
+  exit "$build_rc"
+fi
 
-phase "sanitizer tests (all but large data)"
+phase "sanitizer tests (all but large data; alongside: release tests (large))"
+asan_rc=0
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest_run "$here/build-asan" -LE '^large$'
+  ctest_run "$here/build-asan" -LE '^large$' || asan_rc=$?
+
+phase "waiting for the release tests (large)"
+large_rc=0
+large_done || large_rc=$?
+[ "$asan_rc" -eq 0 ] || { echo "FAIL: sanitizer tests failed (above)"; exit "$asan_rc"; }
+[ "$large_rc" -eq 0 ] || { echo "FAIL: the release large-data tests failed (above)"; exit "$large_rc"; }
