@@ -1,13 +1,93 @@
 #!/usr/bin/env bash
-# Installs what the tests need, builds outpost twice (release with -Werror, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole suite on both.
-# Idempotent; safe to rerun. Run as root on Debian 12 (CI does).
-#   scripts/test.sh            everything
-#   OUTPOST_SKIP_SANITIZE=1 scripts/test.sh    release build only (quick local run)
+# The whole test suite, in two builds (docs/testing.md says where the time goes):
+#   sanitizer  AddressSanitizer + UndefinedBehaviorSanitizer, -Werror: builds everything and
+#              runs every test but the large-data ones (label "large": the sources with a
+#              test named "... (large)", tests/CMakeLists.txt).
+#   release    -O2, -Werror: builds the outpost binary, the large-data tests and the
+#              benchmarks (compiled, not run); runs the large-data tests.
+# Installs what is missing first (Debian 12, as root: CI runs it so). Idempotent; a rerun
+# rebuilds through ccache, which it installs. Prints the time of each phase and the total;
+# under CI=true it fails when the whole run took longer than OUTPOST_TEST_BUDGET seconds
+# (default 1200, 20 minutes), so that the change that makes the suite grow past it says so.
+#   scripts/test.sh                             everything
+#   OUTPOST_SKIP_SANITIZE=1 scripts/test.sh     release build only, whole suite (quick local run)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc)
+budget=${OUTPOST_TEST_BUDGET:-1200}
 
+# ---- phase timing: each phase and the total, printed at the end even when a phase fails ----
+phase_names=()
+phase_secs=()
+phase_now=""
+phase_start=0
+phase() {
+  phase_end
+  phase_now=$1
+  phase_start=$SECONDS
+  echo "== $1"
+}
+phase_end() {
+  if [ -n "$phase_now" ]; then
+    phase_names+=("$phase_now")
+    phase_secs+=($((SECONDS - phase_start)))
+    phase_now=""
+  fi
+}
+summary() {
+  local rc=$?
+  phase_end
+  echo "== time"
+  local i
+  for i in "${!phase_names[@]}"; do
+    printf '  %-62s %5d s\n' "${phase_names[$i]}" "${phase_secs[$i]}"
+  done
+  printf '  %-62s %5d s (budget under CI=true: %d s)\n' total "$SECONDS" "$budget"
+  if [ "$rc" -eq 0 ]; then  # one closing line over every ctest run
+    local passed=0 failed=0 p f
+    for log in "${ctest_logs[@]}"; do
+      read -r p f < <(sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\2 \1/p' "$log" |
+        awk '{ print $1 - $2, $2 }')
+      passed=$((passed + ${p:-0}))
+      failed=$((failed + ${f:-0}))
+    done
+    echo "tests: $passed passed, $failed failed"
+  fi
+  if [ "$rc" -eq 0 ] && [ "${CI:-}" = true ] && [ "$SECONDS" -gt "$budget" ]; then
+    echo "FAIL: the test command took $SECONDS s, over its budget of $budget s; the phases" \
+         "above say what grew (docs/testing.md: how to make tests wait and build less)"
+    rc=1
+  fi
+  exit "$rc"
+}
+trap summary EXIT
+
+# The slowest tests of the last ctest run in BUILD_DIR (from the log ctest_run writes).
+slowest() {
+  sed -nE 's/^ *[0-9]+\/[0-9]+ +Test +#[0-9]+: (.*[^ .]) \.+.* ([0-9.]+) sec$/\2 \1/p' "$1" |
+    sort -rn | head -n "$2" | awk '{ t = $1; $1 = ""; printf "  %7.1f s %s\n", t, $0 }'
+}
+# ctest in BUILD_DIR with the given arguments; its output also goes to BUILD_DIR/ctest.log.
+ctest_logs=()
+ctest_run() {
+  local dir=$1
+  shift
+  ctest_logs+=("$dir/ctest.log")
+  local rc=0
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900 "$@") | tee "$dir/ctest.log" ||
+    rc=$?
+  echo "slowest:"
+  slowest "$dir/ctest.log" 10
+  return "$rc"
+}
+
+# ccache: shares objects between build trees and checkouts of this machine (CMakeLists.txt
+# uses it when installed). A base directory makes paths inside the checkout relative, so a
+# fresh clone in another folder (CI's) hits what an earlier checkout compiled.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$here}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+
+phase "packages (apt)"
 # Test-only packages: Node.js and npm run tuf-js, the independent TUF client (a Node.js
 # already on PATH is used as is); lmdb-utils writes a foreign LMDB file for a store test.
 missing=()
@@ -19,23 +99,78 @@ dpkg-query -W -f='${Status}' lmdb-utils 2>/dev/null | grep -q "install ok instal
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# libfaketime: the tuf-js differential test runs the real outpost binary with a wrong clock
+# for its expiry cases (no environment variable of outpost's own moves its clock).
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+"$here/scripts/setup.sh" --packages-only  # the build dependencies and ccache
 
-echo "== release build"
-"$here/scripts/setup.sh" "$here/build" -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=ON
-echo "== release tests"
-(cd "$here/build" && ctest --output-on-failure -j"$jobs" --timeout 900)
-
-if [ "${OUTPOST_SKIP_SANITIZE:-0}" != 1 ]; then
-  echo "== sanitizer build (address, undefined)"
-  "$here/scripts/setup.sh" "$here/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF
-  echo "== sanitizer tests (the large-data tests run in the release build only)"
-  (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      ctest --output-on-failure -j"$jobs" --timeout 900 -E '\((large|slow)\)')
+release_args=(-DCMAKE_BUILD_TYPE=Release -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=ON)
+if [ "${OUTPOST_SKIP_SANITIZE:-0}" = 1 ]; then
+  phase "release build (everything)"
+  cmake -S "$here" -B "$here/build" "${release_args[@]}" >/dev/null
+  cmake --build "$here/build" -j"$jobs"
+  phase "release tests (all)"
+  ctest_run "$here/build"
+  exit 0
 fi
+
+phase "release build (outpost, large-data tests, benchmarks)"
+cmake -S "$here" -B "$here/build" "${release_args[@]}" >/dev/null
+cmake --build "$here/build" -j"$jobs" --target outpost outpost_large_tests outpost_benchmarks
+
+# A build tree tested before the large-data tests had executables of their own still lists
+# them under another executable, and ctest would run them twice: drop such stale lists (they
+# are written again when their executable is next linked).
+for f in "$here"/build/tests/*_tests_tests-*.cmake; do
+  case $f in *_large_tests_tests-*) continue ;; esac
+  if grep -q '(large)]' "$f" 2>/dev/null; then rm -f "$f"; fi
+done
+
+# The large-data tests use one core: they run alongside the sanitizer build and tests, their
+# output kept in build/ctest-large.out and shown when they are done.
+large_start=$SECONDS
+ctest_run "$here/build" -L '^large$' >"$here/build/ctest-large.out" 2>&1 &
+large_pid=$!
+ctest_logs+=("$here/build/ctest.log")  # ctest_run ran in a subshell
+large_done() {  # waits for the large-data tests, shows their output; their exit code
+  local rc=0
+  wait "$large_pid" || rc=$?
+  large_pid=""
+  echo "-- release tests (large data), $((SECONDS - large_start)) s from their start:"
+  cat "$here/build/ctest-large.out"
+  phase_end
+  phase_names+=("  alongside: release tests (large)")
+  phase_secs+=("$((SECONDS - large_start))")
+  return "$rc"
+}
+
+phase "sanitizer build (alongside: release tests (large))"
+# -O1 -g1, the sanitizers' advice: a third less compile time than -O2 -g, and line tables
+# enough for their stack traces.
+build_rc=0
+{ cmake -S "$here" -B "$here/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DOUTPOST_SANITIZE=address,undefined \
+      -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=OFF >/dev/null &&
+    cmake --build "$here/build-asan" -j"$jobs"; } || build_rc=$?
+if [ "$build_rc" -ne 0 ]; then
+  large_done || true
+  echo "FAIL: the sanitizer build failed (above)"
+  exit "$build_rc"
+fi
+
+phase "sanitizer tests (all but large data; alongside: release tests (large))"
+asan_rc=0
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest_run "$here/build-asan" -LE '^large$' || asan_rc=$?
+
+phase "waiting for the release tests (large)"
+large_rc=0
+large_done || large_rc=$?
+[ "$asan_rc" -eq 0 ] || { echo "FAIL: sanitizer tests failed (above)"; exit "$asan_rc"; }
+[ "$large_rc" -eq 0 ] || { echo "FAIL: the release large-data tests failed (above)"; exit "$large_rc"; }

@@ -3,13 +3,19 @@
 # integrity hashes) into DIR/node_modules with 'npm ci'. Does nothing when DIR already holds
 # an install made from the same lock file. Safe to run concurrently (flock).
 #   install_tufjs.sh DIR
-# Exit 0 installed, 77 skipped (no node or npm, or no registry outside CI), else failed.
+# Exit 0 installed, 77 skipped (no node or npm, or no registry; never under CI=true, where
+# these fail instead), else failed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dir=${1:?usage: install_tufjs.sh DIR}
 
 for tool in node npm; do
   if ! command -v "$tool" >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then
+      echo "FAIL: '$tool' is not installed; CI must run the tuf-js interoperability tests" \
+           "(scripts/test.sh installs it: apt-get install nodejs npm)"
+      exit 1
+    fi
     echo "SKIP: '$tool' is not installed; the tuf-js interoperability tests need Node.js and npm" \
          "(scripts/test.sh installs them: apt-get install nodejs npm)"
     exit 77

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <chrono>
 #include <cstring>
 #include <set>
 
@@ -166,16 +165,4 @@ TEST_CASE("chunk_file streams a file and reports a missing one", "[packaging][ch
   });
   CHECK(s.code() == outpost::Code::kAborted);
   CHECK(calls == 1);
-}
-
-TEST_CASE("chunking throughput", "[.][bench][packaging]") {
-  const Bytes data = outpost::test::random_bytes(256u << 20, 9);
-  op::Chunker c;
-  const auto t0 = std::chrono::steady_clock::now();
-  std::size_t n = 0;
-  for (std::size_t pos = 0; pos < data.size(); ++n)
-    pos += c.next_cut(ByteView(data).subspan(pos), true);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  WARN("chunked " << (data.size() >> 20) << " MiB into " << n << " chunks at "
-                  << static_cast<double>(data.size()) / s / 1e6 << " MB/s");
 }

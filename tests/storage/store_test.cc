@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -516,6 +517,10 @@ TEST_CASE("the format marker is checked on open", "[storage]") {
 TEST_CASE("an LMDB environment of another program is not an outpost store", "[storage]") {
   const std::string mdb_load = "/usr/bin/mdb_load";
   if (::access(mdb_load.c_str(), X_OK) != 0) {
+    const char* ci = std::getenv("CI");
+    if (ci != nullptr && std::string(ci) == "true") {
+      FAIL(mdb_load << " (Debian package lmdb-utils) is not installed; CI must run this test");
+    }
     WARN("SKIPPED: " << mdb_load << " (Debian package lmdb-utils) is not installed");
     return;
   }
