@@ -3,13 +3,14 @@
 #include <charconv>
 
 #include "outpost/base/json.h"
+#include "outpost/packaging/layout.h"
 #include "outpost/sync/http.h"
 
 namespace outpost::node {
 
 namespace {
 
-constexpr const char* kTimestampPath = "metadata/timestamp.json";
+const std::string kTimestampPath = packaging::metadata_path("timestamp.json");
 // An update file is a few hundred bytes for a one-bundle update. It has no signed length, so
 // this bounds what a hostile mirror can make a node read; a larger update (a whole
 // repository republished) is fetched file by file instead.
@@ -107,8 +108,7 @@ void MetadataOverlay::load_update(ByteView timestamp_bytes) {
   if (!env.ok()) return;
   auto ts = crypto::tuf::Timestamp::from_signed(*env->find("signed"));
   if (!ts.ok() || ts->snapshot.version <= held_snapshot_) return;
-  std::string path =
-      "metadata/updates/" + packaging::update_file_name(ts->snapshot.version, held_snapshot_);
+  std::string path = packaging::update_file_path(ts->snapshot.version, held_snapshot_);
   auto bytes = source_.read_file(path, kMaxUpdateFileBytes);
   if (!bytes.ok()) return;  // none written for this pair: fetch file by file
   auto parsed = packaging::parse_update_file({bytes->data(), bytes->size()}, kMaxUpdateEntries);

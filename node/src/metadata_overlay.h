@@ -24,9 +24,6 @@
 
 namespace outpost::node {
 
-using sync::ByteRange;
-using sync::open_source;
-using sync::ServerLimits;
 using sync::Source;
 
 class MetadataOverlay : public crypto::tuf::MetadataSource {

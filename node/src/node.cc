@@ -57,8 +57,9 @@ bool is_http(const std::string& location) {
   return location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0;
 }
 
-Result<std::unique_ptr<Source>> open_with(const std::string& location, const HttpOptions& http) {
-  return open_source(location, http);
+Result<std::unique_ptr<sync::Source>> open_with(const std::string& location,
+                                                const HttpOptions& http) {
+  return sync::open_source(location, http);
 }
 
 std::string day_period(std::int64_t now) { return "day:" + format_utc(now).substr(0, 10); }
@@ -295,7 +296,7 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
         skipped.push_back(from + ": " + source.error().message());
         continue;
       }
-      Source& raw = **source;
+      sync::Source& raw = **source;
       // What was learned about this server on earlier runs (multi-range support).
       if (!raw.origin().empty()) {
         limits_key = records::limits_key(raw.origin());
@@ -303,7 +304,7 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
         OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kSettings, view(limits_key)));
         if (v) {
           auto j = parse_json(as_chars(view(*v)));
-          if (j.ok()) raw.set_limits(ServerLimits::from_json(*j));
+          if (j.ok()) raw.set_limits(sync::ServerLimits::from_json(*j));
         }
       }
       // The budget is also a hard cap mid-transfer: sync never spends more than is left.
@@ -727,8 +728,7 @@ Result<GcReport> Node::gc(int retain) {
     // malformed (a store copied while a sync wrote) whatever their key; a second run finds
     // nothing more.
     OUTPOST_ASSIGN_OR_RETURN(
-        report.chunks_removed,
-        txn.erase_if(Table::kChunks, {}, [&](ByteView k, ByteView v) {
+        report.chunks_removed, txn.erase_if(Table::kChunks, {}, [&](ByteView k, ByteView v) {
           crypto::Digest id{};
           const bool malformed = k.size() != id.size() || !records::parse_chunk_value(v).ok();
           if (!malformed) {

@@ -21,7 +21,6 @@ namespace outpost::node::detail {
 
 namespace tuf = crypto::tuf;
 
-inline constexpr std::string_view kManifestSuffix = "/manifest.json";
 // Chunks are written in batches of about this many stored bytes: few transactions (SD cards
 // wear out) and little lost when a link or the power drops mid-sync.
 inline constexpr std::size_t kChunkBatchBytes = 2u << 20;

@@ -13,11 +13,6 @@
 
 namespace outpost::node {
 
-using sync::ByteRange;
-using sync::open_source;
-using sync::ServerLimits;
-using sync::Source;
-
 struct HeldRoot {
   std::uint64_t version = 0;
   crypto::Digest root{};

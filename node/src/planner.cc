@@ -9,6 +9,7 @@
 #include "node_internal.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/content.h"
+#include "outpost/packaging/layout.h"
 #include "plan.h"
 #include "transfer.h"
 
@@ -64,8 +65,7 @@ Result<std::optional<Pending>> check_bundle(SyncContext& ctx, const std::string&
   end(rtxn);
 
   // The manifest: length and SHA-256 come from signed targets metadata.
-  auto dir = target_path.substr(0, target_path.rfind('/') + 1);
-  std::string file = "targets/" + dir + target.sha256 + ".manifest.json";
+  std::string file = packaging::manifest_file_path(bundle, target.sha256);
   auto manifest_bytes = ctx.overlay->read_manifest(file, static_cast<std::uint64_t>(target.length));
   if (!manifest_bytes.ok()) return manifest_bytes.error().With("fetching the manifest");
   if (manifest_bytes->size() != static_cast<std::size_t>(target.length) ||
@@ -140,8 +140,7 @@ Result<std::optional<Route>> find_chain(SyncContext& ctx, Pending& p) {
       }
     }
     if (next == nullptr) break;
-    std::string path =
-        "targets/" + p.bundle + "/" + crypto::hex(next->from_manifest) + ".manifest.json";
+    std::string path = packaging::manifest_file_path(p.bundle, crypto::hex(next->from_manifest));
     auto bytes = ctx.overlay->read_manifest(path, packaging::kMaxManifestBytes);
     if (!bytes.ok()) {
       if (bytes.error().IsNotFound()) break;  // the publisher no longer keeps it
@@ -215,14 +214,11 @@ Result<std::vector<Pending>> plan_bundles(SyncContext& ctx,
                                           SyncReport& report) {
   std::vector<Pending> pending;
   for (const auto& [path, target] : targets) {
-    if (path.size() <= kManifestSuffix.size() ||
-        path.compare(path.size() - kManifestSuffix.size(), kManifestSuffix.size(),
-                     kManifestSuffix) != 0) {
-      continue;  // not a bundle manifest; other target kinds are not ours to fetch
-    }
-    std::string bundle = path.substr(0, path.size() - kManifestSuffix.size());
-    auto p = check_bundle(ctx, bundle, path, target);
-    if (!p.ok()) return p.error().With(bundle);
+    // Not a bundle manifest: other target kinds are not ours to fetch.
+    std::optional<std::string> bundle = packaging::bundle_of_target(path);
+    if (!bundle) continue;
+    auto p = check_bundle(ctx, *bundle, path, target);
+    if (!p.ok()) return p.error().With(*bundle);
     if (p->has_value()) pending.push_back(std::move(**p));
   }
 

@@ -5,6 +5,7 @@
 
 #include "node_internal.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/packaging/layout.h"
 
 namespace outpost::node {
 
@@ -35,9 +36,10 @@ std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
   for (const auto& [role, bytes] : ctx.trusted.delegated) {
     if (match(bytes)) return bytes;
   }
-  // "targets/<bundle>/<sha>.manifest.json": the bundle's current manifest.
-  if (name.rfind("targets/", 0) != 0) return std::nullopt;
-  std::string bundle = name.substr(8, name.rfind('/') - 8);
+  // packaging::manifest_file_path(bundle, sha): the bundle's current manifest.
+  const std::string prefix = std::string(packaging::kTargetsDir) + "/";
+  if (name.rfind(prefix, 0) != 0 || name.rfind('/') < prefix.size()) return std::nullopt;
+  std::string bundle = name.substr(prefix.size(), name.rfind('/') - prefix.size());
   auto txn = ctx.store.read();
   if (!txn.ok()) return std::nullopt;
   auto rec = get_bundle(*txn, bundle);

@@ -15,11 +15,6 @@
 
 namespace outpost::node {
 
-using sync::ByteRange;
-using sync::open_source;
-using sync::ServerLimits;
-using sync::Source;
-
 // source: metered by the data budget (its left() is what this sync may still spend).
 // location: the path or URL of `source`, as the subscription names it (keys the timestamp's
 // HTTP validator in the store).

@@ -7,6 +7,7 @@
 
 #include "node_internal.h"
 #include "node_records.h"
+#include "outpost/packaging/layout.h"
 #include "outpost/sync/source.h"
 
 namespace outpost::node {
@@ -240,7 +241,7 @@ Status fetch_chunks(SyncContext& ctx, const ChunkIndex& index,
     for (std::size_t k = i; k <= j; ++k) {
       ranges.push_back(sync::ByteRange{spans[k].start, spans[k].end - spans[k].start});
     }
-    std::string pack_path = "packs/" + crypto::hex(index.packs[spans[i].pack]) + ".pack";
+    std::string pack_path = packaging::pack_object_path(index.packs[spans[i].pack]);
     auto data = ctx.source.read_ranges(pack_path, ranges);
     if (!data.ok()) return data.error().With("reading " + pack_path);
     for (std::size_t k = i; k <= j; ++k) {
