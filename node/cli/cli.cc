@@ -952,9 +952,13 @@ int cmd_status(const Args& a) {
     print_json(*j);
     return 0;
   }
-  std::cout << "store:     " << j->find("store")->as_string() << " ("
-            << human_bytes(static_cast<std::uint64_t>(j->find("used_bytes")->as_int()))
-            << " used)\n";
+  // What the data holds (shrinks after gc) and the file, which never shrinks: LMDB reuses
+  // freed pages instead of returning them.
+  auto bytes = [&](const char* field) {
+    return human_bytes(static_cast<std::uint64_t>(j->find(field)->as_int()));
+  };
+  std::cout << "store:     " << j->find("store")->as_string() << " (" << bytes("in_use_bytes")
+            << " in use, file " << bytes("file_bytes") << ")\n";
   std::cout << "bundles:   " << j->find("bundles")->as_int() << "\n";
   std::cout << "chunks:    " << j->find("chunks")->as_int() << "\n";
   std::cout << "time floor: " << j->find("time_floor")->as_string() << "\n";

@@ -787,7 +787,9 @@ Result<Json> Node::status() {
   Json j = Json::object();
   j.set("store", store_->dir());
   j.set("map_bytes", stats.map_bytes);
-  j.set("used_bytes", stats.used_bytes);
+  j.set("used_bytes", stats.used_bytes);      // high-water mark of the file's pages
+  j.set("in_use_bytes", stats.in_use_bytes);  // pages the data holds: shrinks after gc
+  j.set("file_bytes", stats.file_bytes);
   j.set("chunks", stats.entries[static_cast<int>(Table::kChunks)]);
   j.set("bundles", stats.entries[static_cast<int>(Table::kBundles)]);
   j.set("time_floor", floor ? format_utc(floor) : std::string("none"));
