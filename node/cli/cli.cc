@@ -859,34 +859,12 @@ int cmd_cat(const Args& a) {
   return s.ok() ? 0 : fail(s);
 }
 
-// The library writes into whatever DIR holds; merging a bundle into someone's folder is
-// not what "checkout" promises, so a folder that holds anything needs --force.
-Status check_checkout_folder(const std::string& dir, bool force) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(dir, ec);
-  if (ec || st.type() == std::filesystem::file_type::not_found) return Status::Ok();
-  if (st.type() != std::filesystem::file_type::directory) {
-    return Status::FailedPrecondition("checkout into " + dir +
-                                      ": it is not a folder; choose a new or empty folder");
-  }
-  if (force) return Status::Ok();
-  const bool empty = std::filesystem::is_empty(dir, ec);
-  if (ec) return Status::FailedPrecondition("checkout into " + dir + ": " + ec.message());
-  if (!empty) {
-    return Status::FailedPrecondition(
-        "checkout into " + dir +
-        ": the folder is not empty; choose a new or empty folder, or add --force to write the "
-        "bundle's files into it (files of the same name are replaced, others are kept)");
-  }
-  return Status::Ok();
-}
-
 int cmd_checkout(const Args& a) {
   const std::string& dir = a.positional[1];
-  if (Status s = check_checkout_folder(dir, a.has("force")); !s.ok()) return fail(s);
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
-  Status s = (*node)->checkout(a.positional[0], dir);
+  // The library refuses a folder that holds anything unless --force.
+  Status s = (*node)->checkout(a.positional[0], dir, a.has("force"));
   if (!s.ok()) return fail(s);
   std::cout << "checked out " << a.positional[0] << " into " << dir << "\n";
   return 0;
@@ -974,9 +952,13 @@ int cmd_status(const Args& a) {
     print_json(*j);
     return 0;
   }
-  std::cout << "store:     " << j->find("store")->as_string() << " ("
-            << human_bytes(static_cast<std::uint64_t>(j->find("used_bytes")->as_int()))
-            << " used)\n";
+  // What the data holds (shrinks after gc) and the file, which never shrinks: LMDB reuses
+  // freed pages instead of returning them.
+  auto bytes = [&](const char* field) {
+    return human_bytes(static_cast<std::uint64_t>(j->find(field)->as_int()));
+  };
+  std::cout << "store:     " << j->find("store")->as_string() << " (" << bytes("in_use_bytes")
+            << " in use, file " << bytes("file_bytes") << ")\n";
   std::cout << "bundles:   " << j->find("bundles")->as_int() << "\n";
   std::cout << "chunks:    " << j->find("chunks")->as_int() << "\n";
   std::cout << "time floor: " << j->find("time_floor")->as_string() << "\n";

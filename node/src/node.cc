@@ -1,9 +1,5 @@
 #include "outpost/node/node.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -44,6 +40,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   std::unique_ptr<Node> node(new Node());
   node->store_ = std::move(store);
   node->clock_ = options.clock != nullptr ? options.clock : &system_clock();
+  node->fs_ = options.fs != nullptr ? options.fs : &real_fs();
   return node;
 }
 
@@ -454,83 +451,129 @@ Status Node::cat(const std::string& bundle, const std::string& path,
 
 namespace {
 
+// The same error, its message prefixed with what was being done, so the folder is named.
+Status in_checkout(const std::string& dir, const Status& s) {
+  if (s.ok()) return s;
+  return Status(s.code(), "checkout into " + dir + ": " + s.message());
+}
+
 // Creates dir/a/b/... one level at a time, refusing any component that is a symlink, so a
 // checkout can never write outside dir.
-Status make_safe_dirs(const std::string& base, const std::string& rel) {
+Status make_safe_dirs(FileSystem& fs, const std::string& base, const std::string& rel) {
   std::string cur = base;
   std::size_t pos = 0;
   while (true) {
     std::size_t slash = rel.find('/', pos);
     if (slash == std::string::npos) return Status::Ok();
     cur = join_path(cur, rel.substr(pos, slash - pos));
-    struct stat st {};
-    if (::lstat(cur.c_str(), &st) == 0) {
-      if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+    auto st = fs.lstat(cur);
+    if (st.ok()) {
+      if (st->type != FileType::kDirectory) {
         return Status::FailedPrecondition(cur +
                                           " is a link or a file, not a directory: "
                                           "refusing to write through it; remove it first");
       }
-    } else if (::mkdir(cur.c_str(), 0755) != 0) {
-      return Status::Unavailable("cannot create " + cur + ": " + errno_text(errno));
+    } else if (st.error().code() != Code::kNotFound) {
+      return st.error();
+    } else {
+      OUTPOST_RETURN_IF_ERROR(fs.make_dirs(cur));
     }
     pos = slash + 1;
   }
 }
 
+// A bundle is written into a new or empty folder; one that holds anything needs `force`
+// (merging into someone's files is not what checkout promises). Not a folder: refused.
+Status check_checkout_folder(FileSystem& fs, const std::string& dir, bool force) {
+  auto st = fs.stat(dir);
+  if (!st.ok()) return st.error().code() == Code::kNotFound ? Status::Ok() : st.error();
+  if (st->type != FileType::kDirectory) {
+    return Status::FailedPrecondition("checkout into " + dir +
+                                      ": it is not a folder; choose a new or empty folder");
+  }
+  if (force) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(auto entries, fs.list_dir(dir));
+  if (!entries.empty()) {
+    return Status::FailedPrecondition(
+        "checkout into " + dir +
+        ": the folder is not empty; choose a new or empty folder, or add --force to write the "
+        "bundle's files into it (files of the same name are replaced, others are kept)");
+  }
+  return Status::Ok();
+}
+
+// One file of a batch: written to `tmp` (not yet synced), renamed to `final_path` when the
+// batch is committed.
+struct PendingFile {
+  std::string tmp;
+  std::string final_path;
+  std::unique_ptr<WritableFile> file;
+};
+
 }  // namespace
 
-Status Node::checkout(const std::string& bundle, const std::string& dir) {
+Status Node::checkout(const std::string& bundle, const std::string& dir, bool force) {
+  FileSystem& fs = *fs_;
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
   OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, bundle));
   if (!rec)
     return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
   OUTPOST_ASSIGN_OR_RETURN(HeldVersion held, load_version(txn, bundle, rec->current));
-  OUTPOST_RETURN_IF_ERROR(real_fs().make_dirs(dir));
+  OUTPOST_RETURN_IF_ERROR(check_checkout_folder(fs, dir, force));
+  OUTPOST_RETURN_IF_ERROR(in_checkout(dir, fs.make_dirs(dir)));
   for (const auto& f : held.manifest.files) {
     // Paths were validated when the manifest was parsed; check again at the point of use.
     OUTPOST_RETURN_IF_ERROR(packaging::validate_file_path(f.path));
-    OUTPOST_RETURN_IF_ERROR(make_safe_dirs(dir, f.path));
-    struct stat st {};
+    OUTPOST_RETURN_IF_ERROR(make_safe_dirs(fs, dir, f.path));
     std::string full = join_path(dir, f.path);
-    if (::lstat(full.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    auto st = fs.lstat(full);
+    if (st.ok() && st->type == FileType::kSymlink) {
       return Status::FailedPrecondition(full + " is a link: refusing to write through it");
     }
   }
   // Stream file by file through a temp file each, so a large file never sits in memory.
-  // Temp files become durable in batches, one syncfs() per batch, and only then replace the
-  // old files: after a crash each file is the old or the complete new one, for a few syncs
-  // instead of one fsync per file (10,000 small files took minutes that way, and SD cards
-  // wear out).
-  std::vector<std::pair<std::string, std::string>> pending;  // temp file, final path
+  // A batch of temp files is written unsynced, then synced back to back (the kernel has
+  // written most of it back by then), renamed over the old files, and made durable with one
+  // directory sync per directory: after a crash each file is the old or the complete new
+  // one, without a write-sync-rename-sync round trip per file (10,000 small files took
+  // minutes that way, and SD cards wear out). Batches are bounded in files (open
+  // descriptors) and bytes.
+  std::vector<PendingFile> pending;
   std::uint64_t pending_bytes = 0;
-  auto drop_pending = [&](std::size_t from) {
-    for (std::size_t i = from; i < pending.size(); ++i) ::unlink(pending[i].first.c_str());
+  auto drop_pending = [&] {
+    for (auto& p : pending) {
+      p.file.reset();
+      (void)fs.remove(p.tmp);
+    }
     pending.clear();
     pending_bytes = 0;
   };
   auto commit_pending = [&]() -> Status {
-    if (pending.empty()) return Status::Ok();
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = dfd < 0 ? -1 : ::syncfs(dfd);
-    int err = errno;
-    if (dfd >= 0) ::close(dfd);
-    if (rc != 0) {
-      drop_pending(0);
-      return Status::Unavailable("cannot write into " + dir + ": " + errno_text(err));
+    Status s = Status::Ok();
+    for (auto& p : pending) {
+      s = p.file->sync();
+      if (s.ok()) s = p.file->close();
+      if (!s.ok()) break;
     }
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-      if (::rename(pending[i].first.c_str(), pending[i].second.c_str()) != 0) {
-        Status st =
-            Status::Unavailable("cannot write " + pending[i].second + ": " + errno_text(errno));
-        drop_pending(i);
-        return st;
+    std::set<std::string> dirs;
+    for (std::size_t i = 0; i < pending.size() && s.ok(); ++i) {
+      s = fs.rename(pending[i].tmp, pending[i].final_path);
+      if (!s.ok()) {
+        pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
       }
+      dirs.insert(dir_name(pending[i].final_path));
+    }
+    if (!s.ok()) {
+      drop_pending();
+      return in_checkout(dir, s);
     }
     pending.clear();
     pending_bytes = 0;
+    for (const auto& d : dirs) OUTPOST_RETURN_IF_ERROR(in_checkout(dir, fs.fsync_dir(d)));
     return Status::Ok();
   };
-  constexpr std::size_t kSyncEveryFiles = 4096;
+  constexpr std::size_t kSyncEveryFiles = 256;
   constexpr std::uint64_t kSyncEveryBytes = 64u << 20;
   std::size_t next = 0;
   packaging::Decompressor dec;
@@ -538,14 +581,16 @@ Status Node::checkout(const std::string& bundle, const std::string& dir) {
   for (std::size_t f = 0; f < held.manifest.files.size(); ++f) {
     const auto& file = held.manifest.files[f];
     std::string full = join_path(dir, file.path);
-    std::string tmp = full + ".outpost-tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                    static_cast<mode_t>(file.mode));
-    if (fd < 0) {
-      Status st = Status::Unavailable("cannot write " + full + ": " + errno_text(errno));
-      drop_pending(0);
-      return st;
+    std::string tmp = join_path(dir_name(full), "." + base_name(full) + ".outpost-tmp");
+    // A temp file left by a crash is removed (never written through: it may be a link).
+    if (fs.lstat(tmp).ok()) (void)fs.remove(tmp);
+    auto created = fs.create_file(tmp, file.mode, /*exclusive=*/true);
+    if (!created.ok()) {
+      drop_pending();
+      return in_checkout(dir, created.error());
     }
+    pending.push_back(PendingFile{tmp, full, std::move(*created)});
+    WritableFile& out = *pending.back().file;
     Status st = Status::Ok();
     for (std::uint32_t c = 0; c < held.index.file_chunks[f] && st.ok(); ++c, ++next) {
       auto raw = read_chunk(txn, dec, held.index.chunks[next]);
@@ -554,31 +599,12 @@ Status Node::checkout(const std::string& bundle, const std::string& dir) {
         break;
       }
       pages.add(raw->size());
-      std::size_t done = 0;
-      while (done < raw->size()) {
-        ssize_t n = ::write(fd, raw->data() + done, raw->size() - done);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          st = (errno == ENOSPC)
-                   ? Status::ResourceExhausted("disk full writing " + full)
-                   : Status::Unavailable("cannot write " + full + ": " + errno_text(errno));
-          break;
-        }
-        done += static_cast<std::size_t>(n);
-      }
-    }
-    if (::close(fd) != 0 && st.ok()) {
-      st = Status::Unavailable("cannot write " + full + ": " + errno_text(errno));
-    }
-    if (st.ok() && ::chmod(tmp.c_str(), static_cast<mode_t>(file.mode)) != 0) {
-      st = Status::Unavailable("cannot set the mode of " + full);
+      st = in_checkout(dir, out.append(view(*raw)));
     }
     if (!st.ok()) {
-      ::unlink(tmp.c_str());
-      drop_pending(0);
+      drop_pending();
       return st;
     }
-    pending.emplace_back(std::move(tmp), std::move(full));
     pending_bytes += file.size;
     if (pending.size() >= kSyncEveryFiles || pending_bytes >= kSyncEveryBytes) {
       OUTPOST_RETURN_IF_ERROR(commit_pending());
@@ -762,7 +788,9 @@ Result<Json> Node::status() {
   Json j = Json::object();
   j.set("store", store_->dir());
   j.set("map_bytes", stats.map_bytes);
-  j.set("used_bytes", stats.used_bytes);
+  j.set("used_bytes", stats.used_bytes);      // high-water mark of the file's pages
+  j.set("in_use_bytes", stats.in_use_bytes);  // pages the data holds: shrinks after gc
+  j.set("file_bytes", stats.file_bytes);
   j.set("chunks", stats.entries[static_cast<int>(Table::kChunks)]);
   j.set("bundles", stats.entries[static_cast<int>(Table::kBundles)]);
   j.set("time_floor", floor ? format_utc(floor) : std::string("none"));

@@ -823,6 +823,28 @@ Result<StoreStats> Store::stats() {
   for (int i = 0; i < kTableCount; ++i) {
     OUTPOST_ASSIGN_OR_RETURN(s.entries[i], txn.count(static_cast<Table>(i)));
   }
+  // In use: the pages each table's B-tree holds, plus the table directory (the main DB) and
+  // the two meta pages. mdb_stat reads the counts from the tree roots: no scan.
+  auto pages = [](const MDB_stat& st) {
+    return static_cast<std::uint64_t>(st.ms_branch_pages) + st.ms_leaf_pages + st.ms_overflow_pages;
+  };
+  std::uint64_t in_use = 2;
+  MDB_txn* t = txn.impl_->txn.get();
+  for (int i = 0; i < kTableCount; ++i) {
+    MDB_stat st{};
+    int rc = mdb_stat(t, txn.impl_->dbi(static_cast<Table>(i)), &st);
+    if (rc != MDB_SUCCESS) return lmdb::to_status(rc, "reading", dir_);
+    in_use += pages(st);
+  }
+  MDB_dbi main_dbi = 0;
+  if (mdb_dbi_open(t, nullptr, 0, &main_dbi) == MDB_SUCCESS) {
+    MDB_stat st{};
+    if (mdb_stat(t, main_dbi, &st) == MDB_SUCCESS) in_use += pages(st);
+  }
+  s.in_use_bytes = in_use * est.ms_psize;
+  std::error_code ec;
+  const auto size = fs::file_size(dir_ + "/data.mdb", ec);
+  s.file_bytes = ec ? 0 : static_cast<std::uint64_t>(size);
   return s;
 }
 

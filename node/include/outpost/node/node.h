@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "outpost/base/clock.h"
+#include "outpost/base/fs.h"
 #include "outpost/base/json.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
@@ -186,6 +187,9 @@ struct NodeOptions {
   // would write returns kFailedPrecondition.
   bool read_only = false;
   Clock* clock = nullptr;  // nullptr: system_clock()
+  // Where checkout writes (nullptr: real_fs()); tests pass a fault-injecting one. Must
+  // outlive the Node. The store itself is LMDB's and does not go through it.
+  FileSystem* fs = nullptr;
 };
 
 class Node {
@@ -217,8 +221,13 @@ class Node {
   // Streams one file of the current version to out.
   Status cat(const std::string& bundle, const std::string& path,
              const std::function<Status(ByteView)>& out);
-  // Writes every file of the current version under dir (created if missing).
-  Status checkout(const std::string& bundle, const std::string& dir);
+  // Writes every file of the current version under dir (created, with its parents, if
+  // missing). dir must be missing or empty unless `force` (then files of the same name are
+  // replaced and others kept); a dir that is not a folder is refused either way
+  // (kFailedPrecondition, nothing written). Never writes through a symlink. Each file is
+  // replaced at once: after a crash it is the old or the complete new one. Errors name dir;
+  // a full disk is kResourceExhausted, and no temp file is left behind.
+  Status checkout(const std::string& bundle, const std::string& dir, bool force = false);
 
   Result<VerifyReport> verify();
   // Keeps `retain` versions per bundle (current and the ones before it) and drops chunks no
@@ -241,6 +250,7 @@ class Node {
                                       const std::string& location, const SubscribeOptions& options);
   std::unique_ptr<storage::Store> store_;
   Clock* clock_ = nullptr;
+  FileSystem* fs_ = nullptr;
 };
 
 }  // namespace outpost::node

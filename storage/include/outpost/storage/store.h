@@ -164,6 +164,11 @@ struct StoreStats {
                                  // inside that range count too (they are reused, the file
                                  // never shrinks)
   std::uint64_t page_bytes = 0;  // LMDB page size
+  // Pages the tables really hold (branch, leaf and overflow pages of every table and of the
+  // table directory, from mdb_stat) * page size: what the data takes. Unlike used_bytes and
+  // the file size it shrinks when gc deletes records (the freed pages are reused later).
+  std::uint64_t in_use_bytes = 0;
+  std::uint64_t file_bytes = 0;             // size of data.mdb on disk (never shrinks)
   std::uint64_t entries[kTableCount] = {};  // indexed by static_cast<int>(Table)
 };
 
