@@ -217,14 +217,14 @@ struct World {
     REQUIRE(
         op::delegate(v1, targets, snapshot, timestamp, publisher.public_key(), "un", clock).ok());
     outpost::test::make_dirs(src1 + "/d");
-    Bytes big = outpost::test::random_bytes(300000, 7);
+    Bytes big = outpost::test::random_bytes(120000, 7);
     outpost::test::write_all(src1 + "/a.bin", big);
     outpost::test::write_text(src1 + "/d/b.txt", "version one\n");
     outpost::test::make_dirs(src2 + "/d");
-    for (std::size_t i = 150000; i < 160000; ++i) big[i] = static_cast<std::uint8_t>(big[i] ^ 0x5a);
+    for (std::size_t i = 60000; i < 64000; ++i) big[i] = static_cast<std::uint8_t>(big[i] ^ 0x5a);
     outpost::test::write_all(src2 + "/a.bin", big);
     outpost::test::write_text(src2 + "/d/b.txt", "version two\n");
-    outpost::test::write_all(src2 + "/c.bin", outpost::test::random_bytes(50000, 8));
+    outpost::test::write_all(src2 + "/c.bin", outpost::test::random_bytes(20000, 8));
 
     auto r = op::publish(v1, options(src1));
     INFO(r.status().message());
@@ -439,9 +439,9 @@ TEST_CASE("a power cut at any call of a publication leaves the old release or th
     int at_v1 = 0;
     int at_v2 = 0;
     // Every call near the end (the metadata), every step-th one before.
-    const int step = std::max(1, total / 25);
+    const int step = std::max(1, total / 12);
     for (int at = 1; at <= total; ++at) {
-      if (at % step != 0 && at < total - 15) continue;
+      if (at % step != 0 && at < total - 12) continue;
       CAPTURE(static_cast<int>(mode), at, total);
       const std::string dir = w.fresh();
       FaultFileSystem f;
