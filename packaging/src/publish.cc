@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -228,12 +229,12 @@ std::map<std::int64_t, std::string> load_history(const std::string& repo,
 }
 
 Status write_history(const std::string& repo, const std::string& bundle,
-                     const std::map<std::int64_t, std::string>& history) {
+                     const std::map<std::int64_t, std::string>& history, FileSystem& fs) {
   Json versions = Json::object();
   for (const auto& [v, path] : history) versions.set(std::to_string(v), path);
   Json j = Json::object();
   j.set("versions", std::move(versions));
-  return write_repo_file(repo, history_file_path(bundle), to_bytes(j.dump(1) + "\n"));
+  return write_repo_file(repo, history_file_path(bundle), to_bytes(j.dump(1) + "\n"), fs);
 }
 
 // Every manifest file of the bundle in its folder, by version (repositories without a
@@ -315,28 +316,32 @@ struct CCtxFree {
 constexpr std::uint64_t kFullPatchSegment = 8ull << 20;
 constexpr int kFullPatchTableLog = 20;
 
-Result<PatchRef> write_full_patch(const std::string& repo, StreamFile& stream) {
+Result<PatchRef> write_full_patch(const std::string& repo, StreamFile& stream, FileSystem& fs) {
   const std::uint64_t to_size = stream.size();
   const std::uint64_t segments = (to_size + kFullPatchSegment - 1) / kFullPatchSegment;
   const std::uint64_t largest = std::min(to_size, kFullPatchSegment);
   const std::uint64_t window = std::max<std::uint64_t>(kMinDeltaWindow, largest);
   const std::string dir = in_repo(repo, kObjectsDir);
-  std::string tmp = dir + "/.tmp-patch-XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) return detail::errno_status(errno, "creating a temp file in", dir);
-  detail::Fd out(fd);
+  // Named by its hash, known only at the end, in a subfolder of objects/: FileWriter commits
+  // only within one folder, so the temp file is made and moved by hand, through fs.
+  static std::atomic<std::uint64_t> serial{0};
+  const std::string tmp =
+      dir + "/.tmp-patch-" + std::to_string(::getpid()) + "-" + std::to_string(serial.fetch_add(1));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out,
+                           fs.create_file(tmp, kPublishedFileMode, /*exclusive=*/true));
   struct Remove {
+    FileSystem& fs;
     std::string path;
     ~Remove() {
-      if (!path.empty()) ::unlink(path.c_str());
+      if (!path.empty()) (void)fs.remove(path);
     }
-  } remove{tmp};
+  } remove{fs, tmp};
   crypto::Blake2b hash;
   std::uint64_t length = 0;
   delta_detail::PatchWriter writer([&](ByteView b) -> Status {
     hash.update(b);
     length += b.size();
-    return detail::write_all(out.get(), b, tmp);
+    return out->append(b);
   });
   OUTPOST_RETURN_IF_ERROR(writer.header(DeltaEngine::kZstd, 0, to_size, window, segments));
 
@@ -375,9 +380,11 @@ Result<PatchRef> write_full_patch(const std::string& repo, StreamFile& stream) {
         writer.segment(delta_detail::kSegmentZstd, in.size(), 0, 0, ByteView(frame).first(n)));
   }
   OUTPOST_RETURN_IF_ERROR(writer.finish());
-  if (::fsync(out.get()) != 0) return detail::errno_status(errno, "syncing", tmp);
+  OUTPOST_RETURN_IF_ERROR(out->sync());
+  OUTPOST_RETURN_IF_ERROR(out->close());
+  out.reset();
   const crypto::Digest id = hash.finish();
-  OUTPOST_RETURN_IF_ERROR(publish_temp_file(out.get(), tmp, repo, patch_object_path(id)));
+  OUTPOST_RETURN_IF_ERROR(publish_temp_file(fs, tmp, repo, patch_object_path(id)));
   remove.path.clear();
   return patch_ref(id, length, 0, crypto::Digest{}, crypto::Digest{}, DeltaEngine::kZstd);
 }
@@ -387,13 +394,13 @@ Result<PatchRef> write_full_patch(const std::string& repo, StreamFile& stream) {
 Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manifest& m,
                                            const ChunkIndex& index,
                                            const std::vector<std::int64_t>& ladder,
-                                           std::uint64_t max_ladder_stream) {
+                                           std::uint64_t max_ladder_stream, FileSystem& fs) {
   PackChunkReader reader(repo);
   const std::string tmp_dir = in_repo(repo, kObjectsDir);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<StreamFile> now, StreamFile::create(tmp_dir));
   OUTPOST_RETURN_IF_ERROR(build_stream(m, index, reader, *now));
   std::vector<PatchRef> out;
-  auto full = write_full_patch(repo, *now);
+  auto full = write_full_patch(repo, *now, fs);
   if (!full.ok()) return full.error().With("writing the full patch");
   const std::uint64_t full_length = full->length;
   out.push_back(std::move(full).value());
@@ -430,7 +437,7 @@ Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manife
     if (patch->size() >= full_length) continue;
     PatchRef p = patch_ref(crypto::blake2b(*patch), patch->size(), from, old->manifest.content_root,
                            crypto::sha256(old->bytes), DeltaEngine::kSuffix);
-    OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, p.path, *patch));
+    OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, p.path, *patch, fs));
     out.push_back(std::move(p));
   }
   std::sort(out.begin(), out.end(),
@@ -626,7 +633,7 @@ struct Ingested {
 // Streams every file: hashes the content, chunks it, appends chunks the catalog lacks to one
 // new pack (a temp file under packs/ until step 5 commits it), adding them to the catalog.
 Result<Ingested> ingest_files(const std::string& repo, const BundleSource& src,
-                              const PublishOptions& o, ChunkCatalog& cat) {
+                              const PublishOptions& o, ChunkCatalog& cat, FileSystem& fs) {
   Ingested in;
   ContentHasher hasher;
   Compressor compressor(o.zstd_level);
@@ -647,7 +654,8 @@ Result<Ingested> ingest_files(const std::string& repo, const BundleSource& src,
             in.refs.push_back({id, it->second});
           } else {
             if (!in.pack) {
-              OUTPOST_ASSIGN_OR_RETURN(in.pack, PackFileWriter::create(in_repo(repo, kPacksDir)));
+              OUTPOST_ASSIGN_OR_RETURN(in.pack,
+                                       PackFileWriter::create(in_repo(repo, kPacksDir), fs));
             }
             OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compressor.compress(c));
             OUTPOST_ASSIGN_OR_RETURN(std::uint64_t off,
@@ -704,7 +712,7 @@ bool same_content(const Manifest& a, const Manifest& b) {
 // Commits the new pack (if any) and writes the chunk index (packs numbered in order of first
 // use), filling m.index. Returns the index, which the patches are built from.
 Result<ChunkIndex> store_chunks(const std::string& repo, Ingested& in, const ChunkCatalog& cat,
-                                Manifest& m, PublishResult& result) {
+                                Manifest& m, PublishResult& result, FileSystem& fs) {
   crypto::Digest new_pack_id{};
   if (in.pack) {
     OUTPOST_ASSIGN_OR_RETURN(PackFileInfo info, in.pack->commit());
@@ -731,7 +739,7 @@ Result<ChunkIndex> store_chunks(const std::string& repo, Ingested& in, const Chu
   m.index.blake2b = crypto::blake2b(index_bytes);
   m.index.length = index_bytes.size();
   m.index.path = index_object_path(m.index.blake2b);
-  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, m.index.path, index_bytes));
+  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, m.index.path, index_bytes, fs));
   return index;
 }
 
@@ -740,7 +748,8 @@ Result<ChunkIndex> store_chunks(const std::string& repo, Ingested& in, const Chu
 // Writes the manifest (and beside it the same bytes zstd-compressed: what a node fetches when
 // no metadata update file carries the manifest) and records it in the bundle's history.
 // Returns the manifest's bytes.
-Result<Bytes> write_manifest(const std::string& repo, const Manifest& m, PublishResult& result) {
+Result<Bytes> write_manifest(const std::string& repo, const Manifest& m, PublishResult& result,
+                             FileSystem& fs) {
   Bytes bytes = m.encode();
   const std::string sha = crypto::hex(crypto::sha256(bytes));
   result.manifest_path = manifest_file_path(m.bundle, sha);
@@ -748,13 +757,13 @@ Result<Bytes> write_manifest(const std::string& repo, const Manifest& m, Publish
     Compressor packer(kUpdateLevel);
     OUTPOST_ASSIGN_OR_RETURN(Bytes packed, packer.compress(bytes));
     OUTPOST_RETURN_IF_ERROR(
-        write_repo_file(repo, compressed_manifest_file_path(m.bundle, sha), packed));
+        write_repo_file(repo, compressed_manifest_file_path(m.bundle, sha), packed, fs));
   }
-  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, result.manifest_path, bytes));
+  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, result.manifest_path, bytes, fs));
   std::map<std::int64_t, std::string> history = load_history(repo, m.bundle);
   if (history.empty() && m.version > 1) history = scan_manifests(repo, m.bundle);
   history[m.version] = result.manifest_path;
-  OUTPOST_RETURN_IF_ERROR(write_history(repo, m.bundle, history));
+  OUTPOST_RETURN_IF_ERROR(write_history(repo, m.bundle, history, fs));
   return bytes;
 }
 
@@ -764,7 +773,7 @@ Result<Bytes> write_manifest(const std::string& repo, const Manifest& m, Publish
 // the snapshot's meta (written in step 9).
 Status sign_role(const std::string& repo, RepositoryState& st, const std::string& role_name,
                  const Manifest& m, ByteView manifest_bytes, const PublishOptions& o,
-                 std::int64_t now) {
+                 std::int64_t now, FileSystem& fs) {
   tuf::Targets role_meta;
   if (auto it = st.roles.find(role_name); it != st.roles.end()) {
     role_meta = it->second;
@@ -784,7 +793,7 @@ Status sign_role(const std::string& repo, RepositoryState& st, const std::string
                       crypto::hex(crypto::sha256(manifest_bytes)), std::move(custom)};
   OUTPOST_RETURN_IF_ERROR(write_metadata(repo,
                                          versioned_metadata_name(role_meta.version, role_name),
-                                         role_meta.to_signed(), {o.publisher_key}));
+                                         role_meta.to_signed(), {o.publisher_key}, nullptr, fs));
   st.snapshot.meta[role_name + ".json"] =
       tuf::MetaFile{role_meta.version, std::nullopt, std::nullopt};
   st.roles[role_name] = std::move(role_meta);
@@ -816,13 +825,14 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
   OUTPOST_ASSIGN_OR_RETURN(RepositoryConfig config, config_or_default(repo));
   const std::vector<std::int64_t> patch_ladder = ladder_option.value_or(config.patch_ladder);
   const std::int64_t now = clock_of(o.clock).now();
+  FileSystem& fs = o.fs != nullptr ? *o.fs : real_fs();
 
   // 1. who signs, 2. what the repository already stores
   OUTPOST_ASSIGN_OR_RETURN(const std::string role_name,
                            signing_role(st, src.name, *o.publisher_key));
   OUTPOST_ASSIGN_OR_RETURN(ChunkCatalog catalog, load_chunk_catalog(repo, st, src.name));
   // 3. read every file once
-  OUTPOST_ASSIGN_OR_RETURN(Ingested in, ingest_files(repo, src, o, catalog));
+  OUTPOST_ASSIGN_OR_RETURN(Ingested in, ingest_files(repo, src, o, catalog, fs));
   PublishResult result;
   result.bundle = src.name;
   result.new_chunks = in.new_chunks;
@@ -846,18 +856,18 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
     m.version = 1;
   }
   // 5. the pack and the chunk index
-  OUTPOST_ASSIGN_OR_RETURN(ChunkIndex index, store_chunks(repo, in, catalog, m, result));
+  OUTPOST_ASSIGN_OR_RETURN(ChunkIndex index, store_chunks(repo, in, catalog, m, result, fs));
   // 6. the patches, from the content streams rebuilt out of the packs just written
   OUTPOST_ASSIGN_OR_RETURN(m.patches,
-                           make_patches(repo, m, index, patch_ladder, o.max_ladder_stream));
+                           make_patches(repo, m, index, patch_ladder, o.max_ladder_stream, fs));
   result.patches = m.patches;
   // 7. the manifest and the bundle's history
-  OUTPOST_ASSIGN_OR_RETURN(const Bytes manifest_bytes, write_manifest(repo, m, result));
+  OUTPOST_ASSIGN_OR_RETURN(const Bytes manifest_bytes, write_manifest(repo, m, result, fs));
   // 8. the delegated role's metadata
-  OUTPOST_RETURN_IF_ERROR(sign_role(repo, st, role_name, m, manifest_bytes, o, now));
+  OUTPOST_RETURN_IF_ERROR(sign_role(repo, st, role_name, m, manifest_bytes, o, now, fs));
   // 9. the snapshot, the metadata update files, then timestamp.json last
   OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,
-                                                       now, o.expiry, config.update_ladder));
+                                                       now, o.expiry, config.update_ladder, fs));
   result.version = m.version;
   return result;
 }

@@ -41,65 +41,64 @@ Result<RepoLock> RepoLock::acquire(const std::string& repo) {
   return lock;
 }
 
-Status make_repo_dirs(const std::string& repo, std::string_view relative_dir) {
+Status make_repo_dirs(const std::string& repo, std::string_view relative_dir, FileSystem& fs) {
   std::size_t pos = 0;
   while (pos < relative_dir.size()) {
     std::size_t slash = relative_dir.find('/', pos);
     if (slash == std::string_view::npos) slash = relative_dir.size();
     const std::string dir = in_repo(repo, relative_dir.substr(0, slash));
     pos = slash + 1;
-    if (::mkdir(dir.c_str(), kPublishedDirMode) == 0) {
-      // mkdir applies the umask: a web server's workers must be able to list and traverse.
-      if (::chmod(dir.c_str(), kPublishedDirMode) != 0) {
-        return detail::errno_status(errno, "setting the mode of", dir);
-      }
-    } else if (errno != EEXIST) {
-      return detail::errno_status(errno, "creating directory", dir);
-    } else {
-      struct stat st {};
-      if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    auto st = fs.stat(dir);
+    if (st.ok()) {
+      if (st->type != FileType::kDirectory) {
         return Status::FailedPrecondition(dir + " exists and is not a directory");
       }
+      continue;
+    }
+    if (st.error().code() != Code::kNotFound) return st.error();
+    OUTPOST_RETURN_IF_ERROR(fs.make_dirs(dir));
+    // The new name is durable once its parent is synced (a file renamed into the folder later
+    // is synced with the folder, not with the parent).
+    OUTPOST_RETURN_IF_ERROR(fs.fsync_dir(dir_name(dir)));
+    // mkdir applies the umask: a web server's workers must be able to list and traverse.
+    // FileSystem has no chmod, so a folder it made narrower is widened directly.
+    OUTPOST_ASSIGN_OR_RETURN(FileStat made, fs.stat(dir));
+    if ((made.mode & 07777) != kPublishedDirMode && ::chmod(dir.c_str(), kPublishedDirMode) != 0) {
+      return detail::errno_status(errno, "setting the mode of", dir);
     }
   }
   return Status::Ok();
 }
 
-Status publish_temp_file(int fd, const std::string& tmp_path, const std::string& repo,
+Status publish_temp_file(FileSystem& fs, const std::string& tmp_path, const std::string& repo,
                          std::string_view relative) {
   const std::string full = in_repo(repo, relative);
-  // The temp file was made 0600 (mkstemp) or under the umask: a web server running as another
-  // user answers 403 for it. The mode is set before the rename so no reader ever sees it.
-  if (::fchmod(fd, kPublishedFileMode) != 0) {
-    return detail::errno_status(errno, "setting the mode of", tmp_path);
-  }
   const std::size_t slash = relative.rfind('/');
   if (slash != std::string_view::npos) {
-    OUTPOST_RETURN_IF_ERROR(make_repo_dirs(repo, relative.substr(0, slash)));
+    OUTPOST_RETURN_IF_ERROR(make_repo_dirs(repo, relative.substr(0, slash), fs));
   }
-  if (::rename(tmp_path.c_str(), full.c_str()) != 0) {
-    return detail::errno_status(errno, "renaming into place", full);
-  }
-  return detail::fsync_dir(full.substr(0, full.rfind('/')));
+  OUTPOST_RETURN_IF_ERROR(fs.rename(tmp_path, full));
+  return fs.fsync_dir(dir_name(full));
 }
 
-Status write_repo_file(const std::string& repo, std::string_view relative, ByteView data) {
+Status write_repo_file(const std::string& repo, std::string_view relative, ByteView data,
+                       FileSystem& fs) {
   const std::string full = in_repo(repo, relative);
   const std::size_t slash = relative.rfind('/');
-  if (slash != std::string_view::npos) {
-    OUTPOST_RETURN_IF_ERROR(make_repo_dirs(repo, relative.substr(0, slash)));
+  Status s = Status::Ok();
+  if (slash != std::string_view::npos) s = make_repo_dirs(repo, relative.substr(0, slash), fs);
+  if (s.ok()) {
+    // The temp file is created with exactly 0644 (a web server running as another user
+    // answers 403 for a file narrowed by the umask), before any reader can see it.
+    auto w = FileWriter::open(fs, full, {.mode = kPublishedFileMode});
+    if (!w.ok()) {
+      s = w.error();
+    } else {
+      s = (*w)->write(data);
+      if (s.ok()) s = (*w)->commit();
+    }
   }
-  std::string tmp = full + ".tmp-XXXXXX";
-  const int raw = ::mkstemp(tmp.data());
-  if (raw < 0) return detail::errno_status(errno, "writing", full);
-  detail::Fd fd(raw);
-  Status s = detail::write_all(fd.get(), data, tmp);
-  if (s.ok() && ::fsync(fd.get()) != 0) s = detail::errno_status(errno, "syncing", tmp);
-  if (s.ok()) s = publish_temp_file(fd.get(), tmp, repo, relative);
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s.With("writing " + full);
-  }
+  if (!s.ok()) return s.With("writing " + full);
   return Status::Ok();
 }
 
@@ -126,26 +125,22 @@ Status require_role_key(const tuf::Root& root, const std::string& role,
 }
 
 Status write_metadata(const std::string& repo, const std::string& name, const Json& signed_part,
-                      const std::vector<const crypto::SecretKey*>& keys, Bytes* out) {
+                      const std::vector<const crypto::SecretKey*>& keys, Bytes* out,
+                      FileSystem& fs) {
   Bytes bytes = tuf::sign_metadata(signed_part, keys);
   const std::string path = repo_metadata(repo, name);
-  struct stat before {};
-  const bool had = ::stat(path.c_str(), &before) == 0;
-  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, metadata_path(name), bytes));
+  auto before = fs.stat(path);
+  OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, metadata_path(name), bytes, fs));
   // timestamp.json is the one file rewritten in place, and nodes ask for it with
   // If-None-Match. Web servers derive ETags from the modification time in whole seconds and
   // the size (nginx: "mtime-size"), so a new timestamp of the same length written within the
   // same second as the old one would look unchanged: its mtime is moved past the old one's.
-  struct stat after {};
-  if (had && ::stat(path.c_str(), &after) == 0 && after.st_mtim.tv_sec <= before.st_mtim.tv_sec) {
-    struct timespec times[2];
-    times[0].tv_sec = 0;
-    times[0].tv_nsec = UTIME_OMIT;
-    times[1].tv_sec = before.st_mtim.tv_sec + 1;
-    times[1].tv_nsec = 0;
-    if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) {
-      return Status::Unavailable("setting the modification time of " + path + ": " +
-                                 std::strerror(errno));
+  constexpr std::int64_t kNs = 1000000000;
+  if (before.ok()) {
+    auto after = fs.stat(path);
+    const std::int64_t before_s = before->mtime_ns / kNs;
+    if (after.ok() && after->mtime_ns / kNs <= before_s) {
+      OUTPOST_RETURN_IF_ERROR(fs.set_mtime(path, (before_s + 1) * kNs));
     }
   }
   if (out != nullptr) *out = std::move(bytes);
@@ -156,15 +151,16 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
                                     const crypto::SecretKey& snapshot_key,
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,
                                     const Expiries& expiry,
-                                    const std::vector<std::int64_t>& update_ladder) {
+                                    const std::vector<std::int64_t>& update_ladder,
+                                    FileSystem& fs) {
   st.snapshot.version += 1;
   st.snapshot.expires = now + expiry.snapshot;
   Bytes snap;
   OUTPOST_RETURN_IF_ERROR(write_metadata(repo,
                                          versioned_metadata_name(st.snapshot.version, "snapshot"),
-                                         st.snapshot.to_signed(), {&snapshot_key}, &snap));
+                                         st.snapshot.to_signed(), {&snapshot_key}, &snap, fs));
   if (!update_ladder.empty()) {
-    auto written = write_update_files(repo, st.snapshot.version, update_ladder);
+    auto written = write_update_files(repo, st.snapshot.version, update_ladder, fs);
     if (!written.ok()) return written.error().With("writing metadata update files");
   }
   st.timestamp.version += 1;
@@ -172,7 +168,8 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
   st.timestamp.snapshot.version = st.snapshot.version;
   st.timestamp.snapshot.length = static_cast<std::int64_t>(snap.size());
   st.timestamp.snapshot.sha256 = crypto::hex(crypto::sha256(snap));
-  return write_metadata(repo, "timestamp.json", st.timestamp.to_signed(), {&timestamp_key});
+  return write_metadata(repo, "timestamp.json", st.timestamp.to_signed(), {&timestamp_key}, nullptr,
+                        fs);
 }
 
 Result<RepositoryConfig> config_or_default(const std::string& repo) {

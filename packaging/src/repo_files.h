@@ -12,6 +12,7 @@
 #include "io_util.h"
 #include "outpost/base/bytes.h"
 #include "outpost/base/clock.h"
+#include "outpost/base/fs.h"
 #include "outpost/base/json.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
@@ -44,15 +45,22 @@ class RepoLock {
   detail::Fd fd_;  // closing releases the lock
 };
 
-// Creates REPO/<relative_dir> and the folders between, each mode 0755 (chmod after mkdir, so
-// the umask does not matter). Folders that exist are left as they are.
-Status make_repo_dirs(const std::string& repo, std::string_view relative_dir);
-// Writes REPO/<relative> atomically (temp in the same folder, fchmod 0644, fsync, rename,
-// fsync of the folder), creating its folders as make_repo_dirs().
-Status write_repo_file(const std::string& repo, std::string_view relative, ByteView data);
-// Moves a finished temp file (already fsynced, in a folder of the tree) to REPO/<relative> as
-// a published file: fchmod 0644 before the rename, so it is never visible unreadable.
-Status publish_temp_file(int fd, const std::string& tmp_path, const std::string& repo,
+// Every write of the published tree goes through a FileSystem (PublishOptions::fs; real_fs()
+// elsewhere), so tests can fail it the way disks do.
+//
+// Creates REPO/<relative_dir> and the folders between through fs, each mode 0755. The
+// FileSystem has no chmod: a folder it created narrower (umask) is chmod-ed directly.
+// Folders that exist are left as they are.
+Status make_repo_dirs(const std::string& repo, std::string_view relative_dir,
+                      FileSystem& fs = real_fs());
+// Writes REPO/<relative> atomically through a FileWriter (temp in the same folder created
+// with mode 0644, fsync, rename, fsync of the folder), creating its folders as
+// make_repo_dirs().
+Status write_repo_file(const std::string& repo, std::string_view relative, ByteView data,
+                       FileSystem& fs = real_fs());
+// Moves a finished temp file (created with mode 0644 through fs, already synced and closed,
+// in a folder of the tree) to REPO/<relative> as a published file, then syncs its folder.
+Status publish_temp_file(FileSystem& fs, const std::string& tmp_path, const std::string& repo,
                          std::string_view relative);
 // Reads a file of at most max bytes; the message names the path.
 Result<Bytes> read_repo_file(const std::string& path, std::uint64_t max);
@@ -78,7 +86,8 @@ Status require_role_key(const crypto::tuf::Root& root, const std::string& role,
 
 // Signs and writes metadata/<name>; the signed bytes go to *out when given.
 Status write_metadata(const std::string& repo, const std::string& name, const Json& signed_part,
-                      const std::vector<const crypto::SecretKey*>& keys, Bytes* out = nullptr);
+                      const std::vector<const crypto::SecretKey*>& keys, Bytes* out = nullptr,
+                      FileSystem& fs = real_fs());
 
 // New snapshot (version + 1, the given meta), the metadata update files to it (one per rung
 // of update_ladder whose snapshot exists), then the timestamp pointing at it.
@@ -86,7 +95,8 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
                                     const crypto::SecretKey& snapshot_key,
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,
                                     const Expiries& expiry,
-                                    const std::vector<std::int64_t>& update_ladder);
+                                    const std::vector<std::int64_t>& update_ladder,
+                                    FileSystem& fs = real_fs());
 
 // The repository's configuration; defaults when outpost-repository.json is missing.
 Result<RepositoryConfig> config_or_default(const std::string& repo);

@@ -240,7 +240,8 @@ Result<PublishedManifest> load_current_manifest(const std::string& repo,
 
 Result<std::vector<std::string>> write_update_files(const std::string& repo,
                                                     std::int64_t snapshot_version,
-                                                    const std::vector<std::int64_t>& ladder) {
+                                                    const std::vector<std::int64_t>& ladder,
+                                                    FileSystem& fs) {
   std::vector<std::string> written;
   // Files read at most once, whatever the number of update files that need them.
   std::map<std::string, Bytes> files;
@@ -344,7 +345,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_update_file(upd));
     const std::string out_name = update_file_name(snapshot_version, from);
     OUTPOST_RETURN_IF_ERROR(
-        write_repo_file(repo, update_file_path(snapshot_version, from), encoded));
+        write_repo_file(repo, update_file_path(snapshot_version, from), encoded, fs));
     written.push_back(out_name);
   }
   return written;

@@ -22,6 +22,7 @@
 
 #include "outpost/base/bytes.h"
 #include "outpost/base/clock.h"
+#include "outpost/base/fs.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
 #include "outpost/crypto/tuf.h"
@@ -121,6 +122,10 @@ struct PublishOptions {
   std::uint64_t max_ladder_stream = kDefaultMaxLadderStream;
   Expiries expiry;
   Clock* clock = nullptr;  // nullptr: system_clock()
+  // Every write of the repository tree (objects, packs, manifests, role metadata, snapshot,
+  // update files, timestamp, folders) goes through it; nullptr: real_fs(). Reading the source
+  // folder does not. Tests pass a fault-injecting one (tests/support/fault_fs.h).
+  FileSystem* fs = nullptr;
   // For tests: called after each chunk of a source file is read, with the file's path in the
   // bundle and how many of its bytes have been read, so a test can change the file at a known
   // point of the read. Unset in normal use.
@@ -230,9 +235,11 @@ Result<PublishedManifest> load_current_manifest(const std::string& repo_dir,
 // (against its manifest at M, or alone when it is new). The publisher calls it between the snapshot
 // and the timestamp; exposed for tools and tests. Returns the names written. kCorruption / I/O
 // errors when a file it needs is damaged or missing.
+// Written through fs.
 Result<std::vector<std::string>> write_update_files(const std::string& repo_dir,
                                                     std::int64_t snapshot_version,
-                                                    const std::vector<std::int64_t>& ladder);
+                                                    const std::vector<std::int64_t>& ladder,
+                                                    FileSystem& fs = real_fs());
 
 // "un/ga" -> "un.ga"; and the TUF path patterns of that delegation.
 std::string role_name_for_prefix(std::string_view prefix);
