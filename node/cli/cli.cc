@@ -963,10 +963,12 @@ int cmd_gc(const Args& a) {
 int cmd_status(const Args& a) {
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
-  auto j = (*node)->status();
-  if (!j.ok()) return fail(j.error());
+  auto st = (*node)->status();
+  if (!st.ok()) return fail(st.error());
+  const Json view = node::to_json(*st);
+  const Json* j = &view;
   if (a.has("json")) {
-    print_json(*j);
+    print_json(view);
     return 0;
   }
   // What the data holds (shrinks after gc) and the file, which never shrinks: LMDB reuses
