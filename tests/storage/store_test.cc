@@ -31,8 +31,8 @@ TEST_CASE("a missing store is NotFound unless create is set", "[storage]") {
   auto missing = Store::open({.dir = tmp / "store"});
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code() == Code::kNotFound);
-  CHECK_THAT(missing.error().message(),
-             Contains("no store at " + tmp / "store") && Contains("outpost subscribe"));
+  CHECK_THAT(missing.error().message(), Contains("no store at " + tmp / "store") &&
+                                            Contains("subscribe to a repository first"));
 
   // An existing directory without a store in it is not a store either.
   test::make_dirs(tmp / "empty");
