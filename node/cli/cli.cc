@@ -96,8 +96,25 @@ int exit_code(const Status& s) {
   return 1;
 }
 
+// The library's messages name the problem and the way out in words any front end can show
+// (the kiosk, the daemon's log); the command line adds which of its options or commands does
+// that.
+std::string with_cli_hint(const std::string& message) {
+  static const std::pair<const char*, const char*> kHints[] = {
+      {"CA certificate the mirror", " (--ca-file PEM)"},
+      {"subscribe to a repository first", " (outpost subscribe, or --store DIR)"},
+      {"the data budget is used up", " ('outpost budget' shows it)"},
+      {"(garbage collection)", " ('outpost gc')"},
+      {"give the directory of the store", " (--store DIR)"},
+  };
+  for (const auto& [needle, hint] : kHints) {
+    if (message.find(needle) != std::string::npos) return message + hint;
+  }
+  return message;
+}
+
 int fail(const Status& s) {
-  std::fprintf(stderr, "outpost: error: %s\n", redact(s.message()).c_str());
+  std::fprintf(stderr, "outpost: error: %s\n", redact(with_cli_hint(s.message())).c_str());
   return exit_code(s);
 }
 
@@ -946,10 +963,12 @@ int cmd_gc(const Args& a) {
 int cmd_status(const Args& a) {
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
-  auto j = (*node)->status();
-  if (!j.ok()) return fail(j.error());
+  auto st = (*node)->status();
+  if (!st.ok()) return fail(st.error());
+  const Json view = node::to_json(*st);
+  const Json* j = &view;
   if (a.has("json")) {
-    print_json(*j);
+    print_json(view);
     return 0;
   }
   // What the data holds (shrinks after gc) and the file, which never shrinks: LMDB reuses

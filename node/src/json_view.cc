@@ -1,5 +1,6 @@
 #include "outpost/node/json_view.h"
 
+#include "outpost/base/clock.h"
 #include "outpost/base/retry.h"
 
 namespace outpost::node {
@@ -82,6 +83,32 @@ Json to_json(const SyncReport& report, bool dry_run) {
   Json skipped = Json::array();
   for (const auto& s : report.skipped_sources) skipped.push(s);
   j.set("skipped_sources", std::move(skipped));
+  return j;
+}
+
+Json to_json(const NodeStatus& status) {
+  Json j = Json::object();
+  j.set("store", status.store);
+  j.set("map_bytes", status.map_bytes);
+  j.set("used_bytes", status.used_bytes);
+  j.set("in_use_bytes", status.in_use_bytes);
+  j.set("file_bytes", status.file_bytes);
+  j.set("chunks", status.chunks);
+  j.set("bundles", status.bundles);
+  j.set("time_floor", status.time_floor ? format_utc(status.time_floor) : std::string("none"));
+  Json repos = Json::array();
+  for (const auto& s : status.repositories) {
+    Json r = Json::object();
+    r.set("id", s.id);
+    r.set("location", s.location);
+    r.set("last_sync", s.last_sync ? format_utc(s.last_sync) : std::string("never"));
+    if (s.timestamp_version > 0) {
+      r.set("timestamp_version", s.timestamp_version);
+      r.set("timestamp_expires", format_utc(s.timestamp_expires));
+    }
+    repos.push(std::move(r));
+  }
+  j.set("repositories", std::move(repos));
   return j;
 }
 

@@ -780,40 +780,34 @@ Status Node::set_retention(const std::string& bundle, int n) {
   });
 }
 
-Result<Json> Node::status() {
+Result<NodeStatus> Node::status() {
   OUTPOST_ASSIGN_OR_RETURN(auto stats, store_->stats());
   OUTPOST_ASSIGN_OR_RETURN(auto subs, subscriptions());
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
-  OUTPOST_ASSIGN_OR_RETURN(std::int64_t floor, time_floor(txn));
-  Json j = Json::object();
-  j.set("store", store_->dir());
-  j.set("map_bytes", stats.map_bytes);
-  j.set("used_bytes", stats.used_bytes);      // high-water mark of the file's pages
-  j.set("in_use_bytes", stats.in_use_bytes);  // pages the data holds: shrinks after gc
-  j.set("file_bytes", stats.file_bytes);
-  j.set("chunks", stats.entries[static_cast<int>(Table::kChunks)]);
-  j.set("bundles", stats.entries[static_cast<int>(Table::kBundles)]);
-  j.set("time_floor", floor ? format_utc(floor) : std::string("none"));
-  Json repos = Json::array();
+  NodeStatus st;
+  OUTPOST_ASSIGN_OR_RETURN(st.time_floor, time_floor(txn));
+  st.store = store_->dir();
+  st.map_bytes = stats.map_bytes;
+  st.used_bytes = stats.used_bytes;
+  st.in_use_bytes = stats.in_use_bytes;
+  st.file_bytes = stats.file_bytes;
+  st.chunks = stats.entries[static_cast<int>(Table::kChunks)];
+  st.bundles = stats.entries[static_cast<int>(Table::kBundles)];
   for (const auto& s : subs) {
-    Json r = Json::object();
-    r.set("id", s.id);
-    r.set("location", s.location);
-    r.set("last_sync", s.last_sync ? format_utc(s.last_sync) : std::string("never"));
+    RepositoryStatus r{s.id, s.location, s.last_sync, 0, 0};
     auto trusted = load_trusted(txn, s.id);
     if (trusted.ok() && !trusted->timestamp.empty()) {
       auto env = tuf::parse_metadata(view(trusted->timestamp), "timestamp");
       if (env.ok()) {
         if (auto ts = tuf::Timestamp::from_signed(*env->find("signed")); ts.ok()) {
-          r.set("timestamp_version", ts->version);
-          r.set("timestamp_expires", format_utc(ts->expires));
+          r.timestamp_version = static_cast<std::uint64_t>(ts->version);
+          r.timestamp_expires = ts->expires;
         }
       }
     }
-    repos.push(std::move(r));
+    st.repositories.push_back(std::move(r));
   }
-  j.set("repositories", std::move(repos));
-  return j;
+  return st;
 }
 
 }  // namespace outpost::node

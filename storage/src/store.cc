@@ -40,20 +40,21 @@ const char* const kTableNames[kTableCount] = {
 };
 
 std::string no_store(const std::string& dir) {
-  return "no store at " + dir + ": run 'outpost subscribe' first or pass --store";
+  return "no store at " + dir +
+         ": subscribe to a repository first (that makes the store), or give the directory of "
+         "an existing store";
 }
 
 std::string not_outpost(const std::string& dir) {
-  return dir + " holds an LMDB environment that is not an outpost store: check --store, or " +
-         "move the directory aside and run 'outpost subscribe' to start a new store";
+  return dir + " holds an LMDB environment that is not an outpost store: check the store " +
+         "directory, or move this one aside and subscribe again to start a new store";
 }
 
 std::string other_word_size(const std::string& dir, int theirs) {
   return "the store in " + dir + " was written by a " + std::to_string(theirs) +
          "-bit build of outpost and this is a " + std::to_string(kWordBits) +
-         "-bit build; LMDB files differ between the two: run 'outpost export' with the " +
-         std::to_string(theirs) + "-bit build, then 'outpost import' the export here " +
-         "into a new store";
+         "-bit build; LMDB files differ between the two: export its content with the " +
+         std::to_string(theirs) + "-bit build, then import that export here into a new store";
 }
 
 std::string format_marker() {
@@ -527,8 +528,8 @@ Status reserve_lock_file(const std::string& dir) {
 }
 
 std::string way_out(const std::string& dir) {
-  return "restore " + dir + " from a backup, or move it aside and run 'outpost subscribe' and " +
-         "'outpost sync' to fetch its content again from the repository";
+  return "restore " + dir + " from a backup, or move it aside, subscribe again and sync to " +
+         "fetch its content again from the repository";
 }
 
 // Checks data.mdb before LMDB maps it. LMDB maps the whole file and reads pages through the
@@ -652,7 +653,7 @@ Result<std::unique_ptr<detail::Core>> open_core(const StoreOptions& options) {
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   const std::string& dir = options.dir;
-  if (dir.empty()) return Status::InvalidArgument("no store directory given: pass --store DIR");
+  if (dir.empty()) return Status::InvalidArgument("no store directory given");
   if (options.create && options.read_only) {
     return Status::InvalidArgument("cannot create the store in " + dir + " read-only");
   }
@@ -672,8 +673,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
     fs::create_directories(dir, ec);
     if (ec) return lmdb::to_status(ec.value(), "creating", dir);
   } else if (!fs::is_directory(st)) {
-    return Status::FailedPrecondition(dir + " is not a directory: pass --store with the " +
-                                      "directory of the store");
+    return Status::FailedPrecondition(dir + " is not a directory: give the directory of the " +
+                                      "store");
   }
   if (!options.create && !fs::exists(dir + "/data.mdb", ec)) {
     return Status::NotFound(no_store(dir));
@@ -779,9 +780,9 @@ Status Store::grow(std::uint64_t map_bytes_seen) {
   std::uint64_t next = current > limit / 2 ? limit : current * 2;
   next -= next % 4096;  // whole pages
   if (next <= current) {
-    return Status::ResourceExhausted("the store in " + dir_ + " is full (map limit " +
-                                     lmdb::mib(limit) +
-                                     " reached): run 'outpost gc' or raise the limit");
+    return Status::ResourceExhausted(
+        "the store in " + dir_ + " is full (map limit " + lmdb::mib(limit) +
+        " reached): remove old versions (garbage collection) or raise the limit");
   }
   int rc = mdb_env_set_mapsize(c.env.get(), next);
   if (rc != MDB_SUCCESS) {

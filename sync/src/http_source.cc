@@ -133,7 +133,8 @@ Failure transport_failure(const Outcome& o, const std::string& url) {
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
       return {
           Status::FailedPrecondition(url + ": the server's TLS certificate is not trusted" + curl +
-                                     ": pass the mirror's CA bundle with --ca-file, or fix the "
+                                     ": give this node the CA certificate the mirror's "
+                                     "certificate is signed with (a PEM file), or fix the "
                                      "mirror's certificate"),
           false};
     case CURLE_UNSUPPORTED_PROTOCOL:

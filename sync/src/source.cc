@@ -99,8 +99,8 @@ MeteredSource::MeteredSource(Source& inner, std::uint64_t budget)
 Status MeteredSource::check(const TransferStats& stats) const {
   if (inner_.metered() && budget_ != UINT64_MAX && stats.total() - start_ > budget_) {
     return Status::ResourceExhausted(
-        "the data budget is used up: the rest waits for the next day or month ('outpost "
-        "budget' shows it)");
+        "the data budget is used up: the rest waits for the next day or month, or for a larger "
+        "budget");
   }
   return outer_ ? outer_(stats) : Status::Ok();
 }

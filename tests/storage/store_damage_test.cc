@@ -64,7 +64,8 @@ TEST_CASE("bug 4: a truncated data.mdb is Corruption naming its size, never a bu
       CHECK(r.error().code() == Code::kCorruption);
       CHECK_THAT(r.error().message(), Contains("store data.mdb in " + copy / "store" +
                                                " is truncated (" + std::to_string(cut) + " of ") &&
-                                          Contains("outpost sync") && Contains("backup"));
+                                          Contains("subscribe again and sync") &&
+                                          Contains("backup"));
     }
     CHECK(fs::file_size(copy / "store/data.mdb") == cut);  // left as found
   }
@@ -119,7 +120,7 @@ TEST_CASE("bug 4: a zero-length data.mdb of an existing store is Corruption, nev
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code() == Code::kCorruption);
     CHECK_THAT(r.error().message(), Contains("store data.mdb in " + dir + " is empty (0 bytes)") &&
-                                        Contains("outpost sync"));
+                                        Contains("subscribe again and sync"));
   }
   auto ro = Store::open({.dir = dir, .read_only = true});
   REQUIRE_FALSE(ro.ok());

@@ -31,8 +31,8 @@ TEST_CASE("a missing store is NotFound unless create is set", "[storage]") {
   auto missing = Store::open({.dir = tmp / "store"});
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code() == Code::kNotFound);
-  CHECK_THAT(missing.error().message(),
-             Contains("no store at " + tmp / "store") && Contains("outpost subscribe"));
+  CHECK_THAT(missing.error().message(), Contains("no store at " + tmp / "store") &&
+                                            Contains("subscribe to a repository first"));
 
   // An existing directory without a store in it is not a store either.
   test::make_dirs(tmp / "empty");
@@ -404,7 +404,7 @@ TEST_CASE("at the map limit update reports a full store and changes nothing", "[
     return Status::Ok();
   });
   CHECK(s.code() == Code::kResourceExhausted);
-  CHECK_THAT(s.message(), Contains("map limit 1 MiB reached") && Contains("outpost gc"));
+  CHECK_THAT(s.message(), Contains("map limit 1 MiB reached") && Contains("garbage collection"));
   CHECK(calls == 3);  // 256 KiB, 512 KiB, 1 MiB
   auto r = store->read();
   REQUIRE(r.ok());
@@ -472,7 +472,7 @@ TEST_CASE("a store written by the other word size names the problem and the fix"
   CHECK(r.error().code() == Code::kFailedPrecondition);
   CHECK_THAT(r.error().message(),
              Contains(we_are_64 ? "written by a 32-bit build" : "written by a 64-bit build") &&
-                 Contains("outpost export") && Contains("outpost import"));
+                 Contains("export its content") && Contains("import that export"));
 }
 
 TEST_CASE("the format marker is checked on open", "[storage]") {
@@ -485,7 +485,7 @@ TEST_CASE("the format marker is checked on open", "[storage]") {
   const bool we_are_64 = sizeof(void*) == 8;
   const Case cases[] = {
       {we_are_64 ? "outpost-store 1 32-bit" : "outpost-store 1 64-bit", Code::kFailedPrecondition,
-       "outpost export"},
+       "export its content"},
       {we_are_64 ? "outpost-store 2 64-bit" : "outpost-store 2 32-bit", Code::kFailedPrecondition,
        "upgrade outpost"},
       {"something else", Code::kCorruption, "not an outpost store"},

@@ -22,5 +22,9 @@ Json to_json(const FailedBundle& failed);
 // {"repository","location","unchanged","partial","metered","bytes_read","requests","dry_run",
 //  "updated":[..],"failed":[..],"plan":[..],"deferred":[..],"skipped_sources":[..]}
 Json to_json(const SyncReport& report, bool dry_run);
+// {"store","map_bytes","used_bytes","in_use_bytes","file_bytes","chunks","bundles",
+//  "time_floor" ("none" or UTC),"repositories":[{"id","location","last_sync" ("never" or
+//  UTC),"timestamp_version"?,"timestamp_expires"?}]}
+Json to_json(const NodeStatus& status);
 
 }  // namespace outpost::node

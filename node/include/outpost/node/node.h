@@ -179,6 +179,26 @@ struct RepairReport {
   std::uint64_t bundles_removed = 0;  // malformed bundle records (the next sync fetches them)
 };
 
+struct RepositoryStatus {
+  std::string id;
+  std::string location;
+  std::int64_t last_sync = 0;           // 0: never
+  std::uint64_t timestamp_version = 0;  // of the trusted timestamp; 0: none yet
+  std::int64_t timestamp_expires = 0;
+};
+
+struct NodeStatus {
+  std::string store;               // its directory
+  std::uint64_t map_bytes = 0;     // LMDB map size
+  std::uint64_t used_bytes = 0;    // high-water mark of the file's pages (never shrinks)
+  std::uint64_t in_use_bytes = 0;  // pages the data holds: shrinks after gc
+  std::uint64_t file_bytes = 0;    // size of data.mdb
+  std::uint64_t chunks = 0;
+  std::uint64_t bundles = 0;
+  std::int64_t time_floor = 0;  // the latest time the node has seen; 0: none
+  std::vector<RepositoryStatus> repositories;
+};
+
 struct NodeOptions {
   std::string dir;      // the store's directory
   bool create = false;  // make the store when missing (otherwise kNotFound with advice)
@@ -240,7 +260,7 @@ class Node {
   // Remembers how many versions gc keeps for one bundle (overrides gc's default).
   // kInvalidArgument for n < 1 or an invalid name.
   Status set_retention(const std::string& bundle, int n);
-  Result<Json> status();
+  Result<NodeStatus> status();
 
   storage::Store& store() { return *store_; }
 
