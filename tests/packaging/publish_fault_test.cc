@@ -21,6 +21,7 @@
 #include "outpost/packaging/pack.h"
 #include "outpost/packaging/repository.h"
 #include "outpost/packaging/update_file.h"
+#include "support/fake_clock.h"
 #include "support/fault_fs.h"
 #include "support/test_support.h"
 
@@ -40,15 +41,7 @@ namespace {
 
 const std::string kBundle = "un/test/fault";
 
-class FixedClock : public outpost::Clock {
- public:
-  explicit FixedClock(std::int64_t t) : t_(t) {}
-  std::int64_t now() const override { return t_; }
-  void advance(std::int64_t s) { t_ += s; }
-
- private:
-  std::int64_t t_;
-};
+using FixedClock = outpost::test::FakeClock;
 
 SecretKey new_key() {
   REQUIRE(outpost::crypto::init());

@@ -21,6 +21,7 @@
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/pack.h"
+#include "support/fake_clock.h"
 #include "support/test_support.h"
 
 namespace op = outpost::packaging;
@@ -34,15 +35,7 @@ using outpost::crypto::SecretKey;
 
 namespace {
 
-class FixedClock : public outpost::Clock {
- public:
-  explicit FixedClock(std::int64_t t) : t_(t) {}
-  std::int64_t now() const override { return t_; }
-  void advance(std::int64_t s) { t_ += s; }
-
- private:
-  std::int64_t t_;
-};
+using FixedClock = outpost::test::FakeClock;
 
 SecretKey new_key() {
   REQUIRE(outpost::crypto::init());
