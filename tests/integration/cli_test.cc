@@ -137,7 +137,8 @@ TEST_CASE("an unknown command is refused with exit 2", "[integration][cli]") {
   check_usage_error(r, "COMMAND", "unknown command 'lsx'");
 }
 
-TEST_CASE("the global options --store and --json work before the command and after it", "[integration][cli]") {
+TEST_CASE("the global options --store and --json work before the command and after it",
+          "[integration][cli]") {
   Synced p;
   RunResult before = run_outpost({"--store", p.store(), "--json", "ls"});
   INFO(before.err);
