@@ -4,8 +4,8 @@
 // Whatever happens, the repository a node reads is the old release or the complete new one,
 // and publishing again afterwards works.
 #include <algorithm>
-#include <chrono>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
