@@ -291,5 +291,18 @@ TEST_CASE("manifest published before the year 1000 encodes to a manifest that pa
   manifest(input.data(), input.size());
 }
 
+TEST_CASE("patch whose control seeks by INT64_MIN is refused without signed overflow",
+          "[fuzz][regression]") {
+  // apply_suffix_segment checked a backward seek with `oldpos < -seek`: a seek of INT64_MIN
+  // (the zigzag varint 2^64-1) overflowed the negation (UBSan: undefined behaviour).
+  const Bytes patch = regression_input("delta", "seek-int64-min");
+  const Bytes from(16, 'a');
+  Result<Bytes> out = pk::apply_delta(from, patch, 1);
+  REQUIRE(!out.ok());
+  CHECK(out.error().code() == Code::kCorruption);
+  CHECK_THAT(out.error().message(), Catch::Contains("seeks outside the old slice"));
+  delta(patch.data(), patch.size());
+}
+
 }  // namespace
 }  // namespace outpost::fuzz
