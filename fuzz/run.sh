@@ -80,14 +80,15 @@ for t in "${targets[@]}"; do
   execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)
   secs=$(sed -nE 's/^Done [0-9]+ runs in ([0-9]+) second.*/\1/p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[bKM]b' "$log" | tail -1)
   if [ "$rc" -eq 0 ]; then
     outcome=clean
   else
     outcome="FOUND A PROBLEM (exit $rc): $(ls -t "$artifacts" | head -1) — see $log"
     failed=1
   fi
-  summary+=("$(printf '%-13s %12s execs %7s s  %-22s corpus %5s  %s' "$t" "${execs:-?}" \
-    "${secs:-?}" "${cov:-?}" "$(ls "$work" | wc -l)" "$outcome")")
+  summary+=("$(printf '%-13s %12s execs %6s s  %-20s %-16s %s' "$t" "${execs:-?}" \
+    "${secs:-?}" "${cov:-?}" "${corp:-?}" "$outcome")")
   echo "${summary[-1]}"
 done
 echo "== summary"
