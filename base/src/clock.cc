@@ -1,5 +1,6 @@
 #include "outpost/base/clock.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
@@ -35,8 +36,12 @@ std::string format_utc(std::int64_t seconds) {
   std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  // Not strftime's %Y: it writes the year 26 as "26", which parse_utc refuses (found by
+  // fuzzing: a manifest published "0026-..." parsed, but its encoding did not).
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02dZ",
+                static_cast<long long>(tm.tm_year) + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec);
   return buf;
 }
 

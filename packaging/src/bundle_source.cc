@@ -114,7 +114,8 @@ Result<BundleSource> read_bundle_dir(const std::string& dir, const BundleOverrid
       if (!files->is_object()) {
         return Status::InvalidArgument(bj_path + ": \"files\" must map roles to file paths");
       }
-      for (const auto& [role, path] : files->as_object()) {
+      for (const auto& [role, value] : files->as_object()) {
+        const Json& path = value;  // clang 14 cannot capture a structured binding
         if (!path.is_string() ||
             !std::any_of(src.files.begin(), src.files.end(),
                          [&](const SourceFile& f) { return f.path == path.as_string(); })) {

@@ -478,9 +478,10 @@ Status apply_suffix_segment(ByteView slice, ByteView payload, std::uint64_t to_l
       if (buf.size() == kPiece) OUTPOST_RETURN_IF_ERROR(flush());
     }
     produced += add + copy;
-    // The encoder's positions stay within [0, slice size]; anything else is damage.
+    // The encoder's positions stay within [0, slice size]; anything else is damage. oldpos is
+    // in [0, oldsize], so -oldpos cannot overflow (-seek could: seek may be INT64_MIN).
     const std::int64_t seek = unzigzag(seek_z);
-    if ((seek > 0 && oldpos > oldsize - seek) || (seek < 0 && oldpos < -seek)) {
+    if ((seek > 0 && oldpos > oldsize - seek) || (seek < 0 && seek < -oldpos)) {
       return corrupt("control " + std::to_string(k) + " seeks outside the old slice");
     }
     oldpos += seek;

@@ -1,0 +1,66 @@
+// Metadata update files (packaging/update_file.h): parse_update_file, then rebuild_entry on
+// every entry, which decompresses attacker-chosen zstd frames (alone, or against a base file)
+// under a declared length. Properties: rejections are kCorruption with a message; an accepted
+// file encodes back to exactly its bytes; a rebuilt entry is exactly result_length bytes with
+// the declared SHA-256, never more than the limit given.
+//
+// A base's SHA-256 must match before its frame is decompressed, and a mutated input cannot
+// keep it matching: so each delta entry is also rebuilt against a fixed 4 KiB base with its
+// base_sha256 set to that base's, which runs the decoder on the fuzzed frame.
+#include "outpost/packaging/update_file.h"
+
+#include <algorithm>
+
+#include "fuzz/fuzz.h"
+#include "outpost/base/bytes.h"
+#include "outpost/crypto/hash.h"
+#include "outpost/packaging/compress.h"
+
+namespace {
+
+namespace pk = outpost::packaging;
+
+constexpr std::uint64_t kMaxResult = 1u << 20;
+
+void rebuild(const pk::UpdateEntry& entry, outpost::ByteView base, pk::Decompressor& d) {
+  outpost::Result<outpost::Bytes> out = pk::rebuild_entry(entry, base, kMaxResult, d);
+  if (!out.ok()) {
+    FUZZ_CHECK(outpost::fuzz::clear_rejection(out.error(), outpost::Code::kCorruption));
+    return;
+  }
+  FUZZ_CHECK(out.value().size() == entry.result_length);
+  FUZZ_CHECK(outpost::crypto::sha256(out.value()) == entry.result_sha256);
+}
+
+}  // namespace
+
+OUTPOST_FUZZ_TARGET(update_file) {
+  static const bool crypto_ready = outpost::crypto::init();
+  FUZZ_CHECK(crypto_ready);
+  static const outpost::Bytes fixed_base = [] {
+    outpost::Bytes b(4096);
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(i * 131 + 7);
+    return b;
+  }();
+  const outpost::ByteView input(data, size);
+  outpost::Result<pk::UpdateFile> parsed = pk::parse_update_file(input, 4096);
+  if (!parsed.ok()) {
+    FUZZ_CHECK(outpost::fuzz::clear_rejection(parsed.error(), outpost::Code::kCorruption));
+    return 0;
+  }
+  outpost::Result<outpost::Bytes> encoded = pk::encode_update_file(parsed.value());
+  FUZZ_CHECK(encoded.ok());
+  FUZZ_CHECK(encoded.value().size() == size);
+  FUZZ_CHECK(std::equal(encoded.value().begin(), encoded.value().end(), input.begin()));
+
+  pk::Decompressor decompressor;
+  for (const pk::UpdateEntry& entry : parsed.value().entries) {
+    rebuild(entry, fixed_base, decompressor);
+    if (entry.encoding == pk::UpdateEncoding::kZstdDelta) {
+      pk::UpdateEntry forced = entry;
+      forced.base_sha256 = outpost::crypto::sha256(fixed_base);
+      rebuild(forced, fixed_base, decompressor);
+    }
+  }
+  return 0;
+}
