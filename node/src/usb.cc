@@ -373,8 +373,43 @@ Result<SyncReport> import_repository(storage::Store& store, sync::PackSource& pa
   report.repo = repo;
   report.location = location;
   OUTPOST_ASSIGN_OR_RETURN(Refreshed refreshed, refresh(ctx));
+  // Bundles whose new version the pack does not carry (left out by --bundle or --max-bytes, or
+  // on a missing volume) are listed as such; the rest is planned as a sync plans it.
+  std::vector<FailedBundle> absent;
+  for (auto it = refreshed.targets.begin(); it != refreshed.targets.end();) {
+    auto bundle = packaging::bundle_of_target(it->first);
+    std::uint64_t declared = 0;
+    if (const Json* o = it->second.custom.find("outpost"); o != nullptr) {
+      if (const Json* v = o->find("version"); v != nullptr && v->is_int() && v->as_int() > 0) {
+        declared = static_cast<std::uint64_t>(v->as_int());
+      }
+    }
+    if (!bundle || packaging::validate_bundle_name(*bundle).ok() == false) {
+      ++it;
+      continue;
+    }
+    std::uint64_t held = 0;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(auto txn, store.read());
+      OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, *bundle));
+      if (rec) held = rec->current;
+    }
+    const std::string file = packaging::manifest_file_path(*bundle, it->second.sha256);
+    if ((declared != 0 && held == declared) || pack.has_file(file) ||
+        pack.has_file(file + ".zst")) {
+      ++it;
+      continue;
+    }
+    absent.push_back(FailedBundle{
+        *bundle, held, declared,
+        Status::NotFound(*bundle + " version " + std::to_string(declared) +
+                         " is not in the pack (left out by the export, or on a missing "
+                         "volume): ask for another stick")});
+    it = refreshed.targets.erase(it);
+  }
   OUTPOST_ASSIGN_OR_RETURN(std::vector<Pending> pending,
                            plan_bundles(ctx, refreshed.targets, report));
+  report.failed = std::move(absent);
   for (auto& p : pending) {
     if (options.stop.stop_requested()) return Status::Cancelled("import stopped on request");
     auto item = import_bundle(ctx, pack, p);
