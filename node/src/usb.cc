@@ -340,9 +340,7 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
     }
     OUTPOST_RETURN_IF_ERROR(batch.add(e.id, e.raw_length, view(*frame)));
     ++progress.done;
-    if (ctx.options.progress && (progress.done % 64 == 0 || progress.done == progress.total)) {
-      ctx.options.progress(progress);
-    }
+    if (ctx.options.progress) ctx.options.progress(progress);
     if (ctx.options.stop.stop_requested()) {
       OUTPOST_RETURN_IF_ERROR(batch.flush());
       return Status::Cancelled("import stopped on request");
