@@ -11,6 +11,8 @@
 #include "outpost/base/retry.h"
 #include "outpost/crypto/tuf.h"
 #include "outpost/packaging/compress.h"
+#include "outpost/packaging/content.h"
+#include "outpost/packaging/delta.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/pack.h"
 #include "outpost/sync/pack_source.h"
@@ -33,6 +35,17 @@ namespace {
 std::string bundle_index_record(const std::string& bundle, std::uint64_t version) {
   return "bundle-index/" + bundle + "/" + std::to_string(version) + ".index";
 }
+
+// The record that carries a patch the exporting node made from the version the target holds.
+std::string bundle_patch_record(const std::string& bundle, std::uint64_t from, std::uint64_t to) {
+  return "bundle-patch/" + bundle + "/" + std::to_string(from) + "-" + std::to_string(to) +
+         ".patch";
+}
+
+// Patches are made only between content streams up to this size (the suffix array costs
+// about five bytes per byte of the old stream), with a window a small importer can hold.
+constexpr std::uint64_t kMaxPatchStream = 32u << 20;
+constexpr std::uint64_t kPatchWindow = 32u << 20;
 
 bool bundle_local(const Status& st) {
   RetryClass c = retry_class(st);
@@ -82,8 +95,10 @@ struct BundlePlan {
   Bytes index;
   std::string index_path;
   std::vector<packaging::ChunkEntry> chunks;  // to write, unique
-  std::uint64_t bytes = 0;                    // in the pack, records included
-  bool update = false;                        // the target holds an older version
+  Bytes patch;                                // instead of index and chunks, when smaller
+  std::string patch_path;
+  std::uint64_t bytes = 0;  // in the pack, records included
+  bool update = false;      // the target holds an older version
 };
 
 struct RepoPlan {
@@ -96,6 +111,55 @@ struct RepoPlan {
   std::int64_t snapshot_version = 0;
   bool up_to_date = false;
 };
+
+// The content stream (content.h) of a held version, in memory.
+Result<Bytes> content_stream(storage::ReadTxn& txn, const HeldVersion& held,
+                             packaging::Decompressor& dec) {
+  Bytes out = to_bytes(packaging::kContentStreamMagic);
+  std::size_t next = 0;
+  for (std::size_t f = 0; f < held.manifest.files.size(); ++f) {
+    Bytes header = packaging::content_file_header(held.manifest.files[f]);
+    out.insert(out.end(), header.begin(), header.end());
+    for (std::uint32_t c = 0; c < held.index.file_chunks[f]; ++c, ++next) {
+      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, read_chunk(txn, dec, held.index.chunks[next]));
+      out.insert(out.end(), raw.begin(), raw.end());
+    }
+  }
+  return out;
+}
+
+// A patch from version `from` (held here too) to b's version, when it is smaller than the
+// chunks the target lacks: what the link would carry, made here since a node keeps no patch.
+Status try_patch(storage::ReadTxn& txn, BundlePlan& b, std::uint64_t from) {
+  auto old = load_version(txn, b.name, from);
+  if (!old.ok()) return Status::Ok();  // not held here: chunks it is
+  auto manifest = packaging::Manifest::parse(view(b.manifest));
+  if (!manifest.ok()) return Status::Ok();
+  if (packaging::content_stream_size(old->manifest) > kMaxPatchStream ||
+      packaging::content_stream_size(*manifest) > kMaxPatchStream) {
+    return Status::Ok();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto index,
+                           packaging::ChunkIndex::parse(view(b.index), manifest->chunking.max));
+  HeldVersion now{std::move(*manifest), std::move(index)};
+  packaging::Decompressor dec;
+  OUTPOST_ASSIGN_OR_RETURN(Bytes from_stream, content_stream(txn, *old, dec));
+  OUTPOST_ASSIGN_OR_RETURN(Bytes to_stream, content_stream(txn, now, dec));
+  packaging::DeltaParams params;
+  params.window = kPatchWindow;
+  OUTPOST_ASSIGN_OR_RETURN(Bytes patch,
+                           packaging::encode_delta(view(from_stream), view(to_stream), params));
+  std::string path = bundle_patch_record(b.name, from, b.version);
+  std::uint64_t patch_bytes =
+      packaging::StickWriter::record_bytes(b.manifest_path.size(), b.manifest.size()) +
+      packaging::StickWriter::record_bytes(path.size(), patch.size());
+  if (patch_bytes >= b.bytes) return Status::Ok();
+  b.patch = std::move(patch);
+  b.patch_path = std::move(path);
+  b.chunks.clear();
+  b.bytes = patch_bytes;
+  return Status::Ok();
+}
 
 Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging::HaveRepo* have,
                            const std::set<std::string>& only, std::set<crypto::Digest>& sent) {
@@ -221,6 +285,7 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
     }
     b.manifest = std::move(*m);
     b.index = std::move(*ix);
+    if (b.update && !b.chunks.empty()) OUTPOST_RETURN_IF_ERROR(try_patch(txn, b, b.from));
     for (const auto& e : b.chunks) sent.insert(e.id);
     plan.bundles.push_back(std::move(b));
   }
@@ -294,6 +359,24 @@ void clean_folder(FileSystem& fs, const std::string& dir) {
 Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending& p) {
   const auto version = static_cast<std::uint64_t>(p.manifest.version);
   const std::string what = p.bundle + " version " + std::to_string(version);
+  if (p.record) {
+    // The patch the exporter made from the version held here, checked against the signed root.
+    const std::string patch_path = bundle_patch_record(p.bundle, p.record->current, version);
+    if (pack.has_file(patch_path)) {
+      OUTPOST_ASSIGN_OR_RETURN(
+          Bytes patch, pack.read_file(patch_path, packaging::patch_length_limit(
+                                                      packaging::content_stream_size(p.manifest))));
+      OUTPOST_RETURN_IF_ERROR(accept_unlisted_patch(ctx, p, p.record->current, patch)
+                                  .With("applying the patch from the pack"));
+      SyncItem item;
+      item.bundle = p.bundle;
+      item.from = p.record->current;
+      item.to = version;
+      item.route = RouteKind::kPatch;
+      item.bytes = p.manifest.content_size;
+      return item;
+    }
+  }
   auto bytes = pack.read_file(bundle_index_record(p.bundle, version), packaging::kMaxIndexBytes);
   if (!bytes.ok()) {
     if (bytes.error().IsNotFound()) {
@@ -596,6 +679,12 @@ Result<ExportReport> export_pack(Node& node, const ExportOptions& options) {
     for (const auto& b : p.bundles) {
       OUTPOST_RETURN_IF_ERROR(
           writer->add_file(RecordType::kTarget, b.manifest_path, view(b.manifest)));
+      if (!b.patch.empty()) {
+        OUTPOST_RETURN_IF_ERROR(writer->add_file(RecordType::kPatch, b.patch_path, view(b.patch)));
+        tick();
+        out.bundles.push_back(packaging::StickBundle{b.name, b.version, b.from, b.bytes});
+        continue;
+      }
       OUTPOST_RETURN_IF_ERROR(writer->add_file(RecordType::kIndex, b.index_path, view(b.index)));
       for (const auto& e : b.chunks) {
         OUTPOST_ASSIGN_OR_RETURN(Bytes frame, stored_frame(txn, e.id));
