@@ -178,8 +178,11 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
     plan.metadata.emplace_back(packaging::metadata_path(name), b);
     plan.metadata_bytes += packaging::StickWriter::record_bytes(9 + name.size(), b.size());
   };
-  add_meta("root.json", t.root);
-  add_meta(packaging::versioned_metadata_name(root_v, "root"), t.root);
+  // The root only when the target may lack it (a node that trusts this version asks for the
+  // next one, which is absent, and stops there).
+  if (have == nullptr || have->root != root_v) {
+    add_meta(packaging::versioned_metadata_name(root_v, "root"), t.root);
+  }
   add_meta("timestamp.json", t.timestamp);
   add_meta(packaging::versioned_metadata_name(plan.snapshot_version, "snapshot"), t.snapshot);
   add_meta(packaging::versioned_metadata_name(signed_version(t.targets, "targets"), "targets"),
@@ -747,7 +750,12 @@ Result<ImportReport> import_pack(Node& node, const std::string& location,
         r.repo = sub->id;
       } else {
         std::string keys;
-        auto root = pack->read_file("metadata/root.json", 512 * 1024);
+        Result<Bytes> root = Status::NotFound("no root in the pack");
+        for (int v = 1; v <= 1024 && !root.ok(); ++v) {
+          const std::string name =
+              packaging::metadata_path(packaging::versioned_metadata_name(v, "root"));
+          if (pack->has_file(name)) root = pack->read_file(name, 512 * 1024);
+        }
         if (root.ok()) {
           auto env = tuf::parse_metadata(view(*root), "root");
           if (env.ok()) {
@@ -801,7 +809,12 @@ Result<ImportReport> import_pack(Node& node, const std::string& location,
         SyncLock lock, SyncLock::acquire(node.store().dir(), r.repo, so.lock_wait_s, so.stop));
     sync::MeteredSource metered(*pack, UINT64_MAX);
     auto synced = import_repository(node.store(), *pack, metered, r.repo, index_path, now, so);
-    if (!synced.ok()) return synced.error().With("importing " + index_path);
+    if (!synced.ok()) {
+      // Damage found while reading the volumes usually explains what the import then missed.
+      Status e = synced.error().With("importing " + index_path);
+      if (!r.problems.empty()) e = Status(e.code(), e.message() + " (" + r.problems.front() + ")");
+      return e;
+    }
     r.sync = std::move(*synced);
     // What the pack brought was confirmed current when the pack was made, not now.
     if (!r.sync.updated.empty()) {
