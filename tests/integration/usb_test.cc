@@ -1,6 +1,8 @@
 // USB sneakernet through the `outpost` binary (issue 9, docs/usb.md): have-file, export (whole,
 // thin, by bundle, by size, in volumes), import with full verification, the office/HQ/courier
 // round trip with separate stores, subscribing from a pack alone, and the FAT rules.
+#include <sys/mount.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
@@ -205,6 +207,24 @@ TEST_CASE("an export that does not fit a small stick says so from its plan and w
   RunResult fit = s.at(s.hq(), {"export", "--to", stick, "--max-bytes", "150k"});
   INFO(fit.err);
   CHECK(fit.exit_code == 0);
+}
+
+TEST_CASE("a stick mounted read-only imports", "[usb]") {
+  Sites s;
+  const std::string stick = s.stick("ro");
+  SmallDisk disk(stick, "4m");
+  if (!disk.mounted()) {
+    if (std::getenv("CI") != nullptr) FAIL("tmpfs: " << disk.why());
+    WARN("skipped: " << disk.why());
+    return;
+  }
+  s.must_at(s.hq(), {"export", "--to", stick});
+  REQUIRE(::mount("tmpfs", stick.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=4m") == 0);
+  RunResult r = s.at(s.office(), {"import", stick, "--root-pubkey", s.root_hex});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  (void)::mount("tmpfs", stick.c_str(), "tmpfs", MS_REMOUNT, "size=4m");
 }
 
 TEST_CASE("a have-file of 1,000 bundles is under 4 KB and round-trips", "[usb]") {
