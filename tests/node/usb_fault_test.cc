@@ -184,6 +184,15 @@ TEST_CASE("a pack whose timestamp expired is accepted when its snapshot is newer
   auto synced = office->sync(s.repo());
   REQUIRE_FALSE(synced.ok());
   CHECK(synced.error().IsVerificationFailed());
+  // A new site that trusts the repository from the same stick, given the root key.
+  auto site = open_node(s.site(), &clock);
+  node::ImportOptions with_key;
+  with_key.root_pubkey = crypto::PublicKey::from_hex(s.root_hex).value();
+  auto fresh = node::import_pack(*site, s.stick("new"), with_key);
+  INFO((fresh.ok() ? "" : fresh.error().message()));
+  REQUIRE(fresh.ok());
+  CHECK(fresh->repos.at(0).complete());
+  CHECK(fresh->repos.at(0).sync.updated.size() == 2);
 }
 
 }  // namespace

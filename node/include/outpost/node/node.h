@@ -44,6 +44,9 @@ struct SubscribeOptions {
   // or sends something that does not verify.
   std::vector<std::string> mirrors;
   HttpOptions http;  // for http(s) locations (ca_file, timeouts)
+  // A USB pack only (as SyncOptions::accept_expired_timestamp): a node that trusts a
+  // repository from a stick months after it was written.
+  bool accept_expired_timestamp = false;
 };
 
 struct Subscription {
