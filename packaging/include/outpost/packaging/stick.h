@@ -1,4 +1,4 @@
-// A pack on a USB stick (docs/usb.md, docs/format-stick.md in the README of the stick): the
+// A pack on a USB stick (docs/usb.md, "What is on the stick"): the
 // layout of the folder an export writes, the small index written last, the rules for names
 // that FAT32, exFAT and Windows accept, and a writer that splits a pack into volumes.
 //
