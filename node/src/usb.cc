@@ -475,7 +475,10 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   item.chunks_held = unique.size() - missing.size();
   packaging::Decompressor dec;
   ChunkBatch batch(ctx.store);
-  SyncProgress progress{p.bundle, "stick", 0, missing.size()};
+  // Progress in content bytes of the chunks to take.
+  std::uint64_t total = 0;
+  for (std::size_t i : missing) total += index.chunks[i].raw_length;
+  SyncProgress progress{p.bundle, "stick", 0, total};
   for (std::size_t i : missing) {
     const auto& e = index.chunks[i];
     auto frame = pack.chunk_frame(e.id);
@@ -495,7 +498,7 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
                                 "stored");
     }
     OUTPOST_RETURN_IF_ERROR(batch.add(e.id, e.raw_length, view(*frame)));
-    ++progress.done;
+    progress.done += e.raw_length;
     if (ctx.options.progress) ctx.options.progress(progress);
     if (ctx.options.stop.stop_requested()) {
       OUTPOST_RETURN_IF_ERROR(batch.flush());
