@@ -37,6 +37,7 @@
 #include "outpost/crypto/keys.h"
 #include "outpost/node/json_view.h"
 #include "outpost/node/node.h"
+#include "outpost/node/usb.h"
 #include "outpost/packaging/manifest.h"
 #include "outpost/packaging/repository.h"
 
@@ -993,6 +994,175 @@ int cmd_status(const Args& a) {
   return 0;
 }
 
+// ---- USB sneakernet: have, export, import (docs/usb.md) ----
+
+int cmd_have(const Args& a) {
+  auto node = open_reader(a);
+  if (!node.ok()) return fail(node.error());
+  auto have = node::make_have(**node);
+  if (!have.ok()) return fail(have.error());
+  Bytes bytes = have->encode();
+  Status st = real_fs().write_file_atomic(a.get("out"), {bytes.data(), bytes.size()});
+  if (!st.ok()) return fail(st.With("writing the have-file"));
+  std::size_t bundles = 0;
+  for (const auto& r : have->repos) bundles += r.bundles.size();
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("file", a.get("out"));
+    j.set("bytes", static_cast<std::uint64_t>(bytes.size()));
+    j.set("repositories", static_cast<std::uint64_t>(have->repos.size()));
+    j.set("bundles", static_cast<std::uint64_t>(bundles));
+    print_json(j);
+  } else {
+    std::cout << "wrote " << a.get("out") << " (" << bytes.size()
+              << " bytes: " << have->repos.size() << " repositories, " << bundles
+              << " bundles); give it to the node that will write your stick\n";
+  }
+  return 0;
+}
+
+int cmd_export(const Args& a) {
+  auto node = open_reader(a);
+  if (!node.ok()) return fail(node.error());
+  node::ExportOptions o;
+  o.to = a.get("to");
+  o.have_file = a.get("for");
+  o.bundles = a.all("bundle");
+  if (a.has("max-bytes")) o.max_bytes = a.bytes("max-bytes");
+  if (a.has("volume-size")) o.volume_bytes = a.bytes("volume-size");
+  o.readme_extra = a.get("note");
+  ProgressLine line;
+  if (!a.has("json")) {
+    o.progress = [&](const node::ExportProgress& p) {
+      line.show(node::SyncProgress{"export", "to the stick", p.done, p.total});
+    };
+  }
+  auto r = node::export_pack(**node, o);
+  line.done();
+  if (!r.ok()) return fail(r.error());
+  Json out = Json::object();
+  out.set("folder", r->folder);
+  out.set("bytes", r->bytes);
+  Json repos = Json::array();
+  for (const auto& e : r->repos) {
+    Json j = Json::object();
+    j.set("repository", e.repo);
+    j.set("index", e.index_path);
+    j.set("bytes", e.bytes);
+    j.set("volumes", static_cast<std::uint64_t>(e.volumes));
+    j.set("up_to_date", e.up_to_date);
+    Json bs = Json::array();
+    for (const auto& b : e.bundles) {
+      Json jb = Json::object();
+      jb.set("bundle", b.name);
+      jb.set("version", b.version);
+      jb.set("from", b.from);
+      jb.set("bytes", b.bytes);
+      bs.push(std::move(jb));
+    }
+    j.set("bundles", std::move(bs));
+    Json left = Json::array();
+    for (const auto& l : e.left_out) left.push(l);
+    j.set("left_out", std::move(left));
+    repos.push(std::move(j));
+  }
+  out.set("repositories", std::move(repos));
+  if (a.has("json")) {
+    print_json(out);
+    return 0;
+  }
+  for (const auto& e : r->repos) {
+    if (e.up_to_date) {
+      std::cout << "repository " << e.repo << ": the target is up to date; nothing written\n";
+      continue;
+    }
+    for (const auto& b : e.bundles) {
+      std::cout << b.name << ": version " << b.version
+                << (b.from ? " (the target holds " + std::to_string(b.from) + ")" : " (whole)")
+                << ", " << human_bytes(b.bytes) << "\n";
+    }
+    for (const auto& l : e.left_out) std::cout << "left out: " << l << "\n";
+    std::cout << "repository " << e.repo << ": " << e.bundles.size() << " bundle(s), "
+              << human_bytes(e.bytes) << " in " << e.volumes << " volume(s)\n";
+  }
+  std::cout << "wrote " << r->folder << " (" << human_bytes(r->bytes)
+            << "); eject the stick before pulling it out\n";
+  return 0;
+}
+
+int cmd_import(const Args& a) {
+  node::ImportOptions o;
+  if (a.has("root-pubkey")) {
+    auto k = crypto::PublicKey::from_hex(a.get("root-pubkey"));
+    if (!k.ok()) return fail(Status::InvalidArgument("--root-pubkey: " + k.error().message()));
+    o.root_pubkey = *k;
+  }
+  auto node = open_node(a, a.has("root-pubkey"));
+  if (!node.ok()) return fail(node.error());
+  ProgressLine line;
+  if (!a.has("json")) o.progress = [&](const node::SyncProgress& p) { line.show(p); };
+  StopOnSignals signals;
+  o.stop = signals.token();
+  auto r = node::import_pack(**node, absolute_location(a.positional[0]), o);
+  line.done();
+  if (!r.ok()) return fail(r.error());
+  int partial_exit = 0;
+  for (const auto& repo : r->repos) {
+    for (const auto& f : repo.sync.failed) {
+      int code = fail(f.why);
+      if (partial_exit == 0) partial_exit = code;
+    }
+    for (const auto& p : repo.problems) {
+      std::fprintf(stderr, "outpost: %s\n", p.c_str());
+      if (partial_exit == 0) partial_exit = exit_code(Status::Corruption(p));
+    }
+  }
+  if (a.has("json")) {
+    Json out = Json::array();
+    for (const auto& repo : r->repos) {
+      Json j = node::to_json(repo.sync, false);
+      j.set("repository", repo.repo);
+      j.set("index", repo.index_path);
+      j.set("note", repo.note);
+      j.set("expired_timestamp", repo.expired_timestamp);
+      j.set("confirmed_as_of", format_utc(repo.confirmed_as_of));
+      j.set("complete", repo.complete());
+      Json probs = Json::array();
+      for (const auto& p : repo.problems) probs.push(p);
+      j.set("problems", std::move(probs));
+      out.push(std::move(j));
+    }
+    print_json(out);
+    return partial_exit;
+  }
+  for (const auto& repo : r->repos) {
+    if (!repo.note.empty()) {
+      std::cout << "repository " << repo.repo << ": " << repo.note << "\n";
+      continue;
+    }
+    for (const auto& it : repo.sync.updated) {
+      std::cout << it.bundle << ": "
+                << (it.from ? "version " + std::to_string(it.from) + " -> " : "new, ") << "version "
+                << it.to << "\n";
+    }
+    for (const auto& f : repo.sync.failed) {
+      std::cout << f.bundle << ": version " << f.to << " not imported (see the error above)\n";
+    }
+    if (repo.expired_timestamp) {
+      std::cout << "note: the pack's timestamp has expired; accepted because its snapshot is "
+                   "newer and validly signed\n";
+    }
+    std::cout << "repository " << repo.repo << ": " << repo.sync.updated.size()
+              << " bundle(s) imported";
+    if (repo.sync.updated.empty() && repo.sync.failed.empty()) std::cout << " (already up to date)";
+    if (!repo.sync.updated.empty()) {
+      std::cout << ", confirmed current as of " << format_utc(repo.confirmed_as_of);
+    }
+    std::cout << (repo.complete() ? "" : "; the pack is incomplete (see above)") << "\n";
+  }
+  return partial_exit;
+}
+
 // ---- the command table ----
 
 using Handler = int (*)(const Args&);
@@ -1331,6 +1501,36 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .json();
   add(app, "status", "status [--json] [--store DIR]",
       "Shows the store, its subscriptions and when each last synced.", cmd_status)
+      .store()
+      .json();
+
+  // USB sneakernet (docs/usb.md).
+  add(app, "have", "have --out FILE [--json] [--store DIR]",
+      "Writes a small have-file of what this node holds, for the node that writes its stick.",
+      cmd_have)
+      .option("out", "FILE", "where to write it")
+      .required()
+      .store()
+      .json();
+  add(app, "export",
+      "export --to DIR [--for HAVE_FILE] [--bundle NAME ...] [--max-bytes N]\n"
+      "               [--volume-size BYTES] [--note TEXT] [--json] [--store DIR]",
+      "Writes a pack onto a stick: what the have-file's node lacks, or everything.", cmd_export)
+      .option("to", "DIR", "the stick (the pack goes into DIR/outpost-pack)")
+      .required()
+      .option("for", "HAVE_FILE", "only what the node that wrote this have-file lacks")
+      .repeated("bundle", "NAME", "only this bundle (repeat for several)")
+      .option("max-bytes", "N", "write at most N bytes, by priority, saying what is left out")
+      .check(bytes_value())
+      .option("volume-size", "BYTES", "largest file of the pack (default 4G-1, FAT32's limit)")
+      .check(bytes_value())
+      .option("note", "TEXT", "more words for README.txt (e.g. in the office's languages)")
+      .store()
+      .json();
+  add(app, "import", "import PACK_OR_DIR [--root-pubkey HEX] [--json] [--store DIR]",
+      "Imports a pack from a stick, checking every signature and hash first.", cmd_import)
+      .positional("PACK_OR_DIR", "the stick, its outpost-pack folder or an index-*.json file")
+      .option("root-pubkey", "HEX", "trust the pack's repository (its first root's key)")
       .store()
       .json();
 }

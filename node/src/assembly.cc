@@ -293,6 +293,16 @@ Status apply_patch(SyncContext& ctx, const Pending& p, const Route& route) {
   return drop_transfer(ctx, patch->blake2b);
 }
 
+Status accept_unlisted_patch(SyncContext& ctx, const Pending& p, std::uint64_t from,
+                             const Bytes& patch) {
+  HeldVersion base;
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+    OUTPOST_ASSIGN_OR_RETURN(base, load_version(txn, p.bundle, from));
+  }
+  return accept_from_patch(ctx, p, &base, patch);
+}
+
 Status apply_chain(SyncContext& ctx, const Pending& p) {
   std::vector<Bytes> patches;
   for (const auto& c : p.chain) {

@@ -30,6 +30,11 @@ Status apply_chain(SyncContext& ctx, const Pending& p);
 // commits the version with the repository's index.
 Status accept_from_chunks(SyncContext& ctx, const Pending& p, const packaging::ChunkIndex& index,
                           const Bytes& index_bytes);
+// A patch from held version `from` that no manifest lists (a USB pack's, made by the node that
+// exported it): applied like apply_patch's and accepted only when the rebuilt content matches
+// the signed content root.
+Status accept_unlisted_patch(SyncContext& ctx, const Pending& p, std::uint64_t from,
+                             const Bytes& patch);
 // Marks a bundle confirmed current now.
 Status confirm(SyncContext& ctx, const std::string& bundle);
 // A held version whose chunks went missing: fetch them again.

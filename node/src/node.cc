@@ -195,6 +195,7 @@ Result<Subscription> Node::subscribe_from(const std::string& source_location,
   std::int64_t now = std::max(clock_->now(), floor);
   tuf::UpdaterOptions uopt;
   uopt.now = now;
+  uopt.accept_expired_timestamp = options.accept_expired_timestamp;
   tuf::Updater updater(trusted, *source, uopt);
   OUTPOST_RETURN_IF_ERROR(updater.refresh().With("checking " + source_location));
 

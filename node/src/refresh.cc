@@ -74,6 +74,7 @@ Result<Refreshed> refresh(SyncContext& ctx) {
 
   tuf::UpdaterOptions uopt;
   uopt.now = std::max(ctx.now, floor);
+  uopt.accept_expired_timestamp = ctx.options.accept_expired_timestamp;
   tuf::Updater updater(ctx.trusted, overlay, uopt);
   OUTPOST_RETURN_IF_ERROR(updater.refresh());
   Refreshed out;

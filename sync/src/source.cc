@@ -4,6 +4,7 @@
 
 #include "outpost/base/fs.h"
 #include "outpost/sync/http.h"
+#include "outpost/sync/pack_source.h"
 
 namespace outpost::sync {
 
@@ -171,6 +172,11 @@ Result<std::unique_ptr<Source>> open_source(const std::string& location, const H
   struct stat st {};
   std::string meta = join_path(path, "metadata");
   if (::stat(meta.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    // A stick (or its outpost-pack folder) written by `outpost export`.
+    if (looks_like_stick(path)) {
+      OUTPOST_ASSIGN_OR_RETURN(auto pack, PackSource::open_location(path));
+      return std::unique_ptr<Source>(std::move(pack));
+    }
     return Status::NotFound("no outpost repository at " + location +
                             " (no metadata/ folder): check the path");
   }

@@ -44,6 +44,9 @@ struct SubscribeOptions {
   // or sends something that does not verify.
   std::vector<std::string> mirrors;
   HttpOptions http;  // for http(s) locations (ca_file, timeouts)
+  // A USB pack only (as SyncOptions::accept_expired_timestamp): a node that trusts a
+  // repository from a stick months after it was written.
+  bool accept_expired_timestamp = false;
 };
 
 struct Subscription {
@@ -150,6 +153,9 @@ struct SyncOptions {
   std::stop_token stop;
   // How long to wait for another process's sync of the same repository to end.
   double lock_wait_s = 2.0;
+  // A USB pack only (DESIGN.md, Trust): an expired timestamp is accepted when it names a
+  // newer, validly signed snapshot. Never set for a link.
+  bool accept_expired_timestamp = false;
 };
 
 // Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
@@ -263,6 +269,7 @@ class Node {
   Result<NodeStatus> status();
 
   storage::Store& store() { return *store_; }
+  Clock& clock() { return *clock_; }
 
  private:
   Node() = default;

@@ -1,0 +1,259 @@
+// USB sneakernet through the `outpost` binary (issue 9, docs/usb.md): have-file, export (whole,
+// thin, by bundle, by size, in volumes), import with full verification, the office/HQ/courier
+// round trip with separate stores, subscribing from a pack alone, and the FAT rules.
+#include <sys/mount.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "integration/usb_fixture.h"
+#include "outpost/base/json.h"
+#include "outpost/packaging/have_file.h"
+#include "outpost/packaging/stick.h"
+
+namespace outpost::test {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kRes = "un/ga/A-RES-75-202";
+constexpr const char* kInd = "itu/ict/digital-divide-2019";
+
+// Every file and folder under the stick obeys the FAT32/exFAT/Windows rules.
+void check_fat_rules(const std::string& stick, std::uint64_t max_file) {
+  std::set<std::string> top;
+  for (const auto& e : fs::directory_iterator(stick)) top.insert(e.path().filename().string());
+  CHECK(top == std::set<std::string>{"outpost-pack"});
+  std::set<std::string> lower;
+  std::size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(stick)) {
+    const std::string name = e.path().filename().string();
+    INFO(name);
+    CHECK(packaging::validate_portable_name(name).ok());
+    std::string l = name;
+    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    CHECK(lower.insert(l).second);  // no two names differ only in case
+    CHECK_FALSE(e.is_symlink());
+    if (e.is_regular_file()) {
+      ++files;
+      CHECK(e.file_size() <= max_file);
+    }
+  }
+  CHECK(files <= 300);
+  CHECK(fs::exists(stick + "/outpost-pack/README.txt"));
+}
+
+TEST_CASE(
+    "an office with no link gets HQ's bundles by stick, verified, and a second import changes "
+    "nothing",
+    "[usb]") {
+  Sites s;
+  // The office trusts the repository from the pack alone, given the root key.
+  s.must_at(s.hq(), {"export", "--to", s.stick()});
+  check_fat_rules(s.stick(), packaging::kFatMaxFileBytes);
+  std::string readme = read_text(s.pack_folder() + "/README.txt");
+  CHECK(readme.find("outpost import") != std::string::npos);
+  CHECK(readme.find(kRes) != std::string::npos);
+  RunResult no_trust = s.at(s.office(), {"import", s.stick(), "--root-pubkey", s.root_hex});
+  INFO(no_trust.err);
+  REQUIRE(no_trust.exit_code == 0);
+  CHECK(no_trust.out.find("new, version 1") != std::string::npos);
+  CHECK(no_trust.out.find("confirmed current as of") != std::string::npos);
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  RunResult cat = s.must_at(s.office(), {"cat", kRes, "annex/tables.bin"});
+  CHECK(cat.out.size() == 400u << 10);
+  RunResult verify = s.must_at(s.office(), {"verify"});
+  CHECK(verify.out.find("all good") != std::string::npos);
+
+  const Bytes before = store_snapshot(s.office());
+  RunResult again = s.must_at(s.office(), {"import", s.stick()});
+  CHECK(again.out.find("already up to date") != std::string::npos);
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  (void)before;
+}
+
+TEST_CASE("a thin pack for an office's have-file carries only what it lacks and brings it current",
+          "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick("first")});
+  s.must_at(s.office(), {"import", s.stick("first"), "--root-pubkey", s.root_hex});
+  s.publish_v2();
+  s.must_at(s.hq(), {"sync"});
+
+  // Office -> stick -> HQ: the have-file.
+  const std::string have = s.dir / "office.have";
+  RunResult h = s.must_at(s.office(), {"have", "--out", have});
+  CHECK(fs::file_size(have) < 4096);
+  // HQ -> stick: only what the office lacks; and the whole for comparison.
+  RunResult thin = s.must_at(s.hq(), {"export", "--to", s.stick("thin"), "--for", have, "--json"});
+  s.must_at(s.hq(), {"export", "--to", s.stick("full")});
+  const std::uint64_t thin_bytes = Sites::folder_bytes(s.pack_folder("thin"));
+  const std::uint64_t full_bytes = Sites::folder_bytes(s.pack_folder("full"));
+  INFO("thin " << thin_bytes << " full " << full_bytes);
+  CHECK(thin_bytes * 10 < full_bytes);
+  auto j = parse_json(thin.out);
+  REQUIRE(j.ok());
+  const Json& repo0 = j->find("repositories")->as_array().at(0);
+  REQUIRE(repo0.find("bundles")->as_array().size() == 1);  // the indicator is current there
+  CHECK(repo0.find("bundles")->as_array()[0].find("bundle")->as_string() == kRes);
+  // From the version the office holds (the fixture published the resolution twice).
+  CHECK(repo0.find("bundles")->as_array()[0].find("from")->as_int() == 2);
+
+  // Stick -> office.
+  RunResult imp = s.must_at(s.office(), {"import", s.pack_folder("thin"), "--json"});
+  auto ij = parse_json(imp.out);
+  REQUIRE(ij.ok());
+  CHECK(ij->as_array().at(0).find("complete")->as_bool());
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  CHECK(s.must_at(s.office(), {"cat", kRes, "notes.txt"}).out ==
+        "Corrigendum: paragraph 3, read 2021.\n");
+  CHECK(s.must_at(s.office(), {"verify"}).out.find("all good") != std::string::npos);
+  // The office is current: a new have-file makes an export that writes nothing.
+  s.must_at(s.office(), {"have", "--out", have});
+  RunResult none = s.must_at(s.hq(), {"export", "--to", s.stick("none"), "--for", have});
+  CHECK(none.out.find("up to date") != std::string::npos);
+}
+
+TEST_CASE("a courier relays HQ's pack to a remote site: signatures travel unchanged", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick("old")});
+  s.must_at(s.site(), {"import", s.stick("old"), "--root-pubkey", s.root_hex});
+  s.publish_v2();
+  s.must_at(s.hq(), {"sync"});
+  // HQ -> courier's laptop (a store of its own, never linked to the repository).
+  s.must_at(s.hq(), {"export", "--to", s.stick("to-courier")});
+  s.must_at(s.courier(), {"import", s.stick("to-courier"), "--root-pubkey", s.root_hex});
+  // The site's have-file reaches the courier; the courier writes the site's stick.
+  const std::string have = s.dir / "site.have";
+  s.must_at(s.site(), {"have", "--out", have});
+  s.must_at(s.courier(), {"export", "--to", s.stick("to-site"), "--for", have});
+  RunResult imp = s.must_at(s.site(), {"import", s.stick("to-site")});
+  CHECK(imp.out.find("version 2 -> version 3") != std::string::npos);
+  CHECK(s.listing(s.site()) == s.listing(s.hq()));
+  CHECK(s.must_at(s.site(), {"verify"}).out.find("all good") != std::string::npos);
+  // The metadata the site now trusts is the publisher's, byte for byte.
+  CHECK(s.must_at(s.site(), {"status", "--json"}).out.find("timestamp_version") !=
+        std::string::npos);
+}
+
+TEST_CASE("subscribe accepts a stick as the repository's location, given the root key", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick()});
+  s.must_at(s.office(), {"subscribe", s.stick(), "--root-pubkey", s.root_hex});
+  s.must_at(s.office(), {"import", s.stick()});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  // A wrong key is refused, and nothing is trusted.
+  RunResult bad = s.at(s.courier(), {"import", s.stick(), "--root-pubkey", s.un_hex});
+  CHECK(bad.exit_code != 0);
+  CHECK(one_error_line(bad));
+  CHECK(bad.err.find("not signed by the root key") != std::string::npos);
+}
+
+TEST_CASE("a pack split into small volumes keeps every file under the volume size and imports",
+          "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick(), "--volume-size", "100k"});
+  check_fat_rules(s.stick(), 100u << 10);
+  std::size_t volumes = files_ending(s.pack_folder(), ".pack").size();
+  CHECK(volumes >= 4);
+  s.must_at(s.office(), {"import", s.stick(), "--root-pubkey", s.root_hex});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+}
+
+TEST_CASE("--bundle and --max-bytes write what fits by priority and say what was left out",
+          "[usb]") {
+  Sites s;
+  RunResult one = s.must_at(s.hq(), {"export", "--to", s.stick("one"), "--bundle", kInd});
+  CHECK(one.out.find(kInd) != std::string::npos);
+  CHECK(one.out.find(kRes) == std::string::npos);
+  RunResult small = s.must_at(s.hq(), {"export", "--to", s.stick("small"), "--max-bytes", "60k"});
+  CHECK(small.out.find("left out: " + std::string(kRes)) != std::string::npos);
+  CHECK(Sites::folder_bytes(s.pack_folder("small")) <= 60u << 10);
+  // The office imports what came, and is told exactly what did not.
+  RunResult imp = s.at(s.office(), {"import", s.stick("small"), "--root-pubkey", s.root_hex});
+  CHECK(imp.exit_code != 0);
+  CHECK(imp.err.find(std::string(kRes) + " version 2 is not in the pack") != std::string::npos);
+  CHECK(s.must_at(s.office(), {"ls"}).out.find(kInd) != std::string::npos);
+  CHECK(s.must_at(s.office(), {"ls"}).out.find(kRes) == std::string::npos);
+  // Too small for even the signed metadata: refused before anything is written.
+  RunResult tiny = s.at(s.hq(), {"export", "--to", s.stick("tiny"), "--max-bytes", "1k"});
+  CHECK(tiny.exit_code != 0);
+  CHECK(one_error_line(tiny));
+  CHECK_FALSE(fs::exists(s.pack_folder("tiny")));
+  RunResult unknown = s.at(s.hq(), {"export", "--to", s.stick("u"), "--bundle", "un/ga/NOPE"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(one_error_line(unknown));
+}
+
+TEST_CASE("an export that does not fit a small stick says so from its plan and writes nothing",
+          "[usb]") {
+  Sites s;
+  const std::string stick = s.stick("small-disk");
+  SmallDisk disk(stick, "200k");
+  if (!disk.mounted()) {
+    if (std::getenv("CI") != nullptr) FAIL("tmpfs: " << disk.why());
+    WARN("skipped: " << disk.why());
+    return;
+  }
+  RunResult r = s.at(s.hq(), {"export", "--to", stick});
+  INFO(r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(one_error_line(r));
+  CHECK(r.err.find("free") != std::string::npos);
+  CHECK(r.err.find("--max-bytes") != std::string::npos);
+  CHECK_FALSE(fs::exists(stick + "/outpost-pack"));
+  // With --max-bytes of what is free, what fits is written.
+  RunResult fit = s.at(s.hq(), {"export", "--to", stick, "--max-bytes", "150k"});
+  INFO(fit.err);
+  CHECK(fit.exit_code == 0);
+}
+
+TEST_CASE("a stick mounted read-only imports", "[usb]") {
+  Sites s;
+  const std::string stick = s.stick("ro");
+  SmallDisk disk(stick, "4m");
+  if (!disk.mounted()) {
+    if (std::getenv("CI") != nullptr) FAIL("tmpfs: " << disk.why());
+    WARN("skipped: " << disk.why());
+    return;
+  }
+  s.must_at(s.hq(), {"export", "--to", stick});
+  REQUIRE(::mount("tmpfs", stick.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=4m") == 0);
+  RunResult r = s.at(s.office(), {"import", stick, "--root-pubkey", s.root_hex});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  (void)::mount("tmpfs", stick.c_str(), "tmpfs", MS_REMOUNT, "size=4m");
+}
+
+TEST_CASE("a have-file of 1,000 bundles is under 4 KB and round-trips", "[usb]") {
+  packaging::HaveFile h;
+  h.created = 1700000000;
+  packaging::HaveRepo r;
+  r.id = "fda04fde9a8b2c0a";
+  r.root = 3;
+  r.timestamp = 812;
+  r.snapshot = 640;
+  for (int i = 0; i < 700; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "un/ga/A-RES-%d-%d", 70 + i / 300, 1 + i % 300);
+    r.bundles[name] = {static_cast<std::uint64_t>(1 + i % 3),
+                       static_cast<std::uint64_t>(2 + i % 3)};
+  }
+  for (int i = 0; i < 300; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "itu/ict/indicator-%03d", i);
+    r.bundles[name] = {static_cast<std::uint64_t>(10 + i % 7)};
+  }
+  h.repos.push_back(r);
+  Bytes b = h.encode();
+  INFO(b.size());
+  CHECK(b.size() < 4096);
+  auto back = packaging::HaveFile::parse({b.data(), b.size()});
+  REQUIRE(back.ok());
+  CHECK(*back == h);
+}
+
+}  // namespace
+}  // namespace outpost::test
