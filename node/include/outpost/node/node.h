@@ -150,6 +150,9 @@ struct SyncOptions {
   std::stop_token stop;
   // How long to wait for another process's sync of the same repository to end.
   double lock_wait_s = 2.0;
+  // Keep the patches used (in the transfers table) instead of dropping them, so a peer-serving
+  // daemon can serve them as they were published (docs/daemon.md, "Peer serving").
+  bool keep_patches = false;
 };
 
 // Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
