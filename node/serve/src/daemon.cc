@@ -137,6 +137,7 @@ class Daemon {
   std::map<std::string, RepoState> states_;       // copy of the scheduler's, for status
   SyncCounters counters_;
   std::set<std::string> subscribe_failed_;  // URLs whose subscribe failed (logged once)
+  std::pair<std::uint64_t, std::uint64_t> applied_budget_{UINT64_MAX, UINT64_MAX};
   std::atomic<bool> stopping_{false};
   UniqueFd admin_fd_;
 };
@@ -150,8 +151,6 @@ Status Daemon::start() {
   auto node = node::Node::open(no);
   if (!node.ok()) return node.error().With("opening the store " + config_.store);
   node_ = std::move(*node);
-  OUTPOST_RETURN_IF_ERROR(node_->set_budget(config_.link.daily_budget, config_.link.monthly_budget)
-                              .With("setting the data budget"));
   peer_ = std::make_unique<PeerServer>(node_->store());
   HttpServerOptions ho;
   ho.listen = config_.http.listen;
@@ -271,6 +270,14 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     }
     plans.push_back({s.id, priority});
     by_id[s.id] = s;
+  }
+  if (applied_budget_ != std::pair{cfg.link.daily_budget, cfg.link.monthly_budget}) {
+    Status set = node.set_budget(cfg.link.daily_budget, cfg.link.monthly_budget);
+    if (set.ok()) {
+      applied_budget_ = {cfg.link.daily_budget, cfg.link.monthly_budget};
+    } else {
+      log_line("cannot set the data budget: " + set.message());
+    }
   }
   scheduler_->set_link(cfg.link);
   scheduler_->set_repositories(plans);
