@@ -305,3 +305,56 @@ TEST_CASE("bad input: serve with a malformed or missing configuration names the 
   CHECK(missing.exit_code == 3);
   CHECK(contains(missing.err, "no configuration file at " + dir / "none.toml"));
 }
+
+TEST_CASE("a peer serves packs by range, and refuses pieces it does not hold or absurd requests",
+          "[integration][serve]") {
+  REQUIRE_CURL();
+  Published p;
+  // Without patches the office node fetches by chunks: it holds the published index and the
+  // chunks as the packs carried them, which is what a peer can serve from packs.
+  for (const auto& f : files_ending(p.repo() + "/objects", ".patch")) fs::remove(f);
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  write_text(config, config_text(p.store(), port, p.repo(), p.root_hex));
+  Daemon d(config, p.dir / "serve.log");
+  REQUIRE(d.wait_logged("by chunks"));
+  const std::string id = served_repository(port);
+  REQUIRE(id.size() == 16);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(port) + "/repo/" + id + "/";
+
+  TempDir kiosk;
+  REQUIRE(run_outpost({"subscribe", peer, "--root-pubkey", p.root_hex, "--store", kiosk.path()})
+              .exit_code == 0);
+  RunResult synced = run_outpost({"sync", "--json", "--store", kiosk.path()});
+  INFO(synced.err);
+  REQUIRE(synced.exit_code == 0);
+  CHECK(contains(synced.out, "\"route\": \"chunks\""));
+  CHECK(run_outpost({"cat", "un/ga/A-RES-75-202", "A-RES-75-202.en.md", "--store", kiosk.path()})
+            .out == read_text(p.resolution_src() + "/A-RES-75-202.en.md"));
+
+  const auto packs = files_ending(p.repo() + "/packs", ".pack");
+  REQUIRE_FALSE(packs.empty());
+  const std::string pack_url = peer + packs[0].substr(p.repo().size() + 1);
+  auto code = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {curl(), "-s", "-o", "/dev/null", "-w", "%{http_code}"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_program(argv).out;
+  };
+  // The first chunk record's header and bytes, as in the published pack.
+  const outpost::Bytes published = read_all(packs[0]);
+  RunResult head = run_program({curl(), "-s", "-r", "0-99", pack_url});
+  CHECK(head.out == std::string(published.begin(), published.begin() + 100));
+  CHECK(code({pack_url}) == "416");                                // no whole pack to send
+  CHECK(code({"-r", "999999999-1000000000", pack_url}) == "404");  // past what it holds
+  std::string many;
+  for (int i = 0; i < 1100; ++i) many += "8-9,";
+  CHECK(code({"-r", many.substr(0, many.size() - 1), pack_url}) == "416");
+  CHECK(code({"-r", "0-99", peer + "packs/" + std::string(64, '0') + ".pack"}) == "404");
+  CHECK(code({peer + "objects/00/" + std::string(64, '0') + ".patch"}) == "404");
+  CHECK(code({peer + "metadata/999.root.json"}) == "404");
+  CHECK(code({"http://127.0.0.1:" + std::to_string(port) +
+              "/repo/0000000000000000/metadata/"
+              "timestamp.json"}) == "404");
+  CHECK(code({"-X", "PUT", peer + "metadata/timestamp.json"}) == "405");
+  CHECK(d.stop().first == 0);
+}

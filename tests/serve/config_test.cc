@@ -131,3 +131,11 @@ TEST_CASE("sizes and windows parse as documented", "[serve][config]") {
   CHECK(parse_window("00:00-24:00").value() == Window{0, 0});
   CHECK_FALSE(parse_window("6-8").ok());
 }
+
+TEST_CASE("the example configuration in dist/ is valid", "[serve][config]") {
+  auto c = load_config(std::string(OUTPOST_SOURCE_DIR) + "/dist/outpost.toml");
+  INFO((c.ok() ? std::string() : c.error().message()));
+  REQUIRE(c.ok());
+  CHECK(c->store == "/var/lib/outpost");
+  CHECK(c->http.peer_serving);
+}
