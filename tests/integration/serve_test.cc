@@ -177,6 +177,25 @@ TEST_CASE(
   CHECK(on_kiosk({"cat", "itu/ict/digital-divide-2019", "data.csv"}).out ==
         read_text(p.indicator_src() + "/data.csv"));
 
+  // Many pieces in one response: the patches the office node kept, as one pack.
+  std::string hashes;
+  for (const auto& f : files_ending(p.repo() + "/objects", ".patch")) {
+    hashes += fs::path(f).stem().string() + ",";
+  }
+  hashes += std::string(64, '0');  // one it does not hold
+  RunResult pieces = run_program({curl(), "-s", "-D", "-", peer + "pieces?patches=" + hashes});
+  CHECK(contains(pieces.out, "200 OK"));
+  CHECK(contains(pieces.out, "X-Outpost-Missing: 1"));
+  CHECK(contains(pieces.out, "outpack1"));
+  auto pieces_code = [&](const std::string& query) {
+    return run_program({curl(), "-s", "-o", "/dev/null", "-w", "%{http_code}", peer + query}).out;
+  };
+  CHECK(pieces_code("pieces?chunks=" + std::string(64, '0')) == "404");  // none held
+  CHECK(pieces_code("pieces?chunks=xyz") == "400");
+  std::string absurd = "pieces?chunks=";
+  for (int i = 0; i < 1000; ++i) absurd += std::string(64, 'a') + ",";
+  CHECK(pieces_code(absurd).rfind('4', 0) == 0);  // refused: far too many
+
   // A node of the origin with the office node as its mirror.
   TempDir field;
   auto on_field = [&](std::vector<std::string> args) {

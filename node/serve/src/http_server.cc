@@ -158,6 +158,13 @@ std::string HttpRequest::header(std::string_view name) const {
   return {};
 }
 
+std::string HttpRequest::arg(std::string_view name) const {
+  for (const auto& [k, v] : args) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
 HttpResponse HttpResponse::text(int status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -201,6 +208,14 @@ struct HttpServer::Impl {
     auto* req = static_cast<HttpRequest*>(cls);
     if (req->headers.size() < 100 && key != nullptr) {
       req->headers.emplace_back(lower(key), value == nullptr ? "" : value);
+    }
+    return MHD_YES;
+  }
+
+  static MHD_Result collect_arg(void* cls, MHD_ValueKind, const char* key, const char* value) {
+    auto* req = static_cast<HttpRequest*>(cls);
+    if (req->args.size() < 32 && key != nullptr) {
+      req->args.emplace_back(key, value == nullptr ? "" : value);
     }
     return MHD_YES;
   }
@@ -256,6 +271,7 @@ struct HttpServer::Impl {
       return self->queue(c, HttpResponse::text(code, why));
     }
     MHD_get_connection_values(c, MHD_HEADER_KIND, &Impl::collect_header, &req);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, &Impl::collect_arg, &req);
     if (const MHD_ConnectionInfo* info =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         info != nullptr && info->client_addr != nullptr) {

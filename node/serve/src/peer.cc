@@ -15,6 +15,7 @@
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/manifest.h"
+#include "outpost/packaging/pack.h"
 #include "outpost/storage/store.h"
 
 namespace outpost::serve {
@@ -255,6 +256,92 @@ struct PeerServer::Impl {
   }
 };
 
+namespace {
+
+// Comma-separated hex digests; false on any malformed one.
+bool parse_digests(const std::string& list, std::vector<crypto::Digest>* out) {
+  std::size_t at = 0;
+  while (at < list.size()) {
+    std::size_t comma = list.find(',', at);
+    if (comma == std::string::npos) comma = list.size();
+    crypto::Digest d{};
+    if (!crypto::parse_digest(std::string_view(list).substr(at, comma - at), d)) return false;
+    out->push_back(d);
+    at = comma + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpResponse PeerServer::pieces(const HttpRequest& request, const void* repo_files) {
+  const auto& f = *static_cast<const RepoFiles*>(repo_files);
+  std::vector<crypto::Digest> chunks, patches;
+  if (!parse_digests(request.arg("chunks"), &chunks) ||
+      !parse_digests(request.arg("patches"), &patches)) {
+    return HttpResponse::text(400, "chunks= and patches= take comma-separated 64-hex hashes");
+  }
+  if (chunks.size() + patches.size() > kMaxPieces) {
+    return HttpResponse::text(
+        413, "at most " + std::to_string(kMaxPieces) + " pieces per request: split it");
+  }
+  if (chunks.empty() && patches.empty()) {
+    return HttpResponse::text(400, "name the pieces: ?chunks=HEX,HEX&patches=HEX");
+  }
+  std::set<crypto::Digest> known_patches;
+  for (const auto& [path, ref] : f.patches) known_patches.insert(ref.first);
+  std::string body;
+  packaging::PackWriter writer([&](ByteView b) {
+    if (body.size() + b.size() > kMaxPiecesBytes) {
+      return Status::ResourceExhausted("more than 32 MiB of pieces: ask for fewer at a time");
+    }
+    body.append(reinterpret_cast<const char*>(b.data()), b.size());
+    return Status::Ok();
+  });
+  std::uint64_t missing = 0, sent = 0;
+  auto txn = impl_->store.read();
+  if (!txn.ok()) return HttpResponse::text(503, txn.error().message());
+  for (const auto& id : chunks) {
+    auto v = txn->get(Table::kChunks, {id.data(), id.size()});
+    if (!v.ok()) return HttpResponse::text(503, v.error().message());
+    if (!*v || (*v)->size() <= 5 || (**v)[0] != 1) {
+      ++missing;
+      continue;
+    }
+    const Bytes& value = **v;
+    auto added = writer.add_chunk(id, get_u32le(value.data() + 1),
+                                  ByteView(value.data() + 5, value.size() - 5));
+    if (!added.ok()) return HttpResponse::text(413, added.error().message());
+    ++sent;
+  }
+  for (const auto& id : patches) {
+    Bytes data;
+    if (known_patches.count(id) != 0) {
+      const std::string prefix = "object/" + crypto::hex(id) + "/";
+      Status st = txn->scan(Table::kTransfers, as_bytes(prefix), [&](ByteView, ByteView v) {
+        data.insert(data.end(), v.begin(), v.end());
+        return data.size() <= kMaxPiecesBytes;
+      });
+      if (!st.ok()) return HttpResponse::text(503, st.message());
+    }
+    if (data.empty() || !crypto::digest_equal(crypto::blake2b(bv(data)), id)) {
+      ++missing;
+      continue;
+    }
+    auto added = writer.add_file(packaging::RecordType::kPatch, "", bv(data));
+    if (!added.ok()) return HttpResponse::text(413, added.error().message());
+    ++sent;
+  }
+  if (sent == 0) return HttpResponse::text(404, "this node holds none of the pieces asked for");
+  auto done = writer.finish();
+  if (!done.ok()) return HttpResponse::text(500, done.error().message());
+  HttpResponse r;
+  r.content_type = "application/x-outpost-pack";
+  r.headers.emplace_back("X-Outpost-Missing", std::to_string(missing));
+  r.body = std::move(body);
+  return r;
+}
+
 PeerServer::PeerServer(storage::Store& store) : impl_(std::make_unique<Impl>(store)) {}
 PeerServer::~PeerServer() = default;
 
@@ -334,6 +421,7 @@ HttpResponse PeerServer::handle(const HttpRequest& request, const std::string& r
                          return std::string(reinterpret_cast<const char*>(shared->data() + at), n);
                        });
   };
+  if (path == "pieces") return answer(pieces(request, &f));
   if (auto m = f.metadata.find(path); m != f.metadata.end()) {
     HttpResponse r = whole(m->second, "application/json", etag_of(bv(m->second)));
     // Only the timestamp changes under its name; everything else is named by version or hash.

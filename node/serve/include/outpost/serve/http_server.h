@@ -35,8 +35,11 @@ struct HttpRequest {
   std::string path;    // decoded; starts with '/', no "." or ".." segment, no NUL
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string remote;                                        // the client's address, for logs
+  std::vector<std::pair<std::string, std::string>> args;     // query arguments, decoded
   // The first header of that name (lower case), "" when absent.
   std::string header(std::string_view lower_name) const;
+  // The first query argument of that name, "" when absent.
+  std::string arg(std::string_view name) const;
 };
 
 struct HttpResponse {

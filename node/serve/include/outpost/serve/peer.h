@@ -13,6 +13,14 @@
 // the chunk route, and verifies everything against the publisher's signatures as from any
 // mirror. Nothing here writes to the store: a peer never changes this node's state.
 //
+// Many pieces in one response: GET <prefix><id>/pieces?chunks=HEX,HEX,...&patches=HEX,...
+// answers one pack (docs/format-repository.md, "Pack"; application/x-outpost-pack) holding a
+// record for every named chunk and kept patch this node holds, chunks first, in the order
+// asked; the count of those it does not hold is in the X-Outpost-Missing header (404 when it
+// holds none). At most kMaxPieces pieces and kMaxPiecesBytes bytes per request (413 beyond;
+// 400 for a malformed hash). The requester checks each record by its hash as it would any
+// mirror's. (No client uses it yet; a patch computed on demand is not offered.)
+//
 // Thread-safety: handle() from any number of threads. The catalog (which path is which record)
 // is rebuilt when invalidate() was called or it is older than a few seconds.
 #pragma once
@@ -56,7 +64,12 @@ class PeerServer {
 
   struct Impl;
 
+  // Limits of GET <prefix><id>/pieces.
+  static constexpr std::size_t kMaxPieces = 4096;
+  static constexpr std::size_t kMaxPiecesBytes = 32u << 20;
+
  private:
+  HttpResponse pieces(const HttpRequest& request, const void* repo_files);
   std::unique_ptr<Impl> impl_;
 };
 
