@@ -43,6 +43,7 @@ TEST_CASE("a sync window is local time of day and may wrap midnight", "[serve][s
   clock.set(kMidnightUtc + 4 * 3600);
   CHECK(s.due(UINT64_MAX).empty());
   CHECK(s.next_due() == kMidnightUtc + 19 * 3600);
+  CHECK(s.due(UINT64_MAX, true) == std::vector<std::string>{"r1"});  // sync --now
   clock.set(kMidnightUtc + 19 * 3600);
   CHECK(s.due(UINT64_MAX) == std::vector<std::string>{"r1"});
 }

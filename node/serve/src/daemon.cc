@@ -115,7 +115,7 @@ class Daemon {
   Json status_json();
   HttpResponse status_page(const HttpRequest& r);
   HttpResponse metrics_page();
-  std::string admin_answer(const std::string& command, std::stop_token stop);
+  std::string admin_answer(const std::string& command);
 
   Config config_;  // guarded by mu_ (the scheduler copies what it needs)
   Clock& clock_;
@@ -129,6 +129,7 @@ class Daemon {
   std::condition_variable_any wake_;
   bool reload_pending_ = false;
   bool force_pending_ = false;
+  bool forced_running_ = false;
   std::uint64_t rounds_done_ = 0;  // forced rounds finished
   Json last_forced_ = Json::array();
   std::optional<node::NodeStatus> snapshot_;
@@ -284,9 +285,9 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
   if (forced) scheduler_->force();
   auto budget = node.budget();
   const std::uint64_t left = budget.ok() ? budget_left(*budget) : UINT64_MAX;
-  std::vector<std::string> due = scheduler_->due(left);
+  std::vector<std::string> due = scheduler_->due(left, forced);
   if (forced && due.empty() && !subs->empty()) {
-    std::string why = left == 0 ? "the data budget is used up" : "outside the sync windows";
+    std::string why = "the data budget is used up";
     for (const auto& s : *subs) {
       Json j = Json::object();
       j.set("repository", s.id);
@@ -395,6 +396,7 @@ void Daemon::scheduler_loop(std::stop_token stop) {
       std::lock_guard lock(mu_);
       forced = force_pending_;
       force_pending_ = false;
+      forced_running_ = forced;
     }
     Json results = Json::array();
     sync_round(stop, forced, &results);
@@ -402,7 +404,7 @@ void Daemon::scheduler_loop(std::stop_token stop) {
     if (forced) {
       last_forced_ = std::move(results);
       ++rounds_done_;
-      wake_.notify_all();
+      forced_running_ = false;
     }
     // Sleep until something is due (at most 30 s, so clock jumps and the budget's new day are
     // noticed), a forced round, or stop.
@@ -413,26 +415,46 @@ void Daemon::scheduler_loop(std::stop_token stop) {
   }
 }
 
-std::string Daemon::admin_answer(const std::string& command, std::stop_token stop) {
+std::string Daemon::admin_answer(const std::string& command) {
   if (command == "ping") return "{\"ok\":true}";
   if (command == "status") return status_json().dump(2);
-  if (command == "sync") {
-    std::unique_lock lock(mu_);
-    const std::uint64_t target = rounds_done_ + (force_pending_ ? 1 : 1);
-    force_pending_ = true;
-    wake_.notify_all();
-    wake_.wait(lock, stop, [&] { return rounds_done_ >= target; });
-    Json j = Json::object();
-    j.set("synced", last_forced_);
-    return j.dump(2);
-  }
   Json j = Json::object();
   j.set("error", "unknown command '" + command + "': use status or sync");
   return j.dump();
 }
 
+namespace {
+
+void send_all(int fd, const std::string& text) {
+  std::size_t sent = 0;
+  while (sent < text.size()) {
+    ssize_t n = ::send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
 void Daemon::admin_loop(std::stop_token stop) {
+  // `sync` answers once its forced round is done; meanwhile other commands are answered.
+  std::vector<std::pair<UniqueFd, std::uint64_t>> waiting;
+  auto answer_waiting = [&](bool stopping) {
+    std::lock_guard lock(mu_);
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      if (!stopping && rounds_done_ < it->second) {
+        ++it;
+        continue;
+      }
+      Json j = Json::object();
+      j.set("synced", last_forced_);
+      if (stopping && rounds_done_ < it->second) j.set("error", "the daemon is stopping");
+      send_all(it->first.get(), j.dump(2) + "\n");
+      it = waiting.erase(it);
+    }
+  };
   while (!stop.stop_requested()) {
+    answer_waiting(false);
     pollfd p{admin_fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, 200) != 1) continue;
     UniqueFd c(::accept4(admin_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -450,14 +472,18 @@ void Daemon::admin_loop(std::stop_token stop) {
       line.append(buf, static_cast<std::size_t>(n));
     }
     line = line.substr(0, line.find('\n'));
-    std::string answer = admin_answer(line, stop) + "\n";
-    std::size_t sent = 0;
-    while (sent < answer.size()) {
-      ssize_t n = ::send(c.get(), answer.data() + sent, answer.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<std::size_t>(n);
+    if (line == "sync" && waiting.size() < 64) {
+      std::lock_guard lock(mu_);
+      // A forced round already running may have read the store before this request.
+      const std::uint64_t target = rounds_done_ + (forced_running_ ? 2 : 1);
+      force_pending_ = true;
+      wake_.notify_all();
+      waiting.emplace_back(std::move(c), target);
+      continue;
     }
+    send_all(c.get(), admin_answer(line) + "\n");
   }
+  answer_waiting(true);
 }
 
 Json Daemon::status_json() {

@@ -83,11 +83,11 @@ void Scheduler::follow_clock() {
   last_seen_ = now;
 }
 
-std::vector<std::string> Scheduler::due(std::uint64_t budget_left) {
+std::vector<std::string> Scheduler::due(std::uint64_t budget_left, bool ignore_windows) {
   follow_clock();
   std::vector<std::string> out;
   const std::int64_t now = clock_.now();
-  if (budget_left == 0 || !in_window(now)) return out;
+  if (budget_left == 0 || (!ignore_windows && !in_window(now))) return out;
   std::vector<std::pair<int, std::string>> ready;
   for (const auto& [id, s] : states_) {
     if (s.next <= now) ready.emplace_back(s.priority, id);

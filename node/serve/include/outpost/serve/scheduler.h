@@ -67,8 +67,9 @@ class Scheduler {
   // The first moment at or after t inside a window (t itself when inside).
   std::int64_t window_opens(std::int64_t t) const;
 
-  // Ids to sync now, in order. Empty outside the windows or with no budget left.
-  std::vector<std::string> due(std::uint64_t budget_left);
+  // Ids to sync now, in order. Empty outside the windows (unless ignore_windows: a forced
+  // round) or with no budget left.
+  std::vector<std::string> due(std::uint64_t budget_left, bool ignore_windows = false);
   // The outcome of one sync of id at clock.now().
   void record(const std::string& id, const Status& outcome);
   // Everything due now, waiting for an operator or not (`outpost sync --now`, a reload).
