@@ -681,7 +681,7 @@ void Daemon::reload() {
   }
   std::string note = restart.empty() ? "" : "; restart to apply " + join(restart, ", ");
   log_line("reloaded " + config_.path + ": " + std::to_string(fresh->subscriptions.size()) +
-           " subscriptions" + note);
+           (fresh->subscriptions.size() == 1 ? " subscription" : " subscriptions") + note);
 }
 
 int Daemon::run() {
