@@ -104,7 +104,7 @@ long rss_kb() {
 
 }  // namespace
 
-TEST_CASE("routes go to the longest matching prefix; only GET and HEAD are served",
+TEST_CASE("routes go to the longest matching prefix, and only GET and HEAD are served",
           "[serve][http]") {
   HttpServer server(loopback());
   add_routes(server);
@@ -207,7 +207,7 @@ TEST_CASE("bad input: a port already in use is refused naming the address", "[se
 }
 
 TEST_CASE(
-    "bad input: 500 slow clients hold connections; others are still answered and "
+    "bad input: 500 slow clients hold connections, others are still answered and "
     "memory stays bounded",
     "[serve][http]") {
   HttpServerOptions o = loopback();

@@ -105,7 +105,7 @@ TEST_CASE("an untrusted certificate waits for an operator instead of retrying fo
   CHECK(s.due(UINT64_MAX) == std::vector<std::string>{"r1"});
 }
 
-TEST_CASE("a bad signature waits the longest backoff; 'retry now' waits the shortest",
+TEST_CASE("a bad signature waits the longest backoff and 'retry now' the shortest",
           "[serve][scheduler]") {
   test::FakeClock clock(kMidnightUtc);
   Scheduler s = make(clock);
