@@ -36,5 +36,39 @@ say "$outpost cat itu/ict/digital-divide-2019 data.csv | head -4"
 "$outpost" cat itu/ict/digital-divide-2019 data.csv | head -4
 run "$outpost" verify
 run "$outpost" status
+
+# The field office node as a daemon (docs/daemon.md), with its own store: it subscribes and
+# syncs by itself (keeping what peers ask for) and shares what it holds over HTTP; a second
+# node (a kiosk) syncs from it over the LAN path, here on 127.0.0.1, exactly as from a
+# mirror, verifying everything against the publisher's keys.
+port=${OUTPOST_DEMO_PORT:-8080}
+cat > "$demo/outpost.toml" <<EOF
+store = "$demo/office"
+
+[http]
+listen = ["127.0.0.1:$port"]
+
+[[subscription]]
+url = "$demo/repo"
+root_pubkey = "$root_hex"
+EOF
+run "$outpost" serve --config "$demo/outpost.toml" --check-config
+say "$outpost serve --config $demo/outpost.toml 2>$demo/serve.log &"
+"$outpost" serve --config "$demo/outpost.toml" >/dev/null 2>"$demo/serve.log" &
+serve_pid=$!
+for _ in $(seq 100); do
+  grep -q "synced from" "$demo/serve.log" 2>/dev/null && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$demo/serve.log"; exit 1; }
+  sleep 0.1
+done
+cat "$demo/serve.log"
+id=$(curl -s "http://127.0.0.1:$port/repo/" | sed -n 's/.*"id": "\([0-9a-f]*\)".*/\1/p' | head -1)
+run "$outpost" status --store "$demo/office"
+run "$outpost" subscribe "http://127.0.0.1:$port/repo/$id/" --root-pubkey "$root_hex" --store "$demo/kiosk"
+run "$outpost" sync --store "$demo/kiosk"
+run "$outpost" ls --store "$demo/kiosk"
 echo
-echo "demo finished: repository in $demo/repo, node store in $demo/store"
+echo "demo finished: repository in $demo/repo, node store in $demo/store, and a daemon"
+echo "(store $demo/office, log $demo/serve.log)"
+echo "with pid $serve_pid serving the samples on http://127.0.0.1:$port/ (see /status and"
+echo "/metrics); the kiosk store $demo/kiosk synced from it. Stop it with: kill $serve_pid"

@@ -40,6 +40,7 @@
 #include "outpost/node/usb.h"
 #include "outpost/packaging/manifest.h"
 #include "outpost/packaging/repository.h"
+#include "outpost/serve/daemon.h"
 
 namespace outpost {
 namespace {
@@ -314,6 +315,36 @@ Result<std::unique_ptr<node::Node>> open_reader(const Args& a) {
   o.read_only = true;
   return node::Node::open(o);
 }
+
+// ---- the daemon (outpost serve, docs/daemon.md) ----
+// `status` and `sync --now` ask a running daemon through its admin socket first; without one
+// they work on the store directly.
+
+int cmd_serve(const Args& a) {
+  if (a.has("check-config")) return serve::check_config(a.get("config"));
+  return serve::run_daemon({.config_path = a.get("config"), .clock = nullptr});
+}
+
+// -1: no daemon runs on this store (the caller goes on by itself); else the exit code.
+int daemon_command(const Args& a, const std::string& command) {
+  const std::string socket = serve::default_admin_socket(a.get("store", default_store()));
+  auto answer = serve::admin_call(socket, command, command == "sync" ? 24 * 3600.0 : 10.0);
+  if (!answer.ok() && answer.error().IsNotFound()) return -1;
+  if (!answer.ok()) return fail(answer.error());
+  if (a.has("json")) {
+    print_json(*answer);
+  } else if (command == "status") {
+    std::cout << redact(serve::describe_status(*answer));
+  } else if (const Json* synced = answer->find("synced"); synced && synced->is_array()) {
+    for (const Json& r : synced->as_array()) {
+      std::cout << r.find("repository")->as_string() << ": "
+                << redact(r.find("outcome")->as_string()) << " (by the daemon)\n";
+    }
+    if (synced->as_array().empty()) std::cout << "nothing to sync (by the daemon)\n";
+  }
+  return 0;
+}
+// ---- end of the daemon's block ----
 
 // A repository location as the subscription records it: a path made absolute (realpath), so
 // a sync from another folder (cron, the daemon) finds it; a URL as given.
@@ -684,6 +715,9 @@ std::string describe_route(const node::Route& r) {
 }
 
 int cmd_sync(const Args& a) {
+  if (a.has("now")) {
+    if (int code = daemon_command(a, "sync"); code >= 0) return code;
+  }
   auto node = open_node(a, false);
   if (!node.ok()) return fail(node.error());
   node::SyncOptions options;
@@ -962,6 +996,7 @@ int cmd_gc(const Args& a) {
 }
 
 int cmd_status(const Args& a) {
+  if (int code = daemon_command(a, "status"); code >= 0) return code;
   auto node = open_reader(a);
   if (!node.ok()) return fail(node.error());
   auto st = (*node)->status();
@@ -1340,6 +1375,7 @@ else ~/.local/share/outpost):
   outpost budget [--day BYTES] [--month BYTES]      (e.g. --day 5M --month 100M; 0: none)
   outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR [--force]
   outpost verify | gc [--retain N] [--bundle NAME --retain N] | status
+  outpost serve [--config FILE] [--check-config]     (the daemon; status, sync --now ask it)
 
 Options: --json (machine-readable output), --help (also after a command: its own help),
 --version.
@@ -1445,11 +1481,12 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .json();
 
   add(app, "sync",
-      "sync [PATH_OR_URL] [--dry-run] [--json] [--rate BYTES_PER_S] [--ca-file PEM]\n"
+      "sync [PATH_OR_URL] [--dry-run] [--now] [--json] [--rate BYTES_PER_S] [--ca-file PEM]\n"
       "             [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS] [--store DIR]",
       "Brings every subscription up to date (or reads the repository from PATH_OR_URL).", cmd_sync)
       .positional("PATH_OR_URL", "read the repository from here this time", false)
       .flag("dry-run", "print the plan and its price, change nothing")
+      .flag("now", "ask the running daemon to sync now (without one: sync here)")
       .http()
       .store()
       .json();
@@ -1533,6 +1570,14 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .option("root-pubkey", "HEX", "trust the pack's repository (its first root's key)")
       .store()
       .json();
+  add(app, "serve", "serve [--config FILE] [--check-config]",
+      "Runs the node daemon: syncs on schedule, shares held repositories over HTTP, answers "
+      "'outpost status' and 'outpost sync --now' (docs/daemon.md).",
+      cmd_serve)
+      .option("config", "FILE",
+              "the configuration (default: $OUTPOST_CONFIG, else "
+              "/etc/outpost/outpost.toml)")
+      .flag("check-config", "validate the configuration and exit");
 }
 
 // The deepest command CLI11 got to (nullptr: none).

@@ -290,6 +290,7 @@ Status apply_patch(SyncContext& ctx, const Pending& p, const Route& route) {
     (void)drop_transfer(ctx, patch->blake2b);
     return applied;
   }
+  if (ctx.options.keep_patches) return Status::Ok();
   return drop_transfer(ctx, patch->blake2b);
 }
 
@@ -345,7 +346,7 @@ Status apply_chain(SyncContext& ctx, const Pending& p) {
   for (const auto& c : p.chain) {
     if (!s.ok())
       (void)drop_transfer(ctx, c.blake2b);
-    else
+    else if (!ctx.options.keep_patches)
       OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, c.blake2b));
   }
   return s;

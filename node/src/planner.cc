@@ -182,12 +182,11 @@ Status plan(SyncContext& ctx, Pending& p) {
   for (const auto& patch : p.manifest.patches) {
     if (patch.from == 0) full = patch.length;
   }
-  std::optional<ChunkCost> chunks;
-  if (current || p.manifest.patches.empty() ||
-      std::none_of(p.manifest.patches.begin(), p.manifest.patches.end(),
-                   [](const PatchRef& r) { return r.from == 0; })) {
-    chunks = estimate_chunks(p.manifest, current ? &*current : nullptr, full);
-  }
+  // The chunk route is always priced: for a new bundle it costs more than the whole download
+  // (so it is never chosen first), but it is the way in when a source lacks the patches (a
+  // peer node, which holds chunks and no patches: docs/daemon.md).
+  std::optional<ChunkCost> chunks =
+      estimate_chunks(p.manifest, current ? &*current : nullptr, full);
   p.planned.considered = price_routes(p.manifest, p.held, chunks, ctx.options.request_cost);
   if (p.planned.considered.empty()) {
     return Status::Corruption("manifest version " + std::to_string(p.manifest.version) +

@@ -156,6 +156,9 @@ struct SyncOptions {
   // A USB pack only (DESIGN.md, Trust): an expired timestamp is accepted when it names a
   // newer, validly signed snapshot. Never set for a link.
   bool accept_expired_timestamp = false;
+  // Keep the patches used (in the transfers table) instead of dropping them, so a peer-serving
+  // daemon can serve them as they were published (docs/daemon.md, "Peer serving").
+  bool keep_patches = false;
 };
 
 // Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
