@@ -144,6 +144,10 @@ struct PublishResult {
   std::optional<crypto::Digest> pack_id;
   std::string manifest_path;      // repository-relative path of the manifest file
   std::vector<PatchRef> patches;  // as listed in the new manifest (empty when unchanged)
+  // The patch from 0's segments, and how many of them were copied from the previous version's
+  // instead of compressed again (what a small edit to a big bundle costs).
+  std::uint64_t full_patch_segments = 0;
+  std::uint64_t full_patch_reused = 0;
 };
 
 // Publishes the folder as the next version of its bundle: chunks every file, reuses chunks
