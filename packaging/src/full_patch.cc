@@ -16,6 +16,7 @@
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/delta.h"
 #include "outpost/packaging/layout.h"
+#include "outpost/packaging/repository.h"
 #include "repo_files.h"
 
 namespace outpost::packaging::publish_detail {
@@ -24,10 +25,10 @@ namespace {
 using repo_detail::in_repo;
 
 constexpr int kFullPatchLevel = 19;
-// Segment cuts: FastCDC over the content stream with these bounds. 8 MiB segments with hash
-// and chain tables of 2^20 entries keep zstd level 19 under ~30 MiB (its own tables for an
-// 8-16 MiB window would take 50-85 MiB), for a few tenths of a percent of ratio.
-constexpr ChunkerParams kSegmentCuts{3u << 20, 4u << 20, 8u << 20};
+// Segment cuts: FastCDC over the content stream, 3/8 to all of the largest segment (8 MiB by
+// default). 8 MiB segments with hash and chain tables of 2^20 entries keep zstd level 19 under
+// ~30 MiB (its own tables for an 8-16 MiB window would take 50-85 MiB), for a few tenths of a
+// percent of ratio.
 constexpr int kFullPatchTableLog = 20;
 // A segment head: kind and four varints.
 constexpr std::size_t kMaxSegmentHead = 1 + 4 * 10;
@@ -50,7 +51,7 @@ struct OldFrame {
   crypto::Digest bytes{};
 };
 
-Result<std::vector<Segment>> cut_segments(StreamFile& stream) {
+Result<std::vector<Segment>> cut_segments(StreamFile& stream, const ChunkerParams& cuts) {
   std::vector<Segment> out;
   std::uint64_t read_at = 0;
   std::uint64_t cut_at = 0;
@@ -61,7 +62,7 @@ Result<std::vector<Segment>> cut_segments(StreamFile& stream) {
         read_at += n;
         return static_cast<std::size_t>(n);
       },
-      kSegmentCuts,
+      cuts,
       [&](ByteView piece) -> Status {
         out.push_back(Segment{cut_at, piece.size(), crypto::blake2b(piece)});
         cut_at += piece.size();
@@ -163,9 +164,20 @@ Status compress_segment(ZSTD_CCtx* c, ByteView in, Bytes& frame, std::size_t& fr
 
 }  // namespace
 
+Result<ChunkerParams> full_patch_cuts(std::uint32_t max_segment) {
+  if (max_segment < (64u << 10) || max_segment > kDefaultFullPatchSegment) {
+    return Status::InvalidArgument(
+        "the largest segment of a patch from 0 must be 64 KiB to 8 MiB, not " +
+        std::to_string(max_segment) + " bytes");
+  }
+  return ChunkerParams{max_segment / 8 * 3, max_segment / 2, max_segment};
+}
+
 Result<FullPatch> write_full_patch(const std::string& repo, StreamFile& stream,
-                                   const std::string& previous, FileSystem& fs) {
-  OUTPOST_ASSIGN_OR_RETURN(std::vector<Segment> segments, cut_segments(stream));
+                                   const std::string& previous, std::uint32_t max_segment,
+                                   FileSystem& fs) {
+  OUTPOST_ASSIGN_OR_RETURN(const ChunkerParams cuts, full_patch_cuts(max_segment));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<Segment> segments, cut_segments(stream, cuts));
   std::map<crypto::Digest, std::uint64_t> wanted;
   std::uint64_t largest = 0;
   for (const Segment& seg : segments) {

@@ -236,7 +236,7 @@ PatchRef patch_ref(const crypto::Digest& blake2b, std::uint64_t length, std::int
 Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manifest& m,
                                            const ChunkIndex& index,
                                            const std::vector<std::int64_t>& ladder,
-                                           std::uint64_t max_ladder_stream, PublishResult& result,
+                                           const PublishOptions& o, PublishResult& result,
                                            FileSystem& fs) {
   PackChunkReader reader(repo);
   const std::string tmp_dir = in_repo(repo, kObjectsDir);
@@ -254,14 +254,14 @@ Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manife
     }
   }
   std::vector<PatchRef> out;
-  auto full = publish_detail::write_full_patch(repo, *now, previous, fs);
+  auto full = publish_detail::write_full_patch(repo, *now, previous, o.full_patch_segment, fs);
   if (!full.ok()) return full.error().With("writing the full patch");
   const std::uint64_t full_length = full->length;
   result.full_patch_segments = full->segments;
   result.full_patch_reused = full->reused;
   out.push_back(patch_ref(full->blake2b, full->length, 0, crypto::Digest{}, crypto::Digest{},
                           DeltaEngine::kZstd));
-  if (ladder.empty() || now->size() > max_ladder_stream) return out;
+  if (ladder.empty() || now->size() > o.max_ladder_stream) return out;
   OUTPOST_RETURN_IF_ERROR(now->map());
 
   std::set<std::int64_t> done;
@@ -270,7 +270,7 @@ Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manife
     if (from < 1 || !done.insert(from).second) continue;
     std::optional<PublishedManifest> old = find_version(repo, m.bundle, from, history, scanned);
     if (!old) continue;  // not in this repository any more: no patch from it
-    if (content_stream_size(old->manifest) > max_ladder_stream) continue;
+    if (content_stream_size(old->manifest) > o.max_ladder_stream) continue;
     auto idx = load_index(repo, old->manifest);
     if (!idx.ok()) {
       if (idx.error().code() == Code::kNotFound) continue;
@@ -666,6 +666,7 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
     return Status::InvalidArgument("publish needs the publisher, snapshot and timestamp keys");
   }
   OUTPOST_RETURN_IF_ERROR(o.chunking.validate());
+  OUTPOST_RETURN_IF_ERROR(publish_detail::full_patch_cuts(o.full_patch_segment).status());
   std::optional<std::vector<std::int64_t>> ladder_option;
   if (o.patch_ladder) {
     auto l = normalize_ladder(*o.patch_ladder);
@@ -713,8 +714,7 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
   // 5. the pack and the chunk index
   OUTPOST_ASSIGN_OR_RETURN(ChunkIndex index, store_chunks(repo, in, catalog, m, result, fs));
   // 6. the patches, from the content streams rebuilt out of the packs just written
-  OUTPOST_ASSIGN_OR_RETURN(
-      m.patches, make_patches(repo, m, index, patch_ladder, o.max_ladder_stream, result, fs));
+  OUTPOST_ASSIGN_OR_RETURN(m.patches, make_patches(repo, m, index, patch_ladder, o, result, fs));
   result.patches = m.patches;
   // 7. the manifest and the bundle's history
   OUTPOST_ASSIGN_OR_RETURN(const Bytes manifest_bytes, write_manifest(repo, m, result, fs));

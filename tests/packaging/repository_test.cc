@@ -878,23 +878,14 @@ TEST_CASE(
   const std::string src = repo.tmp / "src";
   const std::string name = "un/stats/big";
   outpost::test::make_dirs(src);
-  // 20 MiB: several segments of the patch from 0 (3 to 8 MiB each, cut by content). Blocks
-  // drawn at random from four random ones: cut points anywhere, and cheap to compress.
-  Bytes data;
-  {
-    std::vector<Bytes> pool;
-    for (std::uint64_t k = 0; k < 4; ++k)
-      pool.push_back(outpost::test::random_bytes(65536, 40 + k));
-    Rng rng{42};
-    while (data.size() < (20u << 20)) {
-      const Bytes& block = pool[rng.next() % pool.size()];
-      data.insert(data.end(), block.begin(), block.end());
-    }
-  }
+  // 3 MiB of random bytes cut into segments of at most 256 KiB (the default, 8 MiB, behaves
+  // the same on bundles 32 times larger): about sixteen segments, cut by content.
+  Bytes data = outpost::test::random_bytes(3u << 20, 40);
   outpost::test::write_all(src + "/data.bin", data);
   op::PublishOptions o = repo.options(src);
   o.overrides.name = name;
   o.patch_ladder = std::vector<std::int64_t>{};  // only the patch from 0 matters here
+  o.full_patch_segment = 256u << 10;
   auto publish = [&] {
     repo.clock.advance(60);
     auto r = op::publish(repo.dir, o);
@@ -910,8 +901,8 @@ TEST_CASE(
   CHECK(r1.full_patch_reused == 0);
 
   // A few bytes changed in place: at most the segment around them and its neighbour change.
-  data[10u << 20] ^= 1;
-  data[(10u << 20) + 100] ^= 1;
+  data[3u << 19] ^= 1;
+  data[(3u << 19) + 100] ^= 1;
   outpost::test::write_all(src + "/data.bin", data);
   const op::PublishResult r2 = publish();
   CHECK(r2.full_patch_reused + 2 >= r2.full_patch_segments);
@@ -929,6 +920,7 @@ TEST_CASE(
     op::PublishOptions fresh = other.options(src);
     fresh.overrides.name = name;
     fresh.patch_ladder = std::vector<std::int64_t>{};
+    fresh.full_patch_segment = o.full_patch_segment;
     auto r = op::publish(other.dir, fresh);
     REQUIRE(r.ok());
     CHECK(r->full_patch_reused == 0);
@@ -938,7 +930,7 @@ TEST_CASE(
   }
   SECTION("a damaged previous patch costs the reuse, never the result") {
     damage_first_frame(repo.dir + "/" + r3.patches.at(0).path);
-    data[15u << 20] ^= 1;
+    data[5u << 19] ^= 1;
     outpost::test::write_all(src + "/data.bin", data);
     const op::PublishResult r4 = publish();  // check_patches: the new patch rebuilds v4
     // Neither the damaged frame nor the edited segment is copied; the others are.
