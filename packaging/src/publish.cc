@@ -2,13 +2,10 @@
 // publish() at the bottom for the order and why it is safe for readers).
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -19,6 +16,7 @@
 #include <unordered_map>
 
 #include "delta_internal.h"
+#include "full_patch.h"
 #include "io_util.h"
 #include "outpost/base/fs.h"
 #include "outpost/crypto/hash.h"
@@ -30,11 +28,13 @@
 #include "outpost/packaging/repository.h"
 #include "outpost/packaging/update_file.h"
 #include "repo_files.h"
+#include "stream_file.h"
 
 namespace outpost::packaging {
 
 namespace tuf = crypto::tuf;
 using namespace repo_detail;
+using publish_detail::StreamFile;
 
 namespace {
 
@@ -55,75 +55,6 @@ struct ChunkLocation {
 constexpr std::uint32_t kNewPack = 0xFFFFFFFFu;
 
 constexpr std::uint64_t kMaxHistoryBytes = 16u << 20;
-constexpr int kFullPatchLevel = 19;
-
-// A content stream in an unlinked temp file, mapped read-only once complete: the publisher
-// holds big streams without holding them in its heap (the kernel pages them in and out).
-class StreamFile {
- public:
-  static Result<std::unique_ptr<StreamFile>> create(const std::string& dir) {
-    std::string tmpl = dir + "/.tmp-stream-XXXXXX";
-    const int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) return detail::errno_status(errno, "creating a temp file in", dir);
-    ::unlink(tmpl.c_str());  // nothing is left behind, even after a crash
-    auto f = std::unique_ptr<StreamFile>(new StreamFile());
-    f->fd_ = detail::Fd(fd);
-    f->path_ = tmpl;
-    return f;
-  }
-  ~StreamFile() {
-    if (map_ != nullptr) ::munmap(map_, size_);
-  }
-  StreamFile(const StreamFile&) = delete;
-  StreamFile& operator=(const StreamFile&) = delete;
-
-  Status append(ByteView bytes) {
-    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
-    size_ += bytes.size();
-    if (buffer_.size() >= (1u << 20)) return flush();
-    return Status::Ok();
-  }
-  // Flushes and maps the file; view() is valid from then on.
-  Status map() {
-    OUTPOST_RETURN_IF_ERROR(flush());
-    if (size_ == 0) return Status::Ok();
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_.get(), 0);
-    if (p == MAP_FAILED) return detail::errno_status(errno, "mapping", path_);
-    map_ = p;
-    return Status::Ok();
-  }
-  // Reads [offset, offset + out.size()) of what was appended (after flush()).
-  Status read(std::uint64_t offset, Bytes& out) {
-    OUTPOST_RETURN_IF_ERROR(flush());
-    std::size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return detail::errno_status(errno, "reading", path_);
-      if (n == 0) return Status::Internal("temp stream " + path_ + " is shorter than written");
-      done += static_cast<std::size_t>(n);
-    }
-    return Status::Ok();
-  }
-  ByteView view() const {
-    return map_ == nullptr ? ByteView() : ByteView(static_cast<const std::uint8_t*>(map_), size_);
-  }
-  std::uint64_t size() const { return size_; }
-
- private:
-  StreamFile() = default;
-  Status flush() {
-    Status s = detail::write_all(fd_.get(), buffer_, path_);
-    buffer_.clear();
-    return s;
-  }
-  detail::Fd fd_;
-  std::string path_;
-  Bytes buffer_;
-  std::uint64_t size_ = 0;
-  void* map_ = nullptr;
-};
 
 // Reads chunks out of the repository's packs, keeping each pack open.
 class PackChunkReader {
@@ -300,122 +231,46 @@ PatchRef patch_ref(const crypto::Digest& blake2b, std::uint64_t length, std::int
   return p;
 }
 
-struct CCtxFree {
-  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
-};
-
-// The patch from 0 (from the empty stream): the new content stream compressed, written as a
-// patch container (docs/format-delta.md) of engine zstd whose segments have no old slice, so
-// apply_delta applies it like any other, but produced here segment by segment with zstd's
-// long-distance matching, reading the stream from its temp file and writing the patch to a
-// temp file: memory stays bounded (one segment in, one out, one zstd context) whatever the
-// bundle's size. Stored as objects/<hh>/<blake2b>.patch (temp + fsync + rename, mode 0644).
-// 8 MiB segments with hash and chain tables of 2^20 entries keep zstd level 19 under ~30 MiB
-// (its own tables for an 8-16 MiB window would take 50-85 MiB), for a few tenths of a percent
-// of ratio.
-constexpr std::uint64_t kFullPatchSegment = 8ull << 20;
-constexpr int kFullPatchTableLog = 20;
-
-Result<PatchRef> write_full_patch(const std::string& repo, StreamFile& stream, FileSystem& fs) {
-  const std::uint64_t to_size = stream.size();
-  const std::uint64_t segments = (to_size + kFullPatchSegment - 1) / kFullPatchSegment;
-  const std::uint64_t largest = std::min(to_size, kFullPatchSegment);
-  const std::uint64_t window = std::max<std::uint64_t>(kMinDeltaWindow, largest);
-  const std::string dir = in_repo(repo, kObjectsDir);
-  // Named by its hash, known only at the end, in a subfolder of objects/: FileWriter commits
-  // only within one folder, so the temp file is made and moved by hand, through fs.
-  static std::atomic<std::uint64_t> serial{0};
-  const std::string tmp =
-      dir + "/.tmp-patch-" + std::to_string(::getpid()) + "-" + std::to_string(serial.fetch_add(1));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> out,
-                           fs.create_file(tmp, kPublishedFileMode, /*exclusive=*/true));
-  struct Remove {
-    FileSystem& fs;
-    std::string path;
-    ~Remove() {
-      if (!path.empty()) (void)fs.remove(path);
-    }
-  } remove{fs, tmp};
-  crypto::Blake2b hash;
-  std::uint64_t length = 0;
-  delta_detail::PatchWriter writer([&](ByteView b) -> Status {
-    hash.update(b);
-    length += b.size();
-    return out->append(b);
-  });
-  OUTPOST_RETURN_IF_ERROR(writer.header(DeltaEngine::kZstd, 0, to_size, window, segments));
-
-  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx(ZSTD_createCCtx());
-  if (!cctx) return Status::Internal("zstd: out of memory");
-  Bytes in;
-  Bytes frame;
-  for (std::uint64_t i = 0; i < segments; ++i) {
-    const std::uint64_t off = i * kFullPatchSegment;
-    in.resize(static_cast<std::size_t>(std::min(kFullPatchSegment, to_size - off)));
-    OUTPOST_RETURN_IF_ERROR(stream.read(off, in));
-    int window_log = 10;  // zstd's smallest window
-    while (window_log < kMaxWindowLog && (std::uint64_t{1} << window_log) < in.size()) {
-      ++window_log;
-    }
-    ZSTD_CCtx* c = cctx.get();
-    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-    std::size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, kFullPatchLevel);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, 1);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log);
-    const int table_log = std::min(kFullPatchTableLog, window_log + 1);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, table_log);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, table_log);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
-    if (ZSTD_isError(r)) {
-      return Status::Internal(std::string("zstd: setting parameters: ") + ZSTD_getErrorName(r));
-    }
-    frame.resize(ZSTD_compressBound(in.size()));
-    const std::size_t n = ZSTD_compress2(c, frame.data(), frame.size(), in.data(), in.size());
-    if (ZSTD_isError(n)) {
-      return Status::Internal(std::string("zstd: compressing: ") + ZSTD_getErrorName(n));
-    }
-    // A zstd frame with the (empty) old slice as prefix.
-    OUTPOST_RETURN_IF_ERROR(
-        writer.segment(delta_detail::kSegmentZstd, in.size(), 0, 0, ByteView(frame).first(n)));
-  }
-  OUTPOST_RETURN_IF_ERROR(writer.finish());
-  OUTPOST_RETURN_IF_ERROR(out->sync());
-  OUTPOST_RETURN_IF_ERROR(out->close());
-  out.reset();
-  const crypto::Digest id = hash.finish();
-  OUTPOST_RETURN_IF_ERROR(publish_temp_file(fs, tmp, repo, patch_object_path(id)));
-  remove.path.clear();
-  return patch_ref(id, length, 0, crypto::Digest{}, crypto::Digest{}, DeltaEngine::kZstd);
-}
-
 // The patches to new version `m` (index `index`, already stored with its packs): from 0, and
 // from each rung of the ladder that can be rebuilt. Sorted by `from`.
 Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manifest& m,
                                            const ChunkIndex& index,
                                            const std::vector<std::int64_t>& ladder,
-                                           std::uint64_t max_ladder_stream, FileSystem& fs) {
+                                           const PublishOptions& o, PublishResult& result,
+                                           FileSystem& fs) {
   PackChunkReader reader(repo);
   const std::string tmp_dir = in_repo(repo, kObjectsDir);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<StreamFile> now, StreamFile::create(tmp_dir));
   OUTPOST_RETURN_IF_ERROR(build_stream(m, index, reader, *now));
-  std::vector<PatchRef> out;
-  auto full = write_full_patch(repo, *now, fs);
-  if (!full.ok()) return full.error().With("writing the full patch");
-  const std::uint64_t full_length = full->length;
-  out.push_back(std::move(full).value());
-  if (ladder.empty() || now->size() > max_ladder_stream) return out;
-  OUTPOST_RETURN_IF_ERROR(now->map());
-
   std::map<std::int64_t, std::string> history = load_history(repo, m.bundle);
   bool scanned = false;
+  // The previous version's patch from 0: its frames of unchanged segments are copied.
+  std::string previous;
+  if (std::optional<PublishedManifest> prev =
+          m.version > 1 ? find_version(repo, m.bundle, m.version - 1, history, scanned)
+                        : std::nullopt) {
+    for (const PatchRef& p : prev->manifest.patches) {
+      if (p.from == 0) previous = p.path;
+    }
+  }
+  std::vector<PatchRef> out;
+  auto full = publish_detail::write_full_patch(repo, *now, previous, o.full_patch_segment, fs);
+  if (!full.ok()) return full.error().With("writing the full patch");
+  const std::uint64_t full_length = full->length;
+  result.full_patch_segments = full->segments;
+  result.full_patch_reused = full->reused;
+  out.push_back(patch_ref(full->blake2b, full->length, 0, crypto::Digest{}, crypto::Digest{},
+                          DeltaEngine::kZstd));
+  if (ladder.empty() || now->size() > o.max_ladder_stream) return out;
+  OUTPOST_RETURN_IF_ERROR(now->map());
+
   std::set<std::int64_t> done;
   for (std::int64_t rung : ladder) {
     const std::int64_t from = m.version - rung;
     if (from < 1 || !done.insert(from).second) continue;
     std::optional<PublishedManifest> old = find_version(repo, m.bundle, from, history, scanned);
     if (!old) continue;  // not in this repository any more: no patch from it
-    if (content_stream_size(old->manifest) > max_ladder_stream) continue;
+    if (content_stream_size(old->manifest) > o.max_ladder_stream) continue;
     auto idx = load_index(repo, old->manifest);
     if (!idx.ok()) {
       if (idx.error().code() == Code::kNotFound) continue;
@@ -811,6 +666,7 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
     return Status::InvalidArgument("publish needs the publisher, snapshot and timestamp keys");
   }
   OUTPOST_RETURN_IF_ERROR(o.chunking.validate());
+  OUTPOST_RETURN_IF_ERROR(publish_detail::full_patch_cuts(o.full_patch_segment).status());
   std::optional<std::vector<std::int64_t>> ladder_option;
   if (o.patch_ladder) {
     auto l = normalize_ladder(*o.patch_ladder);
@@ -858,8 +714,7 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
   // 5. the pack and the chunk index
   OUTPOST_ASSIGN_OR_RETURN(ChunkIndex index, store_chunks(repo, in, catalog, m, result, fs));
   // 6. the patches, from the content streams rebuilt out of the packs just written
-  OUTPOST_ASSIGN_OR_RETURN(m.patches,
-                           make_patches(repo, m, index, patch_ladder, o.max_ladder_stream, fs));
+  OUTPOST_ASSIGN_OR_RETURN(m.patches, make_patches(repo, m, index, patch_ladder, o, result, fs));
   result.patches = m.patches;
   // 7. the manifest and the bundle's history
   OUTPOST_ASSIGN_OR_RETURN(const Bytes manifest_bytes, write_manifest(repo, m, result, fs));

@@ -856,6 +856,89 @@ TEST_CASE("each version's manifest lists patches from 0 and from the ladder that
   }
 }
 
+namespace {
+
+// Flips one byte in the middle of the first segment's payload of a patch from 0 (after the
+// container header and the first segment head, well inside the zstd frame).
+void damage_first_frame(const std::string& path) {
+  Bytes patch = outpost::test::read_all(path);
+  REQUIRE(patch.size() > 4096);
+  patch[2048] ^= 0x40;
+  fs::permissions(path, fs::perms::owner_write, fs::perm_options::add);
+  outpost::test::write_all(path, patch);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a small edit to a big bundle recompresses only the segments of its patch from 0 "
+    "around the edit",
+    "[packaging][repository][patches]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  const std::string name = "un/stats/big";
+  outpost::test::make_dirs(src);
+  // 3 MiB of random bytes cut into segments of at most 256 KiB (the default, 8 MiB, behaves
+  // the same on bundles 32 times larger): about sixteen segments, cut by content.
+  Bytes data = outpost::test::random_bytes(3u << 20, 40);
+  outpost::test::write_all(src + "/data.bin", data);
+  op::PublishOptions o = repo.options(src);
+  o.overrides.name = name;
+  o.patch_ladder = std::vector<std::int64_t>{};  // only the patch from 0 matters here
+  o.full_patch_segment = 256u << 10;
+  auto publish = [&] {
+    repo.clock.advance(60);
+    auto r = op::publish(repo.dir, o);
+    INFO(r.status().message());
+    REQUIRE(r.ok());
+    const op::PublishedManifest pm = current(repo.dir, name);
+    check_patches(repo.dir, pm, {});
+    return std::move(r).value();
+  };
+
+  const op::PublishResult r1 = publish();
+  CHECK(r1.full_patch_segments >= 3);
+  CHECK(r1.full_patch_reused == 0);
+
+  // A few bytes changed in place: at most the segment around them and its neighbour change.
+  data[3u << 19] ^= 1;
+  data[(3u << 19) + 100] ^= 1;
+  outpost::test::write_all(src + "/data.bin", data);
+  const op::PublishResult r2 = publish();
+  CHECK(r2.full_patch_reused + 2 >= r2.full_patch_segments);
+  CHECK(r2.full_patch_reused > 0);
+
+  // Bytes inserted near the start shift everything after them: the cuts follow the content.
+  data.insert(data.begin() + 1000, 777, 0x21);
+  outpost::test::write_all(src + "/data.bin", data);
+  const op::PublishResult r3 = publish();
+  CHECK(r3.full_patch_reused + 2 >= r3.full_patch_segments);
+  CHECK(r3.full_patch_reused > 0);
+
+  SECTION("the patch is the one compressing every segment would give") {
+    Repo other;
+    op::PublishOptions fresh = other.options(src);
+    fresh.overrides.name = name;
+    fresh.patch_ladder = std::vector<std::int64_t>{};
+    fresh.full_patch_segment = o.full_patch_segment;
+    auto r = op::publish(other.dir, fresh);
+    REQUIRE(r.ok());
+    CHECK(r->full_patch_reused == 0);
+    REQUIRE(r->patches.size() == 1);
+    REQUIRE(r3.patches.size() == 1);
+    CHECK(r->patches[0].blake2b == r3.patches[0].blake2b);
+  }
+  SECTION("a damaged previous patch costs the reuse, never the result") {
+    damage_first_frame(repo.dir + "/" + r3.patches.at(0).path);
+    data[5u << 19] ^= 1;
+    outpost::test::write_all(src + "/data.bin", data);
+    const op::PublishResult r4 = publish();  // check_patches: the new patch rebuilds v4
+    // Neither the damaged frame nor the edited segment is copied; the others are.
+    CHECK(r4.full_patch_reused + 4 >= r4.full_patch_segments);
+    CHECK(r4.full_patch_reused + 2 <= r4.full_patch_segments);
+  }
+}
+
 TEST_CASE("ladders are configured in outpost-repository.json", "[packaging][repository]") {
   CHECK(*op::parse_ladder("8,1,2,2") == std::vector<std::int64_t>{1, 2, 8});
   CHECK(op::parse_ladder("")->empty());

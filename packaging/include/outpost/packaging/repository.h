@@ -54,6 +54,9 @@ inline constexpr std::size_t kMaxLadderRungs = 32;
 // Content streams above this size get only the from-0 patch (no ladder patches), by default:
 // the suffix engine holds ~5 bytes of memory per byte of the old stream.
 inline constexpr std::uint64_t kDefaultMaxLadderStream = 128ull << 20;
+// Largest segment of a patch from 0 (docs/format-delta.md): 8 MiB keeps zstd level 19 under
+// ~30 MiB of memory.
+inline constexpr std::uint32_t kDefaultFullPatchSegment = 8u << 20;
 
 // Sorted, unique; kInvalidArgument for a rung outside [1, kMaxLadderRung] or too many rungs.
 Result<std::vector<std::int64_t>> normalize_ladder(std::vector<std::int64_t> rungs);
@@ -120,6 +123,10 @@ struct PublishOptions {
   // Ladder patches are skipped (only the from-0 patch is written) when the old or the new
   // content stream is larger than this.
   std::uint64_t max_ladder_stream = kDefaultMaxLadderStream;
+  // The patch from 0 is cut by content into segments of 3/8 of this to this many bytes
+  // (64 KiB to 8 MiB); a republish recompresses only the segments that changed. Smaller
+  // segments make small edits cheaper and compress a little worse.
+  std::uint32_t full_patch_segment = kDefaultFullPatchSegment;
   Expiries expiry;
   Clock* clock = nullptr;  // nullptr: system_clock()
   // Every write of the repository tree (objects, packs, manifests, role metadata, snapshot,
@@ -144,6 +151,10 @@ struct PublishResult {
   std::optional<crypto::Digest> pack_id;
   std::string manifest_path;      // repository-relative path of the manifest file
   std::vector<PatchRef> patches;  // as listed in the new manifest (empty when unchanged)
+  // The patch from 0's segments, and how many of them were copied from the previous version's
+  // instead of compressed again (what a small edit to a big bundle costs).
+  std::uint64_t full_patch_segments = 0;
+  std::uint64_t full_patch_reused = 0;
 };
 
 // Publishes the folder as the next version of its bundle: chunks every file, reuses chunks
