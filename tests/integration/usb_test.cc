@@ -137,6 +137,53 @@ TEST_CASE("a courier relays HQ's pack to a remote site: signatures travel unchan
         std::string::npos);
 }
 
+TEST_CASE("an office that missed two root rotations is brought current by a stick", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick("first")});
+  s.must_at(s.office(), {"import", s.stick("first"), "--root-pubkey", s.root_hex});
+  // The publisher rotates its root key twice (1 -> 2 -> 3), then publishes; HQ follows by link.
+  s.keygen("root", s.keys() + "/root2.key");
+  s.keygen("root", s.keys() + "/root3.key");
+  s.must({"repo", "rotate", s.repo(), "--keys", s.keys(), "--old-root-key", s.keys() + "/root.key",
+          "--root-key", s.keys() + "/root2.key"});
+  s.must_at(s.hq(), {"sync"});
+  s.must({"repo", "rotate", s.repo(), "--keys", s.keys(), "--old-root-key", s.keys() + "/root2.key",
+          "--root-key", s.keys() + "/root3.key"});
+  s.publish_v2();
+  s.must_at(s.hq(), {"sync"});
+  const std::string have = s.dir / "office.have";
+  s.must_at(s.office(), {"have", "--out", have});
+  RunResult exp = s.must_at(s.hq(), {"export", "--to", s.stick("second"), "--for", have});
+  CHECK(exp.out.find("left out") == std::string::npos);
+  CHECK(fs::exists(s.pack_folder("second")));
+  RunResult imp = s.must_at(s.office(), {"import", s.stick("second")});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  s.must_at(s.office(), {"have", "--out", have});
+  const Bytes have_bytes = read_all(have);
+  auto after = packaging::HaveFile::parse({have_bytes.data(), have_bytes.size()});
+  REQUIRE(after.ok());
+  REQUIRE(after->repos.size() == 1);
+  CHECK(after->repos[0].root == 3);
+  // A site that trusts only the first root key takes HQ's whole pack the same way.
+  s.must_at(s.hq(), {"export", "--to", s.stick("whole")});
+  s.must_at(s.site(), {"import", s.stick("whole"), "--root-pubkey", s.root_hex});
+  CHECK(s.listing(s.site()) == s.listing(s.hq()));
+}
+
+TEST_CASE("sync from a stick says that a stick's content comes in with import", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick()});
+  s.must_at(s.office(), {"subscribe", s.stick(), "--root-pubkey", s.root_hex});
+  RunResult r = s.at(s.office(), {"sync"});
+  INFO(r.err << r.out);
+  CHECK(r.exit_code != 0);
+  CHECK(one_error_line(r));
+  CHECK(r.err.find("outpost import") != std::string::npos);
+  // The import then brings it all.
+  s.must_at(s.office(), {"import", s.stick()});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+}
+
 TEST_CASE("subscribe accepts a stick as the repository's location, given the root key", "[usb]") {
   Sites s;
   s.must_at(s.hq(), {"export", "--to", s.stick()});
