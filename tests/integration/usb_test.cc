@@ -20,30 +20,6 @@ namespace fs = std::filesystem;
 constexpr const char* kRes = "un/ga/A-RES-75-202";
 constexpr const char* kInd = "itu/ict/digital-divide-2019";
 
-// Every file and folder under the stick obeys the FAT32/exFAT/Windows rules.
-void check_fat_rules(const std::string& stick, std::uint64_t max_file) {
-  std::set<std::string> top;
-  for (const auto& e : fs::directory_iterator(stick)) top.insert(e.path().filename().string());
-  CHECK(top == std::set<std::string>{"outpost-pack"});
-  std::set<std::string> lower;
-  std::size_t files = 0;
-  for (const auto& e : fs::recursive_directory_iterator(stick)) {
-    const std::string name = e.path().filename().string();
-    INFO(name);
-    CHECK(packaging::validate_portable_name(name).ok());
-    std::string l = name;
-    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    CHECK(lower.insert(l).second);  // no two names differ only in case
-    CHECK_FALSE(e.is_symlink());
-    if (e.is_regular_file()) {
-      ++files;
-      CHECK(e.file_size() <= max_file);
-    }
-  }
-  CHECK(files <= 300);
-  CHECK(fs::exists(stick + "/outpost-pack/README.txt"));
-}
-
 TEST_CASE(
     "an office with no link gets HQ's bundles by stick, verified, and a second import changes "
     "nothing",
