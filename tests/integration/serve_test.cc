@@ -377,3 +377,26 @@ TEST_CASE("a peer serves packs by range, and refuses pieces it does not hold or 
   CHECK(code({"-X", "PUT", peer + "metadata/timestamp.json"}) == "405");
   CHECK(d.stop().first == 0);
 }
+
+TEST_CASE("a subscription's bundles filter holds only the bundles under its prefixes",
+          "[integration][serve]") {
+  REQUIRE_CURL();
+  Published p;
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  write_text(config,
+             config_text(p.store(), port, p.repo(), p.root_hex) + "bundles = [\"itu/ict\"]\n");
+  Daemon d(config, p.dir / "serve.log");
+  REQUIRE(d.wait_logged("synced from " + p.repo()));
+  RunResult ls = p.node({"ls"});
+  CHECK(ls.exit_code == 0);
+  CHECK(contains(ls.out, "itu/ict/digital-divide-2019"));
+  CHECK_FALSE(contains(ls.out, "un/ga/A-RES-75-202"));
+  CHECK(d.stop().first == 0);
+  // Without the filter the same store takes the rest.
+  write_text(config, config_text(p.store(), port, p.repo(), p.root_hex));
+  Daemon again(config, p.dir / "serve2.log");
+  REQUIRE(again.wait_logged("synced from " + p.repo()));
+  CHECK(contains(p.node({"ls"}).out, "un/ga/A-RES-75-202"));
+  CHECK(again.stop().first == 0);
+}

@@ -173,12 +173,6 @@ Status Daemon::start() {
   });
   OUTPOST_RETURN_IF_ERROR(http_->start());
   scheduler_ = std::make_unique<Scheduler>(config_.link, clock_);
-  for (const auto& s : config_.subscriptions) {
-    if (!s.bundles.empty()) {
-      log_line("note: subscription " + redact(s.url) +
-               ": bundles filter is recorded but not applied yet: the whole repository syncs");
-    }
-  }
 
   // The admin socket: a stale one (no daemon behind it) is replaced; a live one means a
   // second daemon on this store.
@@ -318,6 +312,9 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     so.http.max_recv_speed = cfg.link.rate;
     so.stop = stop;
     so.keep_patches = cfg.http.peer_serving;  // what peers ask for first
+    for (const auto& c : cfg.subscriptions) {
+      if (c.url == sub.location && !c.bundles.empty()) so.bundle_filters[id] = c.bundles;
+    }
     auto reports = node.sync(sub.location, so);
     Status result = Status::Ok();
     std::string line;
