@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "dns_sd.h"
 #include "outpost/base/retry.h"
 #include "outpost/base/unique_fd.h"
 #include "outpost/crypto/keys.h"
@@ -718,6 +719,15 @@ int Daemon::run() {
   log_line("ready: http on " + join(where, ", ") + " (peer serving " +
            (config_.http.peer_serving ? "on" : "off") + "), store " + config_.store +
            ", admin socket " + config_.admin_socket);
+  // LAN discovery: kiosks and other nodes find this one and add it as a mirror.
+  Announcer announcer([](const std::string& line) { log_line(line); });
+  if (config_.dns_sd && !ports.empty()) {
+    char host[256] = {};
+    (void)::gethostname(host, sizeof host - 1);
+    Status announced =
+        announcer.start(std::string("outpost on ") + host, static_cast<std::uint16_t>(ports[0]));
+    if (!announced.ok()) log_line(announced.message());
+  }
   sd::notify("READY=1\nSTATUS=serving");
   const auto watchdog = sd::watchdog_interval();
   while (true) {
@@ -745,6 +755,7 @@ int Daemon::run() {
   }
   scheduler.join();
   admin.join();
+  announcer.stop();
   http_->stop();
   ::unlink(config_.admin_socket.c_str());
   log_line("stopped");
