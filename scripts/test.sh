@@ -102,6 +102,14 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 # libfaketime: the tuf-js differential test runs the real outpost binary with a wrong clock
 # for its expiry cases (no environment variable of outpost's own moves its clock).
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+# A real FAT32 stick for the USB tests (tests/integration/usb_fat_test.cc): mkfs.vfat makes
+# the image; fusefat mounts it where the kernel has no vfat (this project's machines).
+[ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ] || missing+=(dosfstools)
+command -v fusefat >/dev/null 2>&1 || missing+=(fusefat)
+# DNS-SD (tests/integration/serve_test.cc): avahi-daemon (with dbus-daemon) started by the test
+# in namespaces of its own.
+[ -x /usr/sbin/avahi-daemon ] || missing+=(avahi-daemon)
+command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"

@@ -350,6 +350,11 @@ class RealFileSystem final : public FileSystem {
     }
     if (::fchmod(fd.get(), static_cast<mode_t>(mode & 07777)) != 0) {
       const int err = errno;
+      // FAT file systems (a USB stick) keep no Unix modes: vfat refuses a change with EPERM,
+      // FUSE ones (fusefat) with ENOSYS. The file is written without one.
+      if (err == EPERM || err == ENOSYS || err == EOPNOTSUPP) {
+        return std::unique_ptr<WritableFile>(new RealWritable(std::move(fd), path));
+      }
       fd.reset();
       if (exclusive) ::unlink(path.c_str());
       return errno_status(err, "setting the mode of", path);
@@ -495,6 +500,8 @@ class RealFileSystem final : public FileSystem {
   Result<std::uint64_t> free_space(const std::string& path) override {
     struct statvfs v {};
     if (::statvfs(path.c_str(), &v) != 0) return errno_status(errno, "examining", path);
+    // A file system that reports no size at all (some FUSE ones, fusefat) does not know.
+    if (v.f_blocks == 0) return UINT64_MAX;
     return static_cast<std::uint64_t>(v.f_bavail) * static_cast<std::uint64_t>(v.f_frsize);
   }
 };

@@ -356,14 +356,20 @@ Status accept_from_chunks(SyncContext& ctx, const Pending& p, const ChunkIndex& 
                           const Bytes& index_bytes) {
   // Every chunk is in; rebuild the content and check the signed root before it counts.
   HeldVersion held{p.manifest, index};
+  crypto::Digest root{};
   {
     OUTPOST_ASSIGN_OR_RETURN(auto check_txn, ctx.store.read());
-    OUTPOST_ASSIGN_OR_RETURN(crypto::Digest root, compute_root(ctx.store, check_txn, held));
-    if (!crypto::digest_equal(root, held.manifest.content_root)) {
-      return Status::Corruption("the content rebuilt for version " +
-                                std::to_string(p.manifest.version) +
-                                " does not match its signed root hash: not accepted");
-    }
+    OUTPOST_ASSIGN_OR_RETURN(root, compute_root(ctx.store, check_txn, held));
+  }
+  return accept_with_root(ctx, p, root, index_bytes);
+}
+
+Status accept_with_root(SyncContext& ctx, const Pending& p, const crypto::Digest& root,
+                        const Bytes& index_bytes) {
+  if (!crypto::digest_equal(root, p.manifest.content_root)) {
+    return Status::Corruption("the content rebuilt for version " +
+                              std::to_string(p.manifest.version) +
+                              " does not match its signed root hash: not accepted");
   }
   return commit_version(ctx, p, index_bytes);
 }

@@ -12,6 +12,7 @@
 #include "node_internal.h"
 #include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
+#include "outpost/crypto/hash.h"
 #include "outpost/node/node.h"
 #include "outpost/packaging/chunk_index.h"
 #include "sync_context.h"
@@ -30,6 +31,11 @@ Status apply_chain(SyncContext& ctx, const Pending& p);
 // commits the version with the repository's index.
 Status accept_from_chunks(SyncContext& ctx, const Pending& p, const packaging::ChunkIndex& index,
                           const Bytes& index_bytes);
+// The chunk route when the caller hashed the content stream while the chunks went in (a USB
+// import reads, checks and stores each chunk once): checks `root` against the signed content
+// root (kCorruption when they differ) and commits the version with `index_bytes`.
+Status accept_with_root(SyncContext& ctx, const Pending& p, const crypto::Digest& root,
+                        const Bytes& index_bytes);
 // A patch from held version `from` that no manifest lists (a USB pack's, made by the node that
 // exported it): applied like apply_patch's and accepted only when the rebuilt content matches
 // the signed content root.

@@ -50,9 +50,14 @@ Result<Bytes> MetadataOverlay::fetch(const std::string& filename, std::uint64_t 
       return Status::NotFound(filename + " does not exist (the update file lists root version " +
                               std::to_string(update_->latest_root) + " as the newest)");
     }
-    if (auto bytes = from_update(filename, max_length)) return std::move(*bytes);
+    if (auto bytes = from_update(filename, max_length)) {
+      if (auto v = root_version(filename)) roots_[*v] = *bytes;
+      return std::move(*bytes);
+    }
   }
-  return source_.fetch(filename, max_length);
+  Result<Bytes> got = source_.fetch(filename, max_length);
+  if (auto v = root_version(filename); v && got.ok()) roots_[*v] = *got;
+  return got;
 }
 
 Result<std::optional<Bytes>> MetadataOverlay::fetch_if_changed(const std::string& filename,

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -54,6 +55,10 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::string timestamp_etag() const;
   // Whether an update file was used, and its size on the wire (for reports and tests).
   bool used_update_file() const { return update_.has_value(); }
+  // Root files ("N.root.json") fetched during this sync, by version: unverified here; the
+  // caller keeps those at or below the root the updater ended up trusting (each one was
+  // then checked in the chain).
+  const std::map<std::int64_t, Bytes>& roots_fetched() const { return roots_; }
 
  private:
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
@@ -64,6 +69,7 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::int64_t held_snapshot_;
   BaseLookup bases_;
   std::optional<packaging::UpdateFile> update_;
+  std::map<std::int64_t, Bytes> roots_;
 };
 
 }  // namespace outpost::node

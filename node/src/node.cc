@@ -16,6 +16,7 @@
 #include "outpost/packaging/manifest.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/http.h"
+#include "outpost/sync/pack_source.h"
 #include "outpost/sync/source.h"
 #include "repo_sync.h"
 #include "sync_lock.h"
@@ -278,6 +279,15 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
     for (std::size_t at = 0; at < locations.size(); ++at) {
       const std::string& from = locations[at];
       const bool more = at + 1 < locations.size();
+      if (sync::looks_like_stick(from)) {
+        // A pack carries the content a have-file asked for in its own records, which only an
+        // import reads: a sync would trust the stick's metadata and then find no content.
+        last = Status::FailedPrecondition(
+            from + " is a USB pack, which a sync cannot take content from: bring it in with " +
+            "'outpost import " + from + "'");
+        skipped.push_back(from + ": a USB pack (use 'outpost import')");
+        continue;
+      }
       const std::int64_t now = clock_->now();
       DataBudget budget;
       Bytes limits_key;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -68,7 +69,16 @@ inline std::string role_key(const std::string& delegated_name) {
 }
 
 Result<tuf::TrustedMetadata> load_trusted(const storage::ReadTxn& txn, const std::string& repo);
+// Also keeps the root in the repository's root history (save_root_history).
 Status save_trusted(storage::WriteTxn& txn, const std::string& repo, const tuf::TrustedMetadata& t);
+// Every root version a node has trusted is kept (key "root-history/<20-digit version>" in
+// kMetadata), so an export can carry each one an offline node may have missed: a node that
+// trusts root N accepts N+2 only through N+1. Roots whose version cannot be read are skipped.
+Status save_root_history(storage::WriteTxn& txn, const std::string& repo, const Bytes& root);
+// version -> bytes of every root kept for `repo`, the current one included.
+Result<std::map<std::int64_t, Bytes>> load_root_history(const storage::ReadTxn& txn,
+                                                        const std::string& repo);
+inline constexpr std::string_view kRootHistoryPrefix = "root-history/";
 Result<std::int64_t> time_floor(const storage::ReadTxn& txn);
 // The time a node uses for expiry: never earlier than a time it has already seen (a
 // Raspberry Pi has no real-time clock and may boot in 1970).

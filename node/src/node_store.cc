@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 #include "node_internal.h"
@@ -42,6 +43,7 @@ Status save_trusted(storage::WriteTxn& txn, const std::string& repo,
     return txn.put(Table::kMetadata, view(key), view(b));
   };
   OUTPOST_RETURN_IF_ERROR(put("root", t.root));
+  if (!t.root.empty()) OUTPOST_RETURN_IF_ERROR(save_root_history(txn, repo, t.root));
   OUTPOST_RETURN_IF_ERROR(put("timestamp", t.timestamp));
   OUTPOST_RETURN_IF_ERROR(put("snapshot", t.snapshot));
   OUTPOST_RETURN_IF_ERROR(put("targets", t.targets));
@@ -55,6 +57,49 @@ Status save_trusted(storage::WriteTxn& txn, const std::string& repo,
   for (const Bytes& k : old_keys) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kMetadata, view(k)));
   for (const auto& [name, bytes] : t.delegated) OUTPOST_RETURN_IF_ERROR(put(role_key(name), bytes));
   return Status::Ok();
+}
+
+namespace {
+
+std::int64_t root_version_of(const Bytes& root) {
+  auto env = tuf::parse_metadata(view(root), "root");
+  if (!env.ok()) return 0;
+  const Json* s = env->find("signed");
+  if (s == nullptr) return 0;
+  auto v = s->get_int("version");
+  return v.ok() ? *v : 0;
+}
+
+}  // namespace
+
+Status save_root_history(storage::WriteTxn& txn, const std::string& repo, const Bytes& root) {
+  const std::int64_t version = root_version_of(root);
+  if (version <= 0) return Status::Ok();
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%020lld", static_cast<long long>(version));
+  Bytes key = records::metadata_key(repo, std::string(kRootHistoryPrefix) + digits);
+  OUTPOST_ASSIGN_OR_RETURN(auto held, txn.get(Table::kMetadata, view(key)));
+  if (held) return Status::Ok();
+  return txn.put(Table::kMetadata, view(key), view(root));
+}
+
+Result<std::map<std::int64_t, Bytes>> load_root_history(const storage::ReadTxn& txn,
+                                                        const std::string& repo) {
+  std::map<std::int64_t, Bytes> out;
+  Bytes prefix = records::metadata_key(repo, kRootHistoryPrefix);
+  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kMetadata, view(prefix), [&](ByteView, ByteView v) {
+    Bytes b(v.begin(), v.end());
+    const std::int64_t version = root_version_of(b);
+    if (version > 0) out.emplace(version, std::move(b));
+    return true;
+  }));
+  OUTPOST_ASSIGN_OR_RETURN(auto current,
+                           txn.get(Table::kMetadata, records::metadata_key(repo, "root")));
+  if (current) {
+    const std::int64_t version = root_version_of(*current);
+    if (version > 0) out[version] = std::move(*current);
+  }
+  return out;
 }
 
 Result<std::int64_t> time_floor(const storage::ReadTxn& txn) {

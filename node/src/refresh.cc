@@ -49,6 +49,13 @@ std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
   return std::move(**m);
 }
 
+std::int64_t root_version(const Bytes& root) {
+  auto env = tuf::parse_metadata(view(root), "root");
+  if (!env.ok()) return 0;
+  auto r = tuf::Root::from_signed(*env->find("signed"));
+  return r.ok() ? r->version : 0;
+}
+
 }  // namespace
 
 Result<Refreshed> refresh(SyncContext& ctx) {
@@ -86,6 +93,12 @@ Result<Refreshed> refresh(SyncContext& ctx) {
     std::string new_etag = overlay.timestamp_etag();
     OUTPOST_RETURN_IF_ERROR(ctx.store.update([&](storage::WriteTxn& txn) -> Status {
       OUTPOST_RETURN_IF_ERROR(save_trusted(txn, ctx.repo, updater.trusted()));
+      // The roots walked through on the way (a node that missed rotations passes them on).
+      const std::int64_t trusted_root = root_version(updater.trusted().root);
+      for (const auto& [version, bytes] : overlay.roots_fetched()) {
+        if (version < trusted_root)
+          OUTPOST_RETURN_IF_ERROR(save_root_history(txn, ctx.repo, bytes));
+      }
       if (!new_etag.empty()) {
         OUTPOST_RETURN_IF_ERROR(txn.put(Table::kSettings, view(etag_key(ctx)), as_bytes(new_etag)));
       }

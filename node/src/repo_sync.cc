@@ -11,6 +11,7 @@
 
 #include "assembly.h"
 #include "outpost/base/retry.h"
+#include "outpost/packaging/layout.h"
 #include "planner.h"
 #include "refresh.h"
 #include "sync_context.h"
@@ -19,6 +20,18 @@
 namespace outpost::node {
 
 namespace {
+
+// A subscription's bundle filter: the name itself or a name under one of the prefixes.
+bool bundle_matches(const std::string& name, const std::vector<std::string>& prefixes) {
+  for (std::string p : prefixes) {
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    if (p.empty() || name == p) return true;
+    if (name.size() > p.size() && name.compare(0, p.size(), p) == 0 && name[p.size()] == '/') {
+      return true;
+    }
+  }
+  return false;
+}
 
 // Whether a failure concerns this bundle's data at this source (missing, damaged, refused
 // by the server), so another route or bundle may still work, rather than everything alike.
@@ -110,6 +123,17 @@ Result<SyncReport> sync_repository(storage::Store& store, sync::MeteredSource& s
   };
 
   OUTPOST_ASSIGN_OR_RETURN(Refreshed refreshed, refresh(ctx));
+  if (auto f = options.bundle_filters.find(repo);
+      f != options.bundle_filters.end() && !f->second.empty()) {
+    for (auto it = refreshed.targets.begin(); it != refreshed.targets.end();) {
+      auto bundle = packaging::bundle_of_target(it->first);
+      if (bundle && !bundle_matches(*bundle, f->second)) {
+        it = refreshed.targets.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   OUTPOST_ASSIGN_OR_RETURN(std::vector<Pending> pending,
                            plan_bundles(ctx, refreshed.targets, report));
   if (options.dry_run) {

@@ -33,6 +33,8 @@ class ChunkBatch {
   // `frame`: the chunk's stored (compressed) bytes; `id` must already be verified.
   Status add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame);
   Status flush();
+  // Chunks added since the last flush (0 right after add() flushed).
+  std::size_t pending() const { return batch_.size(); }
 
  private:
   storage::Store& store_;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "assembly.h"
@@ -237,10 +238,18 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
     plan.metadata_bytes +=
         packaging::StickWriter::record_bytes(plan.metadata.back().first.size(), b.size());
   };
-  // The root only when the target may lack it (a node that trusts this version asks for the
-  // next one, which is absent, and stops there).
-  if (have == nullptr || have->root != root_v) {
-    add_meta(packaging::versioned_metadata_name(root_v, "root"), t.root);
+  // Every root version the target may lack, oldest first: a node that trusts root N accepts
+  // N+2 only through N+1 (and, trusting the current one, asks for the next, which is absent).
+  OUTPOST_ASSIGN_OR_RETURN(auto roots, load_root_history(txn, repo));
+  const std::int64_t target_root = have != nullptr ? have->root : 0;
+  std::vector<std::int64_t> roots_missing;
+  for (std::int64_t v = std::max<std::int64_t>(target_root, 0) + 1; v <= root_v; ++v) {
+    auto it = roots.find(v);
+    if (it == roots.end()) {
+      roots_missing.push_back(v);
+      continue;
+    }
+    add_meta(packaging::versioned_metadata_name(v, "root"), it->second);
   }
   add_meta("timestamp.json", t.timestamp);
   add_meta(packaging::versioned_metadata_name(plan.snapshot_version, "snapshot"), t.snapshot);
@@ -253,11 +262,13 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
     if (have->root > root_v) {
       plan.left_out.push_back("the target trusts root version " + std::to_string(have->root) +
                               ", newer than this node's " + std::to_string(root_v));
-    } else if (have->root > 0 && have->root + 1 < root_v) {
+    } else if (have->root > 0 && !roots_missing.empty()) {
+      std::string list;
+      for (auto v : roots_missing) list += (list.empty() ? "" : ", ") + std::to_string(v);
       plan.left_out.push_back("the target trusts root version " + std::to_string(have->root) +
-                              "; this node holds only version " + std::to_string(root_v) +
-                              " of the roots in between: the target needs them from a link "
-                              "or from its publisher");
+                              "; this node no longer holds root version(s) " + list +
+                              " of the ones in between (it trusted them before it kept a root "
+                              "history): the target needs them from a link or its publisher");
     }
     if (have->timestamp > plan.timestamp_version) {
       plan.left_out.push_back("the target holds newer metadata (timestamp version " +
@@ -473,40 +484,86 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   std::set<crypto::Digest> unique;
   for (const auto& c : index.chunks) unique.insert(c.id);
   item.chunks_held = unique.size() - missing.size();
-  packaging::Decompressor dec;
-  ChunkBatch batch(ctx.store);
+  std::vector<bool> take(index.chunks.size(), false);
   // Progress in content bytes of the chunks to take.
   std::uint64_t total = 0;
-  for (std::size_t i : missing) total += index.chunks[i].raw_length;
-  SyncProgress progress{p.bundle, "stick", 0, total};
   for (std::size_t i : missing) {
-    const auto& e = index.chunks[i];
-    auto frame = pack.chunk_frame(e.id);
-    if (!frame.ok()) {
-      OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
-      if (frame.error().IsNotFound()) {
-        return Status::NotFound(what + ": chunk " + crypto::hex(e.id) +
-                                " is not in the pack (a volume is missing or damaged)");
+    take[i] = true;
+    total += index.chunks[i].raw_length;
+  }
+  SyncProgress progress{p.bundle, "stick", 0, total};
+  // One pass in content order: each chunk the pack brings is read, decompressed and checked
+  // against its id once, and its bytes go on into the content root; chunks already held
+  // (or met earlier in this version) are read back from the store for the root. The version
+  // counts only when the root matches the signed one (accept_with_root).
+  packaging::Decompressor dec;
+  packaging::ContentHasher hasher;
+  ChunkBatch batch(ctx.store);
+  std::set<crypto::Digest> unflushed;   // taken chunks still in the batch, not in the store
+  std::optional<storage::ReadTxn> txn;  // for held chunks; ended before every write
+  PageBudget pages(ctx.store);
+  std::size_t next = 0;
+  for (std::size_t f = 0; f < p.manifest.files.size(); ++f) {
+    const auto& file = p.manifest.files[f];
+    OUTPOST_RETURN_IF_ERROR(hasher.add_file(file.path, file.mode, file.size).With(what));
+    for (std::uint32_t c = 0; c < index.file_chunks[f]; ++c, ++next) {
+      const auto& e = index.chunks[next];
+      if (!take[next]) {
+        if (unflushed.count(e.id)) {
+          txn.reset();
+          OUTPOST_RETURN_IF_ERROR(batch.flush());
+          unflushed.clear();
+        }
+        if (!txn) {
+          OUTPOST_ASSIGN_OR_RETURN(auto t, ctx.store.read());
+          txn.emplace(std::move(t));
+        }
+        OUTPOST_ASSIGN_OR_RETURN(Bytes raw, read_chunk(*txn, dec, e));
+        pages.add(raw.size());
+        OUTPOST_RETURN_IF_ERROR(hasher.update(view(raw)).With(what));
+        continue;
       }
-      return frame.error();
-    }
-    std::string name = "chunk " + crypto::hex(e.id) + " of " + what;
-    OUTPOST_ASSIGN_OR_RETURN(Bytes raw, dec.decompress(view(*frame), e.raw_length, name));
-    if (!crypto::digest_equal(crypto::blake2b(view(raw)), e.id)) {
-      return Status::Corruption(name +
-                                " does not match its hash (damaged or tampered): not "
-                                "stored");
-    }
-    OUTPOST_RETURN_IF_ERROR(batch.add(e.id, e.raw_length, view(*frame)));
-    progress.done += e.raw_length;
-    if (ctx.options.progress) ctx.options.progress(progress);
-    if (ctx.options.stop.stop_requested()) {
-      OUTPOST_RETURN_IF_ERROR(batch.flush());
-      return Status::Cancelled("import stopped on request");
+      txn.reset();
+      auto frame = pack.chunk_frame(e.id);
+      if (!frame.ok()) {
+        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
+        if (frame.error().IsNotFound()) {
+          return Status::NotFound(what + ": chunk " + crypto::hex(e.id) +
+                                  " is not in the pack (a volume is missing or damaged)");
+        }
+        return frame.error();
+      }
+      std::string name = "chunk " + crypto::hex(e.id) + " of " + what;
+      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, dec.decompress(view(*frame), e.raw_length, name));
+      if (!crypto::digest_equal(crypto::blake2b(view(raw)), e.id)) {
+        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
+        return Status::Corruption(name +
+                                  " does not match its hash (damaged or tampered): not "
+                                  "stored");
+      }
+      OUTPOST_RETURN_IF_ERROR(hasher.update(view(raw)).With(what));
+      OUTPOST_RETURN_IF_ERROR(batch.add(e.id, e.raw_length, view(*frame)));
+      if (batch.pending() == 0) {
+        unflushed.clear();
+      } else {
+        unflushed.insert(e.id);
+      }
+      progress.done += e.raw_length;
+      if (ctx.options.progress) ctx.options.progress(progress);
+      if (ctx.options.stop.stop_requested()) {
+        OUTPOST_RETURN_IF_ERROR(batch.flush());
+        return Status::Cancelled("import stopped on request");
+      }
     }
   }
+  txn.reset();
+  if (next != index.chunks.size()) {
+    return Status::Corruption("the chunk index of " + what + " does not match its manifest");
+  }
   OUTPOST_RETURN_IF_ERROR(batch.flush());
-  OUTPOST_RETURN_IF_ERROR(accept_from_chunks(ctx, p, index, *bytes));
+  auto root = hasher.finish();
+  if (!root.ok()) return root.error().With(what);
+  OUTPOST_RETURN_IF_ERROR(accept_with_root(ctx, p, *root, *bytes));
   return item;
 }
 

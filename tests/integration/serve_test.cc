@@ -377,3 +377,75 @@ TEST_CASE("a peer serves packs by range, and refuses pieces it does not hold or 
   CHECK(code({"-X", "PUT", peer + "metadata/timestamp.json"}) == "405");
   CHECK(d.stop().first == 0);
 }
+
+TEST_CASE("a subscription's bundles filter holds only the bundles under its prefixes",
+          "[integration][serve]") {
+  REQUIRE_CURL();
+  Published p;
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  write_text(config,
+             config_text(p.store(), port, p.repo(), p.root_hex) + "bundles = [\"itu/ict\"]\n");
+  Daemon d(config, p.dir / "serve.log");
+  REQUIRE(d.wait_logged("synced from " + p.repo()));
+  RunResult ls = p.node({"ls"});
+  CHECK(ls.exit_code == 0);
+  CHECK(contains(ls.out, "itu/ict/digital-divide-2019"));
+  CHECK_FALSE(contains(ls.out, "un/ga/A-RES-75-202"));
+  CHECK(d.stop().first == 0);
+  // Without the filter the same store takes the rest.
+  write_text(config, config_text(p.store(), port, p.repo(), p.root_hex));
+  Daemon again(config, p.dir / "serve2.log");
+  REQUIRE(again.wait_logged("synced from " + p.repo()));
+  CHECK(contains(p.node({"ls"}).out, "un/ga/A-RES-75-202"));
+  CHECK(again.stop().first == 0);
+}
+
+TEST_CASE("the daemon announces itself over DNS-SD through avahi-daemon when dns_sd is on",
+          "[integration][serve]") {
+  // avahi-daemon and the D-Bus system bus it talks over, started in mount, network and PID
+  // namespaces of their own, so the machine's /run and LAN are untouched and both end with
+  // the test.
+  std::vector<std::string> missing;
+  for (const char* tool : {"unshare", "dbus-daemon", "avahi-daemon"}) {
+    if (find_program(tool, {"/usr/sbin", "/sbin", "/usr/bin"}).empty()) missing.push_back(tool);
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += " " + m;
+    if (std::getenv("CI") != nullptr) FAIL("missing:" << list);
+    WARN("skipped, missing:" << list);
+    return;
+  }
+  TempDir dir;
+  const std::string config = dir / "outpost.toml";
+  write_text(config, "store = \"" + (dir / "store") +
+                         "\"\n[http]\nlisten = [\"127.0.0.1:0\"]\n[discovery]\ndns_sd = true\n");
+  const std::string script =
+      "set -e\n"
+      "mount -t tmpfs tmpfs /run\n"
+      "mkdir -p /run/dbus /run/avahi-daemon\n"
+      "ip link set lo up 2>/dev/null || true\n"
+      "dbus-daemon --system --fork\n"
+      "avahi-daemon --no-drop-root --no-rlimits -D\n"
+      "'" +
+      std::string(OUTPOST_BINARY) + "' serve --config '" + config + "' 2>'" + (dir / "serve.log") +
+      "' &\n"
+      "pid=$!\n"
+      "for i in $(seq 1 200); do\n"
+      "  grep -q 'dns-sd: announced' '" +
+      (dir / "serve.log") +
+      "' 2>/dev/null && break\n"
+      "  sleep 0.1\n"
+      "done\n"
+      "kill -TERM $pid; wait $pid\n";
+  write_text(dir / "run.sh", script);
+  RunResult r = run_program({find_program("unshare", {"/usr/bin"}), "--mount", "--net", "--pid",
+                             "--fork", "/bin/sh", dir / "run.sh"});
+  const std::string log = fs::exists(dir / "serve.log") ? read_text(dir / "serve.log") : "";
+  INFO(r.err << r.out << log);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(log, "dns-sd: announced 'outpost on "));
+  CHECK(contains(log, "(_outpost._tcp, port "));
+  CHECK(contains(log, "stopped"));
+}

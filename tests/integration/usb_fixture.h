@@ -3,11 +3,14 @@
 // through the real `outpost` binary.
 #pragma once
 
+#include <cctype>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "integration/fixture.h"
+#include "outpost/packaging/stick.h"
 
 namespace outpost::test {
 
@@ -67,5 +70,30 @@ struct Sites : Published {
     return shown(must_at(store, {"ls", "--json"}).out);
   }
 };
+
+// Every file and folder under the stick obeys the FAT32/exFAT/Windows rules.
+inline void check_fat_rules(const std::string& stick, std::uint64_t max_file) {
+  std::set<std::string> top;
+  for (const auto& e : std::filesystem::directory_iterator(stick))
+    top.insert(e.path().filename().string());
+  CHECK(top == std::set<std::string>{"outpost-pack"});
+  std::set<std::string> lower;
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(stick)) {
+    const std::string name = e.path().filename().string();
+    INFO(name);
+    CHECK(packaging::validate_portable_name(name).ok());
+    std::string l = name;
+    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    CHECK(lower.insert(l).second);  // no two names differ only in case
+    CHECK_FALSE(e.is_symlink());
+    if (e.is_regular_file()) {
+      ++files;
+      CHECK(e.file_size() <= max_file);
+    }
+  }
+  CHECK(files <= 300);
+  CHECK(std::filesystem::exists(stick + "/outpost-pack/README.txt"));
+}
 
 }  // namespace outpost::test

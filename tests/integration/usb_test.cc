@@ -20,30 +20,6 @@ namespace fs = std::filesystem;
 constexpr const char* kRes = "un/ga/A-RES-75-202";
 constexpr const char* kInd = "itu/ict/digital-divide-2019";
 
-// Every file and folder under the stick obeys the FAT32/exFAT/Windows rules.
-void check_fat_rules(const std::string& stick, std::uint64_t max_file) {
-  std::set<std::string> top;
-  for (const auto& e : fs::directory_iterator(stick)) top.insert(e.path().filename().string());
-  CHECK(top == std::set<std::string>{"outpost-pack"});
-  std::set<std::string> lower;
-  std::size_t files = 0;
-  for (const auto& e : fs::recursive_directory_iterator(stick)) {
-    const std::string name = e.path().filename().string();
-    INFO(name);
-    CHECK(packaging::validate_portable_name(name).ok());
-    std::string l = name;
-    for (auto& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    CHECK(lower.insert(l).second);  // no two names differ only in case
-    CHECK_FALSE(e.is_symlink());
-    if (e.is_regular_file()) {
-      ++files;
-      CHECK(e.file_size() <= max_file);
-    }
-  }
-  CHECK(files <= 300);
-  CHECK(fs::exists(stick + "/outpost-pack/README.txt"));
-}
-
 TEST_CASE(
     "an office with no link gets HQ's bundles by stick, verified, and a second import changes "
     "nothing",
@@ -135,6 +111,53 @@ TEST_CASE("a courier relays HQ's pack to a remote site: signatures travel unchan
   // The metadata the site now trusts is the publisher's, byte for byte.
   CHECK(s.must_at(s.site(), {"status", "--json"}).out.find("timestamp_version") !=
         std::string::npos);
+}
+
+TEST_CASE("an office that missed two root rotations is brought current by a stick", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick("first")});
+  s.must_at(s.office(), {"import", s.stick("first"), "--root-pubkey", s.root_hex});
+  // The publisher rotates its root key twice (1 -> 2 -> 3), then publishes; HQ follows by link.
+  s.keygen("root", s.keys() + "/root2.key");
+  s.keygen("root", s.keys() + "/root3.key");
+  s.must({"repo", "rotate", s.repo(), "--keys", s.keys(), "--old-root-key", s.keys() + "/root.key",
+          "--root-key", s.keys() + "/root2.key"});
+  s.must_at(s.hq(), {"sync"});
+  s.must({"repo", "rotate", s.repo(), "--keys", s.keys(), "--old-root-key", s.keys() + "/root2.key",
+          "--root-key", s.keys() + "/root3.key"});
+  s.publish_v2();
+  s.must_at(s.hq(), {"sync"});
+  const std::string have = s.dir / "office.have";
+  s.must_at(s.office(), {"have", "--out", have});
+  RunResult exp = s.must_at(s.hq(), {"export", "--to", s.stick("second"), "--for", have});
+  CHECK(exp.out.find("left out") == std::string::npos);
+  CHECK(fs::exists(s.pack_folder("second")));
+  RunResult imp = s.must_at(s.office(), {"import", s.stick("second")});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  s.must_at(s.office(), {"have", "--out", have});
+  const Bytes have_bytes = read_all(have);
+  auto after = packaging::HaveFile::parse({have_bytes.data(), have_bytes.size()});
+  REQUIRE(after.ok());
+  REQUIRE(after->repos.size() == 1);
+  CHECK(after->repos[0].root == 3);
+  // A site that trusts only the first root key takes HQ's whole pack the same way.
+  s.must_at(s.hq(), {"export", "--to", s.stick("whole")});
+  s.must_at(s.site(), {"import", s.stick("whole"), "--root-pubkey", s.root_hex});
+  CHECK(s.listing(s.site()) == s.listing(s.hq()));
+}
+
+TEST_CASE("sync from a stick says that a stick's content comes in with import", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick()});
+  s.must_at(s.office(), {"subscribe", s.stick(), "--root-pubkey", s.root_hex});
+  RunResult r = s.at(s.office(), {"sync"});
+  INFO(r.err << r.out);
+  CHECK(r.exit_code != 0);
+  CHECK(one_error_line(r));
+  CHECK(r.err.find("outpost import") != std::string::npos);
+  // The import then brings it all.
+  s.must_at(s.office(), {"import", s.stick()});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
 }
 
 TEST_CASE("subscribe accepts a stick as the repository's location, given the root key", "[usb]") {

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "dns_sd.h"
 #include "outpost/base/retry.h"
 #include "outpost/base/unique_fd.h"
 #include "outpost/crypto/keys.h"
@@ -173,12 +174,6 @@ Status Daemon::start() {
   });
   OUTPOST_RETURN_IF_ERROR(http_->start());
   scheduler_ = std::make_unique<Scheduler>(config_.link, clock_);
-  for (const auto& s : config_.subscriptions) {
-    if (!s.bundles.empty()) {
-      log_line("note: subscription " + redact(s.url) +
-               ": bundles filter is recorded but not applied yet: the whole repository syncs");
-    }
-  }
 
   // The admin socket: a stale one (no daemon behind it) is replaced; a live one means a
   // second daemon on this store.
@@ -318,6 +313,9 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     so.http.max_recv_speed = cfg.link.rate;
     so.stop = stop;
     so.keep_patches = cfg.http.peer_serving;  // what peers ask for first
+    for (const auto& c : cfg.subscriptions) {
+      if (c.url == sub.location && !c.bundles.empty()) so.bundle_filters[id] = c.bundles;
+    }
     auto reports = node.sync(sub.location, so);
     Status result = Status::Ok();
     std::string line;
@@ -721,6 +719,15 @@ int Daemon::run() {
   log_line("ready: http on " + join(where, ", ") + " (peer serving " +
            (config_.http.peer_serving ? "on" : "off") + "), store " + config_.store +
            ", admin socket " + config_.admin_socket);
+  // LAN discovery: kiosks and other nodes find this one and add it as a mirror.
+  Announcer announcer([](const std::string& line) { log_line(line); });
+  if (config_.dns_sd && !ports.empty()) {
+    char host[256] = {};
+    (void)::gethostname(host, sizeof host - 1);
+    Status announced =
+        announcer.start(std::string("outpost on ") + host, static_cast<std::uint16_t>(ports[0]));
+    if (!announced.ok()) log_line(announced.message());
+  }
   sd::notify("READY=1\nSTATUS=serving");
   const auto watchdog = sd::watchdog_interval();
   while (true) {
@@ -748,6 +755,7 @@ int Daemon::run() {
   }
   scheduler.join();
   admin.join();
+  announcer.stop();
   http_->stop();
   ::unlink(config_.admin_socket.c_str());
   log_line("stopped");

@@ -77,6 +77,11 @@ void add_metadata(RepoFiles& files, const std::string& role, Bytes bytes) {
     return;
   }
   if (version <= 0) return;
+  if (role.rfind("root-history/", 0) == 0) {  // every root version the node kept
+    files.metadata[packaging::metadata_path(packaging::versioned_metadata_name(version, "root"))] =
+        std::move(bytes);
+    return;
+  }
   std::string name = role;
   const std::string delegated = "delegated/";
   if (name.rfind(delegated, 0) == 0) name = name.substr(delegated.size());

@@ -157,7 +157,8 @@ class FileSystem {
   // kNotFound when missing; kNotFound too when it is not a directory (ENOTDIR).
   virtual Result<std::vector<DirEntry>> list_dir(const std::string& dir) = 0;
   // Bytes an unprivileged process may still write on the file system holding path
-  // (statvfs f_bavail * f_frsize).
+  // (statvfs f_bavail * f_frsize); UINT64_MAX when the file system reports no size at all
+  // (some FUSE file systems): unknown, so a caller checks nothing in advance.
   virtual Result<std::uint64_t> free_space(const std::string& path) = 0;
 
   // ---- metadata and locks ----

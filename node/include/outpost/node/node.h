@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -159,6 +160,11 @@ struct SyncOptions {
   // Keep the patches used (in the transfers table) instead of dropping them, so a peer-serving
   // daemon can serve them as they were published (docs/daemon.md, "Peer serving").
   bool keep_patches = false;
+  // Bundles to hold, by repository id: name prefixes (a subscription's `bundles` filter,
+  // docs/configuration.md). A prefix matches the name itself and the names under it ("un/ga"
+  // holds "un/ga/A-RES-75-202", not "un/gab"). A repository not listed, or listed with no
+  // prefix, syncs every bundle; bundles already held and no longer matched stay as they are.
+  std::map<std::string, std::vector<std::string>> bundle_filters;
 };
 
 // Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
