@@ -49,9 +49,26 @@ std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
   return std::move(**m);
 }
 
+Result<Refreshed> refresh_once(SyncContext& ctx);
+
 }  // namespace
 
+// Over a network, metadata damaged in transit (a flipped bit, a cut the transport did not
+// notice) fails its parse, length, hash or signature check exactly as a tampered file does:
+// fetch it once more before calling the mirror bad. A local path or a pack reads the same
+// bytes again, so it is not retried.
 Result<Refreshed> refresh(SyncContext& ctx) {
+  Result<Refreshed> r = refresh_once(ctx);
+  if (!r.ok() && ctx.source.metered() &&
+      (r.error().code() == Code::kCorruption || r.error().code() == Code::kVerificationFailed)) {
+    r = refresh_once(ctx);
+  }
+  return r;
+}
+
+namespace {
+
+Result<Refreshed> refresh_once(SyncContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(auto rtxn, ctx.store.read());
   OUTPOST_ASSIGN_OR_RETURN(ctx.trusted, load_trusted(rtxn, ctx.repo));
   OUTPOST_ASSIGN_OR_RETURN(std::int64_t floor, time_floor(rtxn));
@@ -94,5 +111,7 @@ Result<Refreshed> refresh(SyncContext& ctx) {
   }
   return out;
 }
+
+}  // namespace
 
 }  // namespace outpost::node
