@@ -20,7 +20,7 @@ start=$SECONDS
 rc=0
 log=${TMPDIR:-/tmp}/hostile_network.log
 OUTPOST_HOSTILE_SYNCS=$syncs "$tests" "[hostile]" >"$log" 2>&1 || rc=$?
-grep -E "^hostile network sweep" "$log" || true
+grep -E "^hostile network sweep" "$log" | tail -n 1 || true
 tail -n 3 "$log"
 echo "hostile_network.sh: $((SECONDS - start)) s, exit $rc (full log: $log)"
 exit $rc
