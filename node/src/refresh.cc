@@ -55,12 +55,14 @@ Result<Refreshed> refresh_once(SyncContext& ctx);
 
 // Over a network, metadata damaged in transit (a flipped bit, a cut the transport did not
 // notice) fails its parse, length, hash or signature check exactly as a tampered file does:
-// fetch it once more before calling the mirror bad. A local path or a pack reads the same
-// bytes again, so it is not retried.
+// fetch it again (twice at most) before calling the mirror bad. A local path or a pack reads the
+// same bytes again, so it is not retried.
 Result<Refreshed> refresh(SyncContext& ctx) {
   Result<Refreshed> r = refresh_once(ctx);
-  if (!r.ok() && ctx.source.metered() &&
-      (r.error().code() == Code::kCorruption || r.error().code() == Code::kVerificationFailed)) {
+  for (int again = 0;
+       again < 2 && !r.ok() && ctx.source.metered() &&
+       (r.error().code() == Code::kCorruption || r.error().code() == Code::kVerificationFailed);
+       ++again) {
     r = refresh_once(ctx);
   }
   return r;
