@@ -150,18 +150,18 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "regression: metadata or a patch with a bit flipped in transit is fetched again and the sync "
-    "completes",
+    "regression: metadata, a manifest or a patch with a bit flipped in transit is fetched again "
+    "and the sync completes",
     "[integration][http][hostile]") {
   HttpHeld h;
   REQUIRE_RIG(h.nginx);
   FaultProxy proxy(h.nginx.host_port());
   INFO(proxy.why());
   REQUIRE(proxy.ok());
-  // Bugs: the first bit flipped in timestamp.json, a delegated role's file or a patch failed
-  // the sync with exit 4 ("invalid JSON", "does not match its signed manifest"), though the
-  // next fetch would have been whole.
-  for (const char* file : {"timestamp.json", "un.ga.json", ".patch"}) {
+  // Bugs: the first bit flipped in timestamp.json, a delegated role's file, a patch or a
+  // manifest failed the sync with exit 4 ("invalid JSON", "does not match its signed ..."),
+  // though the next fetch would have been whole.
+  for (const char* file : {"timestamp.json", "un.ga.json", ".patch", "A-RES-75-202/"}) {
     INFO(file);
     TempDir t;
     const std::string store = t / "store";
