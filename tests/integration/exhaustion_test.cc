@@ -142,6 +142,12 @@ TEST_CASE(
     WARN("SKIPPED (CI runs this test): prlimit missing: apt-get install util-linux");
     return;
   }
+  if (sanitized()) {
+    // The UndefinedBehaviorSanitizer runtime needs a descriptor of its own for its vptr
+    // checks: with 6 to 8 it reports every virtual call as invalid. The release build runs it.
+    WARN("SKIPPED in a sanitizer build: its runtime needs file descriptors of its own");
+    return;
+  }
   TempDir tmp;
   Exhaust e(tmp / "store", 1);
   const std::string held = tmp / "held";
