@@ -115,13 +115,13 @@ TEST_CASE(
     ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
   } unmount{mnt};
 
-  Exhaust e(mnt + "/store", 8);
-  // Fill the file system but for 2 MB: the 8 MB release cannot fit.
+  Exhaust e(mnt + "/store", 4);
+  // Fill the file system but for 1 MB: the 4 MB release cannot fit.
   struct statvfs vfs {};
   REQUIRE(::statvfs(mnt.c_str(), &vfs) == 0);
   const std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  REQUIRE(free_bytes > (3u << 20));
-  write_all(mnt + "/filler", random_bytes(free_bytes - (2u << 20), 1));
+  REQUIRE(free_bytes > (2u << 20));
+  write_all(mnt + "/filler", random_bytes(free_bytes - (1u << 20), 1));
 
   RunResult full = e.at({"sync"});
   check_exhausted(full, "disk");
