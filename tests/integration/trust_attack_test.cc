@@ -53,8 +53,8 @@ TEST_CASE(
   CHECK(future.err.find("expired") != std::string::npos);
   CHECK(time_floor(p) == floor);
   // Held content stays readable whatever the clock says.
-  RunResult cat = at_time("2099-06-01 00:00:00", {"cat", "itu/ict/digital-divide-2019",
-                                                  "data.csv", "--store", p.store()});
+  RunResult cat = at_time("2099-06-01 00:00:00",
+                          {"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", p.store()});
   CHECK(cat.exit_code == 0);
   RunResult again = p.node({"sync"});
   INFO(again.err);
