@@ -36,7 +36,11 @@ Status errno_status(int err, std::string_view doing, std::string_view path) {
                                        "command again");
     case EMFILE:
     case ENFILE:
-    case ENOMEM: return Status::ResourceExhausted(msg);
+      return Status::ResourceExhausted(msg + ": raise the limit of open files (ulimit -n) and " +
+                                       "run the command again");
+    case ENOMEM:
+      return Status::ResourceExhausted(msg + ": free memory or raise the address-space limit " +
+                                       "(ulimit -v) and run the command again");
     case ENOENT:
     case ENOTDIR: return Status::NotFound(msg);
     case EACCES:

@@ -36,9 +36,10 @@ std::optional<std::int64_t> root_version(const std::string& name) {
 MetadataOverlay::MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
                                  std::string held_timestamp_etag)
     : source_(source), held_snapshot_(held_snapshot), bases_(std::move(bases)) {
-  if (!held_timestamp_etag.empty()) {
-    source_.set_validator(kTimestampPath, std::move(held_timestamp_etag));
-  }
+  // Exactly the validator of the trusted timestamp, none when unknown: one the source learned
+  // from a timestamp that was then refused (a stale mirror) must not turn the next refresh's
+  // answer into "304, unchanged".
+  source_.set_validator(kTimestampPath, std::move(held_timestamp_etag));
 }
 
 std::string MetadataOverlay::timestamp_etag() const { return source_.validator(kTimestampPath); }

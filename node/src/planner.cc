@@ -67,9 +67,16 @@ Result<std::optional<Pending>> check_bundle(SyncContext& ctx, const std::string&
   // The manifest: length and SHA-256 come from signed targets metadata.
   std::string file = packaging::manifest_file_path(bundle, target.sha256);
   auto manifest_bytes = ctx.overlay->read_manifest(file, static_cast<std::uint64_t>(target.length));
+  auto signed_match = [&](const Bytes& b) {
+    return b.size() == static_cast<std::size_t>(target.length) &&
+           crypto::hex(crypto::sha256(view(b))) == target.sha256;
+  };
+  // Damaged in transit over a network (see fetch_object): fetched once more.
+  if (manifest_bytes.ok() && !signed_match(*manifest_bytes) && ctx.source.metered()) {
+    manifest_bytes = ctx.overlay->read_manifest(file, static_cast<std::uint64_t>(target.length));
+  }
   if (!manifest_bytes.ok()) return manifest_bytes.error().With("fetching the manifest");
-  if (manifest_bytes->size() != static_cast<std::size_t>(target.length) ||
-      crypto::hex(crypto::sha256(view(*manifest_bytes))) != target.sha256) {
+  if (!signed_match(*manifest_bytes)) {
     return Status::Corruption("the manifest from " + ctx.source.describe() +
                               " does not match its signed length and hash: try another "
                               "mirror");

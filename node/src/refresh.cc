@@ -56,9 +56,28 @@ std::int64_t root_version(const Bytes& root) {
   return r.ok() ? r->version : 0;
 }
 
+Result<Refreshed> refresh_once(SyncContext& ctx);
+
 }  // namespace
 
+// Over a network, metadata damaged in transit (a flipped bit, a cut the transport did not
+// notice) fails its parse, length, hash or signature check exactly as a tampered file does:
+// fetch it again (twice at most) before calling the mirror bad. A local path or a pack reads the
+// same bytes again, so it is not retried.
 Result<Refreshed> refresh(SyncContext& ctx) {
+  Result<Refreshed> r = refresh_once(ctx);
+  for (int again = 0;
+       again < 2 && !r.ok() && ctx.source.metered() &&
+       (r.error().code() == Code::kCorruption || r.error().code() == Code::kVerificationFailed);
+       ++again) {
+    r = refresh_once(ctx);
+  }
+  return r;
+}
+
+namespace {
+
+Result<Refreshed> refresh_once(SyncContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(auto rtxn, ctx.store.read());
   OUTPOST_ASSIGN_OR_RETURN(ctx.trusted, load_trusted(rtxn, ctx.repo));
   OUTPOST_ASSIGN_OR_RETURN(std::int64_t floor, time_floor(rtxn));
@@ -107,5 +126,7 @@ Result<Refreshed> refresh(SyncContext& ctx) {
   }
   return out;
 }
+
+}  // namespace
 
 }  // namespace outpost::node

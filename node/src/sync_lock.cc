@@ -18,6 +18,11 @@ Result<SyncLock> SyncLock::acquire(const std::string& store_dir, const std::stri
   const std::string path = join_path(store_dir, "sync-" + repo + ".lock");
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!fd.valid()) {
+    if (errno == EMFILE || errno == ENFILE) {
+      return Status::ResourceExhausted("cannot create " + path + ": " + errno_text(errno) +
+                                       ": raise the limit of open files (ulimit -n) and sync "
+                                       "again");
+    }
     return Status::FailedPrecondition("cannot create " + path + ": " + errno_text(errno) +
                                       ": the store's folder must be writable to sync");
   }

@@ -90,8 +90,29 @@ Status ChunkBatch::flush() {
   return Status::Ok();
 }
 
+namespace {
+
+Result<Bytes> fetch_object_once(SyncContext& ctx, const PatchRef& ref, const std::string& bundle,
+                                const std::string& route);
+
+}  // namespace
+
+// Over a network, an object damaged in transit fails its hash like a tampered one: the
+// damaged bytes are dropped (fetch_object_once) and the object is fetched once more, whole,
+// before the source is called bad. A local path or a pack would read the same bytes again.
 Result<Bytes> fetch_object(SyncContext& ctx, const PatchRef& ref, const std::string& bundle,
                            const std::string& route) {
+  Result<Bytes> r = fetch_object_once(ctx, ref, bundle, route);
+  if (!r.ok() && r.error().code() == Code::kCorruption && ctx.source.metered()) {
+    r = fetch_object_once(ctx, ref, bundle, route);
+  }
+  return r;
+}
+
+namespace {
+
+Result<Bytes> fetch_object_once(SyncContext& ctx, const PatchRef& ref, const std::string& bundle,
+                                const std::string& route) {
   Bytes data;
   std::string prefix = transfer_prefix(ref.blake2b);
   {
@@ -158,6 +179,8 @@ Result<Bytes> fetch_object(SyncContext& ctx, const PatchRef& ref, const std::str
   return data;
 }
 
+}  // namespace
+
 Status drop_transfer(SyncContext& ctx, const crypto::Digest& object) {
   std::string prefix = transfer_prefix(object);
   return ctx.store.update([&](storage::WriteTxn& txn) -> Status {
@@ -174,6 +197,12 @@ Status drop_transfer(SyncContext& ctx, const crypto::Digest& object) {
 
 Result<Bytes> fetch_index(SyncContext& ctx, const packaging::Manifest& manifest) {
   auto index_bytes = ctx.source.read_file(manifest.index.path, manifest.index.length);
+  // Damaged in transit (see fetch_object): once more over a network.
+  if (index_bytes.ok() && ctx.source.metered() &&
+      (index_bytes->size() != manifest.index.length ||
+       !crypto::digest_equal(crypto::blake2b(view(*index_bytes)), manifest.index.blake2b))) {
+    index_bytes = ctx.source.read_file(manifest.index.path, manifest.index.length);
+  }
   if (!index_bytes.ok()) return index_bytes.error().With("fetching the chunk index");
   if (index_bytes->size() != manifest.index.length ||
       !crypto::digest_equal(crypto::blake2b(view(*index_bytes)), manifest.index.blake2b)) {

@@ -125,7 +125,13 @@ inline Status to_status(int rc, std::string_view doing, const std::string& dir) 
           "out of memory or address space while " + what + " the store in " + dir +
           (sizeof(void*) == 4 ? " (a 32-bit build maps at most about 2 GiB: run 'outpost gc', "
                                 "or move to a 64-bit OS with export and import)"
-                              : ""));
+                              : ": raise the address-space limit (ulimit -v) or free memory, "
+                                "then run the command again"));
+    case EMFILE:
+    case ENFILE:
+      return Status::ResourceExhausted("too many open files while " + what + " the store in " +
+                                       dir + ": raise the limit (ulimit -n, or LimitNOFILE= " +
+                                       "in the systemd unit) or close other programs");
     case ENOENT:
       return Status::NotFound("no store at " + dir +
                               ": run 'outpost subscribe' first or pass --store");

@@ -21,7 +21,10 @@ class PathSource final : public Source {
     std::string full = join_path(root_, path);
     auto data = real_fs().read_file(full, max_length);
     if (!data.ok()) {
-      if (data.error().IsResourceExhausted()) {
+      // Only a file that really is too long: out of file descriptors or memory is said as such.
+      struct stat st {};
+      if (data.error().IsResourceExhausted() && ::stat(full.c_str(), &st) == 0 &&
+          static_cast<std::uint64_t>(st.st_size) > max_length) {
         // max_length is a signed length or, for files fetched before any length is
         // signed (timestamp.json, root), a fixed size limit: say neither in particular.
         return Status::Corruption(path + " in " + describe() + " is longer than the " +

@@ -90,6 +90,8 @@ keygen() {
 root_hex=$(keygen root "$keys/root.key")
 keygen root "$keys/root2.key" >/dev/null
 for role in targets snapshot timestamp; do keygen "$role" "$keys/$role.key" >/dev/null; done
+# A second timestamp key, for the trust-attack cases that rotate or revoke the first.
+keygen timestamp "$keys/timestamp2.key" >/dev/null
 un_hex=$(keygen publisher "$keys/un.key")
 itu_hex=$(keygen publisher "$keys/itu.key")
 if [ ${#root_hex} -ne 64 ] || [ ${#un_hex} -ne 64 ] || [ ${#itu_hex} -ne 64 ]; then
@@ -271,6 +273,101 @@ t_unknown_fields() {
     "d.signed['x-top'] = true; d.signed.delegations.roles[0]['x-note'] = 'r\u00e9sum\u00e9'" >/dev/null
   tamper sign "$1/metadata/$targets_v.targets.json" "$keys/targets.key" >/dev/null
 }
+# ---- trust attacks (docs/SECURITY.md, "Trust attacks"), named as in the TUF specification --
+# N.root.json: a copy of 2.root.json as version N, with JS run on its signed part `s`, signed
+# by the current root key (root2.key).
+new_root() {  # REPO N JS
+  local m=$1/metadata
+  tamper copy "$m/2.root.json" "$m/$2.root.json"
+  tamper edit "$m/$2.root.json" "const s = d.signed; s.version = $2; $3" >/dev/null
+  tamper sign "$m/$2.root.json" "$keys/root2.key" >/dev/null
+}
+# JS for new_root: the timestamp role's keys become the second timestamp key only (the first
+# one is revoked), or both keys with a threshold of 2.
+ts2_key="const k2 = {keytype: 'ed25519', scheme: 'ed25519',
+  keyval: {public: readJson('$keys/timestamp2.key').public}}; const id2 = keyidOf(k2);"
+rotate_ts="$ts2_key s.keys[id2] = k2; s.roles.timestamp.keyids = [id2];"
+both_ts="$ts2_key s.keys[id2] = k2; s.roles.timestamp.keyids.push(id2);
+  s.roles.timestamp.keyids.sort(); s.roles.timestamp.threshold = 2;"
+# timestamp.json as the good repository serves it, one version on, signed by KEY (and more).
+next_timestamp() {  # REPO KEY [KEY2]
+  tamper copy "$repo/metadata/timestamp.json" "$1/metadata/timestamp.json"
+  tamper edit "$1/metadata/timestamp.json" "d.signed.version += 1" >/dev/null
+  tamper sign "$1/metadata/timestamp.json" "$2" >/dev/null
+  [ -z "${3:-}" ] || tamper sign "$1/metadata/timestamp.json" "$3" append >/dev/null
+}
+# Missed root rotations: 3.root.json and 4.root.json appeared while the client was away; 4
+# replaced the timestamp key. An unbroken chain is walked; with 3 missing the client stays
+# at 2 and cannot verify the timestamp (t_root_gap writes 4.root.json but no 3).
+t_root_chain() {
+  new_root "$1" 3 ""
+  new_root "$1" 4 "$rotate_ts"
+  next_timestamp "$1" "$keys/timestamp2.key"
+}
+t_root_gap() {
+  new_root "$1" 4 "$rotate_ts"
+  next_timestamp "$1" "$keys/timestamp2.key"
+}
+# Rollback of root: 3.root.json is version 2's file (its signed version says 2), served with
+# a new timestamp as a real rotation is (outpost probes the root chain only when the
+# timestamp changed: an unchanged timestamp means nothing new is trusted).
+t_root_rollback() {
+  tamper copy "$1/metadata/2.root.json" "$1/metadata/3.root.json"
+  next_timestamp "$1" "$keys/timestamp.key"
+}
+# A revoked key: root 3 replaced the timestamp key, the timestamp is still signed by the old.
+t_revoked_key() {
+  new_root "$1" 3 "$rotate_ts"
+  next_timestamp "$1" "$keys/timestamp.key"
+}
+# Threshold 2 for timestamp (both keys listed): signed by both (control), or twice by one key
+# under the same key id (the duplicate must count once).
+t_threshold2_two_keys() {
+  new_root "$1" 3 "$both_ts"
+  next_timestamp "$1" "$keys/timestamp.key" "$keys/timestamp2.key"
+}
+t_duplicate_keyids() {
+  new_root "$1" 3 "$both_ts"
+  next_timestamp "$1" "$keys/timestamp.key"
+  tamper edit "$1/metadata/timestamp.json" "d.signatures.push({...d.signatures[0]})" >/dev/null
+}
+# Fast-forward attack and recovery (5.3.11): the clients accepted a timestamp the attacker
+# fast-forwarded to version 1000 with the compromised timestamp key (prior_tamper); the
+# repository then rotates the timestamp key (root 3) and serves its next normal version.
+t_fast_forward() {
+  tamper edit "$1/metadata/timestamp.json" "d.signed.version = 1000" >/dev/null
+  tamper sign "$1/metadata/timestamp.json" "$keys/timestamp.key" >/dev/null
+}
+t_ff_recovered() {
+  new_root "$1" 3 "$rotate_ts"
+  next_timestamp "$1" "$keys/timestamp2.key"
+}
+t_ff_not_rotated() { next_timestamp "$1" "$keys/timestamp.key"; }
+# Rollback of snapshot: a fresh timestamp (validly signed) names the previous snapshot.
+t_snapshot_rollback() {
+  tamper edit "$1/metadata/timestamp.json" "d.signed.version += 1;
+    d.signed.meta['snapshot.json'] = fileMeta('$1/metadata/$((snap_v - 1)).snapshot.json', $((snap_v - 1)))" >/dev/null
+  tamper sign "$1/metadata/timestamp.json" "$keys/timestamp.key" >/dev/null
+}
+# Rollback of targets: a new snapshot (validly signed, named by a valid timestamp) lists
+# targets.json one version back.
+t_targets_rollback() {
+  local next=$((snap_v + 1))
+  tamper copy "$1/metadata/$snap_v.snapshot.json" "$1/metadata/$next.snapshot.json"
+  tamper edit "$1/metadata/$next.snapshot.json" \
+    "d.signed.version = $next; d.signed.meta['targets.json'].version = $((targets_v - 1))" >/dev/null
+  tamper sign "$1/metadata/$next.snapshot.json" "$keys/snapshot.key" >/dev/null
+  tamper edit "$1/metadata/timestamp.json" "d.signed.version += 1;
+    d.signed.meta['snapshot.json'] = fileMeta('$1/metadata/$next.snapshot.json', $next)" >/dev/null
+  tamper sign "$1/metadata/timestamp.json" "$keys/timestamp.key" >/dev/null
+}
+# Freeze with the clock turned back: a timestamp one version on, validly signed, that expired
+# yesterday, shown to a client whose clock says 1970.
+t_expired_yesterday() {
+  tamper edit "$1/metadata/timestamp.json" "d.signed.version += 1; d.signed.expires = '$yesterday'" >/dev/null
+  tamper sign "$1/metadata/timestamp.json" "$keys/timestamp.key" >/dev/null
+}
+
 # A bundle name with a segment starting with '.', which docs/format-repository.md allows.
 # Outcome of one client: accept, refuse, or ERROR (a crash, a sanitizer report, bad usage:
 # never counted as a refusal).
@@ -313,6 +410,8 @@ n=0
 #               the tampered one (outpost: subscribe + sync the good copy, then sync again
 #               with the same store; tuf-js: starts from the metadata directory its run on
 #               the good repository left)
+#   prior_tamper=FN  as prior, but the state both clients first accept is the good
+#               repository changed by FN (tuf-js then runs on it first, from 1.root.json)
 #   now=TIME    both clients run with a fake clock
 #   target=PATH one more target for tuf-js (outpost syncs every bundle anyway); the case's
 #               accepted state is then not compared with the good repository's
@@ -320,12 +419,13 @@ n=0
 #               test; see the comment at the case
 run_case() {
   n=$((n + 1))
-  local dir name=$1 expected=$2 tamper_fn=$3 prior="" fake="" extra="" known="" opt
+  local dir name=$1 expected=$2 tamper_fn=$3 prior="" fake="" extra="" known="" opt before=""
   dir=$work/case$(printf '%03d' $n)
   shift 3
   for opt in "$@"; do
     case $opt in
       prior) prior=1 ;;
+      prior_tamper=*) prior=1 before=${opt#prior_tamper=} ;;
       now=*) fake=${opt#now=} ;;
       target=*) extra=${opt#target=} ;;
       known) known=1 ;;
@@ -335,14 +435,28 @@ run_case() {
   local crepo=$dir/repo store=$dir/store o=pending o_why="" status=ok rc=0
   mkdir -p "$dir"
   cp -a "$repo" "$crepo"
-  if [ -n "$prior" ]; then
+  if [ -n "$before" ]; then
+    # The state both clients first accept is itself tampered: built now, not queued.
+    local queue=$tamper_queue
+    tamper_queue=
+    "$before" "$crepo" || status="building the prior state failed ($before)"
+    tamper_queue=$queue
+  fi
+  if [ -n "$prior" ] && [ "$status" = ok ]; then
     o=$(outpost_outcome "$dir/prior" "$outpost_bin" subscribe "$crepo" --root-pubkey "$root_hex" \
           --store "$store")
     [ "$o" = accept ] && o=$(outpost_outcome "$dir/prior" "$outpost_bin" sync --store "$store")
     [ "$o" = accept ] ||
       status="outpost did not accept the good repository first: $(tr '\n' ' ' <"$dir/prior.err")"
     mkdir -p "$dir/tuf"
-    cp -a "$work/baseline-tuf/metadata" "$dir/tuf/metadata"
+    if [ -n "$before" ]; then
+      node "$here/tuf_client.mjs" --modules "$tufjs" --repo "$crepo" \
+        --root "$crepo/metadata/1.root.json" --scratch "$dir/tuf" --target "$RES_T" \
+        --target "$IND_T" >"$dir/prior.tuf" 2>&1 ||
+        status="tuf-js did not accept the prior state: $(cat "$dir/prior.tuf")"
+    else
+      cp -a "$work/baseline-tuf/metadata" "$dir/tuf/metadata"
+    fi
   fi
   if [ "$status" = ok ]; then
     "$tamper_fn" "$crepo" || rc=$?
@@ -495,6 +609,25 @@ run_case "foreign: timestamp.json with spec_version \"1.0\"" accept t_spec_versi
 run_case "foreign: 3.root.json, a key with keyid_hash_algorithms" accept t_key_extra_field
 # (Bundle names whose segment starts with '.' are now refused by the publisher, since glob(7)
 # '*' never matches a leading '.': packaging's manifest tests cover it.)
+
+# Trust attacks by the TUF specification's names (docs/SECURITY.md, "Trust attacks").
+run_case "attack: missed root rotations, unbroken chain 2->3->4" accept t_root_chain prior
+run_case "attack: missed root rotations, a gap (3.root.json missing)" refuse t_root_gap prior
+run_case "attack: rollback of root (2.root.json served as 3)" refuse t_root_rollback prior
+run_case "attack: rollback of snapshot (timestamp names the previous)" refuse t_snapshot_rollback prior
+run_case "attack: rollback of targets (snapshot names the previous)" refuse t_targets_rollback prior
+run_case "attack: revoked timestamp key still signing" refuse t_revoked_key
+run_case "control: timestamp threshold 2, signed by both keys" accept t_threshold2_two_keys
+run_case "attack: threshold 2 met by one key id given twice" refuse t_duplicate_keyids
+run_case "attack: fast-forward, recovered by a timestamp key rotation" accept t_ff_recovered prior_tamper=t_fast_forward
+run_case "attack: fast-forward, no key rotation (stays refused)" refuse t_ff_not_rotated prior_tamper=t_fast_forward
+run_case "clock 1970: a fresh client" accept t_none now=1970-01-01T12:00:00Z
+run_case "clock 1970 after a sync today" accept t_none prior now=1970-01-01T12:00:00Z
+# outpost keeps a time floor in its store (the newest time it has trusted), so turning the
+# clock back does not reopen the freeze attack; tuf-js trusts the system clock.
+run_case "clock 1970 + timestamp expired yesterday (freeze)" refuse t_expired_yesterday prior now=1970-01-01T12:00:00Z known
+run_case "clock 2099: a fresh client" refuse t_none now=2099-06-01T00:00:00Z
+run_case "clock 2099 after a sync today" refuse t_none prior now=2099-06-01T00:00:00Z
 
 # Tamper (one Node process), outpost (in parallel), tuf-js (one Node process).
 if [ -s "$tamper_queue" ]; then
