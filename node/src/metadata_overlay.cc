@@ -1,5 +1,6 @@
 #include "metadata_overlay.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "outpost/base/json.h"
@@ -97,6 +98,17 @@ Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint6
     return packed.error();  // the source is failing: no point asking it again
   }
   return source_.read_file(path, max_length);
+}
+
+std::optional<Bytes> MetadataOverlay::carried(const std::string& path, std::uint64_t max_length) {
+  if (!update_) return std::nullopt;
+  return from_update(path, max_length);
+}
+
+bool MetadataOverlay::carries(const std::string& path) const {
+  if (!update_) return false;
+  return std::any_of(update_->entries.begin(), update_->entries.end(),
+                     [&](const packaging::UpdateEntry& e) { return e.name == path; });
 }
 
 // The new timestamp is not verified yet: it is only read for the snapshot version it names,

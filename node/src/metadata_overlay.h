@@ -50,6 +50,13 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // file itself. At most max_length bytes either way; the caller checks the signed hash.
   Result<Bytes> read_manifest(const std::string& path, std::uint64_t max_length);
 
+  // A content object (a patch, docs/format-repository.md "Patches carried in update files")
+  // the update file carries, rebuilt and checked against the entry's length and SHA-256 (the
+  // caller checks the signed length and BLAKE2b); nullopt when not carried or damaged.
+  std::optional<Bytes> carried(const std::string& path, std::uint64_t max_length);
+  // Whether the update file has an entry named `path` (nothing is rebuilt).
+  bool carries(const std::string& path) const;
+
   // The timestamp's validator after this sync ("" when the source has none).
   std::string timestamp_etag() const;
   // Whether an update file was used, and its size on the wire (for reports and tests).
