@@ -32,6 +32,8 @@ inline constexpr std::string_view kUpdatesDir = "metadata/updates";
 inline constexpr std::string_view kTargetsDir = "targets";
 inline constexpr std::string_view kObjectsDir = "objects";
 inline constexpr std::string_view kPacksDir = "packs";
+// The publisher's saved chunk catalog (unsigned, never read by nodes; may be deleted).
+inline constexpr std::string_view kCatalogPath = "objects/.chunk-catalog";
 // The folders `repo init` creates.
 inline constexpr std::string_view kRepositoryDirs[] = {kMetadataDir, kUpdatesDir, kTargetsDir,
                                                        kObjectsDir, kPacksDir};
