@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -61,16 +62,25 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::string timestamp_etag() const;
   // Whether an update file was used, and its size on the wire (for reports and tests).
   bool used_update_file() const { return update_.has_value(); }
+  // Whether the update file in use is a library file (N.from-0.upd).
+  bool used_library_file() const { return update_.has_value() && library_; }
+  // Reads the library file of snapshot `snapshot_version` (docs/format-repository.md,
+  // "Library files") in place of any update file; nothing changes when it is missing or
+  // damaged (the node then fetches file by file).
+  void load_library(std::int64_t snapshot_version);
 
  private:
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
   std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);
+  void read_update(std::int64_t to, std::int64_t from);
 
   Source& source_;
   std::int64_t held_snapshot_;
   BaseLookup bases_;
   std::optional<packaging::UpdateFile> update_;
+  bool library_ = false;
+  std::map<std::string, std::size_t> by_name_;  // entries of update_ by name
 };
 
 }  // namespace outpost::node

@@ -193,8 +193,11 @@ void discount_carried(SyncContext& ctx, const Pending& p, std::vector<Route>& ro
     if (refs.empty()) continue;
     std::uint64_t bytes = 0;
     std::uint64_t requests = 0;
+    const bool whole_carried =
+        r.kind == RouteKind::kFull &&
+        ctx.overlay->carries(packaging::content_entry_name(p.manifest.content_root));
     for (const PatchRef* c : refs) {
-      if (ctx.overlay->carries(c->path)) continue;
+      if (whole_carried || ctx.overlay->carries(c->path)) continue;
       bytes += c->length;
       ++requests;
     }

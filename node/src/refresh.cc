@@ -49,6 +49,18 @@ std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
   return std::move(**m);
 }
 
+// Whether the node holds a version of any bundle of ctx.repo.
+Result<bool> holds_any_bundle(SyncContext& ctx) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+  bool found = false;
+  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kBundles, ByteView(), [&](ByteView, ByteView v) {
+    auto r = records::parse_bundle(v);
+    if (r.ok() && r->repo == ctx.repo) found = true;
+    return !found;
+  }));
+  return found;
+}
+
 }  // namespace
 
 Result<Refreshed> refresh(SyncContext& ctx) {
@@ -77,6 +89,18 @@ Result<Refreshed> refresh(SyncContext& ctx) {
   uopt.accept_expired_timestamp = ctx.options.accept_expired_timestamp;
   tuf::Updater updater(ctx.trusted, overlay, uopt);
   OUTPOST_RETURN_IF_ERROR(updater.refresh());
+  // A node that holds nothing of this repository (a first sync) reads the release's library
+  // file: the roles, manifests and contents of every bundle in one request.
+  if (!ctx.options.dry_run && !overlay.used_library_file()) {
+    OUTPOST_ASSIGN_OR_RETURN(bool holds, holds_any_bundle(ctx));
+    if (!holds) {
+      auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
+      if (env.ok()) {
+        auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+        if (snap.ok()) overlay.load_library(snap->version);
+      }
+    }
+  }
   Refreshed out;
   OUTPOST_ASSIGN_OR_RETURN(out.targets, updater.all_targets());
   out.unchanged = updater.unchanged();

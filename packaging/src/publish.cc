@@ -20,6 +20,7 @@
 
 #include "delta_internal.h"
 #include "io_util.h"
+#include "library_file.h"
 #include "outpost/base/fs.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunk_index.h"
@@ -1145,8 +1146,16 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
   if (to_sign.empty()) return out;  // nothing changed: no release
   // 8. one new version of each touched role, 9. one snapshot, its update files, one timestamp
   OUTPOST_RETURN_IF_ERROR(sign_roles(repo, st, to_sign, o, now, fs));
+  // The library file goes before the timestamp, so a node that sees the release finds it.
+  auto library = [&]() -> Status {
+    auto written = write_library_file(repo, st, fs);
+    if (!written.ok()) return written.error().With("writing the library file");
+    out.library_file = *written;
+    return Status::Ok();
+  };
   OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,
-                                                       now, o.expiry, config.update_ladder, fs));
+                                                       now, o.expiry, config.update_ladder, fs,
+                                                       library));
   out.snapshot_version = st.snapshot.version;
   // The catalog for the next release (a failure here only costs it a scan).
   (void)save_catalog(repo, catalog, st.snapshot.version, fs);

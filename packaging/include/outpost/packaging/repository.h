@@ -168,6 +168,7 @@ struct BatchPublishResult {
   std::vector<PublishResult> bundles;  // one per bundle folder, in folder name order
   std::int64_t snapshot_version = 0;   // the new release's snapshot; 0 when nothing changed
   bool catalog_reused = false;         // the saved chunk catalog spared a scan of every bundle
+  bool library_file = false;           // metadata/updates/N.from-0.upd was written
 };
 
 // Publishes every bundle folder directly under options.source_dir (each with its bundle.json
