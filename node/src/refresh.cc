@@ -61,6 +61,27 @@ Result<bool> holds_any_bundle(SyncContext& ctx) {
   return found;
 }
 
+// Bundles of `targets` the node does not hold at the version their entry declares.
+constexpr std::size_t kLibraryMinChanged = 8;
+Result<std::size_t> changed_bundles(SyncContext& ctx,
+                                    const std::map<std::string, tuf::TargetFile>& targets) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+  std::size_t changed = 0;
+  for (const auto& [path, target] : targets) {
+    std::optional<std::string> bundle = packaging::bundle_of_target(path);
+    if (!bundle) continue;
+    std::int64_t declared = -1;
+    if (const Json* o = target.custom.find("outpost"); o != nullptr) {
+      if (const Json* v = o->find("version"); v != nullptr && v->is_int()) declared = v->as_int();
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, *bundle));
+    if (!rec || declared < 0 || rec->current != static_cast<std::uint64_t>(declared)) {
+      ++changed;
+    }
+  }
+  return changed;
+}
+
 }  // namespace
 
 Result<Refreshed> refresh(SyncContext& ctx) {
@@ -103,6 +124,19 @@ Result<Refreshed> refresh(SyncContext& ctx) {
   }
   Refreshed out;
   OUTPOST_ASSIGN_OR_RETURN(out.targets, updater.all_targets());
+  // A node away longer than the update ladder reaches, for which most bundles changed: the
+  // library file costs about what their whole contents would, in one request instead of two
+  // per bundle (manifest and content).
+  if (!ctx.options.dry_run && !overlay.used_update_file()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::size_t changed, changed_bundles(ctx, out.targets));
+    if (changed >= kLibraryMinChanged && 2 * changed >= out.targets.size()) {
+      auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
+      if (env.ok()) {
+        auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+        if (snap.ok()) overlay.load_library(snap->version);
+      }
+    }
+  }
   out.unchanged = updater.unchanged();
 
   // Trust moves forward first: the metadata is verified whatever happens to the content.
