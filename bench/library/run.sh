@@ -4,8 +4,9 @@
 # One node syncs the first release (first sync) and then every release in turn; another jumps
 # from the first release to the 11th (N -> N+10). Requests are files read from the repository
 # path (an HTTP sync adds about 400 B of headers per request); bytes are bytes read.
-# Compared with `tar | zstd -19 --long` of data/ (first sync), `rsync -z` of data/ between
-# releases, and the sum of per-bundle `zstd --patch-from -22` (the practical limit).
+# Compared with `tar | zstd -19 --long` of data/ (first sync), `rsync -azc` of data/ between
+# releases (-c: npm tarballs give every file the same mtime), and the sum of per-bundle
+# `zstd --patch-from -22` (the practical limit).
 # Then a synthetic library of 10,000 small bundles: publish time of the first release, of a
 # release changing 10 bundles (the saved chunk catalog: no rescan), and of a single-bundle
 # `publish` (which scans every bundle) for comparison.
@@ -86,7 +87,7 @@ EOF
 }
 rsync_bytes() {  # bytes rsync -z moves to bring a copy of $1 to $2
   rm -rf rs && cp -r "$1" rs
-  rsync -az --stats "$2/" rs/ | awk '/Total bytes received/ {gsub(",","",$4); r=$4} /Total bytes sent/ {gsub(",","",$4); s=$4} END {print r+s}'
+  rsync -azc --stats "$2/" rs/ | awk '/Total bytes received/ {gsub(",","",$4); r=$4} /Total bytes sent/ {gsub(",","",$4); s=$4} END {print r+s}'
 }
 
 set -- $releases

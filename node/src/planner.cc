@@ -112,7 +112,10 @@ Result<std::optional<Route>> find_chain(SyncContext& ctx, Pending& p) {
   std::optional<std::uint64_t> full_cost;
   for (const auto& r : p.manifest.patches) {
     if (r.from != 0) continue;
-    full_cost = ctx.overlay->carries(r.path) ? 0 : r.length + ctx.options.request_cost;
+    const bool carried =
+        ctx.overlay->carries(r.path) ||
+        ctx.overlay->carries(packaging::content_entry_name(p.manifest.content_root));
+    full_cost = carried ? 0 : r.length + ctx.options.request_cost;
   }
   for (int hop = 0; hop <= kMaxChainHops; ++hop) {
     for (const auto& r : at->patches) {

@@ -124,12 +124,13 @@ Result<Refreshed> refresh(SyncContext& ctx) {
   }
   Refreshed out;
   OUTPOST_ASSIGN_OR_RETURN(out.targets, updater.all_targets());
-  // A node away longer than the update ladder reaches, for which most bundles changed: the
-  // library file costs about what their whole contents would, in one request instead of two
-  // per bundle (manifest and content).
+  // A node away longer than the update ladder reaches, for which at least a quarter of the
+  // bundles changed: the library file costs about what their manifests and patches would, in
+  // one request instead of two per bundle (caniuse-lite as a library, N -> N+10: 530 KB in
+  // 3 requests against 1.07 MB in 578).
   if (!ctx.options.dry_run && !overlay.used_update_file()) {
     OUTPOST_ASSIGN_OR_RETURN(std::size_t changed, changed_bundles(ctx, out.targets));
-    if (changed >= kLibraryMinChanged && 2 * changed >= out.targets.size()) {
+    if (changed >= kLibraryMinChanged && 4 * changed >= out.targets.size()) {
       auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
       if (env.ok()) {
         auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
