@@ -99,6 +99,8 @@ dpkg-query -W -f='${Status}' lmdb-utils 2>/dev/null | grep -q "install ok instal
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# zstd and tar: the library test compares a first sync with tar | zstd -19 --long.
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 # libfaketime: the tuf-js differential test runs the real outpost binary with a wrong clock
 # for its expiry cases (no environment variable of outpost's own moves its clock).
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)

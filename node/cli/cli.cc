@@ -521,7 +521,41 @@ int cmd_repo_rotate(const Args& a) {
   return 0;
 }
 
+// publish --batch DIR: every bundle folder under DIR as one release.
+int publish_batch(const Args& a, const packaging::PublishOptions& o) {
+  auto r = packaging::publish_batch(a.positional[0], o);
+  if (!r.ok()) return fail(r.error());
+  std::size_t changed = 0;
+  for (const auto& b : r->bundles) changed += b.unchanged ? 0 : 1;
+  if (a.has("json")) {
+    Json j = Json::object();
+    j.set("snapshot", r->snapshot_version);
+    j.set("catalog_reused", r->catalog_reused);
+    Json bundles = Json::array();
+    for (const auto& b : r->bundles) {
+      Json e = Json::object();
+      e.set("bundle", b.bundle);
+      e.set("version", b.version);
+      e.set("unchanged", b.unchanged);
+      e.set("bytes", b.bytes);
+      e.set("pack_bytes", b.pack_bytes);
+      bundles.push(std::move(e));
+    }
+    j.set("bundles", std::move(bundles));
+    print_json(j);
+  } else if (changed == 0) {
+    std::cout << "all " << r->bundles.size() << " bundles unchanged: no new release\n";
+  } else {
+    std::cout << "release " << r->snapshot_version << ": " << changed << " of " << r->bundles.size()
+              << " bundles changed\n";
+  }
+  return 0;
+}
+
 int cmd_publish(const Args& a) {
+  if (a.positional.size() != (a.has("batch") ? 1u : 2u)) {
+    return a.usage_error("publish needs REPO_DIR and either SRC_DIR or --batch DIR");
+  }
   if (a.has("bundle")) {
     // Checked before any key is loaded; the library's message names the fault, this adds
     // what a valid name looks like.
@@ -538,7 +572,7 @@ int cmd_publish(const Args& a) {
   auto timestamp = role_key(a, "timestamp");
   if (!timestamp.ok()) return fail(timestamp.error());
   packaging::PublishOptions o;
-  o.source_dir = a.positional[1];
+  o.source_dir = a.has("batch") ? a.get("batch") : a.positional[1];
   if (a.has("bundle")) o.overrides.name = a.get("bundle");
   if (a.has("kind")) o.overrides.kind = a.get("kind");
   if (a.has("title")) o.overrides.title = a.get("title");
@@ -552,6 +586,7 @@ int cmd_publish(const Args& a) {
   o.publisher_key = &*publisher;
   o.snapshot_key = &*snapshot;
   o.timestamp_key = &*timestamp;
+  if (a.has("batch")) return publish_batch(a, o);
   auto r = packaging::publish(a.positional[0], o);
   if (!r.ok()) return fail(r.error());
   if (a.has("json")) {
@@ -1363,7 +1398,7 @@ Publisher:
                     --targets-key K --snapshot-key K --timestamp-key K   (or --keys DIR)
   outpost repo refresh REPO_DIR --timestamp-key K [--snapshot-key K]      (or --keys DIR)
   outpost repo rotate REPO_DIR --old-root-key K ... --root-key K ... [--threshold N] ...
-  outpost publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR [--kind KIND]
+  outpost publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR|--batch DIR [--kind KIND]
                     [--title TITLE] [--patch-ladder LIST] --snapshot-key K --timestamp-key K
                     (or --keys DIR)
 
@@ -1448,12 +1483,15 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .keys(top);
 
   add(app, "publish",
-      "publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR\n"
+      "publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR | --batch DIR\n"
       "                [--kind resolution|indicator|generic] [--title TITLE] [--level N]\n"
       "                [--patch-ladder LIST] --snapshot-key K --timestamp-key K (or --keys DIR)",
-      "Publishes SRC_DIR as the next version of its bundle.", cmd_publish)
+      "Publishes SRC_DIR as the next version of its bundle, or every bundle folder under "
+      "--batch DIR as one release.",
+      cmd_publish)
       .positional("REPO_DIR", "the repository")
-      .positional("SRC_DIR", "the folder to publish")
+      .positional("SRC_DIR", "the folder to publish", false)
+      .option("batch", "DIR", "a folder of bundle folders, each with its bundle.json")
       .option("key", "FILE", "the publisher key")
       .required()
       .option("bundle", "NAME", "the bundle name (default: SRC_DIR/bundle.json)")

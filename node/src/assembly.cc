@@ -12,6 +12,7 @@
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/delta.h"
+#include "outpost/packaging/layout.h"
 #include "transfer.h"
 
 namespace outpost::node {
@@ -215,17 +216,17 @@ Status commit_version(SyncContext& ctx, const Pending& p, const Bytes& index_byt
 // Applies the patch twice: first only to check that the rebuilt stream hashes to the signed
 // content root (nothing is stored from content that does not verify), then to store its
 // chunks and, in one transaction, the new version.
-Status accept_stream(SyncContext& ctx, const Pending& p, const packaging::DeltaReader& reader,
-                     std::uint64_t from_size, const Bytes& patch) {
-  std::uint64_t to_size = packaging::content_stream_size(p.manifest);
-  std::string what = "version " + std::to_string(p.manifest.version);
+// Produces the new content stream, passing it in pieces to the sink (twice: to check, then
+// to store).
+using StreamProducer = std::function<Status(const std::function<Status(ByteView)>& sink)>;
 
+Status accept_produced(SyncContext& ctx, const Pending& p, const StreamProducer& produce) {
+  std::string what = "version " + std::to_string(p.manifest.version);
   crypto::Blake2b hasher;
-  OUTPOST_RETURN_IF_ERROR(
-      packaging::apply_delta(reader, from_size, view(patch), to_size, [&](ByteView piece) {
-        hasher.update(piece);
-        return Status::Ok();
-      }).With("applying the patch to " + what));
+  OUTPOST_RETURN_IF_ERROR(produce([&](ByteView piece) {
+    hasher.update(piece);
+    return Status::Ok();
+  }));
   if (!crypto::digest_equal(hasher.finish(), p.manifest.content_root)) {
     return Status::Corruption("the content rebuilt for " + what +
                               " does not match its signed root hash: not accepted");
@@ -240,14 +241,21 @@ Status accept_stream(SyncContext& ctx, const Pending& p, const packaging::DeltaR
   packaging::ContentSplitter splitter(
       p.manifest, [&](std::size_t file, const packaging::FileEntry&, std::uint64_t,
                       ByteView bytes) { return chunks.add(file, bytes); });
-  OUTPOST_RETURN_IF_ERROR(
-      packaging::apply_delta(reader, from_size, view(patch), to_size, [&](ByteView piece) {
-        return splitter.update(piece);
-      }).With("applying the patch to " + what));
+  OUTPOST_RETURN_IF_ERROR(produce([&](ByteView piece) { return splitter.update(piece); }));
   OUTPOST_RETURN_IF_ERROR(splitter.finish());
   OUTPOST_ASSIGN_OR_RETURN(ChunkIndex index, chunks.finish());
   OUTPOST_RETURN_IF_ERROR(batch.flush());
   return commit_version(ctx, p, index.encode());
+}
+
+Status accept_stream(SyncContext& ctx, const Pending& p, const packaging::DeltaReader& reader,
+                     std::uint64_t from_size, const Bytes& patch) {
+  std::uint64_t to_size = packaging::content_stream_size(p.manifest);
+  std::string what = "version " + std::to_string(p.manifest.version);
+  return accept_produced(ctx, p, [&](const std::function<Status(ByteView)>& sink) {
+    return packaging::apply_delta(reader, from_size, view(patch), to_size, sink)
+        .With("applying the patch to " + what);
+  });
 }
 
 // A patch from a held version (`base`), or from nothing (nullptr: the whole content).
@@ -266,6 +274,20 @@ Status accept_from_patch(SyncContext& ctx, const Pending& p, const HeldVersion* 
 }  // namespace
 
 Status apply_patch(SyncContext& ctx, const Pending& p, const Route& route) {
+  // The whole content carried by the library file: no request.
+  if (route.kind == RouteKind::kFull && ctx.overlay) {
+    const std::uint64_t size = packaging::content_stream_size(p.manifest);
+    if (auto stream =
+            ctx.overlay->carried(packaging::content_entry_name(p.manifest.content_root), size)) {
+      if (stream->size() == size) {
+        Status s = accept_produced(ctx, p, [&](const std::function<Status(ByteView)>& sink) {
+          return sink(view(*stream));
+        });
+        if (s.ok() || !s.IsCorruption()) return s;
+      }
+      // Damaged in the library file: this bundle falls back to its own patch.
+    }
+  }
   const PatchRef* patch = nullptr;
   for (const auto& r : p.manifest.patches) {
     if ((route.kind == RouteKind::kFull && r.from == 0) ||

@@ -1,5 +1,6 @@
 #include "metadata_overlay.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "outpost/base/json.h"
@@ -16,6 +17,10 @@ const std::string kTimestampPath = packaging::metadata_path("timestamp.json");
 // repository republished) is fetched file by file instead.
 constexpr std::uint64_t kMaxUpdateFileBytes = 8u << 20;
 constexpr std::uint64_t kMaxUpdateEntries = 1u << 20;
+// A library file (N.from-0.upd, read by a node holding nothing) carries whole contents: it is
+// held in memory, compressed and then raw, while the sync reads it.
+constexpr std::uint64_t kMaxLibraryFileBytes = 64u << 20;
+constexpr std::uint64_t kMaxLibraryRawBytes = 96u << 20;
 
 // "12.root.json" -> 12; nullopt for other names.
 std::optional<std::int64_t> root_version(const std::string& name) {
@@ -105,27 +110,54 @@ Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint6
   return source_.read_file(path, max_length);
 }
 
+std::optional<Bytes> MetadataOverlay::carried(const std::string& path, std::uint64_t max_length) {
+  if (!update_) return std::nullopt;
+  return from_update(path, max_length);
+}
+
+bool MetadataOverlay::carries(const std::string& path) const {
+  if (!update_) return false;
+  return by_name_.count(path) != 0;
+}
+
 // The new timestamp is not verified yet: it is only read for the snapshot version it names,
 // to pick the update file's name. Anything wrong here just means no update file.
 void MetadataOverlay::load_update(ByteView timestamp_bytes) {
   update_.reset();
-  if (held_snapshot_ <= 0) return;
   auto env = crypto::tuf::parse_metadata(timestamp_bytes, "timestamp");
   if (!env.ok()) return;
   auto ts = crypto::tuf::Timestamp::from_signed(*env->find("signed"));
   if (!ts.ok() || ts->snapshot.version <= held_snapshot_) return;
-  std::string path = packaging::update_file_path(ts->snapshot.version, held_snapshot_);
-  auto bytes = source_.read_file(path, kMaxUpdateFileBytes);
+  // A node holding nothing reads the release's library file (everything, content included).
+  read_update(ts->snapshot.version, std::max<std::int64_t>(held_snapshot_, 0));
+}
+
+void MetadataOverlay::load_library(std::int64_t snapshot_version) {
+  read_update(snapshot_version, 0);
+}
+
+void MetadataOverlay::read_update(std::int64_t to, std::int64_t from) {
+  std::string path = packaging::update_file_path(to, from);
+  auto bytes = source_.read_file(path, from == 0 ? kMaxLibraryFileBytes : kMaxUpdateFileBytes);
   if (!bytes.ok()) return;  // none written for this pair: fetch file by file
-  auto parsed = packaging::parse_update_file({bytes->data(), bytes->size()}, kMaxUpdateEntries);
+  auto parsed =
+      from == 0 ? packaging::parse_library_file({bytes->data(), bytes->size()}, kMaxLibraryRawBytes,
+                                                kMaxUpdateEntries)
+                : packaging::parse_update_file({bytes->data(), bytes->size()}, kMaxUpdateEntries);
   if (!parsed.ok()) return;
   update_ = std::move(*parsed);
+  library_ = from == 0;
+  by_name_.clear();
+  for (std::size_t i = 0; i < update_->entries.size(); ++i) {
+    by_name_.emplace(update_->entries[i].name, i);
+  }
 }
 
 std::optional<Bytes> MetadataOverlay::from_update(const std::string& name,
                                                   std::uint64_t max_length) {
-  for (const auto& entry : update_->entries) {
-    if (entry.name != name) continue;
+  auto found = by_name_.find(name);
+  if (found != by_name_.end()) {
+    const packaging::UpdateEntry& entry = update_->entries[found->second];
     Bytes base;
     if (entry.encoding == packaging::UpdateEncoding::kZstdDelta) {
       auto held = bases_(name, entry.base_sha256);

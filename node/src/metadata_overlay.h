@@ -51,6 +51,13 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // file itself. At most max_length bytes either way; the caller checks the signed hash.
   Result<Bytes> read_manifest(const std::string& path, std::uint64_t max_length);
 
+  // A content object (a patch, docs/format-repository.md "Patches carried in update files")
+  // the update file carries, rebuilt and checked against the entry's length and SHA-256 (the
+  // caller checks the signed length and BLAKE2b); nullopt when not carried or damaged.
+  std::optional<Bytes> carried(const std::string& path, std::uint64_t max_length);
+  // Whether the update file has an entry named `path` (nothing is rebuilt).
+  bool carries(const std::string& path) const;
+
   // The timestamp's validator after this sync ("" when the source has none).
   std::string timestamp_etag() const;
   // Whether an update file was used, and its size on the wire (for reports and tests).
@@ -59,17 +66,26 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // caller keeps those at or below the root the updater ended up trusting (each one was
   // then checked in the chain).
   const std::map<std::int64_t, Bytes>& roots_fetched() const { return roots_; }
+  // Whether the update file in use is a library file (N.from-0.upd).
+  bool used_library_file() const { return update_.has_value() && library_; }
+  // Reads the library file of snapshot `snapshot_version` (docs/format-repository.md,
+  // "Library files") in place of any update file; nothing changes when it is missing or
+  // damaged (the node then fetches file by file).
+  void load_library(std::int64_t snapshot_version);
 
  private:
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
   std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);
+  void read_update(std::int64_t to, std::int64_t from);
 
   Source& source_;
   std::int64_t held_snapshot_;
   BaseLookup bases_;
   std::optional<packaging::UpdateFile> update_;
   std::map<std::int64_t, Bytes> roots_;
+  bool library_ = false;
+  std::map<std::string, std::size_t> by_name_;  // entries of update_ by name
 };
 
 }  // namespace outpost::node

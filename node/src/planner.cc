@@ -116,6 +116,14 @@ Result<std::optional<Route>> find_chain(SyncContext& ctx, Pending& p) {
   const Manifest* at = &p.manifest;
   std::vector<PatchRef> down;  // patches from the target down to the nearest rung
   std::deque<Manifest> manifests;
+  std::optional<std::uint64_t> full_cost;
+  for (const auto& r : p.manifest.patches) {
+    if (r.from != 0) continue;
+    const bool carried =
+        ctx.overlay->carries(r.path) ||
+        ctx.overlay->carries(packaging::content_entry_name(p.manifest.content_root));
+    full_cost = carried ? 0 : r.length + ctx.options.request_cost;
+  }
   for (int hop = 0; hop <= kMaxChainHops; ++hop) {
     for (const auto& r : at->patches) {
       if (r.from == 0) continue;
@@ -147,6 +155,14 @@ Result<std::optional<Route>> find_chain(SyncContext& ctx, Pending& p) {
       }
     }
     if (next == nullptr) break;
+    // Stop when the patches down to here already cost as much as the whole content: a chain
+    // through them cannot beat the full route (carried patches cost nothing).
+    auto price = [&](const PatchRef& r) -> std::uint64_t {
+      return ctx.overlay->carries(r.path) ? 0 : r.length + ctx.options.request_cost;
+    };
+    std::uint64_t spent = price(*next);
+    for (const auto& r : down) spent += price(r);
+    if (full_cost && spent >= *full_cost) break;
     std::string path = packaging::manifest_file_path(p.bundle, crypto::hex(next->from_manifest));
     auto bytes = ctx.overlay->read_manifest(path, packaging::kMaxManifestBytes);
     if (!bytes.ok()) {
@@ -166,6 +182,47 @@ Result<std::optional<Route>> find_chain(SyncContext& ctx, Pending& p) {
     at = &manifests.back();
   }
   return std::optional<Route>();
+}
+
+// Routes whose patches the metadata update file carries (docs/sync.md, "Patches carried in
+// the update file") cost no request and no further byte; the routes are sorted again.
+void discount_carried(SyncContext& ctx, const Pending& p, std::vector<Route>& routes) {
+  if (!ctx.overlay) return;
+  bool changed = false;
+  for (Route& r : routes) {
+    std::vector<const PatchRef*> refs;
+    if (r.kind == RouteKind::kChain) {
+      for (const auto& c : p.chain) refs.push_back(&c);
+    } else if (r.kind == RouteKind::kFull || r.kind == RouteKind::kPatch) {
+      const std::uint64_t from =
+          r.kind == RouteKind::kFull || r.steps.empty() ? 0 : r.steps.front();
+      for (const auto& c : p.manifest.patches) {
+        if (static_cast<std::uint64_t>(c.from) == from) refs.push_back(&c);
+      }
+    }
+    if (refs.empty()) continue;
+    std::uint64_t bytes = 0;
+    std::uint64_t requests = 0;
+    const bool whole_carried =
+        r.kind == RouteKind::kFull &&
+        ctx.overlay->carries(packaging::content_entry_name(p.manifest.content_root));
+    for (const PatchRef* c : refs) {
+      if (whole_carried || ctx.overlay->carries(c->path)) continue;
+      bytes += c->length;
+      ++requests;
+    }
+    if (requests == r.requests && bytes == r.bytes) continue;
+    r.bytes = bytes;
+    r.requests = requests;
+    r.cost = bytes + requests * ctx.options.request_cost;
+    changed = true;
+  }
+  if (changed) {
+    std::stable_sort(routes.begin(), routes.end(), [](const Route& a, const Route& b) {
+      if (a.cost != b.cost) return a.cost < b.cost;
+      return a.requests < b.requests;
+    });
+  }
 }
 
 Status plan(SyncContext& ctx, Pending& p) {
@@ -209,6 +266,7 @@ Status plan(SyncContext& ctx, Pending& p) {
                        [](const Route& a, const Route& b) { return a.cost < b.cost; });
     }
   }
+  discount_carried(ctx, p, p.planned.considered);
   p.planned.route = p.planned.considered.front();
   return Status::Ok();
 }
@@ -260,6 +318,7 @@ Result<ChunkRoute> price_with_index(SyncContext& ctx, Pending& p,
   OUTPOST_ASSIGN_OR_RETURN(out.missing, missing_chunks(ctx, out.index));
   ChunkCost exact = chunk_cost(out.index, out.missing);
   auto routes = price_routes(p.manifest, p.held, exact, ctx.options.request_cost);
+  discount_carried(ctx, p, routes);
   routes.erase(std::remove_if(routes.begin(), routes.end(),
                               [&](const Route& r) { return already_failed(failed, r); }),
                routes.end());

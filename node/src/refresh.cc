@@ -58,6 +58,39 @@ std::int64_t root_version(const Bytes& root) {
 
 Result<Refreshed> refresh_once(SyncContext& ctx);
 
+// Whether the node holds a version of any bundle of ctx.repo.
+Result<bool> holds_any_bundle(SyncContext& ctx) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+  bool found = false;
+  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kBundles, ByteView(), [&](ByteView, ByteView v) {
+    auto r = records::parse_bundle(v);
+    if (r.ok() && r->repo == ctx.repo) found = true;
+    return !found;
+  }));
+  return found;
+}
+
+// Bundles of `targets` the node does not hold at the version their entry declares.
+constexpr std::size_t kLibraryMinChanged = 8;
+Result<std::size_t> changed_bundles(SyncContext& ctx,
+                                    const std::map<std::string, tuf::TargetFile>& targets) {
+  OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+  std::size_t changed = 0;
+  for (const auto& [path, target] : targets) {
+    std::optional<std::string> bundle = packaging::bundle_of_target(path);
+    if (!bundle) continue;
+    std::int64_t declared = -1;
+    if (const Json* o = target.custom.find("outpost"); o != nullptr) {
+      if (const Json* v = o->find("version"); v != nullptr && v->is_int()) declared = v->as_int();
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, *bundle));
+    if (!rec || declared < 0 || rec->current != static_cast<std::uint64_t>(declared)) {
+      ++changed;
+    }
+  }
+  return changed;
+}
+
 }  // namespace
 
 // Over a network, metadata damaged in transit (a flipped bit, a cut the transport did not
@@ -103,8 +136,34 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
   uopt.accept_expired_timestamp = ctx.options.accept_expired_timestamp;
   tuf::Updater updater(ctx.trusted, overlay, uopt);
   OUTPOST_RETURN_IF_ERROR(updater.refresh());
+  // A node that holds nothing of this repository (a first sync) reads the release's library
+  // file: the roles, manifests and contents of every bundle in one request.
+  if (!ctx.options.dry_run && !overlay.used_library_file()) {
+    OUTPOST_ASSIGN_OR_RETURN(bool holds, holds_any_bundle(ctx));
+    if (!holds) {
+      auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
+      if (env.ok()) {
+        auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+        if (snap.ok()) overlay.load_library(snap->version);
+      }
+    }
+  }
   Refreshed out;
   OUTPOST_ASSIGN_OR_RETURN(out.targets, updater.all_targets());
+  // A node away longer than the update ladder reaches, for which at least a quarter of the
+  // bundles changed: the library file costs about what their manifests and patches would, in
+  // one request instead of two per bundle (caniuse-lite as a library, N -> N+10: 693 KB in
+  // 4 requests against 1.07 MB in 578).
+  if (!ctx.options.dry_run && !overlay.used_update_file()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::size_t changed, changed_bundles(ctx, out.targets));
+    if (changed >= kLibraryMinChanged && 4 * changed >= out.targets.size()) {
+      auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
+      if (env.ok()) {
+        auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+        if (snap.ok()) overlay.load_library(snap->version);
+      }
+    }
+  }
   out.unchanged = updater.unchanged();
 
   // Trust moves forward first: the metadata is verified whatever happens to the content.

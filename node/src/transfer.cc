@@ -102,6 +102,28 @@ Result<Bytes> fetch_object_once(SyncContext& ctx, const PatchRef& ref, const std
 // before the source is called bad. A local path or a pack would read the same bytes again.
 Result<Bytes> fetch_object(SyncContext& ctx, const PatchRef& ref, const std::string& bundle,
                            const std::string& route) {
+  // Carried by the metadata update file already fetched: no request.
+  if (ctx.overlay) {
+    if (auto carried = ctx.overlay->carried(ref.path, ref.length)) {
+      if (carried->size() == ref.length &&
+          crypto::digest_equal(crypto::blake2b(view(*carried)), ref.blake2b)) {
+        // A node that keeps patches for its peers keeps this one as if it had fetched it.
+        if (ctx.options.keep_patches) {
+          OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, ref.blake2b));
+          OUTPOST_RETURN_IF_ERROR(ctx.store.update([&](storage::WriteTxn& txn) -> Status {
+            for (std::size_t at = 0; at < carried->size(); at += kTransferPiece) {
+              const std::size_t n = std::min(kTransferPiece, carried->size() - at);
+              Bytes key = piece_key(ref.blake2b, at);
+              OUTPOST_RETURN_IF_ERROR(
+                  txn.put(Table::kTransfers, view(key), ByteView(carried->data() + at, n)));
+            }
+            return Status::Ok();
+          }));
+        }
+        return std::move(*carried);
+      }
+    }
+  }
   Result<Bytes> r = fetch_object_once(ctx, ref, bundle, route);
   if (!r.ok() && r.error().code() == Code::kCorruption && ctx.source.metered()) {
     r = fetch_object_once(ctx, ref, bundle, route);

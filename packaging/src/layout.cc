@@ -69,6 +69,10 @@ std::string index_object_path(const crypto::Digest& blake2b) {
   return object_path(blake2b, ".index");
 }
 
+std::string content_entry_name(const crypto::Digest& content_root) {
+  return "content/" + crypto::hex(content_root);
+}
+
 std::string patch_object_path(const crypto::Digest& blake2b) {
   return object_path(blake2b, ".patch");
 }

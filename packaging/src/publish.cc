@@ -18,6 +18,7 @@
 #include "delta_internal.h"
 #include "full_patch.h"
 #include "io_util.h"
+#include "library_file.h"
 #include "outpost/base/fs.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunk_index.h"
@@ -725,6 +726,295 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
                                                        now, o.expiry, config.update_ladder, fs));
   result.version = m.version;
   return result;
+}
+
+// ---- batch publish: many bundles, one release ------------------------------------------------
+
+namespace {
+
+// The publisher's chunk catalog kept between publications (docs/format-repository.md,
+// "Publisher's chunk catalog"), so a release reads what changed instead of every bundle's
+// manifest and index. Valid only for the snapshot version it names; anything else (missing,
+// damaged, another snapshot, a pack gone) means a scan.
+constexpr char kCatalogMagic[8] = {'o', 'u', 't', 'c', 'a', 't', '0', '1'};
+constexpr std::uint64_t kMaxCatalogBytes = 1u << 30;
+constexpr std::size_t kCatalogEntryBytes = 32 + 4 + 8 + 4 + 4;
+
+std::optional<ChunkCatalog> read_saved_catalog(const std::string& repo,
+                                               std::int64_t snapshot_version) {
+  auto bytes = read_repo_file(in_repo(repo, kCatalogPath), kMaxCatalogBytes);
+  if (!bytes.ok() || bytes->size() < 8 + 8 + 4 + 8) return std::nullopt;
+  const Bytes& b = *bytes;
+  if (std::memcmp(b.data(), kCatalogMagic, 8) != 0) return std::nullopt;
+  if (get_u64le(b.data() + 8) != static_cast<std::uint64_t>(snapshot_version)) return std::nullopt;
+  std::size_t at = 16;
+  const std::uint32_t packs = get_u32le(b.data() + at);
+  at += 4;
+  if (packs > (b.size() - at) / 32) return std::nullopt;
+  ChunkCatalog cat;
+  for (std::uint32_t i = 0; i < packs; ++i, at += 32) {
+    crypto::Digest id;
+    std::memcpy(id.data(), b.data() + at, 32);
+    if (!real_fs().exists(in_repo(repo, pack_object_path(id)))) return std::nullopt;
+    cat.pack_slot.emplace(id, i);
+    cat.packs.push_back(id);
+  }
+  if (b.size() - at < 8) return std::nullopt;
+  const std::uint64_t chunks = get_u64le(b.data() + at);
+  at += 8;
+  if (chunks != (b.size() - at) / kCatalogEntryBytes || (b.size() - at) % kCatalogEntryBytes != 0) {
+    return std::nullopt;
+  }
+  cat.chunks.reserve(static_cast<std::size_t>(chunks));
+  for (std::uint64_t i = 0; i < chunks; ++i, at += kCatalogEntryBytes) {
+    crypto::Digest id;
+    std::memcpy(id.data(), b.data() + at, 32);
+    ChunkLocation loc{get_u32le(b.data() + at + 32), get_u64le(b.data() + at + 36),
+                      get_u32le(b.data() + at + 44), get_u32le(b.data() + at + 48)};
+    if (loc.pack_slot >= packs) return std::nullopt;
+    cat.chunks.emplace(id, loc);
+  }
+  return cat;
+}
+
+Status save_catalog(const std::string& repo, const ChunkCatalog& cat, std::int64_t snapshot_version,
+                    FileSystem& fs) {
+  Bytes out(8 + 8 + 4 + 32 * cat.packs.size() + 8 + kCatalogEntryBytes * cat.chunks.size());
+  std::size_t at = 0;
+  auto put = [&](std::uint64_t v, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) out[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+    at += n;
+  };
+  std::memcpy(out.data(), kCatalogMagic, 8);
+  at = 8;
+  put(static_cast<std::uint64_t>(snapshot_version), 8);
+  put(cat.packs.size(), 4);
+  for (const auto& id : cat.packs) {
+    std::memcpy(out.data() + at, id.data(), 32);
+    at += 32;
+  }
+  put(cat.chunks.size(), 8);
+  for (const auto& [id, loc] : cat.chunks) {
+    std::memcpy(out.data() + at, id.data(), 32);
+    at += 32;
+    put(loc.pack_slot, 4);
+    put(loc.offset, 8);
+    put(loc.stored_length, 4);
+    put(loc.raw_length, 4);
+  }
+  return write_repo_file(repo, kCatalogPath, out, fs);
+}
+
+// After a bundle's pack is committed, its chunks (kNewPack in the catalog) get the pack's slot,
+// so the next bundles of the batch reuse them.
+void adopt_new_pack(ChunkCatalog& cat, const ChunkIndex& index,
+                    const std::optional<crypto::Digest>& pack_id) {
+  if (!pack_id) return;
+  auto number = std::find(index.packs.begin(), index.packs.end(), *pack_id);
+  if (number == index.packs.end()) return;
+  const auto n = static_cast<std::uint32_t>(number - index.packs.begin());
+  const auto slot = static_cast<std::uint32_t>(cat.packs.size());
+  cat.packs.push_back(*pack_id);
+  cat.pack_slot.emplace(*pack_id, slot);
+  for (const ChunkEntry& c : index.chunks) {
+    if (c.pack != n) continue;
+    auto it = cat.chunks.find(c.id);
+    if (it != cat.chunks.end() && it->second.pack_slot == kNewPack) it->second.pack_slot = slot;
+  }
+}
+
+// Chunks an unchanged bundle's read added to the catalog for a pack that is then dropped.
+void forget_new_chunks(ChunkCatalog& cat) {
+  for (auto it = cat.chunks.begin(); it != cat.chunks.end();) {
+    it = it->second.pack_slot == kNewPack ? cat.chunks.erase(it) : std::next(it);
+  }
+}
+
+// One new version of each touched role, listing every new manifest of the batch.
+struct SignedManifest {
+  std::string role;
+  Manifest manifest;
+  Bytes bytes;
+};
+Status sign_roles(const std::string& repo, RepositoryState& st,
+                  const std::vector<SignedManifest>& signed_manifests, const PublishOptions& o,
+                  std::int64_t now, FileSystem& fs) {
+  std::map<std::string, tuf::Targets> roles;
+  for (const SignedManifest& s : signed_manifests) {
+    auto [it, fresh] = roles.try_emplace(s.role);
+    tuf::Targets& role_meta = it->second;
+    if (fresh) {
+      if (auto old = st.roles.find(s.role); old != st.roles.end()) {
+        role_meta = old->second;
+        role_meta.version += 1;
+      } else {
+        role_meta.version = 1;
+      }
+      role_meta.expires = now + o.expiry.delegated;
+      role_meta.delegations.reset();
+    }
+    Json custom = Json::object();
+    Json outpost = Json::object();
+    outpost.set("version", s.manifest.version);
+    outpost.set("kind", s.manifest.kind);
+    custom.set("outpost", std::move(outpost));
+    role_meta.targets[s.manifest.target_path()] =
+        tuf::TargetFile{static_cast<std::int64_t>(s.bytes.size()),
+                        crypto::hex(crypto::sha256(s.bytes)), std::move(custom)};
+  }
+  for (auto& [name, role_meta] : roles) {
+    OUTPOST_RETURN_IF_ERROR(write_metadata(repo, versioned_metadata_name(role_meta.version, name),
+                                           role_meta.to_signed(), {o.publisher_key}, nullptr, fs));
+    st.snapshot.meta[name + ".json"] = tuf::MetaFile{role_meta.version, std::nullopt, std::nullopt};
+    st.roles[name] = std::move(role_meta);
+  }
+  return Status::Ok();
+}
+
+// The bundle folders directly under `dir`, in name order, each read as publish() reads one
+// (hidden entries are skipped). kInvalidArgument naming the folder for a bad one, or two
+// folders naming the same bundle.
+Result<std::vector<BundleSource>> read_batch_dir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return Status::InvalidArgument("cannot read the batch folder " + dir + ": " +
+                                   std::strerror(errno));
+  }
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.empty() || name[0] == '.') continue;
+    struct stat sb {};
+    if (::stat((dir + "/" + name).c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) names.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  if (names.empty()) {
+    return Status::InvalidArgument("the batch folder " + dir +
+                                   " holds no bundle folder (each needs its bundle.json)");
+  }
+  std::vector<BundleSource> out;
+  std::map<std::string, std::string> seen;  // bundle name -> folder
+  for (const std::string& name : names) {
+    const std::string folder = dir + "/" + name;
+    auto src = read_bundle_dir(folder);
+    if (!src.ok()) return src.error().With("bundle folder " + folder + " (nothing was published)");
+    auto [it, fresh] = seen.emplace(src->name, folder);
+    if (!fresh) {
+      return Status::InvalidArgument("bundle folders " + it->second + " and " + folder +
+                                     " both name bundle " + src->name + " (nothing was published)");
+    }
+    out.push_back(std::move(src).value());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishOptions& o) {
+  if (o.publisher_key == nullptr || o.snapshot_key == nullptr || o.timestamp_key == nullptr) {
+    return Status::InvalidArgument("publish needs the publisher, snapshot and timestamp keys");
+  }
+  if (o.overrides.name || o.overrides.kind || o.overrides.title) {
+    return Status::InvalidArgument(
+        "--bundle, --kind and --title name one bundle: a batch takes them from each folder's "
+        "bundle.json");
+  }
+  OUTPOST_RETURN_IF_ERROR(o.chunking.validate());
+  std::optional<std::vector<std::int64_t>> ladder_option;
+  if (o.patch_ladder) {
+    auto l = normalize_ladder(*o.patch_ladder);
+    if (!l.ok()) return l.error().With("patch ladder");
+    ladder_option = std::move(l).value();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<BundleSource> sources, read_batch_dir(o.source_dir));
+  OUTPOST_ASSIGN_OR_RETURN(RepoLock lock, RepoLock::acquire(repo));
+  OUTPOST_ASSIGN_OR_RETURN(RepositoryState st, load_repository(repo));
+  OUTPOST_RETURN_IF_ERROR(require_role_key(st.root, "snapshot", *o.snapshot_key));
+  OUTPOST_RETURN_IF_ERROR(require_role_key(st.root, "timestamp", *o.timestamp_key));
+  OUTPOST_ASSIGN_OR_RETURN(RepositoryConfig config, config_or_default(repo));
+  const std::vector<std::int64_t> patch_ladder = ladder_option.value_or(config.patch_ladder);
+  const std::int64_t now = clock_of(o.clock).now();
+  FileSystem& fs = o.fs != nullptr ? *o.fs : real_fs();
+  auto named = [&](const BundleSource& src) {
+    return "bundle " + src.name + " (" + src.dir + "; nothing was published)";
+  };
+
+  // 1. who signs each bundle: every refusal before anything is written
+  std::vector<std::string> roles;
+  for (const BundleSource& src : sources) {
+    auto role = signing_role(st, src.name, *o.publisher_key);
+    if (!role.ok()) return role.error().With(named(src));
+    roles.push_back(std::move(role).value());
+  }
+  // 2. what the repository stores: the saved catalog, else a scan of every bundle
+  BatchPublishResult out;
+  ChunkCatalog catalog;
+  if (auto saved = read_saved_catalog(repo, st.snapshot.version)) {
+    catalog = std::move(*saved);
+    out.catalog_reused = true;
+  } else {
+    OUTPOST_ASSIGN_OR_RETURN(catalog, load_chunk_catalog(repo, st, ""));
+  }
+  // 3-7. per bundle: read, pack, index, patches, manifest (files no metadata names yet)
+  std::vector<SignedManifest> to_sign;
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    const BundleSource& src = sources[i];
+    std::optional<PublishedManifest> previous;
+    if (auto pm = load_current_manifest(repo, st, src.name); pm.ok()) {
+      previous = std::move(pm).value();
+    } else if (!pm.error().IsNotFound()) {
+      return pm.error().With(named(src));
+    }
+    auto in = ingest_files(repo, src, o, catalog, fs);
+    if (!in.ok()) return in.error().With(named(src));
+    PublishResult result;
+    result.bundle = src.name;
+    result.new_chunks = in->new_chunks;
+    result.reused_chunks = in->reused_chunks;
+    Manifest m = manifest_for(src, *in, o, now);
+    result.files = m.files.size();
+    result.bytes = m.content_size;
+    if (previous && same_content(previous->manifest, m)) {
+      forget_new_chunks(catalog);
+      result.unchanged = true;
+      result.version = previous->manifest.version;
+      result.manifest_path = previous->path;
+      result.new_chunks = 0;
+      out.bundles.push_back(std::move(result));
+      continue;
+    }
+    m.version = previous ? previous->manifest.version + 1 : 1;
+    auto index = store_chunks(repo, *in, catalog, m, result, fs);
+    if (!index.ok()) return index.error().With(named(src));
+    adopt_new_pack(catalog, *index, result.pack_id);
+    auto patches = make_patches(repo, m, *index, patch_ladder, o.max_ladder_stream, fs);
+    if (!patches.ok()) return patches.error().With(named(src));
+    m.patches = std::move(patches).value();
+    result.patches = m.patches;
+    auto bytes = write_manifest(repo, m, result, fs);
+    if (!bytes.ok()) return bytes.error().With(named(src));
+    result.version = m.version;
+    to_sign.push_back(SignedManifest{roles[i], std::move(m), std::move(bytes).value()});
+    out.bundles.push_back(std::move(result));
+  }
+  if (to_sign.empty()) return out;  // nothing changed: no release
+  // 8. one new version of each touched role, 9. one snapshot, its update files, one timestamp
+  OUTPOST_RETURN_IF_ERROR(sign_roles(repo, st, to_sign, o, now, fs));
+  // The library file goes before the timestamp, so a node that sees the release finds it.
+  auto library = [&]() -> Status {
+    auto written = write_library_file(repo, st, fs);
+    if (!written.ok()) return written.error().With("writing the library file");
+    out.library_file = *written;
+    return Status::Ok();
+  };
+  OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,
+                                                       now, o.expiry, config.update_ladder, fs,
+                                                       library));
+  out.snapshot_version = st.snapshot.version;
+  // The catalog for the next release (a failure here only costs it a scan).
+  (void)save_catalog(repo, catalog, st.snapshot.version, fs);
+  return out;
 }
 
 }  // namespace outpost::packaging

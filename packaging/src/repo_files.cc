@@ -151,8 +151,8 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
                                     const crypto::SecretKey& snapshot_key,
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,
                                     const Expiries& expiry,
-                                    const std::vector<std::int64_t>& update_ladder,
-                                    FileSystem& fs) {
+                                    const std::vector<std::int64_t>& update_ladder, FileSystem& fs,
+                                    const std::function<Status()>& before_timestamp) {
   st.snapshot.version += 1;
   st.snapshot.expires = now + expiry.snapshot;
   Bytes snap;
@@ -163,6 +163,7 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
     auto written = write_update_files(repo, st.snapshot.version, update_ladder, fs);
     if (!written.ok()) return written.error().With("writing metadata update files");
   }
+  if (before_timestamp) OUTPOST_RETURN_IF_ERROR(before_timestamp());
   st.timestamp.version += 1;
   st.timestamp.expires = now + expiry.timestamp;
   st.timestamp.snapshot.version = st.snapshot.version;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,13 +91,15 @@ Status write_metadata(const std::string& repo, const std::string& name, const Js
                       FileSystem& fs = real_fs());
 
 // New snapshot (version + 1, the given meta), the metadata update files to it (one per rung
-// of update_ladder whose snapshot exists), then the timestamp pointing at it.
+// of update_ladder whose snapshot exists), `before_timestamp` when given, then the timestamp
+// pointing at it.
 Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st,
                                     const crypto::SecretKey& snapshot_key,
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,
                                     const Expiries& expiry,
                                     const std::vector<std::int64_t>& update_ladder,
-                                    FileSystem& fs = real_fs());
+                                    FileSystem& fs = real_fs(),
+                                    const std::function<Status()>& before_timestamp = {});
 
 // The repository's configuration; defaults when outpost-repository.json is missing.
 Result<RepositoryConfig> config_or_default(const std::string& repo);

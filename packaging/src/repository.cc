@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <set>
 
 #include "outpost/base/fs.h"
@@ -12,6 +13,7 @@
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/update_file.h"
 #include "repo_files.h"
+#include "update_patches.h"
 
 namespace outpost::packaging {
 
@@ -238,6 +240,64 @@ Result<PublishedManifest> load_current_manifest(const std::string& repo,
 
 // ---- metadata update files ---------------------------------------------------------------------
 
+namespace {
+
+// A bundle whose manifest an update file carries: its manifest at N and, when it existed at
+// M, its manifest then (repository paths).
+struct ChangedBundle {
+  std::string after;
+  std::optional<std::string> before;
+};
+
+// The patch routes of the changed bundles (update_patches.h), smallest first, while they fit
+// in kCarriedTotal; each file once.
+Status add_carried_patches(
+    UpdateFile& upd, const std::vector<ChangedBundle>& changed,
+    const std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>& file,
+    Compressor& compressor) {
+  const ReadRepoFile read_manifest = [&](const std::string& relative) {
+    return file(relative, kMaxManifestBytes);
+  };
+  std::vector<CarriedRoute> routes;
+  for (const ChangedBundle& c : changed) {
+    OUTPOST_ASSIGN_OR_RETURN(const Bytes* after_bytes, file(c.after, kMaxManifestBytes));
+    OUTPOST_ASSIGN_OR_RETURN(Manifest after, Manifest::parse(ByteView(*after_bytes)));
+    std::optional<Manifest> before;
+    if (c.before) {
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* b, file(*c.before, kMaxManifestBytes));
+      auto parsed = Manifest::parse(ByteView(*b));
+      if (!parsed.ok()) continue;  // the node plans this one on its own
+      before = std::move(*parsed);
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto route, carried_route(before, after, read_manifest));
+    if (route) routes.push_back(std::move(*route));
+  }
+  std::stable_sort(routes.begin(), routes.end(),
+                   [](const CarriedRoute& a, const CarriedRoute& b) { return a.bytes < b.bytes; });
+  std::set<std::string> names;
+  for (const auto& e : upd.entries) names.insert(e.name);
+  std::uint64_t total = 0;
+  for (const CarriedRoute& r : routes) {
+    if (total + r.bytes > kCarriedTotal) break;
+    total += r.bytes;
+    for (const std::string& m : r.manifests) {
+      if (!names.insert(m).second) continue;
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(m, kMaxManifestBytes));
+      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(m, *bytes, {}, compressor));
+      upd.entries.push_back(std::move(e));
+    }
+    for (const PatchRef& p : r.patches) {
+      if (!names.insert(p.path).second) continue;
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(p.path, p.length));
+      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(p.path, *bytes, {}, compressor));
+      upd.entries.push_back(std::move(e));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> write_update_files(const std::string& repo,
                                                     std::int64_t snapshot_version,
                                                     const std::vector<std::int64_t>& ladder,
@@ -277,6 +337,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
   }
 
   Compressor compressor(kUpdateLevel);
+  // Patches are compressed already: a fast level only frames them.
+  Compressor patch_compressor(1);
   for (std::int64_t rung : ladder) {
     const std::int64_t from = snapshot_version - rung;
     if (from < 1) continue;
@@ -286,6 +348,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
                              read_role<tuf::Snapshot>(repo_metadata(repo, from_name), "snapshot"));
     UpdateFile upd;
     upd.latest_root = static_cast<std::uint32_t>(latest_root);
+    std::vector<ChangedBundle> changed_bundles;
     auto add = [&](const std::string& name, const std::string& relative,
                    const std::optional<std::string>& base_relative, std::uint64_t max) -> Status {
       OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(relative, max));
@@ -339,9 +402,11 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
             if (!real_fs().exists(repo + "/" + *base)) base.reset();
           }
           OUTPOST_RETURN_IF_ERROR(add(relative, relative, base, kMaxManifestBytes));
+          changed_bundles.push_back(ChangedBundle{relative, base});
         }
       }
     }
+    OUTPOST_RETURN_IF_ERROR(add_carried_patches(upd, changed_bundles, file, patch_compressor));
     OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_update_file(upd));
     const std::string out_name = update_file_name(snapshot_version, from);
     OUTPOST_RETURN_IF_ERROR(

@@ -92,6 +92,30 @@ Result<UpdateEntry> make_update_entry(std::string name, ByteView file, std::opti
   return e;
 }
 
+Result<UpdateEntry> make_stored_entry(std::string name, ByteView file) {
+  if (Status s = check_name(name); !s.ok()) return s.With("update entry");
+  if (file.empty()) return Status::InvalidArgument("update entry " + name + ": empty file");
+  UpdateEntry e;
+  e.name = std::move(name);
+  e.encoding = UpdateEncoding::kStored;
+  e.result_length = file.size();
+  e.data.assign(file.begin(), file.end());  // result_sha256 stays zero: not given
+  return e;
+}
+
+Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
+                                      std::uint64_t max_entries) {
+  auto size = zstd_frame_content_size(bytes);
+  if (!size || *size > max_raw) {
+    return Status::Corruption("library file: not one zstd frame of at most " +
+                              std::to_string(max_raw) + " bytes");
+  }
+  Decompressor dec;
+  OUTPOST_ASSIGN_OR_RETURN(Bytes raw,
+                           dec.decompress(bytes, static_cast<std::size_t>(*size), "library file"));
+  return parse_update_file(raw, max_entries);
+}
+
 Result<Bytes> encode_update_file(const UpdateFile& file) {
   if (file.entries.size() > std::numeric_limits<std::uint32_t>::max()) {
     return Status::InvalidArgument("update file with more than 2^32-1 entries");
@@ -125,7 +149,7 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
     put_int(e.name.size(), 2);
     put(e.name.data(), e.name.size());
     put_int(static_cast<std::uint8_t>(e.encoding), 1);
-    put((e.encoding == UpdateEncoding::kZstd ? zero : e.base_sha256).data(), 32);
+    put((e.encoding != UpdateEncoding::kZstdDelta ? zero : e.base_sha256).data(), 32);
     put_int(e.result_length, 8);
     put(e.result_sha256.data(), 32);
     put_int(e.data.size(), 8);
@@ -167,7 +191,7 @@ Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) 
     if (!names.insert(e.name).second) return bad(at + "'" + e.name + "' listed twice");
     std::uint8_t enc = 0;
     if (!c.u8(enc)) return bad(at + "truncated");
-    if (enc > static_cast<std::uint8_t>(UpdateEncoding::kZstdDelta)) {
+    if (enc > static_cast<std::uint8_t>(UpdateEncoding::kStored)) {
       return bad(at + "unknown encoding " + std::to_string(enc));
     }
     e.encoding = static_cast<UpdateEncoding>(enc);
@@ -176,7 +200,7 @@ Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) 
         !c.u64(data_len)) {
       return bad(at + "truncated");
     }
-    if (e.encoding == UpdateEncoding::kZstd && !is_zero(e.base_sha256)) {
+    if (e.encoding != UpdateEncoding::kZstdDelta && !is_zero(e.base_sha256)) {
       return bad(at + "a base hash on a file compressed alone");
     }
     if (data_len == 0) return bad(at + "empty data");
@@ -205,6 +229,14 @@ Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64
     }
     out = decompressor.decompress_with_prefix(entry.data, base,
                                               static_cast<std::size_t>(entry.result_length), what);
+  } else if (entry.encoding == UpdateEncoding::kStored) {
+    if (entry.data.size() != entry.result_length) {
+      return Status::Corruption(what + " holds " + std::to_string(entry.data.size()) +
+                                " bytes, not the " + std::to_string(entry.result_length) +
+                                " it declares");
+    }
+    // A stored entry names no SHA-256: what it holds is checked against signed data only.
+    return entry.data;
   } else {
     out = decompressor.decompress(entry.data, static_cast<std::size_t>(entry.result_length), what);
   }

@@ -67,6 +67,10 @@ TEST_CASE("a new version with one edited file comes as a patch, or as only the c
   }
   SECTION("without patches, only the changed chunk is fetched") {
     for (const auto& f : files_ending(p.repo() + "/objects", ".patch")) std::filesystem::remove(f);
+    // Update files carry small patches: drop them too.
+    for (const auto& f : files_ending(p.repo() + "/metadata/updates", ".upd")) {
+      std::filesystem::remove(f);
+    }
     RunResult sync = p.node({"sync", "--json"});
     INFO(sync.err);
     REQUIRE(sync.exit_code == 0);

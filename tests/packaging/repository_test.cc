@@ -1035,11 +1035,33 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
     }
     auto rebuilt = op::rebuild_entry(e, base, 64u << 20);
     REQUIRE(rebuilt.ok());
-    const std::string file =
-        e.name.rfind("targets/", 0) == 0 ? repo + "/" + e.name : repo + "/metadata/" + e.name;
+    const bool tree_path = e.name.rfind("targets/", 0) == 0 || e.name.rfind("objects/", 0) == 0;
+    const std::string file = tree_path ? repo + "/" + e.name : repo + "/metadata/" + e.name;
     CHECK(*rebuilt == outpost::test::read_all(file));
   }
   return names;
+}
+
+// The entries that are carried patches (objects/...), and the others.
+std::set<std::string> carried_patches(const std::set<std::string>& names) {
+  std::set<std::string> out;
+  for (const auto& n : names) {
+    if (n.rfind("objects/", 0) == 0) out.insert(n);
+  }
+  return out;
+}
+std::set<std::string> metadata_entries(const std::set<std::string>& names) {
+  std::set<std::string> out;
+  for (const auto& n : names) {
+    if (n.rfind("objects/", 0) != 0) out.insert(n);
+  }
+  return out;
+}
+std::string patch_from(const op::Manifest& m, std::int64_t from) {
+  for (const auto& p : m.patches) {
+    if (p.from == from) return p.path;
+  }
+  return "";
 }
 
 std::int64_t snapshot_version(const std::string& repo) {
@@ -1071,12 +1093,23 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
   const std::string itu_role =
       std::to_string(st->snapshot.meta.at("itu.json").version) + ".itu.json";
 
-  // From 5: the snapshot, the un role and bundle a's manifest; nothing about b.
-  CHECK(check_update_file(repo.dir, n, 5) ==
-        std::set<std::string>{"6.snapshot.json", un_role, a2.path});
-  // From 3 (before any publication): both roles are new, both manifests too.
-  CHECK(check_update_file(repo.dir, n, 3) ==
+  // From 5: the snapshot, the un role and bundle a's manifest; nothing about b. And the
+  // patch a node holding version 1 of a takes (carried: no request of its own).
+  const auto from5 = check_update_file(repo.dir, n, 5);
+  CHECK(metadata_entries(from5) == std::set<std::string>{"6.snapshot.json", un_role, a2.path});
+  CHECK(carried_patches(from5) == std::set<std::string>{patch_from(a2.manifest, 1)});
+  // From 3 (before any publication): both roles are new, both manifests too, and the
+  // bundles' whole contents (the patches from 0) that are small enough to be carried.
+  const auto from3 = check_update_file(repo.dir, n, 3);
+  CHECK(metadata_entries(from3) ==
         std::set<std::string>{"6.snapshot.json", un_role, itu_role, a2.path, b1.path});
+  std::set<std::string> small_full;
+  for (const op::Manifest* m : {&a2.manifest, &b1.manifest}) {
+    for (const auto& p : m->patches) {
+      if (p.from == 0 && p.length <= (256u << 10)) small_full.insert(p.path);
+    }
+  }
+  CHECK(carried_patches(from3) == small_full);
   // From 1: targets.json changed too.
   std::uint32_t latest_root = 0;
   CHECK(check_update_file(repo.dir, n, 1, &latest_root).count("3.targets.json") == 1);

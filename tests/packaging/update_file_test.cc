@@ -127,3 +127,35 @@ TEST_CASE("damaged update files and entries are refused as corrupt", "[packaging
   CHECK(op::rebuild_entry(s.file.entries[0], other_base, 1 << 20).error().code() ==
         Code::kCorruption);
 }
+
+TEST_CASE("stored entries of a library file round-trip; a wrong length or a bomb is refused",
+          "[packaging][update]") {
+  const Bytes file = outpost::test::random_bytes(5000, 8);
+  auto e = op::make_stored_entry("content/ab", file);
+  REQUIRE(e.ok());
+  CHECK(e->encoding == op::UpdateEncoding::kStored);
+  CHECK(e->result_sha256 == outpost::crypto::Digest{});  // not given
+  op::UpdateFile f;
+  f.entries.push_back(*e);
+  auto encoded = op::encode_update_file(f);
+  REQUIRE(encoded.ok());
+  auto parsed = op::parse_update_file(*encoded, 10);
+  REQUIRE(parsed.ok());
+  auto rebuilt = op::rebuild_entry(parsed->entries[0], {}, 1 << 20);
+  REQUIRE(rebuilt.ok());
+  CHECK(*rebuilt == file);
+  // A length that is not the data's, or above the reader's limit.
+  op::UpdateEntry wrong = *e;
+  wrong.result_length += 1;
+  CHECK(op::rebuild_entry(wrong, {}, 1 << 20).error().code() == Code::kCorruption);
+  CHECK(op::rebuild_entry(*e, {}, 100).error().code() == Code::kCorruption);
+  // A library file is one zstd frame: its declared size is checked before decompressing.
+  op::Compressor c(3);
+  auto frame = c.compress(*encoded);
+  REQUIRE(frame.ok());
+  auto lib = op::parse_library_file(*frame, 1 << 20, 10);
+  REQUIRE(lib.ok());
+  CHECK(lib->entries == parsed->entries);
+  CHECK(op::parse_library_file(*frame, 100, 10).error().code() == Code::kCorruption);
+  CHECK(op::parse_library_file(*encoded, 1 << 20, 10).error().code() == Code::kCorruption);
+}

@@ -32,6 +32,8 @@ inline constexpr std::string_view kUpdatesDir = "metadata/updates";
 inline constexpr std::string_view kTargetsDir = "targets";
 inline constexpr std::string_view kObjectsDir = "objects";
 inline constexpr std::string_view kPacksDir = "packs";
+// The publisher's saved chunk catalog (unsigned, never read by nodes; may be deleted).
+inline constexpr std::string_view kCatalogPath = "objects/.chunk-catalog";
 // The folders `repo init` creates.
 inline constexpr std::string_view kRepositoryDirs[] = {kMetadataDir, kUpdatesDir, kTargetsDir,
                                                        kObjectsDir, kPacksDir};
@@ -69,6 +71,9 @@ std::string history_file_path(std::string_view bundle);
 std::string index_object_path(const crypto::Digest& blake2b);
 // "objects/<first two hex digits>/<hex>.patch"
 std::string patch_object_path(const crypto::Digest& blake2b);
+// "content/<root hex>": the name of a bundle version's whole content stream inside a library
+// file (metadata/updates/N.from-0.upd); no file of the tree has this path.
+std::string content_entry_name(const crypto::Digest& content_root);
 // "packs/<hex id>.pack" (defined with the pack format, packaging/src/pack.cc).
 std::string pack_object_path(const crypto::Digest& pack_id);
 

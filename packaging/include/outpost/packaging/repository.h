@@ -175,6 +175,25 @@ struct PublishResult {
 // damaged. Every file and folder it writes is world-readable (0644 / 0755) whatever the umask.
 Result<PublishResult> publish(const std::string& repo_dir, const PublishOptions& options);
 
+struct BatchPublishResult {
+  std::vector<PublishResult> bundles;  // one per bundle folder, in folder name order
+  std::int64_t snapshot_version = 0;   // the new release's snapshot; 0 when nothing changed
+  bool catalog_reused = false;         // the saved chunk catalog spared a scan of every bundle
+  bool library_file = false;           // metadata/updates/N.from-0.upd was written
+};
+
+// Publishes every bundle folder directly under options.source_dir (each with its bundle.json
+// naming the bundle; hidden entries skipped) as one release: one new version of each touched
+// delegated role, one snapshot, its update files, one timestamp. Unchanged bundles write
+// nothing; when none changed there is no release. Every bundle is checked (name, delegation,
+// key) before anything is written, and every file is read before any metadata is: a refused
+// bundle or a crash leaves the previous release as it was, and the error names the bundle and
+// its folder. The chunks the repository stores come from the publisher's saved catalog
+// (objects/.chunk-catalog) when it matches the current snapshot, so the work grows with what
+// changed; else from a scan of every bundle, as publish() does. overrides must be empty.
+Result<BatchPublishResult> publish_batch(const std::string& repo_dir,
+                                         const PublishOptions& options);
+
 // Re-signs timestamp.json with a new version and expiry (same snapshot).
 // kFailedPrecondition: the key is not the root's timestamp key, or the current snapshot
 // expires before the new timestamp would (clients would then refuse the snapshot): use

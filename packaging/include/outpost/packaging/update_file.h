@@ -11,7 +11,8 @@
 //     u16le name_length, name        "12.snapshot.json", "4.targets.json", "7.un.ga.json",
 //                                    "targets/un/ga/X/<sha256>.manifest.json"
 //     u8    encoding                 0: one zstd frame of the file; 1: one zstd frame made
-//                                    with the base file as a raw prefix (patch-from)
+//                                    with the base file as a raw prefix (patch-from);
+//                                    2: the file itself (only in a library file)
 //     u8[32] base_sha256             encoding 1: SHA-256 of the base; encoding 0: all zero
 //     u64le result_length            bytes of the rebuilt file
 //     u8[32] result_sha256           SHA-256 of the rebuilt file
@@ -44,7 +45,9 @@ inline constexpr std::size_t kMaxUpdateName = 1024;
 // zstd level of update file entries: they are written once and fetched by every node.
 inline constexpr int kUpdateLevel = 19;
 
-enum class UpdateEncoding : std::uint8_t { kZstd = 0, kZstdDelta = 1 };
+// kStored (2): the data is the file itself; used inside a library file (N.from-0.upd), which
+// is compressed as a whole.
+enum class UpdateEncoding : std::uint8_t { kZstd = 0, kZstdDelta = 1, kStored = 2 };
 
 struct UpdateEntry {
   std::string name;  // a metadata file name or a manifest's repository path
@@ -65,6 +68,18 @@ struct UpdateFile {
 };
 
 // update_file_name() ("N.from-M.upd") and update_file_path(): layout.h.
+
+// An entry holding `file` as it is (encoding 2), for a library file. Its result_sha256 is all
+// zero (not given: a library file is read by a node that checks every file it rebuilds
+// against signed data, and 32 incompressible bytes per entry would cost more than the
+// metadata), and rebuild_entry() checks only its length.
+Result<UpdateEntry> make_stored_entry(std::string name, ByteView file);
+
+// A library file (docs/format-repository.md, "Library files"): one zstd frame (content size
+// in its header) holding an update file. Decompresses at most max_raw bytes and parses it;
+// kCorruption on anything else.
+Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
+                                      std::uint64_t max_entries);
 
 // One entry holding `file` under `name`: compressed against `base` (encoding 1) when given,
 // else alone (encoding 0). kInvalidArgument for a name that is not a valid file path
