@@ -437,7 +437,8 @@ std::string Kiosk::Impl::shell(const Messages& t, const KioskRequest& r, const s
   std::string query;
   for (const auto& [k, v] : r.args) {
     if (k == "hl") continue;
-    query += (query.empty() ? "?" : "&") + url_encode(k) + "=" + url_encode(v);
+    query += (query.empty() ? "?" : "&") + url_encode(k) + "=" +
+             url_encode(valid_utf8(utf8_prefix(v, kMaxQueryBytes)));
   }
   self = url_encode(self, true) + query;
   std::string out =
