@@ -9,15 +9,15 @@ namespace outpost::kiosk {
 
 inline constexpr std::string_view kStyle =
     R"css(html{font-family:"DejaVu Sans",Arial,sans-serif;line-height:1.5;color:#1a1a1a;background:#fff}
-body{margin:0 auto;max-width:42em;padding:0 .75em}
+body{margin:0 auto;max-width:42em;padding:0 .75em;word-wrap:break-word;overflow-wrap:break-word}
 a{color:#0b4f9c}
 a:focus,button:focus,input:focus,select:focus,[tabindex]:focus{outline:3px solid #c25400;outline-offset:2px}
-.skip{position:absolute;left:-999em}
-.skip:focus{position:static}
+.skip{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.skip:focus{position:static;width:auto;height:auto;clip:auto}
 header{border-bottom:1px solid #888;padding:.5em 0}
 .site{font-weight:bold;font-size:1.2em;margin:.2em 0}
 .search label,.search-in label{display:block}
-input,select,button{font:inherit;max-width:100%}
+input,select,button{font:inherit;max-width:100%;-moz-box-sizing:border-box;box-sizing:border-box}
 input[type=search]{width:14em}
 button{padding:.2em .8em}
 .langs ul,.doclangs ul,.actions{list-style:none;padding:0;margin:.4em 0}
@@ -30,7 +30,7 @@ h2{font-size:1.25em}
 .list li{margin:.6em 0}
 .note{background:#f2f2f2;padding:.3em .5em}
 .warn{background:#fff3cd;border:1px solid #8a6d00;padding:.3em .5em}
-fieldset{border:1px solid #888;margin:.6em 0}
+fieldset{border:1px solid #888;margin:.6em 0;min-width:0}
 .filters label{display:block}
 .doc p,.doc li{margin:.6em 0}
 .doc li:target,.doc p:target{background:#fff3cd}
