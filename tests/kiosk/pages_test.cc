@@ -104,8 +104,8 @@ TEST_CASE("the resolution reader shows provenance: publisher, version, signature
   REQUIRE(r.status == 200);
   CHECK(r.body.find("<article class=\"doc\" lang=\"en\" dir=\"ltr\">") != std::string::npos);
   CHECK(r.body.find("<li id=\"p16\">") != std::string::npos);
-  CHECK(r.body.find("<dd>General Assembly</dd>") != std::string::npos);
-  CHECK(r.body.find("<dd>signature verified</dd>") != std::string::npos);
+  CHECK(r.body.find("<dd dir=\"auto\">General Assembly</dd>") != std::string::npos);
+  CHECK(r.body.find("<dd dir=\"auto\">signature verified</dd>") != std::string::npos);
   CHECK(r.body.find("Confirmed current as of") != std::string::npos);
   CHECK(r.body.find("Warning: not confirmed current") == std::string::npos);
   // A month later without a sync, the page warns.

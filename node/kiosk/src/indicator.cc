@@ -192,6 +192,8 @@ struct Point {
 const char* kColours[] = {"#1f4e96", "#b3261e", "#2e7d32", "#6a1b9a", "#8d5b00", "#00695c"};
 const char* kDashes[] = {"", "6 3", "2 3", "8 3 2 3", "1 2", "10 4"};
 
+// Horizontal bars, each with its label above it: readable on a 320-pixel screen, where the
+// 320-unit view box is drawn at about its own size.
 std::string bar_chart(const std::vector<Point>& pts, const std::string& title,
                       const std::string& units) {
   double lo = 0, hi = 0;
@@ -199,10 +201,11 @@ std::string bar_chart(const std::vector<Point>& pts, const std::string& title,
   const auto tk = ticks(lo, hi);
   lo = std::min(lo, tk.front());
   hi = std::max(hi, tk.back());
-  const double left = 170, right = 550, top = 10, bar = 22, gap = 8;
-  const double height = top + static_cast<double>(pts.size()) * (bar + gap) + 40;
+  const double left = 8, right = 270, top = 4, label = 15, bar = 16, gap = 8;
+  const double row = label + bar + gap;
+  const double height = top + static_cast<double>(pts.size()) * row + 34;
   auto x = [&](double v) { return left + (v - lo) / (hi - lo) * (right - left); };
-  std::string svg = "<svg viewBox=\"0 0 600 " + fmt(height) +
+  std::string svg = "<svg viewBox=\"0 0 320 " + fmt(height) +
                     "\" role=\"img\" aria-labelledby=\"chart-t chart-d\" "
                     "xmlns=\"http://www.w3.org/2000/svg\">\n<title id=\"chart-t\">" +
                     escape_html(title) + "</title>\n";
@@ -212,25 +215,25 @@ std::string bar_chart(const std::vector<Point>& pts, const std::string& title,
   }
   svg += units.empty() ? "" : " (" + escape_html(units) + ")";
   svg += "</desc>\n";
+  const double axis = top + static_cast<double>(pts.size()) * row;
   for (double v : tk) {
     svg += "<line x1=\"" + fmt(x(v)) + "\" x2=\"" + fmt(x(v)) + "\" y1=\"" + fmt(top) + "\" y2=\"" +
-           fmt(height - 30) + "\" stroke=\"#ccc\"/>\n";
-    svg += "<text x=\"" + fmt(x(v)) + "\" y=\"" + fmt(height - 16) +
-           "\" text-anchor=\"middle\" font-size=\"12\">" + format_number(v) + "</text>\n";
+           fmt(axis) + "\" stroke=\"#ccc\"/>\n";
+    svg += "<text x=\"" + fmt(x(v)) + "\" y=\"" + fmt(axis + 13) +
+           "\" text-anchor=\"middle\" font-size=\"11\">" + format_number(v) + "</text>\n";
   }
   for (std::size_t i = 0; i < pts.size(); ++i) {
-    const double y = top + static_cast<double>(i) * (bar + gap);
+    const double y = top + static_cast<double>(i) * row;
     const double x0 = x(std::min(0.0, pts[i].value)), x1 = x(std::max(0.0, pts[i].value));
-    svg += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(y + 15) +
-           "\" text-anchor=\"end\" font-size=\"12\">" + escape_html(shorten(pts[i].area, 26)) +
-           "</text>\n";
-    svg += "<rect x=\"" + fmt(x0) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(x1 - x0) +
+    svg += "<text x=\"" + fmt(left) + "\" y=\"" + fmt(y + 11) + "\" font-size=\"11\">" +
+           escape_html(shorten(pts[i].area, 48)) + "</text>\n";
+    svg += "<rect x=\"" + fmt(x0) + "\" y=\"" + fmt(y + label) + "\" width=\"" + fmt(x1 - x0) +
            "\" height=\"" + fmt(bar) + "\" fill=\"#1f4e96\"/>\n";
-    svg += "<text x=\"" + fmt(x1 + 4) + "\" y=\"" + fmt(y + 15) + "\" font-size=\"12\">" +
+    svg += "<text x=\"" + fmt(x1 + 3) + "\" y=\"" + fmt(y + label + 12) + "\" font-size=\"11\">" +
            format_number(pts[i].value) + "</text>\n";
   }
-  svg += "<text x=\"" + fmt((left + right) / 2) + "\" y=\"" + fmt(height - 2) +
-         "\" text-anchor=\"middle\" font-size=\"12\">" + escape_html(units) + "</text>\n";
+  svg += "<text x=\"" + fmt((left + right) / 2) + "\" y=\"" + fmt(axis + 28) +
+         "\" text-anchor=\"middle\" font-size=\"11\">" + escape_html(units) + "</text>\n";
   svg += "</svg>\n";
   return svg;
 }
@@ -249,8 +252,8 @@ std::string line_chart(const std::vector<std::string>& areas,
   const auto tk = ticks(lo, hi);
   lo = std::min(lo, tk.front());
   hi = std::max(hi, tk.back());
-  const double left = 60, right = 580, top = 10, bottom = 250;
-  const double legend = static_cast<double>(areas.size()) * 18;
+  const double left = 34, right = 310, top = 8, bottom = 170;
+  const double legend = static_cast<double>(areas.size()) * 16;
   const double height = bottom + 40 + legend;
   auto x = [&](std::size_t i) {
     return periods.size() == 1 ? (left + right) / 2
@@ -258,7 +261,7 @@ std::string line_chart(const std::vector<std::string>& areas,
                                             static_cast<double>(periods.size() - 1);
   };
   auto y = [&](double v) { return bottom - (v - lo) / (hi - lo) * (bottom - top); };
-  std::string svg = "<svg viewBox=\"0 0 600 " + fmt(height) +
+  std::string svg = "<svg viewBox=\"0 0 320 " + fmt(height) +
                     "\" role=\"img\" aria-labelledby=\"chart-t chart-d\" "
                     "xmlns=\"http://www.w3.org/2000/svg\">\n<title id=\"chart-t\">" +
                     escape_html(title) + "</title>\n<desc id=\"chart-d\">";
@@ -281,16 +284,16 @@ std::string line_chart(const std::vector<std::string>& areas,
   for (double v : tk) {
     svg += "<line x1=\"" + fmt(left) + "\" x2=\"" + fmt(right) + "\" y1=\"" + fmt(y(v)) +
            "\" y2=\"" + fmt(y(v)) + "\" stroke=\"#ccc\"/>\n<text x=\"" + fmt(left - 6) + "\" y=\"" +
-           fmt(y(v) + 4) + "\" text-anchor=\"end\" font-size=\"12\">" + format_number(v) +
+           fmt(y(v) + 4) + "\" text-anchor=\"end\" font-size=\"11\">" + format_number(v) +
            "</text>\n";
   }
-  const std::size_t every = std::max<std::size_t>(1, periods.size() / 8);
+  const std::size_t every = std::max<std::size_t>(1, periods.size() / 5);
   for (std::size_t i = 0; i < periods.size(); i += every) {
     svg += "<text x=\"" + fmt(x(i)) + "\" y=\"" + fmt(bottom + 16) +
-           "\" text-anchor=\"middle\" font-size=\"12\">" + escape_html(shorten(periods[i], 10)) +
+           "\" text-anchor=\"middle\" font-size=\"11\">" + escape_html(shorten(periods[i], 10)) +
            "</text>\n";
   }
-  svg += "<text x=\"" + fmt(left) + "\" y=\"" + fmt(bottom + 32) + "\" font-size=\"12\">" +
+  svg += "<text x=\"" + fmt(left) + "\" y=\"" + fmt(bottom + 32) + "\" font-size=\"11\">" +
          escape_html(units) + "</text>\n";
   for (std::size_t a = 0; a < areas.size(); ++a) {
     std::string points;
@@ -304,12 +307,12 @@ std::string line_chart(const std::vector<std::string>& areas,
     svg += std::string("<polyline fill=\"none\" stroke-width=\"2\" stroke=\"") + kColours[a] +
            "\"" + (kDashes[a][0] ? std::string(" stroke-dasharray=\"") + kDashes[a] + "\"" : "") +
            " points=\"" + points + "\"/>\n";
-    const double ly = bottom + 48 + static_cast<double>(a) * 18;
+    const double ly = bottom + 46 + static_cast<double>(a) * 16;
     svg += std::string("<line x1=\"") + fmt(left) + "\" x2=\"" + fmt(left + 30) + "\" y1=\"" +
            fmt(ly - 4) + "\" y2=\"" + fmt(ly - 4) + "\" stroke-width=\"2\" stroke=\"" +
            kColours[a] + "\"" +
            (kDashes[a][0] ? std::string(" stroke-dasharray=\"") + kDashes[a] + "\"" : "") +
-           "/>\n<text x=\"" + fmt(left + 36) + "\" y=\"" + fmt(ly) + "\" font-size=\"12\">" +
+           "/>\n<text x=\"" + fmt(left + 36) + "\" y=\"" + fmt(ly) + "\" font-size=\"11\">" +
            escape_html(shorten(areas[a], 40)) + "</text>\n";
   }
   svg += "</svg>\n";

@@ -497,15 +497,16 @@ std::string Kiosk::Impl::bundle_footer(const Messages& t, const Entry& e) {
   const std::int64_t now = clock->now();
   std::string out = "<h2 class=\"prov\">" + escape_html(t("About this document")) +
                     "</h2>\n<dl class=\"prov\">\n";
-  auto row = [&](const std::string& k, const std::string& v) {
-    out += "<dt>" + escape_html(k) + "</dt><dd>" + escape_html(v) + "</dd>\n";
+  // Values in their own direction: a Latin name or a date inside an Arabic page stays whole.
+  auto row = [&](const std::string& k, const std::string& v, const char* dir) {
+    out += "<dt>" + escape_html(k) + "</dt><dd dir=\"" + dir + "\">" + escape_html(v) + "</dd>\n";
   };
-  row(t("Publisher"), e.publisher());
-  row(t("Name"), e.info.name);
-  row(t("Version"), std::to_string(e.info.current));
-  row(t("Published"), time_of(e.info.published));
-  row(t("Signature"), t("signature verified"));
-  row(t("Confirmed current as of"), time_of(e.info.confirmed));
+  row(t("Publisher"), e.publisher(), "auto");
+  row(t("Name"), e.info.name, "ltr");
+  row(t("Version"), std::to_string(e.info.current), "ltr");
+  row(t("Published"), time_of(e.info.published), "ltr");
+  row(t("Signature"), t("signature verified"), "auto");
+  row(t("Confirmed current as of"), time_of(e.info.confirmed), "ltr");
   out += "</dl>\n";
   if (e.info.confirmed > 0 && now - e.info.confirmed > opt.stale_after) {
     out += "<p class=\"warn\" role=\"note\">" +
@@ -607,8 +608,8 @@ KioskResponse Kiosk::Impl::home(const Messages& t, const KioskRequest& r, const 
       if (!doclang.empty() && e.docs.count(doclang) == 0) continue;
       std::string href = "/b/" + url_encode(e.info.name, true);
       if (!doclang.empty()) href += "?lang=" + url_encode(doclang);
-      items += "<li><a href=\"" + escape_html(link(r, href)) + "\">" + escape_html(e.title()) +
-               "</a><br><span class=\"meta\">";
+      items += "<li><a href=\"" + escape_html(link(r, href)) + "\" dir=\"auto\">" +
+               escape_html(e.title()) + "</a><br><span class=\"meta\" dir=\"ltr\">";
       std::string symbol = e.meta_string("symbol");
       if (!symbol.empty()) items += escape_html(symbol) + " \xC2\xB7 ";
       items += escape_html(date_of(e.info.published));
@@ -657,7 +658,8 @@ KioskResponse Kiosk::Impl::resolution(const Messages& t, const KioskRequest& r, 
   MarkdownLabels labels{t("Notes"), t("Back to the text of note {n}"), t("Note {n}")};
   RenderedDocument doc = render_markdown(*md, labels);
   const std::string base = "/b/" + url_encode(e.info.name, true);
-  std::string main = "<h1>" + escape_html(e.title()) + "</h1>\n<p class=\"meta\">";
+  std::string main =
+      "<h1 dir=\"auto\">" + escape_html(e.title()) + "</h1>\n<p class=\"meta\" dir=\"auto\">";
   std::vector<std::string> facts;
   for (const char* k : {"symbol", "body", "adopted"}) {
     std::string v = e.meta_string(k);
@@ -666,7 +668,7 @@ KioskResponse Kiosk::Impl::resolution(const Messages& t, const KioskRequest& r, 
   for (std::size_t i = 0; i < facts.size(); ++i) main += (i ? " \xC2\xB7 " : "") + facts[i];
   main += "</p>\n";
   if (std::string note = e.meta_string("note"); !note.empty()) {
-    main += "<p class=\"note\">" + escape_html(note) + "</p>\n";
+    main += "<p class=\"note\" dir=\"auto\">" + escape_html(note) + "</p>\n";
   }
   if (e.docs.size() > 1) {
     main += "<nav class=\"doclangs\" aria-label=\"" +
@@ -723,9 +725,9 @@ KioskResponse Kiosk::Impl::indicator(const Messages& t, const KioskRequest& r, c
                                      const Entry& e) {
   Status why;
   auto tab = table(e, &why);
-  std::string main = "<h1>" + escape_html(e.title()) + "</h1>\n";
+  std::string main = "<h1 dir=\"auto\">" + escape_html(e.title()) + "</h1>\n";
   if (std::string d = e.meta_string("description"); !d.empty()) {
-    main += "<p>" + escape_html(d) + "</p>\n";
+    main += "<p dir=\"auto\">" + escape_html(d) + "</p>\n";
   }
   main += "<ul class=\"actions\">\n<li><a href=\"" +
           escape_html(link(r, "/dl/" + url_encode(e.info.name, true) + "?p=" + url_encode(e.csv))) +

@@ -43,7 +43,7 @@ th,td{border:1px solid #aaa;padding:.2em .4em;text-align:left;vertical-align:top
 [dir=rtl] th,[dir=rtl] td{text-align:right}
 td.num{text-align:right}
 .chart{margin:.5em 0}
-svg{width:100%;height:auto;max-width:40em}
+svg{width:100%;height:auto;max-width:32em}
 mark{background:#ffe066;color:#000}
 .hits li{margin:.8em 0}
 .snippet{margin:.2em 0}
