@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
 outpost=${1:?usage: run_browser.sh OUTPOST NPM_DIR OUT_DIR}
-npm_dir=${2:?}
+npm_dir=${OUTPOST_BROWSER_NPM_DIR:-${2:?}}  # scripts/test.sh shares one install
 out=${3:?}
 
 chromium=${CHROMIUM:-/usr/bin/chromium}
