@@ -109,7 +109,7 @@ TEST_CASE("the resolution reader shows provenance: publisher, version, signature
   CHECK(r.body.find("Confirmed current as of") != std::string::npos);
   CHECK(r.body.find("Warning: not confirmed current") == std::string::npos);
   // A month later without a sync, the page warns.
-  s.clock.advance(30 * 86400);
+  s.clock.advance(30 * 86400 + 3600);
   KioskResponse late = s.get(kRes);
   CHECK(late.body.find("Warning: not confirmed current for 30 days") != std::string::npos);
   // The plain-text download.

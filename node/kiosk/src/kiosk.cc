@@ -1,5 +1,6 @@
 #include "outpost/kiosk/kiosk.h"
 
+#include <malloc.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -154,8 +155,17 @@ struct Snapshot {
 
 struct Cached {
   KioskResponse plain;
-  std::string gz;  // "" when not worth it
   std::string etag;
+  // Made on the first request that accepts gzip; "" when not worth it.
+  mutable std::once_flag gz_once;
+  mutable std::string gz;
+  const std::string& gzipped() const {
+    std::call_once(gz_once, [this] {
+      if (plain.body.size() > 256) gz = gzip(plain.body);
+      if (gz.size() >= plain.body.size()) gz.clear();
+    });
+    return gz;
+  }
 };
 
 bool valid_language_tag(const std::string& l) {
@@ -410,7 +420,11 @@ Status Kiosk::Impl::refresh() {
       ++pending;
     }
   }
-  if (pending > 0) OUTPOST_RETURN_IF_ERROR(index->commit());
+  if (pending > 0) {
+    OUTPOST_RETURN_IF_ERROR(index->commit());
+    // Indexing a batch allocates tens of MB that a Pi should get back while idle.
+    malloc_trim(0);
+  }
   return Status::Ok();
 }
 
@@ -892,7 +906,6 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
       x->plain.content_type = "text/css; charset=utf-8";
       x->plain.body = std::string(kStyle);
       x->plain.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
-      x->gz = gzip(x->plain.body);
       x->etag = "\"" + hex64(fnv1a(x->plain.body)) + "\"";
       return x;
     }();
@@ -923,10 +936,10 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
       x->plain.headers.emplace_back("Vary", "Accept-Language, Accept-Encoding");
       x->plain.headers.emplace_back("Cache-Control",
                                     x->plain.status == 200 ? "public, max-age=60" : "no-cache");
-      if (x->plain.body.size() > 256) x->gz = gzip(x->plain.body);
       x->etag = "\"" + hex64(fnv1a(x->plain.body)) + "\"";
       c = x;
-      const std::size_t size = x->plain.body.size() + x->gz.size() + key.size();
+      // Counted with room for its gzip form, made later.
+      const std::size_t size = x->plain.body.size() * 3 / 2 + key.size();
       if (size < kPageCacheBytes / 8) {
         std::lock_guard lock(cache_mu);
         if (cache.find(key) == cache.end()) {
@@ -935,8 +948,7 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
           cache_bytes += size;
           while (cache_bytes > kPageCacheBytes && !lru.empty()) {
             auto& last = lru.back();
-            cache_bytes -=
-                last.second->plain.body.size() + last.second->gz.size() + last.first.size();
+            cache_bytes -= last.second->plain.body.size() * 3 / 2 + last.first.size();
             cache.erase(last.first);
             lru.pop_back();
           }
@@ -951,7 +963,7 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
   resp.headers.emplace_back("Content-Security-Policy", kCsp);
   resp.headers.emplace_back("X-Content-Type-Options", "nosniff");
   resp.headers.emplace_back("Referrer-Policy", "no-referrer");
-  const bool gz = gz_ok && !c->gz.empty() && c->gz.size() < c->plain.body.size();
+  const bool gz = gz_ok && !c->gzipped().empty();
   const std::string etag = gz ? c->etag.substr(0, c->etag.size() - 1) + "-gz\"" : c->etag;
   if (resp.status == 200) resp.headers.emplace_back("ETag", etag);
   const std::string inm = r.header("if-none-match");
@@ -961,7 +973,7 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
   }
   if (gz) {
     resp.headers.emplace_back("Content-Encoding", "gzip");
-    resp.body = c->gz;
+    resp.body = c->gzipped();
   } else {
     resp.body = c->plain.body;
   }

@@ -3,6 +3,7 @@
 #include <xapian.h>
 
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "outpost/kiosk/text.h"
@@ -52,7 +53,21 @@ std::string field(const std::string& data, int n) {
 struct SearchIndex::Impl {
   std::string dir;
   std::mutex write_mu;
+  // Open only while there is something to write (between replace/remove and commit): an idle
+  // kiosk holds no writer's buffers or lock.
   std::unique_ptr<Xapian::WritableDatabase> db;
+  std::map<std::string, std::uint64_t> versions;  // what the index holds, read once at open
+
+  Status writable() {
+    if (db) return Status::Ok();
+    try {
+      db = std::make_unique<Xapian::WritableDatabase>(dir, Xapian::DB_CREATE_OR_OPEN);
+    } catch (const Xapian::Error& e) {
+      return Status::FailedPrecondition("cannot open the kiosk's search index " + dir + ": " +
+                                        e.get_msg());
+    }
+    return Status::Ok();
+  }
   std::mutex readers_mu;
   std::vector<std::unique_ptr<Xapian::Database>> readers;  // idle ones
 };
@@ -66,8 +81,16 @@ Result<std::unique_ptr<SearchIndex>> SearchIndex::open(const std::string& dir) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     try {
       impl->db = std::make_unique<Xapian::WritableDatabase>(dir, Xapian::DB_CREATE_OR_OPEN);
+      impl->versions.clear();
+      for (auto it = impl->db->metadata_keys_begin("v:"); it != impl->db->metadata_keys_end("v:");
+           ++it) {
+        const std::string key = *it;
+        const std::string value = impl->db->get_metadata(key);
+        if (!value.empty()) impl->versions[key.substr(2)] = std::stoull(value);
+      }
+      impl->db.reset();
       break;
-    } catch (const Xapian::DatabaseLockError& e) {
+    } catch (const Xapian::DatabaseLockError&) {
       return Status::FailedPrecondition("the kiosk's search index " + dir +
                                         " is in use by another process: stop it, or give this "
                                         "kiosk its own kiosk.index folder");
@@ -77,34 +100,28 @@ Result<std::unique_ptr<SearchIndex>> SearchIndex::open(const std::string& dir) {
                                           ": " + e.get_msg() +
                                           ": check the folder's permissions or set kiosk.index");
       }
-      // Damaged or from another Xapian version: it is only a cache of the store.
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
+    } catch (const std::exception&) {  // a version that is not a number
+      if (attempt == 1)
+        return Status::Internal("the kiosk's search index " + dir + " is unreadable");
     }
+    // Damaged or from another Xapian version: it is only a cache of the store.
+    impl->db.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
   }
   return std::unique_ptr<SearchIndex>(new SearchIndex(std::move(impl)));
 }
 
 Result<std::vector<std::pair<std::string, std::uint64_t>>> SearchIndex::versions() {
   std::lock_guard lock(impl_->write_mu);
-  std::vector<std::pair<std::string, std::uint64_t>> out;
-  try {
-    for (auto it = impl_->db->metadata_keys_begin("v:"); it != impl_->db->metadata_keys_end("v:");
-         ++it) {
-      const std::string key = *it;
-      out.emplace_back(key.substr(2), std::stoull(impl_->db->get_metadata(key)));
-    }
-  } catch (const std::exception&) {
-    return Status::Corruption("the kiosk's search index " + impl_->dir + " is damaged");
-  } catch (const Xapian::Error& e) {
-    return Status::Corruption("the kiosk's search index " + impl_->dir + ": " + e.get_msg());
-  }
-  return out;
+  return std::vector<std::pair<std::string, std::uint64_t>>(impl_->versions.begin(),
+                                                            impl_->versions.end());
 }
 
 Status SearchIndex::replace(const std::string& bundle, std::uint64_t version,
                             const std::vector<IndexedText>& texts) {
   std::lock_guard lock(impl_->write_mu);
+  OUTPOST_RETURN_IF_ERROR(impl_->writable());
   try {
     impl_->db->delete_document(unit(bundle));
     for (const auto& t : texts) {
@@ -141,6 +158,7 @@ Status SearchIndex::replace(const std::string& bundle, std::uint64_t version,
       }
     }
     impl_->db->set_metadata("v:" + bundle, std::to_string(version));
+    impl_->versions[bundle] = version;
   } catch (const Xapian::Error& e) {
     return Status::Internal("indexing " + bundle + ": " + e.get_msg());
   }
@@ -149,9 +167,11 @@ Status SearchIndex::replace(const std::string& bundle, std::uint64_t version,
 
 Status SearchIndex::remove(const std::string& bundle) {
   std::lock_guard lock(impl_->write_mu);
+  OUTPOST_RETURN_IF_ERROR(impl_->writable());
   try {
     impl_->db->delete_document(unit(bundle));
     impl_->db->set_metadata("v:" + bundle, "");
+    impl_->versions.erase(bundle);
   } catch (const Xapian::Error& e) {
     return Status::Internal("removing " + bundle + " from the index: " + e.get_msg());
   }
@@ -160,8 +180,10 @@ Status SearchIndex::remove(const std::string& bundle) {
 
 Status SearchIndex::commit() {
   std::lock_guard lock(impl_->write_mu);
+  if (!impl_->db) return Status::Ok();
   try {
     impl_->db->commit();
+    impl_->db.reset();
   } catch (const Xapian::Error& e) {
     return Status::ResourceExhausted("saving the kiosk's search index " + impl_->dir + ": " +
                                      e.get_msg() + ": is the disk full?");
