@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <list>
 #include <map>
@@ -212,6 +213,7 @@ struct Kiosk::Impl {
 
   std::mutex wake_mu;
   std::condition_variable_any wake;
+  std::atomic<bool> stopping{false};  // ends an indexing batch early (the daemon stops in 5 s)
   std::jthread watcher;
 
   // ---- the store ----
@@ -411,6 +413,7 @@ Status Kiosk::Impl::refresh() {
       texts.push_back(IndexedText{
           e.info.name, e.info.kind, lang, e.title(), {{"", e.meta_string("description")}}});
     }
+    if (stopping) break;  // what is committed stays; the next start goes on from there
     OUTPOST_RETURN_IF_ERROR(index->replace(e.info.name, e.info.current, texts));
     if (++pending % 50 == 0) OUTPOST_RETURN_IF_ERROR(index->commit());
   }
@@ -817,18 +820,23 @@ KioskResponse Kiosk::Impl::search(const Messages& t, const KioskRequest& r, cons
       std::string href = "/b/" + url_encode(h.bundle, true) + "?lang=" + url_encode(h.language);
       href = link(r, href);
       if (!h.anchor.empty()) href += "#" + h.anchor;
-      std::string label = e != nullptr ? e->title() : h.title;
-      if (!h.anchor.empty()) {
-        if (h.anchor[0] == 'p' && h.anchor.size() > 1 && h.anchor[1] != 'p') {
-          label = fill(t("Paragraph {n}"), {{"n", h.anchor.substr(1)}});
-        } else if (h.anchor.rfind("fn", 0) == 0) {
-          label = fill(t("Note {n}"), {{"n", h.anchor.substr(2)}});
-        } else {
-          label = t("Preamble");
-        }
+      std::string where;
+      if (h.anchor.size() > 1 && h.anchor[0] == 'p' && h.anchor[1] != 'p') {
+        where = fill(t("Paragraph {n}"), {{"n", h.anchor.substr(1)}});
+      } else if (h.anchor.rfind("fn", 0) == 0) {
+        where = fill(t("Note {n}"), {{"n", h.anchor.substr(2)}});
+      } else if (!h.anchor.empty()) {
+        where = t("Preamble");
       }
-      main += "<li><a href=\"" + escape_html(href) + "\">" + escape_html(label) +
-              "</a>\n<p class=\"snippet\" lang=\"" + escape_html(h.language) + "\" dir=\"" +
+      const std::string title = e != nullptr ? e->title() : h.title;
+      // Within one document the paragraph is the link; over all, the document's title.
+      const std::string label = q.bundle.empty() || where.empty() ? title : where;
+      main +=
+          "<li><a href=\"" + escape_html(href) + "\" dir=\"auto\">" + escape_html(label) + "</a>\n";
+      if (q.bundle.empty() && !where.empty()) {
+        main += "<span class=\"meta\">" + escape_html(where) + "</span>\n";
+      }
+      main += "<p class=\"snippet\" lang=\"" + escape_html(h.language) + "\" dir=\"" +
               (rtl_language(h.language) ? "rtl" : "ltr") + "\">" + h.snippet_html + "</p></li>\n";
     }
     main += "</ol>\n";
@@ -986,6 +994,7 @@ Kiosk::Kiosk(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Kiosk::~Kiosk() {
   if (impl_ && impl_->watcher.joinable()) {
+    impl_->stopping = true;
     impl_->watcher.request_stop();
     impl_->watcher.join();
   }

@@ -12,6 +12,10 @@ namespace outpost::kiosk {
 
 namespace {
 
+// What the documents hold (docs/kiosk.md, "Search"): a title entry and one per paragraph, the
+// bundle in value slot 0.
+constexpr const char* kFormat = "kiosk-index-2";
+
 const char* stemmer_name(const std::string& lang) {
   if (lang == "en") return "english";
   if (lang == "fr") return "french";
@@ -81,6 +85,13 @@ Result<std::unique_ptr<SearchIndex>> SearchIndex::open(const std::string& dir) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     try {
       impl->db = std::make_unique<Xapian::WritableDatabase>(dir, Xapian::DB_CREATE_OR_OPEN);
+      // An index of another layout (an older kiosk) is rebuilt like a damaged one.
+      if (impl->db->get_metadata("format") != kFormat) {
+        if (impl->db->get_doccount() != 0 && attempt == 0)
+          throw Xapian::DatabaseCorruptError("old format");
+        impl->db->set_metadata("format", kFormat);
+        impl->db->commit();
+      }
       impl->versions.clear();
       for (auto it = impl->db->metadata_keys_begin("v:"); it != impl->db->metadata_keys_end("v:");
            ++it) {
@@ -131,8 +142,7 @@ Status SearchIndex::replace(const std::string& bundle, std::uint64_t version,
       if (t.language == "zh" || t.language == "ja" || t.language == "ko") {
         gen.set_flags(Xapian::TermGenerator::FLAG_CJK_NGRAM);
       }
-      auto add = [&](const std::string& type, const std::string& anchor, const std::string& text,
-                     const std::string& title) {
+      auto add = [&](const std::string& anchor, const std::string& text, const std::string& title) {
         Xapian::Document doc;
         gen.set_document(doc);
         if (!title.empty()) {
@@ -141,20 +151,22 @@ Status SearchIndex::replace(const std::string& bundle, std::uint64_t version,
         }
         gen.index_text(text);
         doc.add_boolean_term(unit(t.bundle));
-        doc.add_boolean_term("XT" + type);
+        doc.add_value(0, unit(t.bundle));
         doc.add_boolean_term("XL" + t.language);
         doc.set_data(t.bundle + '\x1f' + t.language + '\x1f' + t.title + '\x1f' + anchor + '\x1f' +
                      text);
         impl_->db->add_document(doc);
       };
-      std::string all;
+      // One entry for the title (and text outside any paragraph, e.g. an indicator's
+      // description), one per paragraph. A search over every document collapses them by
+      // bundle (value slot 0), so each document shows once, with its best paragraph.
+      std::string head = t.title;
       for (const auto& p : t.paragraphs) {
-        if (!all.empty()) all += "\n";
-        all += p.text;
+        if (p.anchor.empty() && !p.text.empty()) head += "\n" + p.text;
       }
-      add("D", "", all, t.title);
+      add("", head, t.title);
       for (const auto& p : t.paragraphs) {
-        if (!p.anchor.empty() && !p.text.empty()) add("P", p.anchor, p.text, "");
+        if (!p.anchor.empty() && !p.text.empty()) add(p.anchor, p.text, "");
       }
     }
     impl_->db->set_metadata("v:" + bundle, std::to_string(version));
@@ -229,12 +241,12 @@ SearchResults SearchIndex::search(const SearchQuery& q) {
         out.problem = "words";
         query = qp.parse_query(text, cjk);
       }
-      const std::string type = q.bundle.empty() ? "XTD" : "XTP";
-      Xapian::Query filter(type);
-      if (!q.bundle.empty())
-        filter = Xapian::Query(Xapian::Query::OP_AND, filter, Xapian::Query(unit(q.bundle)));
-      query = Xapian::Query(Xapian::Query::OP_FILTER, query, filter);
       Xapian::Enquire enquire(*db);
+      if (q.bundle.empty()) {
+        enquire.set_collapse_key(0);
+      } else {
+        query = Xapian::Query(Xapian::Query::OP_FILTER, query, Xapian::Query(unit(q.bundle)));
+      }
       enquire.set_query(query);
       enquire.set_time_limit(0.5);
       Xapian::MSet mset = enquire.get_mset(q.offset, std::min<std::uint32_t>(q.count, 50));

@@ -700,6 +700,11 @@ void Daemon::reload() {
   if (fresh->http.listen != config_.http.listen) restart.push_back("http.listen");
   if (fresh->admin_socket != config_.admin_socket) restart.push_back("admin_socket");
   if (fresh->http.peer_serving != config_.http.peer_serving) restart.push_back("http.peer_serving");
+  if (fresh->kiosk.enabled != config_.kiosk.enabled || fresh->kiosk.index != config_.kiosk.index ||
+      fresh->kiosk.site_name != config_.kiosk.site_name ||
+      fresh->kiosk.stale_after_days != config_.kiosk.stale_after_days) {
+    restart.push_back("kiosk");
+  }
   {
     std::lock_guard lock(mu_);
     Config keep = config_;
@@ -708,6 +713,7 @@ void Daemon::reload() {
     config_.store = keep.store;
     config_.http = keep.http;
     config_.admin_socket = keep.admin_socket;
+    config_.kiosk = keep.kiosk;
     force_pending_ = true;  // new subscriptions and policy apply at once
     wake_.notify_all();
   }
