@@ -292,7 +292,8 @@ TEST_CASE("a bundle in several languages has a switch, and Arabic reads right to
             R"({"kind":"resolution","name":"un/ga/TEST-MULTI","title":"Test bundle",
                 "note":"Test text made by the test suite, not an official translation."})",
             {{"TEST-MULTI.en.md", "1. *Welcomes* the test;\n"},
-             {"TEST-MULTI.ar.md", "1. *ترحب* بالاختبار؛\n"}});
+             {"TEST-MULTI.ar.md", "1. *ترحب* بالاختبار؛\n"},
+             {"TEST-MULTI.zh.md", "1. 测试文本：信息和通信技术促进可持续发展。\n"}});
   s.sync();
   s.refresh();
   KioskResponse en = s.get("/b/un/ga/TEST-MULTI");
@@ -306,6 +307,13 @@ TEST_CASE("a bundle in several languages has a switch, and Arabic reads right to
   KioskResponse neg = s.get("/b/un/ga/TEST-MULTI", {}, {{"accept-language", "ar"}});
   CHECK(neg.body.find("<article class=\"doc\" lang=\"ar\"") != std::string::npos);
   CHECK(neg.header("Content-Language") == "ar");
+  // Chinese is searched by CJK n-grams: a word inside an unsegmented sentence is found.
+  KioskResponse zh = s.get("/search", {{"q", "通信技术"}});
+  CHECK(zh.body.find("/b/un/ga/TEST-MULTI?lang=zh") != std::string::npos);
+  CHECK(zh.body.find("<mark>") != std::string::npos);
+  // And Arabic words by their stem: "الاختبار" finds "بالاختبار".
+  KioskResponse arq = s.get("/search", {{"q", "الاختبار"}, {"lang", "ar"}});
+  CHECK(arq.body.find("/b/un/ga/TEST-MULTI?lang=ar") != std::string::npos);
 }
 
 }  // namespace

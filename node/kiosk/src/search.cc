@@ -139,9 +139,9 @@ Status SearchIndex::replace(const std::string& bundle, std::uint64_t version,
       Xapian::TermGenerator gen;
       gen.set_stemmer(stemmer(t.language));
       gen.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
-      if (t.language == "zh" || t.language == "ja" || t.language == "ko") {
-        gen.set_flags(Xapian::TermGenerator::FLAG_CJK_NGRAM);
-      }
+      // CJK n-grams apply to Chinese, Japanese and Korean characters only, whatever the
+      // document's declared language: a Chinese phrase quoted in an English text is found too.
+      gen.set_flags(Xapian::TermGenerator::FLAG_CJK_NGRAM);
       auto add = [&](const std::string& anchor, const std::string& text, const std::string& title) {
         Xapian::Document doc;
         gen.set_document(doc);
@@ -229,8 +229,7 @@ SearchResults SearchIndex::search(const SearchQuery& q) {
       qp.set_stemmer(stem);
       qp.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
       qp.set_default_op(Xapian::Query::OP_AND);
-      unsigned cjk = 0;
-      if (q.language == "zh") cjk = Xapian::QueryParser::FLAG_CJK_NGRAM;
+      const unsigned cjk = Xapian::QueryParser::FLAG_CJK_NGRAM;
       Xapian::Query query;
       try {
         query = qp.parse_query(text, Xapian::QueryParser::FLAG_PHRASE |
@@ -264,7 +263,8 @@ SearchResults SearchIndex::search(const SearchQuery& q) {
         // snippet() escapes the text for HTML and marks the matches.
         h.snippet_html =
             mset.snippet(body, 240, stemmer(h.language),
-                         Xapian::MSet::SNIPPET_BACKGROUND_MODEL | Xapian::MSet::SNIPPET_EXHAUSTIVE,
+                         Xapian::MSet::SNIPPET_BACKGROUND_MODEL | Xapian::MSet::SNIPPET_EXHAUSTIVE |
+                             Xapian::MSet::SNIPPET_CJK_NGRAM,
                          "<mark>", "</mark>", "\xE2\x80\xA6");
         out.hits.push_back(std::move(h));
       }
