@@ -318,3 +318,36 @@ TEST_CASE("a bundle in several languages has a switch, and Arabic reads right to
 
 }  // namespace
 }  // namespace outpost::test
+
+namespace outpost::test {
+namespace {
+
+TEST_CASE("the home page stays light with many documents and pages through the rest", "[kiosk]") {
+  Site s;
+  for (int i = 1; i <= 22; ++i) {
+    const std::string name = "GEN-" + std::to_string(100 + i);
+    s.publish(name,
+              R"({"kind":"resolution","name":"un/ga/)" + name + R"(","title":"Generated )" +
+                  std::to_string(i) + R"("})",
+              {{name + ".en.md", "1. Text " + std::to_string(i) + ";\n"}});
+  }
+  s.sync();
+  s.refresh();
+  KioskResponse home = s.get("/");
+  CHECK(home.body.find("All 23 of this kind") != std::string::npos);
+  CHECK(home.body.find("href=\"/?kind=resolution\"") != std::string::npos);
+  CHECK(home.body.find("and 12 more.") != std::string::npos);  // 22 new, 10 listed
+  std::size_t items = 0;
+  for (std::size_t at = 0;
+       (at = home.body.find("<li><a href=\"/b/un/ga/", at)) != std::string::npos; ++at) {
+    ++items;
+  }
+  CHECK(items == 10 + 20);  // what changed, and the newest resolutions
+  KioskResponse all = s.get("/", {{"kind", "resolution"}});
+  CHECK(all.body.find("Generated 1<") != std::string::npos);
+  CHECK(all.body.find("Generated 22<") != std::string::npos);
+  CHECK(all.body.find("rel=\"next\"") == std::string::npos);  // 23 fit one page of 50
+}
+
+}  // namespace
+}  // namespace outpost::test

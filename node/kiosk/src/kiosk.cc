@@ -55,6 +55,9 @@ namespace {
 constexpr std::uint64_t kMaxDocumentBytes = 16u << 20;
 constexpr std::uint64_t kMaxCsvBytes = 64u << 20;
 constexpr std::size_t kPageCacheBytes = 8u << 20;
+constexpr std::size_t kChangesShown = 10;  // home: "what changed", the rest counted
+constexpr std::size_t kListShort = 20;     // home: the newest of each kind
+constexpr std::size_t kListPage = 50;      // home with ?kind=: a page of the list
 constexpr const char* kCsp =
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'";
@@ -567,7 +570,9 @@ KioskResponse Kiosk::Impl::home(const Messages& t, const KioskRequest& r, const 
     main += "<p>" + escape_html(t("Nothing has changed since the kiosk started.")) + "</p>\n";
   } else {
     main += "<ul>\n";
+    std::size_t shown = 0;
     for (const auto& c : s.changes) {
+      if (++shown > kChangesShown) break;
       const Entry* e = s.find(c.bundle);
       std::string what;
       if (c.to == 0)
@@ -587,6 +592,12 @@ KioskResponse Kiosk::Impl::home(const Messages& t, const KioskRequest& r, const 
       main += " \xE2\x80\x94 " + escape_html(what) + "</li>\n";
     }
     main += "</ul>\n";
+    if (s.changes.size() > kChangesShown) {
+      main += "<p>" +
+              escape_html(t.plural("and {count} more.", "and {count} more.",
+                                   s.changes.size() - kChangesShown)) +
+              "</p>\n";
+    }
   }
   main += "</section>\n";
   // Filters.
@@ -616,13 +627,21 @@ KioskResponse Kiosk::Impl::home(const Messages& t, const KioskRequest& r, const 
   for (const auto& k : kinds) {
     if (std::find(order.begin(), order.end(), k) == order.end()) order.push_back(k);
   }
+  // A page stays light however many documents the node holds: the newest of each kind, and
+  // the rest a page at a time under ?kind=.
+  const std::size_t per_page = kind.empty() ? kListShort : kListPage;
+  const std::size_t page = static_cast<std::size_t>(
+      std::clamp<unsigned long long>(std::strtoull(r.arg("page").c_str(), nullptr, 10), 1, 100000));
   bool any = false;
   for (const auto& k : order) {
     if (!kind.empty() && k != kind) continue;
     std::string items;
+    std::size_t matching = 0;
     for (const auto& e : s.entries) {
       if (e.info.kind != k) continue;
       if (!doclang.empty() && e.docs.count(doclang) == 0) continue;
+      ++matching;
+      if (matching <= (page - 1) * per_page || matching > page * per_page) continue;
       std::string href = "/b/" + url_encode(e.info.name, true);
       if (!doclang.empty()) href += "?lang=" + url_encode(doclang);
       items += "<li><a href=\"" + escape_html(link(r, href)) + "\" dir=\"auto\">" +
@@ -640,11 +659,34 @@ KioskResponse Kiosk::Impl::home(const Messages& t, const KioskRequest& r, const 
       }
       items += "</span></li>\n";
     }
-    if (items.empty()) continue;
+    if (matching == 0) continue;
     any = true;
     main += "<section aria-labelledby=\"k-" + escape_html(k) + "\">\n<h2 id=\"k-" + escape_html(k) +
-            "\">" + escape_html(kind_name(k)) + "</h2>\n<ul class=\"list\">\n" + items +
-            "</ul>\n</section>\n";
+            "\">" + escape_html(kind_name(k)) + "</h2>\n<ul class=\"list\">\n" + items + "</ul>\n";
+    auto list_link = [&](std::size_t p) {
+      std::string href = "/?kind=" + url_encode(k);
+      if (!doclang.empty()) href += "&lang=" + url_encode(doclang);
+      if (p > 1) href += "&page=" + std::to_string(p);
+      return escape_html(link(r, href));
+    };
+    if (kind.empty() && matching > per_page) {
+      main +=
+          "<p><a href=\"" + list_link(1) + "\">" +
+          escape_html(fill(t("All {count} of this kind"), {{"count", std::to_string(matching)}})) +
+          "</a></p>\n";
+    } else if (!kind.empty() && matching > per_page) {
+      main += "<nav class=\"pager\" aria-label=\"" + escape_html(t("Pages of the list")) + "\">";
+      if (page > 1) {
+        main += "<a rel=\"prev\" href=\"" + list_link(page - 1) + "\">" +
+                escape_html(t("Previous")) + "</a> ";
+      }
+      if (page * per_page < matching) {
+        main += "<a rel=\"next\" href=\"" + list_link(page + 1) + "\">" + escape_html(t("Next")) +
+                "</a>";
+      }
+      main += "</nav>\n";
+    }
+    main += "</section>\n";
   }
   if (!any) main += "<p>" + escape_html(t("No document matches.")) + "</p>\n";
   return html(200, shell(t, r, t("Documents on this kiosk"), main, node_footer(t, s)));
