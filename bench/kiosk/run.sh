@@ -81,6 +81,10 @@ done
 index_s=$((SECONDS - t0))
 sleep 3
 rss_idle=$(awk '/VmRSS/ {print $2}' /proc/$serve_pid/status)
+# The process's own memory apart from file pages (the LMDB map and libraries, which the kernel
+# shares and reclaims).
+rss_anon=$(awk '/RssAnon/ {print $2}' /proc/$serve_pid/status)
+rss_file=$(awk '/RssFile/ {print $2}' /proc/$serve_pid/status)
 
 # The same pages, pre-rendered, for nginx.
 base="http://127.0.0.1:$port"
@@ -153,7 +157,7 @@ synced and indexed them in $index_s s; index $index_kb KB).
 | ... latency p50 / p99 | $ng_p50 / $ng_p99 | $k_p50 / $k_p99 | p99 ≤ 50 ms |
 | ... gzip (Accept-Encoding: gzip): requests/s, p99 | | $kgz_rps, $kgz_p99 | |
 | search, one connection, a new query each time: median / p99 | | $s_p50 / $s_p99 ($s_rps/s) | ≤ 20 ms / ≤ 100 ms |
-| RSS of outpost serve, kiosk idle (KB) | | $rss_idle | ≤ 20 MB |
+| RSS of outpost serve, kiosk idle (KB) | | $rss_idle (anonymous $rss_anon, file $rss_file) | ≤ 20 MB |
 | peak RSS under the loads above (KB) | | $rss_peak | ≤ 64 MB |
 
 Page weight (bytes; the resolution's Markdown text alone is $text bytes):
