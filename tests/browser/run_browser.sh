@@ -79,12 +79,11 @@ JSON
 } > "$multi/TEST-75-202-MULTI.ar.md"
 "$outpost" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$multi" >/dev/null
 
-# The daemon with the kiosk, on a port the kernel picks.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The daemon with the kiosk, on a port the kernel picks (its "ready" line names it).
 cat > "$work/outpost.toml" <<EOF2
 store = "$work/store"
 [http]
-listen = ["127.0.0.1:$port"]
+listen = ["127.0.0.1:0"]
 [kiosk]
 site_name = "Community centre kiosk"
 [[subscription]]
@@ -93,6 +92,14 @@ root_pubkey = "$root"
 EOF2
 "$outpost" serve --config "$work/outpost.toml" >/dev/null 2>"$work/serve.log" &
 serve_pid=$!
+port=""
+for _ in $(seq 300); do
+  port=$(sed -n 's/.*ready: http on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/serve.log" | head -1)
+  [ -n "$port" ] && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "FAIL: outpost serve did not say it was ready"; cat "$work/serve.log"; exit 1; }
 # Ready when the home page lists the three bundles (synced and seen by the kiosk).
 for _ in $(seq 300); do
   home=$(curl -s "http://127.0.0.1:$port/?kind=resolution" || true)
