@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: builds outpost, publishes the samples (a UN resolution and an indicator data
 # set) into a signed repository, subscribes a fresh node to it, syncs, and shows what the
-# node holds. Everything lives under $OUTPOST_DEMO (default /tmp/outpost-demo).
+# node holds; it ends with the daemon's kiosk serving the samples on 127.0.0.1. Everything
+# lives under $OUTPOST_DEMO (default /tmp/outpost-demo).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$here/scripts/setup.sh" "$here/build" -DOUTPOST_TESTS=OFF -DOUTPOST_BENCH=OFF
@@ -67,8 +68,22 @@ run "$outpost" status --store "$demo/office"
 run "$outpost" subscribe "http://127.0.0.1:$port/repo/$id/" --root-pubkey "$root_hex" --store "$demo/kiosk"
 run "$outpost" sync --store "$demo/kiosk"
 run "$outpost" ls --store "$demo/kiosk"
+
+# The kiosk pages (docs/kiosk.md) of the daemon: what a phone on the Wi-Fi would open.
+for _ in $(seq 100); do
+  curl -s "http://127.0.0.1:$port/search?q=affordable" | grep -q '<mark>' && break
+  sleep 0.1
+done
+say "curl -s http://127.0.0.1:$port/ | grep '<li><a href=\"/b/'"
+curl -s "http://127.0.0.1:$port/" | grep -o '<li><a href="/b/[^"]*"[^>]*>[^<]*' | sed 's/<li><a href="\([^"]*\)"[^>]*>/\1  /' | sort -u
+say "curl -s 'http://127.0.0.1:$port/search?q=%22affordable+and+reliable+connectivity%22' | grep -o '<mark>[^<]*</mark>'"
+curl -s "http://127.0.0.1:$port/search?q=%22affordable+and+reliable+connectivity%22" | grep -o '<mark>[^<]*</mark>' | head -3
 echo
 echo "demo finished: repository in $demo/repo, node store in $demo/store, and a daemon"
-echo "(store $demo/office, log $demo/serve.log)"
-echo "with pid $serve_pid serving the samples on http://127.0.0.1:$port/ (see /status and"
-echo "/metrics); the kiosk store $demo/kiosk synced from it. Stop it with: kill $serve_pid"
+echo "(store $demo/office, log $demo/serve.log) with pid $serve_pid; the kiosk store"
+echo "$demo/kiosk synced from it."
+echo
+echo "The kiosk is serving the samples on http://127.0.0.1:$port/ : open it in a browser"
+echo "(resolution 75/202 at /b/un/ga/A-RES-75-202, the indicator at"
+echo "/b/itu/ict/digital-divide-2019, search at /search; status at /status, metrics at /metrics)."
+echo "Stop it with: kill $serve_pid"

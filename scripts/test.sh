@@ -112,6 +112,10 @@ command -v fusefat >/dev/null 2>&1 || missing+=(fusefat)
 # in namespaces of its own.
 [ -x /usr/sbin/avahi-daemon ] || missing+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus)
+# The kiosk's browser test (tests/browser/): Debian's chromium, driven by playwright-core, and
+# a font for its screenshots; wrk for bench/kiosk.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+dpkg-query -W -f='${Status}' fonts-dejavu-core 2>/dev/null | grep -q "install ok installed" || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
@@ -119,6 +123,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 "$here/scripts/setup.sh" --packages-only  # the build dependencies and ccache
+# npm packages of the browser test (pinned by tests/browser/package-lock.json) into a cache
+# folder of the build tree, once; never a browser download (the test uses Debian's chromium).
+phase "packages (npm, kiosk browser test)"
+export OUTPOST_BROWSER_NPM_DIR="$here/build/browser-npm"  # both build trees' tests use it
+bash "$here/tests/browser/install_browser_deps.sh" "$OUTPOST_BROWSER_NPM_DIR"
 
 release_args=(-DCMAKE_BUILD_TYPE=Release -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=ON)
 if [ "${OUTPOST_SKIP_SANITIZE:-0}" = 1 ]; then

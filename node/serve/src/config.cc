@@ -20,8 +20,9 @@ namespace {
 constexpr std::uint64_t kMaxConfigBytes = 1 << 20;
 
 // What a key may hold, for messages and the unknown-key check.
-const std::set<std::string> kTopKeys = {"store", "admin_socket", "retain",      "http",
-                                        "link",  "discovery",    "subscription"};
+const std::set<std::string> kTopKeys = {"store", "admin_socket", "retain",       "http",
+                                        "link",  "discovery",    "subscription", "kiosk"};
+const std::set<std::string> kKioskKeys = {"enabled", "index", "site_name", "stale_after_days"};
 const std::set<std::string> kHttpKeys = {"listen",
                                          "peer_serving",
                                          "threads",
@@ -355,6 +356,16 @@ Result<Config> parse_config(std::string_view text, const std::string& path) {
   if (const toml::table* d = r.table(root, "discovery", &st)) {
     OUTPOST_RETURN_IF_ERROR(r.unknown_keys(*d, "discovery.", kDiscoveryKeys));
     OUTPOST_RETURN_IF_ERROR(r.boolean(*d, "discovery.", "dns_sd", &c.dns_sd));
+  }
+  OUTPOST_RETURN_IF_ERROR(st);
+  if (const toml::table* k = r.table(root, "kiosk", &st)) {
+    OUTPOST_RETURN_IF_ERROR(r.unknown_keys(*k, "kiosk.", kKioskKeys));
+    OUTPOST_RETURN_IF_ERROR(r.boolean(*k, "kiosk.", "enabled", &c.kiosk.enabled));
+    OUTPOST_RETURN_IF_ERROR(r.string(*k, "kiosk.", "index", &c.kiosk.index));
+    if (!c.kiosk.index.empty()) c.kiosk.index = r.resolve(c.kiosk.index);
+    OUTPOST_RETURN_IF_ERROR(r.string(*k, "kiosk.", "site_name", &c.kiosk.site_name));
+    OUTPOST_RETURN_IF_ERROR(
+        r.integer(*k, "kiosk.", "stale_after_days", 1, 3650, &c.kiosk.stale_after_days));
   }
   OUTPOST_RETURN_IF_ERROR(st);
   if (const toml::node* subs = root.get("subscription")) {

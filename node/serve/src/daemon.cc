@@ -27,6 +27,7 @@
 #include "outpost/base/retry.h"
 #include "outpost/base/unique_fd.h"
 #include "outpost/crypto/keys.h"
+#include "outpost/kiosk/kiosk.h"
 #include "outpost/node/json_view.h"
 #include "outpost/node/node.h"
 #include "outpost/serve/config.h"
@@ -99,6 +100,22 @@ struct SyncCounters {
   std::map<std::string, std::uint64_t> failures;  // repository
 };
 
+// The kiosk knows nothing of the HTTP server: its request and response, adapted.
+HttpResponse kiosk_page(kiosk::Kiosk& k, const HttpRequest& r) {
+  kiosk::KioskRequest kr;
+  kr.method = r.method;
+  kr.path = r.path;
+  kr.args = r.args;
+  kr.headers = r.headers;
+  kiosk::KioskResponse resp = k.handle(kr);
+  HttpResponse h;
+  h.status = resp.status;
+  h.content_type = std::move(resp.content_type);
+  h.headers = std::move(resp.headers);
+  h.body = std::move(resp.body);
+  return h;
+}
+
 class Daemon {
  public:
   Daemon(Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {}
@@ -124,6 +141,7 @@ class Daemon {
   std::unique_ptr<node::Node> node_;  // the scheduler thread's
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<PeerServer> peer_;
+  std::unique_ptr<kiosk::Kiosk> kiosk_;   // the pages at "/" (kiosk.enabled)
   std::unique_ptr<Scheduler> scheduler_;  // the scheduler thread's (guarded by mu_ for reads)
 
   std::mutex mu_;
@@ -165,13 +183,27 @@ Status Daemon::start() {
   if (config_.http.peer_serving) peer_->install(*http_, "/repo/");
   http_->route("/status", [this](const HttpRequest& r) { return status_page(r); });
   http_->route("/metrics", [this](const HttpRequest&) { return metrics_page(); });
-  http_->route("/", [](const HttpRequest& r) {
-    if (r.path != "/") return HttpResponse::text(404, "not found");
-    HttpResponse h;
-    h.status = 302;
-    h.headers.emplace_back("Location", "/status");
-    return h;
-  });
+  if (config_.kiosk.enabled) {
+    kiosk::KioskOptions ko;
+    ko.store = config_.store;
+    ko.index_dir = config_.kiosk.index;
+    ko.site_name = config_.kiosk.site_name;
+    ko.stale_after = config_.kiosk.stale_after_days * 86400;
+    ko.clock = &clock_;
+    auto k = kiosk::Kiosk::open(ko);
+    if (!k.ok())
+      return k.error().With("starting the kiosk (set kiosk.enabled = false to run without)");
+    kiosk_ = std::move(k).value();
+    http_->route("/", [this](const HttpRequest& r) { return kiosk_page(*kiosk_, r); });
+  } else {
+    http_->route("/", [](const HttpRequest& r) {
+      if (r.path != "/") return HttpResponse::text(404, "not found");
+      HttpResponse h;
+      h.status = 302;
+      h.headers.emplace_back("Location", "/status");
+      return h;
+    });
+  }
   OUTPOST_RETURN_IF_ERROR(http_->start());
   scheduler_ = std::make_unique<Scheduler>(config_.link, clock_);
 
@@ -666,6 +698,11 @@ void Daemon::reload() {
   if (fresh->http.listen != config_.http.listen) restart.push_back("http.listen");
   if (fresh->admin_socket != config_.admin_socket) restart.push_back("admin_socket");
   if (fresh->http.peer_serving != config_.http.peer_serving) restart.push_back("http.peer_serving");
+  if (fresh->kiosk.enabled != config_.kiosk.enabled || fresh->kiosk.index != config_.kiosk.index ||
+      fresh->kiosk.site_name != config_.kiosk.site_name ||
+      fresh->kiosk.stale_after_days != config_.kiosk.stale_after_days) {
+    restart.push_back("kiosk");
+  }
   {
     std::lock_guard lock(mu_);
     Config keep = config_;
@@ -674,6 +711,7 @@ void Daemon::reload() {
     config_.store = keep.store;
     config_.http = keep.http;
     config_.admin_socket = keep.admin_socket;
+    config_.kiosk = keep.kiosk;
     force_pending_ = true;  // new subscriptions and policy apply at once
     wake_.notify_all();
   }

@@ -52,6 +52,14 @@ struct HttpConfig {
   std::uint64_t max_inflight_bytes = 64ull << 20;  // response bytes held at once; more: 503
 };
 
+// The kiosk pages at "/" (docs/kiosk.md).
+struct KioskConfig {
+  bool enabled = true;
+  std::string index;                   // search index folder; "": <store>/kiosk-index
+  std::string site_name = "outpost";   // shown at the top of every page
+  std::int64_t stale_after_days = 14;  // days without confirmation before pages warn
+};
+
 struct Config {
   std::string path;  // the file it was read from
   std::string store;
@@ -60,6 +68,7 @@ struct Config {
   bool dns_sd = false;       // announce over DNS-SD (Avahi) when built with it
   HttpConfig http;
   LinkConfig link;
+  KioskConfig kiosk;
   std::vector<SubscriptionConfig> subscriptions;
 };
 

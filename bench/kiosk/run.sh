@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The kiosk (`outpost serve`, docs/kiosk.md) against nginx serving the same pages pre-rendered
+# as static files, side by side in one run (issue 11; docs/BENCHMARKS.md, "Kiosk"):
+#   - requests/s and latency of the resolution page (75/202) under wrk, 64 connections;
+#   - search latency on a library of generated resolutions (1,000 by default), one connection,
+#     every request a different query (a wrk Lua script), so no page comes from a cache;
+#   - page weight per page type, plain and gzip;
+#   - RSS of `outpost serve` with the kiosk idle, and its peak under the load above.
+#   bench/kiosk/run.sh [OUTPOST_BINARY]      (needs nginx-light, wrk, curl, python3)
+# BENCH_SECONDS (30), BENCH_LIBRARY (1000) and BENCH_BASE (/tmp/outpost-bench) change it.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+o=${1:-$here/build/node/outpost}
+work=${BENCH_BASE:-/tmp/outpost-bench}/kiosk
+secs=${BENCH_SECONDS:-30}
+library=${BENCH_LIBRARY:-1000}
+for tool in nginx wrk curl python3; do
+  command -v $tool >/dev/null || { echo "missing $tool: apt-get install nginx-light wrk curl python3"; exit 1; }
+done
+rm -rf "$work"; mkdir -p "$work/keys" "$work/gen" "$work/static"
+cleanup() {
+  [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null || true
+  [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+root=$("$o" keygen --role root --out "$work/keys/root.key")
+for r in targets snapshot timestamp; do "$o" keygen --role $r --out "$work/keys/$r.key" >/dev/null; done
+"$o" repo init "$work/repo" --keys "$work/keys" >/dev/null
+un=$("$o" keygen --role publisher --out "$work/keys/un.key")
+itu=$("$o" keygen --role publisher --out "$work/keys/itu.key")
+"$o" repo delegate "$work/repo" --keys "$work/keys" --publisher-pubkey "$un" --prefix un/ga >/dev/null
+"$o" repo delegate "$work/repo" --keys "$work/keys" --publisher-pubkey "$itu" --prefix itu/ict >/dev/null
+"$o" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$here/samples/resolutions/A-RES-75-202" >/dev/null
+"$o" publish "$work/repo" --key "$work/keys/itu.key" --keys "$work/keys" "$here/samples/indicators/itu-ict-2019" >/dev/null
+
+# The library: resolutions of 30 paragraphs drawn from 75/202's, reordered and renumbered
+# (its vocabulary, so queries find something), with a word list for the queries.
+python3 - "$here/samples/resolutions/A-RES-75-202/A-RES-75-202.en.md" "$work/gen" "$library" <<'PY'
+import os, random, re, sys
+src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+paras = [p.strip() for p in open(src, encoding='utf-8').read().split('\n\n') if len(p.strip()) > 80]
+paras = [re.sub(r'^\d+\. ', '', p) for p in paras]
+random.seed(11)
+words = sorted({w.lower() for w in re.findall(r'[A-Za-z]{5,}', ' '.join(paras))})
+open(os.path.join(out, 'words.txt'), 'w').write('\n'.join(words) + '\n')
+for i in range(1, n + 1):
+    d = os.path.join(out, f'g{i:04d}')
+    os.makedirs(d)
+    open(os.path.join(d, 'bundle.json'), 'w').write(
+        '{"kind": "resolution", "name": "un/ga/GEN-%04d", "title": "Generated resolution %d on %s", "symbol": "GEN/%d"}'
+        % (i, i, random.choice(words), i))
+    body = ['*The General Assembly*,', ''] + [f'{k}. {p}\n' for k, p in enumerate(random.sample(paras, min(30, len(paras))), 1)]
+    open(os.path.join(d, f'GEN-{i:04d}.en.md'), 'w').write('\n'.join(body))
+PY
+t0=$SECONDS
+for d in "$work"/gen/g*; do
+  "$o" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$d" >/dev/null
+done
+publish_s=$((SECONDS - t0))
+
+# The daemon with the kiosk; ready when search finds the last generated resolution.
+port=18490; ngport=18491
+cat > "$work/outpost.toml" <<TOML
+store = "$work/store"
+[http]
+listen = ["127.0.0.1:$port"]
+[[subscription]]
+url = "$work/repo"
+root_pubkey = "$root"
+TOML
+t0=$SECONDS
+"$o" serve --config "$work/outpost.toml" >/dev/null 2>"$work/serve.log" &
+serve_pid=$!
+last=$(printf 'GEN-%04d' "$library")
+for _ in $(seq 3000); do
+  curl -s "http://127.0.0.1:$port/search?q=generated+resolution+$library" | grep -q "$last" && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+  sleep 0.2
+done
+index_s=$((SECONDS - t0))
+sleep 3
+rss_idle=$(awk '/VmRSS/ {print $2}' /proc/$serve_pid/status)
+# The process's own memory apart from file pages (the LMDB map and libraries, which the kernel
+# shares and reclaims).
+rss_anon=$(awk '/RssAnon/ {print $2}' /proc/$serve_pid/status)
+rss_file=$(awk '/RssFile/ {print $2}' /proc/$serve_pid/status)
+
+# The same pages, pre-rendered, for nginx.
+base="http://127.0.0.1:$port"
+declare -A urls=(
+  [home]="/"
+  [resolution]="/b/un/ga/A-RES-75-202"
+  [indicator]="/b/itu/ict/digital-divide-2019"
+  [search]="/search?q=digital+divide"
+  [not-found]="/b/un/ga/NONE"
+)
+weights=""
+for name in home resolution indicator search not-found; do
+  u=${urls[$name]}
+  curl -s -o "$work/static/$name.html" "$base$u"
+  plain=$(stat -c %s "$work/static/$name.html")
+  gz=$(curl -s -H 'Accept-Encoding: gzip' "$base$u" | wc -c)
+  weights+="| $name | $plain | $gz |"$'\n'
+done
+text=$(stat -c %s "$here/samples/resolutions/A-RES-75-202/A-RES-75-202.en.md")
+mkdir -p "$work/nginx/logs"
+cat > "$work/nginx/nginx.conf" <<NG
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  include /etc/nginx/mime.types;
+  server { listen 127.0.0.1:$ngport; root $work/static; etag on; }
+}
+NG
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx"
+
+run_wrk() {  # URL [ARGS] -> "requests/s p50 p99"
+  wrk -t2 -c64 -d"${secs}s" --latency "$@" | awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+    END {print rps, p50, p99}'
+}
+read -r ng_rps ng_p50 ng_p99 <<<"$(run_wrk "http://127.0.0.1:$ngport/resolution.html")"
+read -r k_rps k_p50 k_p99 <<<"$(run_wrk "$base/b/un/ga/A-RES-75-202")"
+read -r kgz_rps kgz_p50 kgz_p99 <<<"$(run_wrk "$base/b/un/ga/A-RES-75-202" -H 'Accept-Encoding: gzip')"
+
+# Search: one connection, a new query each request (two words of the library's vocabulary).
+cat > "$work/search.lua" <<LUA
+local words = {}
+for line in io.lines("$work/gen/words.txt") do words[#words + 1] = line end
+math.randomseed(7)
+request = function()
+  local q = words[math.random(#words)] .. "+" .. words[math.random(#words)]
+  return wrk.format("GET", "/search?q=" .. q .. "&n=" .. math.random(0, 1000000000))
+end
+LUA
+s_out=$(wrk -t1 -c1 -d"${secs}s" --latency -s "$work/search.lua" "$base")
+s_rps=$(echo "$s_out" | awk '/Requests\/sec/ {print $2}')
+s_p50=$(echo "$s_out" | awk '/^ +50%/ {print $2}')
+s_p99=$(echo "$s_out" | awk '/^ +99%/ {print $2}')
+rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$serve_pid/status)
+index_kb=$(du -sk "$work/store/kiosk-index" | cut -f1)
+
+cat <<MD
+### Kiosk against nginx, $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m)), wrk ${secs} s
+
+Library: the samples and $library generated resolutions (published in $publish_s s; the daemon
+synced and indexed them in $index_s s; index $index_kb KB).
+
+| measure | nginx (pre-rendered) | outpost serve (kiosk) | target |
+| --- | --- | --- | --- |
+| resolution page, wrk -c64: requests/s | $ng_rps | $k_rps | ≥ 50 % of nginx |
+| ... latency p50 / p99 | $ng_p50 / $ng_p99 | $k_p50 / $k_p99 | p99 ≤ 50 ms |
+| ... gzip (Accept-Encoding: gzip): requests/s, p99 | | $kgz_rps, $kgz_p99 | |
+| search, one connection, a new query each time: median / p99 | | $s_p50 / $s_p99 ($s_rps/s) | ≤ 20 ms / ≤ 100 ms |
+| RSS of outpost serve, kiosk idle (KB) | | $rss_idle (anonymous $rss_anon, file $rss_file) | ≤ 20 MB |
+| peak RSS under the loads above (KB) | | $rss_peak | ≤ 64 MB |
+
+Page weight (bytes; the resolution's Markdown text alone is $text bytes):
+
+| page | plain | gzip |
+| --- | --- | --- |
+$weights
+MD
