@@ -921,6 +921,7 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
         "bundle.json");
   }
   OUTPOST_RETURN_IF_ERROR(o.chunking.validate());
+  OUTPOST_RETURN_IF_ERROR(publish_detail::full_patch_cuts(o.full_patch_segment).status());
   std::optional<std::vector<std::int64_t>> ladder_option;
   if (o.patch_ladder) {
     auto l = normalize_ladder(*o.patch_ladder);
@@ -988,7 +989,7 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
     auto index = store_chunks(repo, *in, catalog, m, result, fs);
     if (!index.ok()) return index.error().With(named(src));
     adopt_new_pack(catalog, *index, result.pack_id);
-    auto patches = make_patches(repo, m, *index, patch_ladder, o.max_ladder_stream, fs);
+    auto patches = make_patches(repo, m, *index, patch_ladder, o, result, fs);
     if (!patches.ok()) return patches.error().With(named(src));
     m.patches = std::move(patches).value();
     result.patches = m.patches;
