@@ -155,8 +155,8 @@ void fill_leaving(const std::string& stick, std::uint64_t leave) {
 
 // Publishes the resolution fast: random content gains nothing from patches or a high level.
 void publish_quickly(Sites& s) {
-  s.must({"publish", s.repo(), "--key", s.keys() + "/un.key", "--keys", s.keys(),
-          "--patch-ladder", "", "--level", "1", s.resolution_src()});
+  s.must({"publish", s.repo(), "--key", s.keys() + "/un.key", "--keys", s.keys(), "--patch-ladder",
+          "", "--level", "1", s.resolution_src()});
 }
 
 bool has_temp_file(const std::string& folder) {
