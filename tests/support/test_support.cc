@@ -37,13 +37,15 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
+namespace {
+std::vector<std::string> environment_with(const std::vector<std::string>& env);
+}  // namespace
+
 RunResult run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                       const std::string& cwd) {
   int out_pipe[2], err_pipe[2];
   if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
-  for (const auto& e : env) envs.push_back(e);
+  const std::vector<std::string> envs = environment_with(env);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out_pipe[1], 1);
@@ -90,9 +92,17 @@ RunResult run_program(const std::vector<std::string>& argv, const std::vector<st
 
 namespace {
 
+// A variable given in `env` replaces the inherited one of the same name: a child's getenv()
+// finds the first, so appending would leave ASAN_OPTIONS (set by ctest) in force.
 std::vector<std::string> environment_with(const std::vector<std::string>& env) {
+  auto name = [](const std::string& e) { return e.substr(0, e.find('=')); };
   std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    bool replaced = false;
+    for (const auto& x : env) replaced = replaced || name(x) == name(kv);
+    if (!replaced) envs.push_back(kv);
+  }
   for (const auto& e : env) envs.push_back(e);
   return envs;
 }
