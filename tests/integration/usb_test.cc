@@ -161,8 +161,9 @@ TEST_CASE("a pack split into small volumes keeps every file under the volume siz
   CHECK(s.listing(s.office()) == s.listing(s.hq()));
 }
 
-TEST_CASE("export with --bundle and --max-bytes writes what fits by priority and say what was left out",
-          "[usb]") {
+TEST_CASE(
+    "export with --bundle and --max-bytes writes what fits by priority and says what was left out",
+    "[usb]") {
   Sites s;
   RunResult one = s.must_at(s.hq(), {"export", "--to", s.stick("one"), "--bundle", kInd});
   CHECK(one.out.find(kInd) != std::string::npos);
