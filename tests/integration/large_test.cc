@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fixture.h"
@@ -241,9 +242,18 @@ TEST_CASE(
   patch_file(src + "/big/part-6.bin", 2'500'000, "another correction");
   publish();
   // Without patches (a mirror that lost them), the chunk route fetches at most two chunks per
-  // edit.
-  for (const auto& f : files_ending(p.repo() + "/objects", ".patch")) fs::remove(f);
+  // edit. The publisher's own copy keeps them: they are set aside for this sync only.
+  const fs::path aside = p.dir / "patches-aside";
+  fs::create_directories(aside);
+  std::vector<std::pair<fs::path, fs::path>> moved;
+  for (const auto& f : files_ending(p.repo() + "/objects", ".patch")) {
+    const fs::path to = aside / fs::path(f).filename();
+    fs::rename(f, to);
+    moved.emplace_back(to, f);
+  }
+  REQUIRE(!moved.empty());
   const Update second = sync();
+  for (const auto& [from, to] : moved) fs::rename(from, to);
   CHECK(second.to == 2);
   CHECK(second.route == "chunks");
   CHECK(second.chunks_fetched >= 5);
