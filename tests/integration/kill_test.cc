@@ -3,6 +3,7 @@
 // never a half-updated bundle; the next sync picks up and completes.
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -82,14 +83,17 @@ TEST_CASE(
 
   // 2. Killed again and again on one store: each run keeps what it verified, so the next
   //    starts further on, and the store is sound after every kill.
-  //    The delay grows, so even a slow machine gets there.
+  //    The delay grows by 30 % a run (150 ms, then up to 30 s), so even a slow or loaded
+  //    machine (a sanitizer build beside other builds) gets there.
   int runs = 0;
   bool complete = false;
-  while (!complete && runs < 20) {
+  double delay_ms = 150;
+  while (!complete && runs < 30) {
     ++runs;
-    INFO("kill number " << runs);
-    killed_sync(p.store(), 150 * runs);
+    INFO("kill number " << runs << ", after " << static_cast<int>(delay_ms) << " ms");
+    killed_sync(p.store(), static_cast<int>(delay_ms));
     complete = check_store(p.store());
+    delay_ms = std::min(delay_ms * 1.3, 30000.0);
   }
   RunResult sync = p.frozen({"sync", "--json"});
   INFO(sync.err);
