@@ -13,7 +13,8 @@ packages=(build-essential cmake pkg-config ca-certificates ccache
           libcurl4-openssl-dev liblmdb-dev libzstd-dev libsodium-dev catch2
           libdivsufsort-dev libcli11-dev libmicrohttpd-dev libtomlplusplus-dev libsystemd-dev
           libavahi-client-dev
-          libcmark-dev libxapian-dev zlib1g-dev)  # the last three: the kiosk (docs/kiosk.md)
+          libcmark-dev libxapian-dev zlib1g-dev  # these three: the kiosk (docs/kiosk.md)
+          curl)  # the demo (scripts/demo.sh) asks the daemon for its pages as a phone would
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
