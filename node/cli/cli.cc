@@ -775,6 +775,11 @@ std::string describe_rank(const node::PlannedBundle& p) {
 }
 
 int cmd_sync(const Args& a) {
+  if (a.has("now") && a.has("budget")) {
+    return a.usage_error(
+        "--budget applies to a sync run here; a running daemon (--now) keeps to its own "
+        "budget: drop one of them");
+  }
   if (a.has("now")) {
     if (int code = daemon_command(a, "sync"); code >= 0) return code;
   }

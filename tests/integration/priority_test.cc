@@ -253,6 +253,16 @@ TEST_CASE("a bad rank pattern is refused with one clear error before the store i
   CHECK(both.exit_code == 2);
   CHECK(contains(both.err, "--no-rank"));
   CHECK(!std::filesystem::exists(p.store()));
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"sync", "--budget", "2 MB"},
+        std::vector<std::string>{"sync", "--budget", "-1"},
+        std::vector<std::string>{"sync", "--now", "--budget", "2M"}}) {
+    RunResult r = p.node(bad);
+    INFO(bad.back() << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.rfind("outpost: error: ", 0) == 0);
+    CHECK(!std::filesystem::exists(p.store()));
+  }
 }
 
 TEST_CASE("a ranking is kept by the subscription until replaced or dropped",
