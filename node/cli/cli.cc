@@ -873,7 +873,7 @@ int cmd_sync(const Args& a) {
     }
     for (const auto& p : r.deferred) {
       std::cout << p.bundle << (p.rank != 0 ? " " + describe_rank(p) : std::string())
-                << ": deferred (" << p.deferred << "); the next sync takes it first\n";
+                << ": deferred (" << p.deferred << "); a later sync fetches it\n";
     }
     for (const auto& f : r.failed) {
       std::cout << f.bundle << ": not completed (see the error above)\n";
