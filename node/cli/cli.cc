@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -251,6 +252,14 @@ CLI::Validator whole_value(std::int64_t lo, std::int64_t hi) {
 }
 CLI::Validator seconds_value(double lo, double hi) {
   return check_with([lo, hi](const std::string& t) { return parse_seconds(t, lo, hi); }, "seconds");
+}
+CLI::Validator rank_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        Status s = node::check_rank_pattern(text);
+        return s.ok() ? std::string() : s.message();
+      },
+      "", "rank");
 }
 CLI::Validator one_of(std::vector<std::string> choices) {
   return CLI::Validator(
@@ -642,6 +651,11 @@ int cmd_subscribe(const Args& a) {
   }
   o.root_json_path = a.get("root");
   for (const auto& m : a.all("mirror")) o.mirrors.push_back(absolute_location(m));
+  if (a.has("rank") && a.has("no-rank")) {
+    return a.usage_error("--rank and --no-rank contradict each other: give one");
+  }
+  // Without either, subscribing again keeps the ranking the repository has.
+  if (a.has("rank") || a.has("no-rank")) o.ranks = a.all("rank");
   o.http = http_options(a);
   auto node = open_node(a, true);
   if (!node.ok()) return fail(node.error());
@@ -651,10 +665,16 @@ int cmd_subscribe(const Args& a) {
     Json j = Json::object();
     j.set("id", sub->id);
     j.set("location", sub->location);
+    Json ranks = Json::array();
+    for (const auto& pattern : sub->ranks) ranks.push(pattern);
+    j.set("ranks", std::move(ranks));
     print_json(j);
   } else {
     std::cout << "subscribed to " << redact(sub->location) << " (repository " << sub->id
               << "); run 'outpost sync' to fetch it\n";
+    for (std::size_t i = 0; i < sub->ranks.size(); ++i) {
+      std::cout << "  rank " << i + 1 << ": " << sub->ranks[i] << "\n";
+    }
   }
   return 0;
 }
@@ -749,7 +769,17 @@ std::string describe_route(const node::Route& r) {
   return s;
 }
 
+std::string describe_rank(const node::PlannedBundle& p) {
+  if (p.rank == 0) return "(unranked)";
+  return "(rank " + std::to_string(p.rank) + ": " + p.rank_pattern + ")";
+}
+
 int cmd_sync(const Args& a) {
+  if (a.has("now") && a.has("budget")) {
+    return a.usage_error(
+        "--budget applies to a sync run here; a running daemon (--now) keeps to its own "
+        "budget: drop one of them");
+  }
   if (a.has("now")) {
     if (int code = daemon_command(a, "sync"); code >= 0) return code;
   }
@@ -757,6 +787,7 @@ int cmd_sync(const Args& a) {
   if (!node.ok()) return fail(node.error());
   node::SyncOptions options;
   options.dry_run = a.has("dry-run");
+  if (a.has("budget")) options.budget = a.bytes("budget");
   options.http = http_options(a);
   ProgressLine line;
   if (!a.has("json")) options.progress = [&](const node::SyncProgress& p) { line.show(p); };
@@ -794,22 +825,35 @@ int cmd_sync(const Args& a) {
         std::cout << location << ": up to date (" << human_bytes(r.bytes_read) << " read)\n";
         continue;
       }
+      // The plan in the order a sync takes it (docs/sync.md, "Priorities"): what fits in
+      // the budget and what would wait, each at its place.
+      std::vector<const node::PlannedBundle*> order;
+      for (const auto& p : r.plan) order.push_back(&p);
+      for (const auto& p : r.deferred) order.push_back(&p);
+      std::stable_sort(order.begin(), order.end(),
+                       [](const auto* x, const auto* y) { return x->order < y->order; });
+      const bool ranked =
+          std::any_of(order.begin(), order.end(), [](const auto* p) { return p->rank != 0; });
       std::uint64_t total = 0;
-      for (const auto& p : r.plan) {
-        total += p.route.bytes;
-        std::cout << p.bundle << ": "
-                  << (p.from ? "version " + std::to_string(p.from) + " -> " : "new, ") << "version "
-                  << p.to << " by " << describe_route(p.route) << "\n";
-        for (std::size_t k = 1; k < p.considered.size(); ++k) {
-          std::cout << "    (or " << describe_route(p.considered[k]) << ")\n";
+      for (const node::PlannedBundle* p : order) {
+        if (p->deferred.empty()) total += p->route.bytes;
+        std::cout << p->order << ". " << p->bundle;
+        if (ranked) std::cout << " " << describe_rank(*p);
+        std::cout << ": " << (p->from ? "version " + std::to_string(p->from) + " -> " : "new, ")
+                  << "version " << p->to << " by " << describe_route(p->route);
+        if (!p->deferred.empty()) std::cout << ", deferred (" << p->deferred << ")";
+        std::cout << "\n";
+        for (std::size_t k = 1; k < p->considered.size(); ++k) {
+          std::cout << "    (or " << describe_route(p->considered[k]) << ")\n";
         }
       }
-      for (const auto& p : r.deferred) {
-        std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
-      }
       std::cout << location << ": the plan fetches " << human_bytes(total) << " ("
-                << human_bytes(r.bytes_read) << " of metadata read to make it); nothing was "
-                << "changed (dry run)\n";
+                << human_bytes(r.bytes_read) << " of metadata read to make it)";
+      if (r.budget_left != UINT64_MAX) {
+        std::cout << ", " << r.deferred.size() << " deferred under the "
+                  << human_bytes(r.budget_left) << " of budget left";
+      }
+      std::cout << "; nothing was changed (dry run)\n";
       continue;
     }
     if (r.updated.empty() && r.deferred.empty() && r.failed.empty()) {
@@ -828,7 +872,8 @@ int cmd_sync(const Args& a) {
       std::cout << "\n";
     }
     for (const auto& p : r.deferred) {
-      std::cout << p.bundle << ": deferred (" << p.deferred << ")\n";
+      std::cout << p.bundle << (p.rank != 0 ? " " + describe_rank(p) : std::string())
+                << ": deferred (" << p.deferred << "); a later sync fetches it\n";
     }
     for (const auto& f : r.failed) {
       std::cout << f.bundle << ": not completed (see the error above)\n";
@@ -1060,6 +1105,12 @@ int cmd_status(const Args& a) {
       std::cout << ", timestamp valid until " << e->as_string();
     }
     std::cout << "\n";
+    if (const Json* ranks = r.find("ranks"); ranks != nullptr && ranks->is_array()) {
+      std::size_t n = 0;
+      for (const Json& pattern : ranks->as_array()) {
+        std::cout << "  rank " << ++n << ": " << pattern.as_string() << "\n";
+      }
+    }
   }
   return 0;
 }
@@ -1405,7 +1456,8 @@ Publisher:
 Node (every command takes --store DIR; default $OUTPOST_STORE, /var/lib/outpost for root,
 else ~/.local/share/outpost):
   outpost subscribe PATH_OR_URL --root-pubkey HEX | --root ROOT_JSON [--mirror URL ...]
-  outpost sync [PATH_OR_URL] [--dry-run] [--rate BYTES_PER_S] [--ca-file PEM]
+                    [--rank PATTERN ...] [--no-rank]   (e.g. --rank 'un/ga/*' --rank kind:indicator)
+  outpost sync [PATH_OR_URL] [--dry-run] [--budget BYTES] [--rate BYTES_PER_S] [--ca-file PEM]
                [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS]
   outpost budget [--day BYTES] [--month BYTES]      (e.g. --day 5M --month 100M; 0: none)
   outpost ls | show BUNDLE | cat BUNDLE PATH | checkout BUNDLE DIR [--force]
@@ -1506,7 +1558,7 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
 
   add(app, "subscribe",
       "subscribe PATH_OR_URL --root-pubkey HEX | --root ROOT_JSON [--mirror URL ...]\n"
-      "                  [--ca-file PEM] [--store DIR] [--json]",
+      "                  [--rank PATTERN ...] [--no-rank] [--ca-file PEM] [--store DIR] [--json]",
       "Trusts a repository: verifies its metadata and records the subscription (a path is "
       "recorded absolute).",
       cmd_subscribe)
@@ -1514,16 +1566,26 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .option("root-pubkey", "HEX", "the key the repository's first root must be signed by")
       .option("root", "ROOT_JSON", "a root.json obtained out of band, trusted as is")
       .repeated("mirror", "URL", "another location of the repository (repeat for several)")
+      .repeated("rank", "PATTERN",
+                "fetch these bundles first, highest first (repeat): a name prefix un/ga/*, a "
+                "name, or kind:resolution|indicator|generic; replaces the ranking held")
+      .check(rank_value())
+      .flag("no-rank", "forget the repository's ranking")
       .http()
       .store()
       .json();
 
   add(app, "sync",
-      "sync [PATH_OR_URL] [--dry-run] [--now] [--json] [--rate BYTES_PER_S] [--ca-file PEM]\n"
-      "             [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS] [--store DIR]",
+      "sync [PATH_OR_URL] [--dry-run] [--budget BYTES] [--now] [--json] [--rate BYTES_PER_S]\n"
+      "             [--ca-file PEM] [--retries N] [--backoff SECONDS] [--stall-timeout SECONDS]\n"
+      "             [--store DIR]",
       "Brings every subscription up to date (or reads the repository from PATH_OR_URL).", cmd_sync)
       .positional("PATH_OR_URL", "read the repository from here this time", false)
-      .flag("dry-run", "print the plan and its price, change nothing")
+      .flag("dry-run", "print the plan in its order and its price, change nothing")
+      .option("budget", "BYTES",
+              "spend at most this on the wire in this sync, e.g. 2M (0: no cap of its own); "
+              "what does not fit is deferred")
+      .check(bytes_value())
       .flag("now", "ask the running daemon to sync now (without one: sync here)")
       .http()
       .store()

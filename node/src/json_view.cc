@@ -35,6 +35,10 @@ Json to_json(const PlannedBundle& planned) {
   j.set("cost", planned.route.cost);
   j.set("bytes", planned.route.bytes);
   if (!planned.deferred.empty()) j.set("reason", planned.deferred);
+  j.set("kind", planned.kind);
+  j.set("order", static_cast<std::uint64_t>(planned.order));
+  j.set("rank", static_cast<std::uint64_t>(planned.rank));
+  if (!planned.rank_pattern.empty()) j.set("rank_pattern", planned.rank_pattern);
   Json considered = Json::array();
   for (const auto& r : planned.considered) considered.push(to_json(r));
   j.set("considered", std::move(considered));
@@ -71,6 +75,7 @@ Json to_json(const SyncReport& report, bool dry_run) {
   j.set("bytes_read", report.bytes_read);
   j.set("requests", report.requests);
   j.set("dry_run", dry_run);
+  j.set("budget_left", report.budget_left == UINT64_MAX ? Json() : Json(report.budget_left));
   auto list = [](const auto& items) {
     Json a = Json::array();
     for (const auto& i : items) a.push(to_json(i));
@@ -106,6 +111,9 @@ Json to_json(const NodeStatus& status) {
       r.set("timestamp_version", s.timestamp_version);
       r.set("timestamp_expires", format_utc(s.timestamp_expires));
     }
+    Json ranks = Json::array();
+    for (const auto& pattern : s.ranks) ranks.push(pattern);
+    r.set("ranks", std::move(ranks));
     repos.push(std::move(r));
   }
   j.set("repositories", std::move(repos));

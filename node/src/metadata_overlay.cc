@@ -21,6 +21,9 @@ constexpr std::uint64_t kMaxUpdateEntries = 1u << 20;
 // held in memory, compressed and then raw, while the sync reads it.
 constexpr std::uint64_t kMaxLibraryFileBytes = 64u << 20;
 constexpr std::uint64_t kMaxLibraryRawBytes = 96u << 20;
+// Request and response headers of the update file's request, kept out of the budget its
+// body may take.
+constexpr std::uint64_t kUpdateHeaderBytes = 1000;
 
 // "12.root.json" -> 12; nullopt for other names.
 std::optional<std::int64_t> root_version(const std::string& name) {
@@ -138,7 +141,17 @@ void MetadataOverlay::load_library(std::int64_t snapshot_version) {
 
 void MetadataOverlay::read_update(std::int64_t to, std::int64_t from) {
   std::string path = packaging::update_file_path(to, from);
-  auto bytes = source_.read_file(path, from == 0 ? kMaxLibraryFileBytes : kMaxUpdateFileBytes);
+  std::uint64_t max_length = from == 0 ? kMaxLibraryFileBytes : kMaxUpdateFileBytes;
+  if (budget_left_) {
+    // Room for the request and response headers; a file that does not fit ends at its
+    // headers (too long), so it costs about one request.
+    const std::uint64_t left = budget_left_();
+    if (left != UINT64_MAX) {
+      max_length = std::min(max_length, left > kUpdateHeaderBytes ? left - kUpdateHeaderBytes : 0);
+      if (max_length == 0) return;
+    }
+  }
+  auto bytes = source_.read_file(path, max_length);
   if (!bytes.ok()) return;  // none written for this pair: fetch file by file
   auto parsed =
       from == 0 ? packaging::parse_library_file({bytes->data(), bytes->size()}, kMaxLibraryRawBytes,

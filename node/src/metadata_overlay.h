@@ -72,6 +72,11 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // "Library files") in place of any update file; nothing changes when it is missing or
   // damaged (the node then fetches file by file).
   void load_library(std::int64_t snapshot_version);
+  // What the sync may still spend on the wire (the data budget; nullptr or UINT64_MAX: no
+  // limit). An update or library file larger than what is left is not read (its headers tell
+  // its length): the node fetches file by file then, each bundle by its own route in the
+  // plan's order (docs/sync.md, "Priorities").
+  void set_budget(std::function<std::uint64_t()> left) { budget_left_ = std::move(left); }
 
  private:
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
@@ -85,6 +90,7 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::optional<packaging::UpdateFile> update_;
   std::map<std::int64_t, Bytes> roots_;
   bool library_ = false;
+  std::function<std::uint64_t()> budget_left_;
   std::map<std::string, std::size_t> by_name_;  // entries of update_ by name
 };
 

@@ -128,9 +128,25 @@ std::string absolute_location(const std::string& location) {
   return ec ? location : abs.lexically_normal().string();
 }
 
+// The rank patterns of a subscription record; one that no longer checks (a record written by
+// a later version) is left out rather than matching something unintended.
+std::vector<std::string> stored_ranks(const Json& record) {
+  std::vector<std::string> out;
+  if (const Json* r = record.find("ranks"); r != nullptr && r->is_array()) {
+    for (const Json& e : r->as_array()) {
+      if (e.is_string() && check_rank_pattern(e.as_string()).ok()) out.push_back(e.as_string());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<Subscription> Node::subscribe(const std::string& given, const SubscribeOptions& given_opts) {
+  if (given_opts.ranks) {
+    for (const auto& pattern : *given_opts.ranks)
+      OUTPOST_RETURN_IF_ERROR(check_rank_pattern(pattern));
+  }
   const std::string location = absolute_location(given);
   SubscribeOptions options = given_opts;
   for (auto& m : options.mirrors) m = absolute_location(m);
@@ -200,12 +216,15 @@ Result<Subscription> Node::subscribe_from(const std::string& source_location,
   tuf::Updater updater(trusted, *source, uopt);
   OUTPOST_RETURN_IF_ERROR(updater.refresh().With("checking " + source_location));
 
-  Subscription sub{repo, location, options.mirrors, now, 0};
+  Subscription sub{repo, location, options.mirrors,
+                   now,  0,        options.ranks.value_or(std::vector<std::string>{})};
   if (existing) {
     auto j = parse_json(as_chars(view(*existing)));
     if (j.ok()) {
       sub.added = j->get_int("added").ok() ? *j->get_int("added") : now;
       sub.last_sync = j->get_int("last_sync").ok() ? *j->get_int("last_sync") : 0;
+      // Subscribing again without a ranking keeps the one the repository has.
+      if (!options.ranks) sub.ranks = stored_ranks(*j);
     }
   }
   for (const auto& m : sub.mirrors) {
@@ -220,9 +239,9 @@ Result<Subscription> Node::subscribe_from(const std::string& source_location,
       OUTPOST_RETURN_IF_ERROR(save_trusted(txn, repo, updater.trusted()));
     }
     OUTPOST_RETURN_IF_ERROR(raise_time_floor(txn, now));
-    return txn.put(
-        Table::kSubscriptions, as_bytes(repo),
-        view(records::encode_subscription(repo, location, sub.added, sub.last_sync, sub.mirrors)));
+    return txn.put(Table::kSubscriptions, as_bytes(repo),
+                   view(records::encode_subscription(repo, location, sub.added, sub.last_sync,
+                                                     sub.mirrors, sub.ranks)));
   }));
   return sub;
 }
@@ -247,6 +266,7 @@ Result<std::vector<Subscription>> Node::subscriptions() {
         if (e.is_string()) s.mirrors.push_back(e.as_string());
       }
     }
+    s.ranks = stored_ranks(*j);
     out.push_back(std::move(s));
     return true;
   }));
@@ -262,7 +282,11 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
         "this store has no subscriptions: run 'outpost subscribe PATH --root-pubkey HEX' first");
   }
   std::vector<SyncReport> reports;
+  std::uint64_t spent_here = 0;  // on links, by this call (SyncOptions::budget)
   for (auto& sub : subs) {
+    // The subscription's ranking, unless the caller gives one for this repository.
+    SyncOptions repo_options = options;
+    repo_options.bundle_ranks.emplace(sub.id, sub.ranks);
     std::vector<std::string> locations;
     if (location.empty()) {
       locations.push_back(sub.location);
@@ -295,7 +319,10 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
         OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
         OUTPOST_ASSIGN_OR_RETURN(budget, read_budget(txn, now));
       }
-      const std::uint64_t left = budget_left(budget);
+      std::uint64_t left = budget_left(budget);
+      if (options.budget != 0) {
+        left = std::min(left, options.budget > spent_here ? options.budget - spent_here : 0);
+      }
       HttpOptions http = options.http;
       http.stop = options.stop;
       auto source = open_with(from, http);
@@ -322,10 +349,11 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
                                              : Status::Ok();
       });
       const std::uint64_t before = raw.stats().total();
-      auto report = sync_repository(*store_, metered, sub.id, from, now, options);
+      auto report = sync_repository(*store_, metered, sub.id, from, now, repo_options);
       // What was spent is spent, and what was learned about the server holds, either way.
       // Only links are metered: a local path or a stick costs nothing.
       std::uint64_t spent = raw.metered() ? raw.stats().total() - before : 0;
+      spent_here += spent;
       OUTPOST_RETURN_IF_ERROR(store_->update([&](storage::WriteTxn& txn) -> Status {
         if (spent > 0 && !options.dry_run) OUTPOST_RETURN_IF_ERROR(add_usage(txn, now, spent));
         if (!limits_key.empty() && raw.limits_changed()) {
@@ -369,7 +397,7 @@ Result<std::vector<SyncReport>> Node::sync(const std::string& location,
     OUTPOST_RETURN_IF_ERROR(store_->update([&](storage::WriteTxn& txn) -> Status {
       return txn.put(Table::kSubscriptions, as_bytes(sub.id),
                      view(records::encode_subscription(sub.id, sub.location, sub.added,
-                                                       sub.last_sync, sub.mirrors)));
+                                                       sub.last_sync, sub.mirrors, sub.ranks)));
     }));
   }
   return reports;
@@ -805,7 +833,7 @@ Result<NodeStatus> Node::status() {
   st.chunks = stats.entries[static_cast<int>(Table::kChunks)];
   st.bundles = stats.entries[static_cast<int>(Table::kBundles)];
   for (const auto& s : subs) {
-    RepositoryStatus r{s.id, s.location, s.last_sync, 0, 0};
+    RepositoryStatus r{s.id, s.location, s.last_sync, 0, 0, s.ranks};
     auto trusted = load_trusted(txn, s.id);
     if (trusted.ok() && !trusted->timestamp.empty()) {
       auto env = tuf::parse_metadata(view(trusted->timestamp), "timestamp");

@@ -45,7 +45,8 @@ Result<BundleRecord> parse_bundle(ByteView value) {
 }
 
 Bytes encode_subscription(const std::string& id, const std::string& location, std::int64_t added,
-                          std::int64_t last_sync, const std::vector<std::string>& mirrors) {
+                          std::int64_t last_sync, const std::vector<std::string>& mirrors,
+                          const std::vector<std::string>& ranks) {
   Json j = Json::object();
   j.set("id", id);
   j.set("location", location);
@@ -54,6 +55,11 @@ Bytes encode_subscription(const std::string& id, const std::string& location, st
   j.set("mirrors", std::move(m));
   j.set("added", added);
   j.set("last_sync", last_sync);
+  if (!ranks.empty()) {
+    Json r = Json::array();
+    for (const auto& pattern : ranks) r.push(pattern);
+    j.set("ranks", std::move(r));
+  }
   return to_bytes(j.canonical());
 }
 

@@ -33,9 +33,11 @@ struct BundleRecord {
 Bytes encode(const BundleRecord& r);
 Result<BundleRecord> parse_bundle(ByteView value);
 
-// kSubscriptions value (JSON): {"id","location","mirrors":[...],"added","last_sync"}.
+// kSubscriptions value (JSON): {"id","location","mirrors":[...],"added","last_sync"}, and
+// "ranks":[...] (rank patterns, highest first) when the subscription has any.
 Bytes encode_subscription(const std::string& id, const std::string& location, std::int64_t added,
-                          std::int64_t last_sync, const std::vector<std::string>& mirrors);
+                          std::int64_t last_sync, const std::vector<std::string>& mirrors,
+                          const std::vector<std::string>& ranks);
 
 // kSettings keys and values.
 // "budget": {"day":N,"month":N}; "used" \0 "day:YYYY-MM-DD" or "month:YYYY-MM" -> u64le bytes;

@@ -286,15 +286,34 @@ Result<std::vector<Pending>> plan_bundles(SyncContext& ctx,
     if (p->has_value()) pending.push_back(std::move(**p));
   }
 
-  // Plan: every route priced, the cheapest bundles first (small urgent updates before large
-  // ones), as many as fit in the data budget.
-  for (auto& p : pending) OUTPOST_RETURN_IF_ERROR(plan(ctx, p).With(p.bundle));
+  // Plan: every route priced; the subscription's ranks first (docs/sync.md, "Priorities"),
+  // then the cheapest bundles first (small urgent updates before large ones); as many as fit
+  // in the data budget, each in that order taking what it needs of what is left.
+  static const std::vector<std::string> kNoRanks;
+  auto ranks = ctx.options.bundle_ranks.find(ctx.repo);
+  const std::vector<std::string>& patterns =
+      ranks == ctx.options.bundle_ranks.end() ? kNoRanks : ranks->second;
+  for (auto& p : pending) {
+    OUTPOST_RETURN_IF_ERROR(plan(ctx, p).With(p.bundle));
+    p.planned.kind = p.manifest.kind;
+    p.planned.rank = bundle_rank(patterns, p.bundle, p.manifest.kind);
+    if (p.planned.rank != 0) p.planned.rank_pattern = patterns[p.planned.rank - 1];
+  }
   std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
+    // Unranked (0) after every ranked bundle.
+    auto key = [](std::uint32_t rank) { return rank == 0 ? UINT32_MAX : rank; };
+    if (key(a.planned.rank) != key(b.planned.rank)) {
+      return key(a.planned.rank) < key(b.planned.rank);
+    }
     return a.planned.route.cost < b.planned.route.cost;
   });
-  // What is left after the metadata this sync already fetched.
+  // What is left after the metadata this sync already fetched (the update file included, so
+  // the patches it carries are paid for and cost nothing here).
   std::uint64_t left = ctx.source.left();
+  report.budget_left = left;
+  std::uint32_t order = 0;
   for (auto& p : pending) {
+    p.planned.order = ++order;
     std::uint64_t need = p.planned.route.bytes + p.planned.route.requests * kHeaderBytes;
     if (need > left) {
       p.planned.deferred = "data budget: needs about " + std::to_string(need) + " bytes, " +

@@ -130,6 +130,7 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
         return held_base(ctx, name, sha);
       },
       std::move(etag));
+  overlay.set_budget([&ctx] { return ctx.source.left(); });
 
   tuf::UpdaterOptions uopt;
   uopt.now = std::max(ctx.now, floor);

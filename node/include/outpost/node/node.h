@@ -18,6 +18,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "outpost/base/clock.h"
@@ -48,7 +49,21 @@ struct SubscribeOptions {
   // A USB pack only (as SyncOptions::accept_expired_timestamp): a node that trusts a
   // repository from a stick months after it was written.
   bool accept_expired_timestamp = false;
+  // The subscription's ranking (docs/sync.md, "Priorities"): rank patterns, highest first
+  // (check_rank_pattern). nullopt: keep what a subscription of the same repository already
+  // has (none for a new one); a list, even empty: replace it.
+  std::optional<std::vector<std::string>> ranks;
 };
+
+// Rank patterns (docs/sync.md, "Priorities"): "un/ga/*" (the bundles under a name prefix),
+// "un/ga" or "un/ga/A-RES-75-202" (that name and the names under it), "kind:indicator" (the
+// bundles of a kind: resolution, indicator or generic). kInvalidArgument, naming the
+// pattern and what is accepted, for anything else.
+Status check_rank_pattern(std::string_view pattern);
+// The rank of a bundle under `patterns` (valid ones, highest first): 1 + the position of the
+// first pattern that matches it; 0 when none does (such bundles come after every ranked one).
+std::uint32_t bundle_rank(const std::vector<std::string>& patterns, std::string_view bundle,
+                          std::string_view kind);
 
 struct Subscription {
   std::string id;        // short stable id of the repository (from its first trusted root)
@@ -56,6 +71,7 @@ struct Subscription {
   std::vector<std::string> mirrors;
   std::int64_t added = 0;
   std::int64_t last_sync = 0;
+  std::vector<std::string> ranks;  // rank patterns, highest first (none: no ranking)
 };
 
 struct BundleInfo {
@@ -98,6 +114,11 @@ struct PlannedBundle {
   Route route;                    // the cheapest
   std::vector<Route> considered;  // every route priced, cheapest first
   std::string deferred;           // why it waits ("data budget"), empty when fetched
+  std::string kind;               // the bundle's kind, from its new manifest
+  // Rank under the subscription's patterns: 1 = the first pattern; 0 = no pattern matched.
+  std::uint32_t rank = 0;
+  std::string rank_pattern;  // the pattern that gave the rank ("" when unranked)
+  std::uint32_t order = 0;   // position in the plan, 1 first (fetched or deferred alike)
 };
 
 struct SyncItem {
@@ -131,6 +152,9 @@ struct SyncReport {
   bool metered = false;                      // the source is a link (HTTP), not a path
   std::uint64_t bytes_read = 0;  // a link: on the wire, headers included; a path: bytes read
   std::uint64_t requests = 0;    // a link: HTTP requests; a path: file reads
+  // What the data budget left for content when the plan was made, after the metadata
+  // (UINT64_MAX: no limit, or a local path).
+  std::uint64_t budget_left = UINT64_MAX;
   bool partial() const { return !failed.empty(); }
 };
 
@@ -165,6 +189,12 @@ struct SyncOptions {
   // holds "un/ga/A-RES-75-202", not "un/gab"). A repository not listed, or listed with no
   // prefix, syncs every bundle; bundles already held and no longer matched stay as they are.
   std::map<std::string, std::vector<std::string>> bundle_filters;
+  // Rank patterns by repository id (docs/sync.md, "Priorities"), in place of the ones stored
+  // with the subscription; a repository not listed uses its stored ones.
+  std::map<std::string, std::vector<std::string>> bundle_ranks;
+  // Bytes this sync may spend on links, over every repository and mirror (0: no cap of its
+  // own); the stored data budget holds as well, whichever leaves less. Local paths are free.
+  std::uint64_t budget = 0;
 };
 
 // Bytes a node may spend on the wire per calendar day and month (UTC), 0: no limit.
@@ -200,6 +230,7 @@ struct RepositoryStatus {
   std::int64_t last_sync = 0;           // 0: never
   std::uint64_t timestamp_version = 0;  // of the trusted timestamp; 0: none yet
   std::int64_t timestamp_expires = 0;
+  std::vector<std::string> ranks;  // rank patterns, highest first
 };
 
 struct NodeStatus {
