@@ -780,6 +780,11 @@ int cmd_sync(const Args& a) {
         "--budget applies to a sync run here; a running daemon (--now) keeps to its own "
         "budget: drop one of them");
   }
+  if (a.has("now") && a.has("dry-run")) {
+    return a.usage_error(
+        "--dry-run shows the plan here and changes nothing; --now asks a running daemon to "
+        "sync: drop one of them");
+  }
   if (a.has("now")) {
     if (int code = daemon_command(a, "sync"); code >= 0) return code;
   }

@@ -256,7 +256,8 @@ TEST_CASE("a bad rank pattern is refused with one clear error before the store i
   for (const std::vector<std::string>& bad :
        {std::vector<std::string>{"sync", "--budget", "2 MB"},
         std::vector<std::string>{"sync", "--budget", "-1"},
-        std::vector<std::string>{"sync", "--now", "--budget", "2M"}}) {
+        std::vector<std::string>{"sync", "--now", "--budget", "2M"},
+        std::vector<std::string>{"sync", "--now", "--dry-run"}}) {
     RunResult r = p.node(bad);
     INFO(bad.back() << ": " << r.err);
     CHECK(r.exit_code == 2);
