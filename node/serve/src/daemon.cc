@@ -834,6 +834,11 @@ HttpResponse Daemon::metrics_page() {
   m << "outpost_peer_requests_total " << ps.requests << "\n";
   metric("outpost_peer_bytes_total", "counter", "Bytes served to peers.");
   m << "outpost_peer_bytes_total " << ps.bytes << "\n";
+  metric("outpost_peer_pieces_requests_total", "counter",
+         "Requests for many pieces in one response, or a patch on demand (/repo/<id>/pieces).");
+  m << "outpost_peer_pieces_requests_total " << ps.pieces_requests << "\n";
+  metric("outpost_peer_patches_made_total", "counter", "Patches computed on demand for peers.");
+  m << "outpost_peer_patches_made_total " << ps.patches_made << "\n";
   metric("outpost_peers", "gauge", "Distinct peer addresses in the last 10 minutes.");
   m << "outpost_peers " << ps.peers << "\n";
   metric("outpost_lan_peers", "gauge", "Nodes found on the LAN over DNS-SD.");
