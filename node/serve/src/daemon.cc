@@ -1149,6 +1149,14 @@ std::string describe_status(const Json& j) {
       << h->find("peer_requests")->as_int() << " to peers (" << h->find("peers")->as_int()
       << " peers in the last 10 minutes)\n";
   }
+  if (const Json* lan = j.find("peers"); lan != nullptr && lan->is_array()) {
+    for (const Json& p : lan->as_array()) {
+      o << "LAN node  " << p.find("name")->as_string() << " at " << p.find("url")->as_string()
+        << ": serves " << p.find("repositories")->as_array().size() << " repositories";
+      if (const Json* e = p.find("error")) o << " (" << e->as_string() << ")";
+      o << "\n";
+    }
+  }
   return o.str();
 }
 
