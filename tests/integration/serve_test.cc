@@ -503,6 +503,8 @@ TEST_CASE(
   CHECK(contains(log, "dns-sd: found node 'outpost on "));
   CHECK(contains(log, "synced from " + office_url));
   CHECK(contains(log, "stopped"));
+  CHECK(contains(text("office.log"), "stopped"));
+  CHECK_FALSE(contains(text("office.log") + log, "Sanitizer"));
   // What it holds came from the office node and verifies.
   CHECK(run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", kiosk}).out ==
         read_text(p.indicator_src() + "/data.csv"));
