@@ -112,6 +112,7 @@ command -v fusefat >/dev/null 2>&1 || missing+=(fusefat)
 # in namespaces of its own.
 [ -x /usr/sbin/avahi-daemon ] || missing+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus)
+[ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /bin/ip ] || missing+=(iproute2)  # loopback up in the namespace
 # The kiosk's browser test (tests/browser/): Debian's chromium, driven by playwright-core, and
 # a font for its screenshots; wrk for bench/kiosk.
 [ -x /usr/bin/chromium ] || missing+=(chromium)

@@ -153,6 +153,7 @@ Result<Subscription> Node::subscribe(const std::string& given, const SubscribeOp
   // The first location that answers and verifies; the subscription records them all.
   std::vector<std::string> from = {location};
   from.insert(from.end(), options.mirrors.begin(), options.mirrors.end());
+  from.insert(from.end(), options.extra_sources.begin(), options.extra_sources.end());
   Status last;
   for (const auto& at : from) {
     auto sub = subscribe_from(at, location, options);

@@ -5,6 +5,9 @@
 #include "repo_sync.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "assembly.h"
 #include "outpost/base/retry.h"
 #include "outpost/packaging/layout.h"
+#include "outpost/packaging/pack.h"
 #include "planner.h"
 #include "refresh.h"
 #include "sync_context.h"
@@ -72,6 +76,46 @@ Result<SyncItem> fetch_route(SyncContext& ctx, Pending& p, const std::vector<Rou
   return item;
 }
 
+// A patch a peer node computes on demand from the version held here (docs/daemon.md, "Many
+// pieces in one response"), when no signed patch starts from it: read only up to the bytes the
+// planned route would cost (else it is not worth it), and accepted only when the rebuilt
+// content matches the signed content root, as any patch.
+Result<SyncItem> patch_from_peer(SyncContext& ctx, Pending& p) {
+  const std::uint64_t from = p.record->current;
+  const auto to = static_cast<std::uint64_t>(p.manifest.version);
+  std::string name;
+  for (unsigned char c : p.bundle) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_') {
+      name.push_back(static_cast<char>(c));
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      name += hex;
+    }
+  }
+  const std::string query =
+      "pieces?bundle=" + name + "&from=" + std::to_string(from) + "&to=" + std::to_string(to);
+  OUTPOST_ASSIGN_OR_RETURN(Bytes body, ctx.source.read_file(query, p.planned.route.bytes + 512));
+  auto reader =
+      packaging::PackReader::from_memory(ByteView(body.data(), body.size()), "the peer's patch");
+  // The whole pack must be sound (records and trailer), though only the rebuilt content's
+  // root decides whether the patch is accepted.
+  std::optional<Bytes> patch;
+  OUTPOST_RETURN_IF_ERROR(reader->for_each([&](const packaging::PackRecord& rec) {
+    if (!patch && rec.info.type == packaging::RecordType::kPatch) patch = rec.stored;
+    return Status::Ok();
+  }));
+  if (!patch) return Status::NotFound("the peer sent no patch for " + p.bundle);
+  OUTPOST_RETURN_IF_ERROR(accept_unlisted_patch(ctx, p, from, *patch));
+  SyncItem item;
+  item.bundle = p.bundle;
+  item.from = from;
+  item.to = to;
+  item.bytes = p.manifest.content_size;
+  item.route = RouteKind::kPatch;
+  return item;
+}
+
 // Takes the planned route; when its data is missing or damaged at this source (a patch the
 // mirror lost, a flipped byte), the next cheapest route, and so on. The error of the last
 // route tried is returned when none works.
@@ -79,11 +123,22 @@ Result<SyncItem> fetch(SyncContext& ctx, Pending& p) {
   std::vector<Route> routes = p.planned.considered;
   std::vector<Route> failed;  // routes of this bundle that did not work here
   Status worst;
+  // A peer node is asked once for a patch from the held version, before the first route that
+  // is not a signed patch (none starts from the held version, or the peer lacks it).
+  bool ask_peer = ctx.source.peer() && p.record && p.record->current > 0 &&
+                  p.record->current < static_cast<std::uint64_t>(p.manifest.version);
   for (std::size_t attempt = 0; attempt <= routes.size(); ++attempt) {
     auto next = std::find_if(routes.begin(), routes.end(),
                              [&](const Route& r) { return !already_failed(failed, r); });
     if (next == routes.end()) break;
     p.planned.route = *next;
+    if (ask_peer && (next->kind == RouteKind::kChunks || next->kind == RouteKind::kFull)) {
+      ask_peer = false;
+      auto item = patch_from_peer(ctx, p);
+      if (item.ok()) return item;
+      if (item.error().IsCancelled() || item.error().IsResourceExhausted()) return item.error();
+      // Otherwise the route, as if the peer had not been asked.
+    }
     auto item = fetch_route(ctx, p, failed);
     if (item.ok()) return item;
     Status last = item.error();

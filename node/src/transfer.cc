@@ -8,6 +8,7 @@
 #include "node_internal.h"
 #include "node_records.h"
 #include "outpost/packaging/layout.h"
+#include "outpost/packaging/pack.h"
 #include "outpost/sync/source.h"
 
 namespace outpost::node {
@@ -25,6 +26,9 @@ constexpr std::size_t kTransferPiece = 256u << 10;
 // Missing chunks are asked for in calls of at most this many stored bytes (each one HTTP
 // request with many ranges).
 constexpr std::uint64_t kRangeCallBytes = 8u << 20;
+// From a peer node, missing chunks are asked for by id, this many per request (each id is 65
+// bytes of the request line, which a peer bounds) and at most kRangeCallBytes stored bytes.
+constexpr std::size_t kPiecesPerRequest = 150;
 
 std::string transfer_prefix(const crypto::Digest& object) {
   return "object/" + crypto::hex(object) + "/";
@@ -266,10 +270,78 @@ ChunkCost chunk_cost(const ChunkIndex& index, const std::vector<std::size_t>& mi
   return c;
 }
 
+namespace {
+
+// The peer route of the chunks (docs/daemon.md, "Many pieces in one response"): the missing
+// chunks by id, many per request, each record checked against the id asked for (and the raw
+// length the signed index gives) before it is stored. Sets *left to the positions that did not
+// arrive (the caller reads those by ranges); only a stop request, a used-up budget or a full
+// store end it with an error: whatever else goes wrong, the range route takes over.
+Status fetch_chunks_by_id(SyncContext& ctx, const ChunkIndex& index,
+                          const std::vector<std::size_t>& missing, ChunkBatch& batch,
+                          SyncProgress& progress, std::vector<std::size_t>* left) {
+  std::size_t i = 0;
+  while (i < missing.size()) {
+    if (ctx.options.stop.stop_requested()) break;
+    std::size_t j = i;
+    std::uint64_t bytes = 0;
+    std::map<crypto::Digest, std::size_t> asked;  // id -> position in index.chunks
+    std::string query = "pieces?chunks=";
+    while (j < missing.size() && asked.size() < kPiecesPerRequest &&
+           (asked.empty() || bytes + index.chunks[missing[j]].stored_length <= kRangeCallBytes)) {
+      const auto& e = index.chunks[missing[j]];
+      if (asked.emplace(e.id, missing[j]).second) {
+        query += (asked.size() == 1 ? "" : ",") + crypto::hex(e.id);
+        bytes += e.stored_length;
+      }
+      ++j;
+    }
+    // Each record: a 51-byte header; the pack: its magic and trailer.
+    auto body = ctx.source.read_file(query, bytes + asked.size() * 64 + 4096);
+    if (!body.ok()) {
+      if (body.error().IsCancelled() || body.error().IsResourceExhausted()) return body.error();
+      break;  // not served as asked (an older peer, a 404, a damaged answer): ranges it is
+    }
+    packaging::PackReaderOptions po;
+    po.verify_chunks = true;  // decompressed (bounded) and hashed against the record's id
+    auto reader = packaging::PackReader::from_memory(view(*body), "the peer's pieces", po);
+    while (true) {
+      auto rec = reader->next();
+      if (!rec.ok() || !rec->has_value()) break;  // what verified before a bad record is kept
+      const auto& info = (*rec)->info;
+      if (info.type != packaging::RecordType::kChunk) continue;
+      auto it = asked.find(info.id);
+      if (it == asked.end() || info.raw_length != index.chunks[it->second].raw_length) continue;
+      OUTPOST_RETURN_IF_ERROR(
+          batch.add(info.id, static_cast<std::uint32_t>(info.raw_length), view((*rec)->stored)));
+      progress.done += index.chunks[it->second].stored_length;
+      asked.erase(it);
+    }
+    if (ctx.options.progress) ctx.options.progress(progress);
+    for (std::size_t k = i; k < j; ++k) {
+      if (asked.count(index.chunks[missing[k]].id) != 0) left->push_back(missing[k]);
+    }
+    i = j;
+  }
+  left->insert(left->end(), missing.begin() + static_cast<std::ptrdiff_t>(i), missing.end());
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status fetch_chunks(SyncContext& ctx, const ChunkIndex& index,
-                    const std::vector<std::size_t>& missing, const std::string& bundle) {
+                    const std::vector<std::size_t>& given, const std::string& bundle) {
   packaging::Decompressor dec;
   ChunkBatch batch(ctx.store);
+  std::vector<std::size_t> missing = given;
+  std::uint64_t all = 0;
+  for (const Span& s : spans_for(index, given)) all += s.end - s.start;
+  SyncProgress by_id{bundle, "chunks", 0, all};
+  if (ctx.source.peer() && !missing.empty()) {
+    std::vector<std::size_t> left;
+    OUTPOST_RETURN_IF_ERROR(fetch_chunks_by_id(ctx, index, given, batch, by_id, &left));
+    missing = std::move(left);
+  }
   std::vector<Span> spans = spans_for(index, missing);
   std::uint64_t total = 0;
   for (const Span& s : spans) total += s.end - s.start;

@@ -171,6 +171,8 @@ size_t CurlTransfer::on_header(std::string_view line) {
     head_.content_type = std::string(value);
   } else if (name == "content-range") {
     head_.content_range = std::string(value);
+  } else if (name == "x-outpost-peer") {
+    head_.outpost_peer = std::string(value);
   } else if (name == "etag") {
     head_.etag = std::string(value);
   } else if (name == "last-modified") {

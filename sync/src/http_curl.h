@@ -55,6 +55,7 @@ struct ResponseHead {
   std::string last_modified;
   std::string retry_after;
   std::string content_encoding;  // lowercase; "" or "identity" when the body is as stored
+  std::string outpost_peer;      // X-Outpost-Peer: the server is an outpost node (peer.h)
   std::optional<std::uint64_t> content_length;
 };
 

@@ -40,8 +40,22 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string escape_path(const std::string& path) {
+std::string escape_path(const std::string& given) {
   static const char* kHex = "0123456789ABCDEF";
+  // A query a peer node's request carries ("pieces?chunks=HEX,HEX"), kept as it is when it
+  // holds only characters that need no escaping.
+  std::string path = given;
+  std::string query;
+  if (std::size_t q = given.find('?'); q != std::string::npos) {
+    const std::string rest = given.substr(q + 1);
+    if (std::all_of(rest.begin(), rest.end(), [](unsigned char c) {
+          return std::isalnum(c) || c == '=' || c == '&' || c == ',' || c == '-' || c == '.' ||
+                 c == '_' || c == '%' || c == '/';
+        })) {
+      path = given.substr(0, q);
+      query = "?" + rest;
+    }
+  }
   std::string out;
   for (unsigned char c : path) {
     if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
@@ -52,7 +66,7 @@ std::string escape_path(const std::string& path) {
       out.push_back(kHex[c & 15]);
     }
   }
-  return out;
+  return out + query;
 }
 
 // Repository files are JSON metadata, packs, patches and indexes: never HTML. An HTML page in
@@ -384,6 +398,7 @@ Result<std::optional<Bytes>> HttpSource::get_whole(const std::string& path,
       return Status::Ok();
     };
     Outcome o = transfer_->perform(req, sink);
+    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
     std::optional<Failure> f;
     if (wrong) {
       learn(false, limits_.multirange);
@@ -461,6 +476,7 @@ Status HttpSource::read_tail(const std::string& path, std::uint64_t offset, std:
       return Status::Ok();
     };
     Outcome o = transfer_->perform(req, sink);
+    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
     std::optional<Failure> f;
     if (wrong) {
       learn(false, limits_.multirange);
@@ -630,6 +646,7 @@ Result<std::vector<Bytes>> HttpSource::read_ranges(const std::string& path,
       return Status::Ok();
     };
     Outcome o = transfer_->perform(Request{url, range, {}}, sink);
+    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
     if (mode != Mode::kWhole && o.got_head && o.head.status == 200) {
       learn(false, limits_.multirange);  // Range ignored
     }

@@ -401,44 +401,51 @@ TEST_CASE("a subscription's bundles filter holds only the bundles under its pref
   CHECK(again.stop().first == 0);
 }
 
+// The tools a DNS-SD test needs, missing ones as " name name"; "" when all are there.
+std::string missing_lan_tools() {
+  std::string list;
+  for (const char* tool : {"unshare", "dbus-daemon", "avahi-daemon", "ip", "curl"}) {
+    if (find_program(tool, {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}).empty()) {
+      list += std::string(" ") + tool;
+    }
+  }
+  return list;
+}
+
+// The start of a script run in mount, network and PID namespaces of its own: a tmpfs /run,
+// loopback up, the D-Bus system bus and avahi-daemon, so the machine's /run and LAN are
+// untouched and all of it ends with the test.
+const char* kLanNamespaceScript =
+    "set -e\n"
+    "mount -t tmpfs tmpfs /run\n"
+    "mkdir -p /run/dbus /run/avahi-daemon\n"
+    "ip link set lo up 2>/dev/null || true\n"
+    "dbus-daemon --system --fork\n"
+    "avahi-daemon --no-drop-root --no-rlimits -D\n";
+
 TEST_CASE("the daemon announces itself over DNS-SD through avahi-daemon when dns_sd is on",
           "[integration][serve]") {
-  // avahi-daemon and the D-Bus system bus it talks over, started in mount, network and PID
-  // namespaces of their own, so the machine's /run and LAN are untouched and both end with
-  // the test.
-  std::vector<std::string> missing;
-  for (const char* tool : {"unshare", "dbus-daemon", "avahi-daemon"}) {
-    if (find_program(tool, {"/usr/sbin", "/sbin", "/usr/bin"}).empty()) missing.push_back(tool);
-  }
+  const std::string missing = missing_lan_tools();
   if (!missing.empty()) {
-    std::string list;
-    for (const auto& m : missing) list += " " + m;
-    if (std::getenv("CI") != nullptr) FAIL("missing:" << list);
-    WARN("skipped, missing:" << list);
+    if (std::getenv("CI") != nullptr) FAIL("missing:" << missing);
+    WARN("skipped, missing:" << missing);
     return;
   }
   TempDir dir;
   const std::string config = dir / "outpost.toml";
   write_text(config, "store = \"" + (dir / "store") +
                          "\"\n[http]\nlisten = [\"127.0.0.1:0\"]\n[discovery]\ndns_sd = true\n");
-  const std::string script =
-      "set -e\n"
-      "mount -t tmpfs tmpfs /run\n"
-      "mkdir -p /run/dbus /run/avahi-daemon\n"
-      "ip link set lo up 2>/dev/null || true\n"
-      "dbus-daemon --system --fork\n"
-      "avahi-daemon --no-drop-root --no-rlimits -D\n"
-      "'" +
-      std::string(OUTPOST_BINARY) + "' serve --config '" + config + "' 2>'" + (dir / "serve.log") +
-      "' &\n"
-      "pid=$!\n"
-      "for i in $(seq 1 200); do\n"
-      "  grep -q 'dns-sd: announced' '" +
-      (dir / "serve.log") +
-      "' 2>/dev/null && break\n"
-      "  sleep 0.1\n"
-      "done\n"
-      "kill -TERM $pid; wait $pid\n";
+  const std::string script = std::string(kLanNamespaceScript) + "'" + std::string(OUTPOST_BINARY) +
+                             "' serve --config '" + config + "' 2>'" + (dir / "serve.log") +
+                             "' &\n"
+                             "pid=$!\n"
+                             "for i in $(seq 1 200); do\n"
+                             "  grep -q 'dns-sd: announced' '" +
+                             (dir / "serve.log") +
+                             "' 2>/dev/null && break\n"
+                             "  sleep 0.1\n"
+                             "done\n"
+                             "kill -TERM $pid; wait $pid\n";
   write_text(dir / "run.sh", script);
   RunResult r = run_program({find_program("unshare", {"/usr/bin"}), "--mount", "--net", "--pid",
                              "--fork", "/bin/sh", dir / "run.sh"});
@@ -448,4 +455,70 @@ TEST_CASE("the daemon announces itself over DNS-SD through avahi-daemon when dns
   CHECK(contains(log, "dns-sd: announced 'outpost on "));
   CHECK(contains(log, "(_outpost._tcp, port "));
   CHECK(contains(log, "stopped"));
+}
+
+TEST_CASE(
+    "LAN discovery: a node with no mirror configured and its origin down finds another node "
+    "over DNS-SD, subscribes and syncs through it, and shows it in /status and /metrics",
+    "[integration][serve]") {
+  const std::string missing = missing_lan_tools();
+  if (!missing.empty()) {
+    if (std::getenv("CI") != nullptr) FAIL("missing:" << missing);
+    WARN("skipped, missing:" << missing);
+    return;
+  }
+  Published p;
+  // In the namespaces nothing listens on dead_port: the kiosk's origin is down throughout.
+  const int office_port = unused_port(), kiosk_port = unused_port(), dead_port = unused_port();
+  const std::string office = p.dir / "office", kiosk = p.dir / "kiosk";
+  const std::string dead = "http://127.0.0.1:" + std::to_string(dead_port) + "/repo";
+  write_text(p.dir / "office.toml", config_text(office, office_port, p.repo(), p.root_hex,
+                                                "[discovery]\ndns_sd = true\n"));
+  // No mirror, and browse left at its default (on in a build with Avahi).
+  write_text(p.dir / "kiosk.toml", config_text(kiosk, kiosk_port, dead, p.root_hex));
+  const std::string bin = OUTPOST_BINARY;
+  const std::string k = "http://127.0.0.1:" + std::to_string(kiosk_port);
+  auto wait_for = [](const std::string& text, const std::string& log) {
+    return "for i in $(seq 1 300); do\n  grep -q '" + text + "' '" + log +
+           "' 2>/dev/null && break\n  sleep 0.1\ndone\n";
+  };
+  const std::string script =
+      std::string(kLanNamespaceScript) + "'" + bin + "' serve --config '" +
+      (p.dir / "office.toml") + "' 2>'" + (p.dir / "office.log") + "' &\n" + "a=$!\n" +
+      wait_for("synced from", p.dir / "office.log") + "'" + bin + "' serve --config '" +
+      (p.dir / "kiosk.toml") + "' 2>'" + (p.dir / "kiosk.log") + "' &\n" + "b=$!\n" +
+      wait_for("synced from http", p.dir / "kiosk.log") + "curl -s " + k + "/status.json >'" +
+      (p.dir / "status.json") + "' || true\ncurl -s " + k + "/metrics >'" +
+      (p.dir / "metrics.txt") + "' || true\n" + "kill -TERM $a $b; wait $a; wait $b\n";
+  write_text(p.dir / "run.sh", script);
+  RunResult r = run_program({find_program("unshare", {"/usr/bin"}), "--mount", "--net", "--pid",
+                             "--fork", "/bin/sh", p.dir / "run.sh"});
+  auto text = [&](const std::string& name) {
+    return fs::exists(p.dir / name) ? read_text(p.dir / name) : std::string();
+  };
+  const std::string log = text("kiosk.log");
+  INFO(r.err << r.out << text("office.log") << log);
+  CHECK(r.exit_code == 0);
+  const std::string office_url = "http://127.0.0.1:" + std::to_string(office_port) + "/repo/";
+  CHECK(contains(log, "dns-sd: found node 'outpost on "));
+  CHECK(contains(log, "synced from " + office_url));
+  CHECK(contains(log, "stopped"));
+  CHECK(contains(text("office.log"), "stopped"));
+  CHECK_FALSE(contains(text("office.log") + log, "Sanitizer"));
+  // What it holds came from the office node and verifies.
+  CHECK(run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", kiosk}).out ==
+        read_text(p.indicator_src() + "/data.csv"));
+  CHECK(run_outpost({"verify", "--store", kiosk}).exit_code == 0);
+  // The office node is listed with what it serves; the subscription still names the origin
+  // (the LAN node is a mirror at run time, never written down).
+  auto status = outpost::parse_json(text("status.json"));
+  REQUIRE(status.ok());
+  const outpost::Json* peers = status->find("peers");
+  REQUIRE(peers != nullptr);
+  REQUIRE(peers->as_array().size() == 1);
+  CHECK(peers->as_array()[0].find("url")->as_string() == office_url);
+  CHECK(peers->as_array()[0].find("repositories")->as_array().size() == 1);
+  CHECK(status->find("repositories")->as_array()[0].find("location")->as_string() == dead);
+  CHECK(contains(text("metrics.txt"), "outpost_lan_peers 1"));
+  CHECK_FALSE(contains(read_text(p.dir / "kiosk.toml"), "mirror"));
 }

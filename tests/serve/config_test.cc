@@ -139,3 +139,17 @@ TEST_CASE("the example configuration in dist/ is valid", "[serve][config]") {
   CHECK(c->store == "/var/lib/outpost");
   CHECK(c->http.peer_serving);
 }
+
+TEST_CASE("discovery: browsing for LAN nodes is on by default and can be turned off",
+          "[serve][config]") {
+  auto plain = parse_config("store = \"/s\"\n", "/etc/outpost/outpost.toml");
+  REQUIRE(plain.ok());
+  CHECK(plain->browse);
+  CHECK_FALSE(plain->dns_sd);
+  auto off =
+      parse_config("store = \"/s\"\n[discovery]\ndns_sd = true\nbrowse = false\n", "/x.toml");
+  REQUIRE(off.ok());
+  CHECK_FALSE(off->browse);
+  CHECK(off->dns_sd);
+  CHECK(contains(error_of("store = \"/s\"\n[discovery]\nbrowse = \"yes\"\n"), "discovery.browse"));
+}

@@ -33,7 +33,7 @@ const std::set<std::string> kHttpKeys = {"listen",
 const std::set<std::string> kLinkKeys = {"rate",        "daily_budget",   "monthly_budget",
                                          "windows",     "check_interval", "backoff_min",
                                          "backoff_max", "link_timeout"};
-const std::set<std::string> kDiscoveryKeys = {"dns_sd"};
+const std::set<std::string> kDiscoveryKeys = {"dns_sd", "browse"};
 const std::set<std::string> kSubscriptionKeys = {"url",     "root_pubkey", "root",
                                                  "mirrors", "bundles",     "priority"};
 
@@ -356,6 +356,7 @@ Result<Config> parse_config(std::string_view text, const std::string& path) {
   if (const toml::table* d = r.table(root, "discovery", &st)) {
     OUTPOST_RETURN_IF_ERROR(r.unknown_keys(*d, "discovery.", kDiscoveryKeys));
     OUTPOST_RETURN_IF_ERROR(r.boolean(*d, "discovery.", "dns_sd", &c.dns_sd));
+    OUTPOST_RETURN_IF_ERROR(r.boolean(*d, "discovery.", "browse", &c.browse));
   }
   OUTPOST_RETURN_IF_ERROR(st);
   if (const toml::table* k = r.table(root, "kiosk", &st)) {

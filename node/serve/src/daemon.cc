@@ -34,6 +34,7 @@
 #include "outpost/serve/http_server.h"
 #include "outpost/serve/peer.h"
 #include "outpost/serve/scheduler.h"
+#include "outpost/sync/http.h"
 #include "sd_notify.h"
 
 namespace outpost::serve {
@@ -134,6 +135,9 @@ class Daemon {
   HttpResponse status_page(const HttpRequest& r);
   HttpResponse metrics_page();
   std::string admin_answer(const std::string& command);
+  void probe_lan_peers(const Config& cfg);
+  std::vector<std::string> lan_mirrors(const std::string& repo_id);
+  std::vector<std::string> all_lan_mirrors();
 
   Config config_;  // guarded by mu_ (the scheduler copies what it needs)
   Clock& clock_;
@@ -160,6 +164,17 @@ class Daemon {
   std::pair<std::uint64_t, std::uint64_t> applied_budget_{UINT64_MAX, UINT64_MAX};
   std::atomic<bool> stopping_{false};
   UniqueFd admin_fd_;
+  // LAN discovery (docs/daemon.md): the nodes found over DNS-SD, and what each serves.
+  std::unique_ptr<Announcer> lan_;
+  struct LanNode {
+    LanPeer peer;
+    std::vector<std::string> repositories;  // ids it serves
+    std::int64_t checked = 0;               // when its list was read (clock_)
+    std::string error;                      // why the last read failed
+  };
+  std::map<std::string, LanNode> lan_nodes_;  // by service name; guarded by mu_
+  bool lan_changed_ = false;                  // guarded by mu_
+  std::set<std::string> lan_fresh_;           // repositories with a LAN source new this round
 };
 
 Status Daemon::start() {
@@ -256,6 +271,21 @@ void Daemon::ensure_subscriptions(node::Node& node) {
     so.root_json_path = s.root_json;
     so.mirrors = s.mirrors;
     so.http.max_recv_speed = cfg.link.rate;
+    // Nodes found on the LAN may serve it: a kiosk with no other link subscribes through
+    // them (the root key decides what is trusted, not where it came from).
+    Status up = check_link(s.url, static_cast<int>(cfg.link.link_timeout));
+    if (!up.ok()) {
+      so.extra_sources = all_lan_mirrors();
+      if (so.extra_sources.empty() && s.mirrors.empty()) {
+        // A dead link costs nothing: no request, and the next round tries again.
+        if (subscribe_failed_.insert(s.url).second) {
+          log_line("cannot subscribe to " + redact(s.url) + " yet: " + up.message() + " (" +
+                   retry_class_name(retry_class(up)) + ")");
+        }
+        continue;
+      }
+      so.http.retries = 1;  // the origin is down: on to the next source soon
+    }
     auto sub = node.subscribe(s.url, so);
     if (sub.ok()) {
       log_line("subscribed to " + redact(s.url) + " (repository " + sub->id + ")");
@@ -278,6 +308,14 @@ void Daemon::refresh_snapshot(node::Node& node) {
 
 void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
   node::Node& node = *node_;
+  {
+    Config cfg;
+    {
+      std::lock_guard lock(mu_);
+      cfg = config_;
+    }
+    probe_lan_peers(cfg);
+  }
   ensure_subscriptions(node);
   auto subs = node.subscriptions();
   if (!subs.ok()) {
@@ -309,6 +347,14 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
   }
   scheduler_->set_link(cfg.link);
   scheduler_->set_repositories(plans);
+  // A repository that failed may come from a node that just appeared on the LAN.
+  for (const auto& p : plans) {
+    const auto& st = scheduler_->states().at(p.id);
+    if (st.failures > 0 && !lan_mirrors(p.id).empty() && lan_fresh_.count(p.id) != 0) {
+      scheduler_->make_due(p.id);
+    }
+  }
+  lan_fresh_.clear();
   if (forced) scheduler_->force();
   auto budget = node.budget();
   const std::uint64_t left = budget.ok() ? budget_left(*budget) : UINT64_MAX;
@@ -328,18 +374,37 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     Json outcome = Json::object();
     outcome.set("repository", id);
     // The cheap check first: a dead link costs nothing and backs off.
-    Status link = check_link(sub.location, static_cast<int>(cfg.link.link_timeout));
-    for (const auto& m : sub.mirrors) {
-      if (link.ok()) break;
-      if (check_link(m, static_cast<int>(cfg.link.link_timeout)).ok()) link = Status::Ok();
+    std::vector<std::string> locations = {sub.location};
+    locations.insert(locations.end(), sub.mirrors.begin(), sub.mirrors.end());
+    for (auto& m : lan_mirrors(id)) {
+      if (std::find(locations.begin(), locations.end(), m) == locations.end()) {
+        locations.push_back(std::move(m));
+      }
     }
-    if (!link.ok()) {
+    // The origin, then its configured mirrors, then the nodes found on the LAN that serve this
+    // repository, each verified against the publisher's signatures as any mirror; those whose
+    // link is down are not tried (a dead origin would cost its retries first).
+    std::vector<std::string> reachable;
+    Status link = Status::Ok();
+    for (const auto& m : locations) {
+      Status up = check_link(m, static_cast<int>(cfg.link.link_timeout));
+      if (up.ok()) {
+        reachable.push_back(m);
+      } else if (m == sub.location) {
+        link = up;
+      }
+    }
+    if (reachable.empty()) {
       auto& st = scheduler_->states().at(id);
       if (st.failures == 0 || forced) log_line(id + ": " + link.message() + "; will retry");
       scheduler_->record(id, link);
       outcome.set("outcome", link.message());
       results->push(std::move(outcome));
       continue;
+    }
+    if (reachable.front() != sub.location) {
+      log_line(id + ": " + redact(sub.location) + " is unreachable; syncing from " +
+               redact(reachable.front()));
     }
     node::SyncOptions so;
     so.http.max_recv_speed = cfg.link.rate;
@@ -348,7 +413,21 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     for (const auto& c : cfg.subscriptions) {
       if (c.url == sub.location && !c.bundles.empty()) so.bundle_filters[id] = c.bundles;
     }
-    auto reports = node.sync(sub.location, so);
+    auto reports = node.sync(reachable.front(), so);
+    for (std::size_t at = 1; at < reachable.size(); ++at) {
+      const bool complete =
+          reports.ok() && std::none_of(reports->begin(), reports->end(),
+                                       [&](const auto& r) { return r.repo == id && r.partial(); });
+      if (complete || (!reports.ok() &&
+                       (reports.error().IsCancelled() || reports.error().IsResourceExhausted() ||
+                        reports.error().code() == Code::kInvalidArgument))) {
+        break;
+      }
+      log_line(id + ": " + redact(reachable[at - 1]) + " failed (" +
+               (reports.ok() ? std::string("some bundles incomplete") : reports.error().message()) +
+               "); trying " + redact(reachable[at]));
+      reports = node.sync(reachable[at], so);
+    }
     Status result = Status::Ok();
     std::string line;
     if (!reports.ok()) {
@@ -419,6 +498,96 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
   refresh_snapshot(node);
 }
 
+void Daemon::probe_lan_peers(const Config& cfg) {
+  if (!lan_) return;
+  const std::vector<LanPeer> found = lan_->peers();
+  const std::int64_t now = clock_.now();
+  std::map<std::string, LanNode> known;
+  {
+    std::lock_guard lock(mu_);
+    known = lan_nodes_;
+  }
+  std::map<std::string, LanNode> next;
+  for (const LanPeer& peer : found) {
+    LanNode n;
+    if (auto k = known.find(peer.name); k != known.end() && k->second.peer == peer) n = k->second;
+    n.peer = peer;
+    // What a node serves changes when it subscribes to more: read its list again now and then.
+    if (n.checked == 0 || now - n.checked >= 60 || now < n.checked) {
+      const bool first = n.checked == 0;
+      const std::string was = n.error;
+      n.checked = now;
+      n.error.clear();
+      sync::HttpOptions http;
+      http.connect_timeout_s = cfg.link.link_timeout;
+      http.stall_timeout_s = 10;
+      http.retries = 1;
+      auto list = [&]() -> Result<std::vector<std::string>> {
+        const std::string root = "http://" + peer.host + ":" + std::to_string(peer.port);
+        OUTPOST_ASSIGN_OR_RETURN(auto source, sync::open_source(root, http));
+        const std::string path = peer.url().substr(root.size() + 1);
+        OUTPOST_ASSIGN_OR_RETURN(Bytes body, source->read_file(path, 256 * 1024));
+        OUTPOST_ASSIGN_OR_RETURN(Json j, parse_json(as_chars(ByteView(body.data(), body.size()))));
+        if (!j.is_array()) return Status::Corruption("its repository list is not a JSON array");
+        std::vector<std::string> ids;
+        for (const Json& e : j.as_array()) {
+          if (const Json* id = e.find("id"); id != nullptr && id->is_string()) {
+            ids.push_back(id->as_string());
+          }
+        }
+        return ids;
+      }();
+      if (list.ok()) {
+        if (first || *list != n.repositories) {
+          log_line("LAN node '" + peer.name + "' at " + peer.url() + " serves " +
+                   std::to_string(list->size()) + " repositories" +
+                   (list->empty() ? "" : ": " + join(*list, ", ")));
+        }
+        n.repositories = std::move(*list);
+      } else {
+        n.repositories.clear();
+        n.error = list.error().message();
+        if (n.error != was)
+          log_line("LAN node '" + peer.name + "' at " + peer.url() + " cannot be used: " + n.error);
+      }
+    }
+    next[peer.name] = std::move(n);
+  }
+  std::lock_guard lock(mu_);
+  lan_changed_ = false;
+  for (const auto& [name, n] : next) {
+    auto k = known.find(name);
+    for (const auto& id : n.repositories) {
+      if (k == known.end() ||
+          std::find(k->second.repositories.begin(), k->second.repositories.end(), id) ==
+              k->second.repositories.end()) {
+        lan_fresh_.insert(id);
+      }
+    }
+  }
+  lan_nodes_ = std::move(next);
+}
+
+std::vector<std::string> Daemon::lan_mirrors(const std::string& repo_id) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, n] : lan_nodes_) {
+    if (std::find(n.repositories.begin(), n.repositories.end(), repo_id) != n.repositories.end()) {
+      out.push_back(n.peer.url() + repo_id + "/");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Daemon::all_lan_mirrors() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, n] : lan_nodes_) {
+    for (const auto& id : n.repositories) out.push_back(n.peer.url() + id + "/");
+  }
+  return out;
+}
+
 void Daemon::scheduler_loop(std::stop_token stop) {
   while (!stop.stop_requested()) {
     bool forced = false;
@@ -441,7 +610,8 @@ void Daemon::scheduler_loop(std::stop_token stop) {
     std::int64_t next = scheduler_->next_due();
     std::int64_t now = clock_.now();
     std::int64_t wait = next == kNever ? 30 : std::clamp<std::int64_t>(next - now, 1, 30);
-    wake_.wait_for(lock, stop, std::chrono::seconds(wait), [&] { return force_pending_; });
+    wake_.wait_for(lock, stop, std::chrono::seconds(wait),
+                   [&] { return force_pending_ || lan_changed_; });
   }
 }
 
@@ -567,6 +737,19 @@ Json Daemon::status_json() {
   h.set("peer_bytes", ps.bytes);
   h.set("peers", ps.peers);
   j.set("http", std::move(h));
+  // Nodes found on the LAN (DNS-SD) and the repositories each serves: used as mirrors.
+  Json lan = Json::array();
+  for (const auto& [name, n] : lan_nodes_) {
+    Json p = Json::object();
+    p.set("name", name);
+    p.set("url", n.peer.url());
+    Json ids = Json::array();
+    for (const auto& id : n.repositories) ids.push(id);
+    p.set("repositories", std::move(ids));
+    if (!n.error.empty()) p.set("error", n.error);
+    lan.push(std::move(p));
+  }
+  j.set("peers", std::move(lan));
   return j;
 }
 
@@ -609,7 +792,22 @@ HttpResponse Daemon::status_page(const HttpRequest& r) {
       << html_escape(rep.find("outcome")->as_string()) << "</td><td>"
       << html_escape(rep.find("next")->as_string()) << "</td></tr>";
   }
-  h << "</table><p><a href=\"/status.json\">JSON</a> · <a href=\"/metrics\">metrics</a></p>"
+  h << "</table>";
+  if (const Json* lan = j.find("peers"); lan != nullptr && !lan->as_array().empty()) {
+    h << "<h2>Nodes on the LAN</h2><table><tr><th>name</th><th>address</th>"
+         "<th>repositories</th></tr>";
+    for (const Json& p : lan->as_array()) {
+      std::string ids;
+      for (const Json& id : p.find("repositories")->as_array()) {
+        ids += (ids.empty() ? "" : ", ") + id.as_string();
+      }
+      h << "<tr><td>" << html_escape(p.find("name")->as_string()) << "</td><td>"
+        << html_escape(p.find("url")->as_string()) << "</td><td>" << html_escape(ids)
+        << "</td></tr>";
+    }
+    h << "</table>";
+  }
+  h << "<p><a href=\"/status.json\">JSON</a> · <a href=\"/metrics\">metrics</a></p>"
        "</body></html>\n";
   out.content_type = "text/html; charset=utf-8";
   out.body = h.str();
@@ -636,8 +834,21 @@ HttpResponse Daemon::metrics_page() {
   m << "outpost_peer_requests_total " << ps.requests << "\n";
   metric("outpost_peer_bytes_total", "counter", "Bytes served to peers.");
   m << "outpost_peer_bytes_total " << ps.bytes << "\n";
+  metric("outpost_peer_pieces_requests_total", "counter",
+         "Requests for many pieces in one response, or a patch on demand (/repo/<id>/pieces).");
+  m << "outpost_peer_pieces_requests_total " << ps.pieces_requests << "\n";
+  metric("outpost_peer_patches_made_total", "counter", "Patches computed on demand for peers.");
+  m << "outpost_peer_patches_made_total " << ps.patches_made << "\n";
   metric("outpost_peers", "gauge", "Distinct peer addresses in the last 10 minutes.");
   m << "outpost_peers " << ps.peers << "\n";
+  metric("outpost_lan_peers", "gauge", "Nodes found on the LAN over DNS-SD.");
+  m << "outpost_lan_peers " << lan_nodes_.size() << "\n";
+  metric("outpost_lan_peer_repositories", "gauge",
+         "Repositories a node found on the LAN serves (a mirror of each), per node.");
+  for (const auto& [name, n] : lan_nodes_) {
+    m << "outpost_lan_peer_repositories{peer=\"" << n.peer.url() << "\"} " << n.repositories.size()
+      << "\n";
+  }
   metric("outpost_sync_fetched_bytes_total", "counter", "Bytes moved by syncs, per repository.");
   for (const auto& [id, n] : counters_.bytes_fetched) {
     m << "outpost_sync_fetched_bytes_total{repository=\"" << id << "\"} " << n << "\n";
@@ -746,10 +957,31 @@ int Daemon::run() {
     std::lock_guard lock(mu_);
     force_pending_ = false;
   }
+  auto ports = http_->ports();
+  // LAN discovery: this node announces itself (dns_sd) so kiosks and other nodes add it as a
+  // mirror, and browses (browse) to do the same with the nodes it finds.
+  const bool browse = config_.browse && Announcer::built_in();
+  if ((config_.dns_sd || browse) && !ports.empty()) {
+    lan_ = std::make_unique<Announcer>([](const std::string& line) { log_line(line); },
+                                       [this] {
+                                         std::lock_guard lock(mu_);
+                                         lan_changed_ = true;
+                                         wake_.notify_all();
+                                       });
+    char host[256] = {};
+    (void)::gethostname(host, sizeof host - 1);
+    Status started = lan_->start(std::string("outpost on ") + host,
+                                 static_cast<std::uint16_t>(ports[0]), config_.dns_sd, browse);
+    if (!started.ok()) {
+      log_line(config_.dns_sd ? started.message()
+                              : "LAN discovery is off: " + started.message() +
+                                    " (start avahi-daemon, or set discovery.browse = false)");
+      lan_.reset();
+    }
+  }
   std::jthread scheduler([this](std::stop_token s) { scheduler_loop(s); });
   std::jthread admin([this](std::stop_token s) { admin_loop(s); });
   std::vector<std::string> where;
-  auto ports = http_->ports();
   for (std::size_t i = 0; i < ports.size(); ++i) {
     std::string l = config_.http.listen[i];
     where.push_back(l.substr(0, l.rfind(':')) + ":" + std::to_string(ports[i]));
@@ -757,15 +989,6 @@ int Daemon::run() {
   log_line("ready: http on " + join(where, ", ") + " (peer serving " +
            (config_.http.peer_serving ? "on" : "off") + "), store " + config_.store +
            ", admin socket " + config_.admin_socket);
-  // LAN discovery: kiosks and other nodes find this one and add it as a mirror.
-  Announcer announcer([](const std::string& line) { log_line(line); });
-  if (config_.dns_sd && !ports.empty()) {
-    char host[256] = {};
-    (void)::gethostname(host, sizeof host - 1);
-    Status announced =
-        announcer.start(std::string("outpost on ") + host, static_cast<std::uint16_t>(ports[0]));
-    if (!announced.ok()) log_line(announced.message());
-  }
   sd::notify("READY=1\nSTATUS=serving");
   const auto watchdog = sd::watchdog_interval();
   while (true) {
@@ -793,7 +1016,7 @@ int Daemon::run() {
   }
   scheduler.join();
   admin.join();
-  announcer.stop();
+  if (lan_) lan_->stop();
   http_->stop();
   ::unlink(config_.admin_socket.c_str());
   log_line("stopped");
@@ -925,6 +1148,14 @@ std::string describe_status(const Json& j) {
     o << "served:    " << h->find("requests")->as_int() << " requests, "
       << h->find("peer_requests")->as_int() << " to peers (" << h->find("peers")->as_int()
       << " peers in the last 10 minutes)\n";
+  }
+  if (const Json* lan = j.find("peers"); lan != nullptr && lan->is_array()) {
+    for (const Json& p : lan->as_array()) {
+      o << "LAN node  " << p.find("name")->as_string() << " at " << p.find("url")->as_string()
+        << ": serves " << p.find("repositories")->as_array().size() << " repositories";
+      if (const Json* e = p.find("error")) o << " (" << e->as_string() << ")";
+      o << "\n";
+    }
   }
   return o.str();
 }

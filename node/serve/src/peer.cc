@@ -12,6 +12,7 @@
 #include "outpost/base/bytes.h"
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/node/held_patch.h"
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/manifest.h"
@@ -114,6 +115,12 @@ struct PeerServer::Impl {
   std::map<std::string, std::shared_ptr<const PackMap>> pack_cache;
   std::map<std::string, Clock::time_point> seen;
   std::atomic<std::uint64_t> requests{0}, bytes_out{0}, not_found{0};
+  std::atomic<std::uint64_t> pieces_requests{0}, patches_made{0};
+  // Patches made on demand, by "repo\0bundle\0from\0to" (a few, bounded in bytes), and
+  // one made at a time (CPU: the others are told to come back).
+  std::map<std::string, std::shared_ptr<const Bytes>> made;
+  std::size_t made_bytes = 0;
+  std::mutex making;
 
   explicit Impl(storage::Store& s) : store(s) {}
 
@@ -279,6 +286,83 @@ bool parse_digests(const std::string& list, std::vector<crypto::Digest>* out) {
 
 }  // namespace
 
+HttpResponse PeerServer::patch_on_demand(const HttpRequest& request, const void* repo_files,
+                                         const std::string& repo) {
+  const auto& f = *static_cast<const RepoFiles*>(repo_files);
+  const std::string bundle = request.arg("bundle");
+  std::uint64_t from = 0, to = 0;
+  auto number = [](const std::string& text, std::uint64_t* out) {
+    if (text.empty() || text.size() > 12 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return false;
+    }
+    *out = std::stoull(text);
+    return *out > 0;
+  };
+  if (bundle.empty() || bundle.size() > 256 || !number(request.arg("from"), &from) ||
+      !number(request.arg("to"), &to) || from >= to) {
+    return HttpResponse::text(400, "a patch on demand takes bundle=NAME&from=N&to=M with N < M");
+  }
+  // Only bundles of this repository, and versions this node holds.
+  bool listed = false;
+  for (const auto& [path, key] : f.manifests) {
+    auto vk = storage::parse_version_key(bv(key));
+    if (vk && vk->bundle == bundle && vk->version == to) listed = true;
+  }
+  if (!listed)
+    return HttpResponse::text(404, "this node does not hold " + bundle + " " + std::to_string(to));
+  const std::string key =
+      repo + '\0' + bundle + '\0' + std::to_string(from) + '\0' + std::to_string(to);
+  std::shared_ptr<const Bytes> patch;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (auto it = impl_->made.find(key); it != impl_->made.end()) patch = it->second;
+  }
+  if (!patch) {
+    std::unique_lock busy(impl_->making, std::try_to_lock);
+    if (!busy.owns_lock()) {
+      HttpResponse r = HttpResponse::text(503, "making another patch: retry in a few seconds");
+      r.headers.emplace_back("Retry-After", "2");
+      return r;
+    }
+    auto made = node::make_held_patch(impl_->store, bundle, from, to, kMaxPiecesBytes);
+    if (!made.ok()) {
+      const Code c = made.error().code();
+      return HttpResponse::text(c == Code::kNotFound            ? 404
+                                : c == Code::kResourceExhausted ? 413
+                                                                : 500,
+                                made.error().message());
+    }
+    if (made->size() > kMaxPiecesBytes) {
+      return HttpResponse::text(413, "the patch would be larger than 32 MiB: fetch the chunks");
+    }
+    ++impl_->patches_made;
+    patch = std::make_shared<const Bytes>(std::move(*made));
+    std::lock_guard lock(impl_->mu);
+    if (impl_->made_bytes + patch->size() > kMaxPiecesBytes || impl_->made.size() >= 16) {
+      impl_->made.clear();
+      impl_->made_bytes = 0;
+    }
+    impl_->made[key] = patch;
+    impl_->made_bytes += patch->size();
+  }
+  std::string body;
+  packaging::PackWriter writer([&](ByteView b) {
+    body.append(reinterpret_cast<const char*>(b.data()), b.size());
+    return Status::Ok();
+  });
+  const std::string name = bundle + "@" + std::to_string(from) + "-" + std::to_string(to);
+  auto added = writer.add_file(packaging::RecordType::kPatch, name, bv(*patch));
+  if (!added.ok()) return HttpResponse::text(500, added.error().message());
+  auto done = writer.finish();
+  if (!done.ok()) return HttpResponse::text(500, done.error().message());
+  HttpResponse r;
+  r.content_type = "application/x-outpost-pack";
+  r.headers.emplace_back("X-Outpost-Missing", "0");
+  r.body = std::move(body);
+  return r;
+}
+
 HttpResponse PeerServer::pieces(const HttpRequest& request, const void* repo_files) {
   const auto& f = *static_cast<const RepoFiles*>(repo_files);
   std::vector<crypto::Digest> chunks, patches;
@@ -372,6 +456,8 @@ PeerStats PeerServer::stats() const {
   s.requests = impl_->requests;
   s.bytes = impl_->bytes_out;
   s.not_found = impl_->not_found;
+  s.pieces_requests = impl_->pieces_requests;
+  s.patches_made = impl_->patches_made;
   std::lock_guard lock(impl_->mu);
   const auto now = Clock::now();
   for (const auto& [addr, when] : impl_->seen) {
@@ -388,6 +474,8 @@ HttpResponse PeerServer::handle(const HttpRequest& request, const std::string& r
     impl_->seen[request.remote] = Clock::now();
   }
   auto answer = [&](HttpResponse r) {
+    // Tells a syncing node it may ask for many pieces at once (sync/source.h, peer()).
+    r.headers.emplace_back("X-Outpost-Peer", "pieces");
     if (r.status == 404) ++impl_->not_found;
     impl_->bytes_out += r.body.size();
     return r;
@@ -426,7 +514,13 @@ HttpResponse PeerServer::handle(const HttpRequest& request, const std::string& r
                          return std::string(reinterpret_cast<const char*>(shared->data() + at), n);
                        });
   };
-  if (path == "pieces") return answer(pieces(request, &f));
+  if (path == "pieces") {
+    ++impl_->pieces_requests;
+    if (!request.arg("bundle").empty()) {
+      return answer(patch_on_demand(request, &f, repo->first));
+    }
+    return answer(pieces(request, &f));
+  }
   if (auto m = f.metadata.find(path); m != f.metadata.end()) {
     HttpResponse r = whole(m->second, "application/json", etag_of(bv(m->second)));
     // Only the timestamp changes under its name; everything else is named by version or hash.

@@ -153,6 +153,13 @@ std::int64_t Scheduler::next_due() const {
   return window_opens(std::max(best, clock_.now()));
 }
 
+void Scheduler::make_due(const std::string& id) {
+  auto it = states_.find(id);
+  if (it != states_.end() && it->second.next != kNever) {
+    it->second.next = std::min(it->second.next, clock_.now());
+  }
+}
+
 Status check_link(const std::string& location, int timeout_s) {
   const bool http = location.rfind("http://", 0) == 0;
   const bool https = location.rfind("https://", 0) == 0;

@@ -45,6 +45,9 @@ struct SubscribeOptions {
   // Further locations of the same repository, tried in order after the first when it fails
   // or sends something that does not verify.
   std::vector<std::string> mirrors;
+  // Tried after the mirrors, not recorded in the subscription (nodes found on the LAN by the
+  // daemon, docs/daemon.md "LAN discovery").
+  std::vector<std::string> extra_sources;
   HttpOptions http;  // for http(s) locations (ca_file, timeouts)
   // A USB pack only (as SyncOptions::accept_expired_timestamp): a node that trusts a
   // repository from a stick months after it was written.

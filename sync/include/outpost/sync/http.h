@@ -107,6 +107,7 @@ class HttpSource final : public Source {
   void set_limits(ServerLimits limits) override;
   bool limits_changed() const override { return limits_changed_; }
   std::string origin() const override { return origin_; }  // "http://127.0.0.1:8080"
+  bool peer() const override { return peer_; }
 
  private:
   HttpSource(std::string base_url, std::string origin, HttpOptions options);
@@ -119,6 +120,7 @@ class HttpSource final : public Source {
   HttpOptions options_;
   ServerLimits limits_;
   bool limits_changed_ = false;
+  bool peer_ = false;  // a response carried X-Outpost-Peer
   HttpStats stats_;
   TransferGuard guard_;
   std::map<std::string, std::string> validators_;

@@ -104,6 +104,11 @@ class Source : public crypto::tuf::MetadataSource {
   virtual bool limits_changed() const { return false; }
   // Installs a guard called as bytes arrive (replacing any earlier one).
   virtual void set_guard(TransferGuard guard) = 0;
+  // Whether the source is another outpost node (docs/daemon.md, "Peer serving"): one of its
+  // responses carried the X-Outpost-Peer header. Such a source also answers
+  // read_file("pieces?chunks=HEX,...") and read_file("pieces?bundle=NAME&from=N&to=M") with a
+  // pack (docs/format-repository.md, "Pack"); everything in it is verified like any bytes.
+  virtual bool peer() const { return false; }
 };
 
 // Wraps any source and holds it to a byte budget: once the bytes it moved (stats().total())
@@ -133,6 +138,7 @@ class MeteredSource final : public Source {
   ServerLimits limits() const override { return inner_.limits(); }
   void set_limits(ServerLimits limits) override { inner_.set_limits(limits); }
   bool limits_changed() const override { return inner_.limits_changed(); }
+  bool peer() const override { return inner_.peer(); }
   void set_guard(TransferGuard guard) override;
   // Bytes still allowed (0 when used up).
   std::uint64_t left() const;

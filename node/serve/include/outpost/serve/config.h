@@ -66,6 +66,9 @@ struct Config {
   std::string admin_socket;  // default: <store>/serve.sock
   int retain = 2;            // versions gc keeps per bundle (0: the daemon never collects)
   bool dns_sd = false;       // announce over DNS-SD (Avahi) when built with it
+  // Browse DNS-SD for other nodes and use them as mirrors of the repositories they serve, at
+  // run time (never written to the file or the store); only in builds with Avahi.
+  bool browse = true;
   HttpConfig http;
   LinkConfig link;
   KioskConfig kiosk;

@@ -19,7 +19,15 @@
 // asked; the count of those it does not hold is in the X-Outpost-Missing header (404 when it
 // holds none). At most kMaxPieces pieces and kMaxPiecesBytes bytes per request (413 beyond;
 // 400 for a malformed hash). The requester checks each record by its hash as it would any
-// mirror's. (No client uses it yet; a patch computed on demand is not offered.)
+// mirror's.
+// A patch computed on demand: GET <prefix><id>/pieces?bundle=NAME&from=N&to=M answers a pack
+// with one patch record (named "NAME@N-M") from held version N to held version M, made with
+// the delta engine a USB export uses (node/held_patch.h); content streams over 32 MiB and
+// patches over kMaxPiecesBytes are refused (413), one is made at a time (503 with Retry-After
+// to the others), and the last few are cached. The requester accepts it only when the rebuilt
+// content matches the publisher's signed content root.
+// Every response under the prefix carries "X-Outpost-Peer: pieces", which is how a syncing
+// node knows it may use these (sync/source.h, Source::peer()).
 //
 // Thread-safety: handle() from any number of threads. The catalog (which path is which record)
 // is rebuilt when invalidate() was called or it is older than a few seconds.
@@ -40,9 +48,11 @@ namespace outpost::serve {
 
 struct PeerStats {
   std::uint64_t requests = 0;
-  std::uint64_t bytes = 0;      // response bodies
-  std::uint64_t not_found = 0;  // 404s (patches, update files, what is not held)
-  std::uint64_t peers = 0;      // distinct client addresses seen in the last 10 minutes
+  std::uint64_t bytes = 0;            // response bodies
+  std::uint64_t not_found = 0;        // 404s (patches, update files, what is not held)
+  std::uint64_t peers = 0;            // distinct client addresses seen in the last 10 minutes
+  std::uint64_t pieces_requests = 0;  // GET <id>/pieces (many pieces, or a patch on demand)
+  std::uint64_t patches_made = 0;     // patches computed on demand (not from the cache)
 };
 
 class PeerServer {
@@ -70,6 +80,8 @@ class PeerServer {
 
  private:
   HttpResponse pieces(const HttpRequest& request, const void* repo_files);
+  HttpResponse patch_on_demand(const HttpRequest& request, const void* repo_files,
+                               const std::string& repo);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -74,6 +74,8 @@ class Scheduler {
   void record(const std::string& id, const Status& outcome);
   // Everything due now, waiting for an operator or not (`outpost sync --now`, a reload).
   void force();
+  // id due now unless it waits for an operator (a new source of it appeared on the LAN).
+  void make_due(const std::string& id);
   // When something may next be due (for the loop's sleep); kNever when nothing is scheduled.
   std::int64_t next_due() const;
 
