@@ -20,6 +20,7 @@
 #include "outpost/kiosk/search.h"
 #include "outpost/kiosk/text.h"
 #include "outpost/node/node.h"
+#include "outpost/storage/store.h"
 #include "style.h"
 
 namespace outpost::kiosk {
@@ -157,6 +158,48 @@ struct Snapshot {
   }
 };
 
+// "What changed in the last sync" outlives a restart: saved with the search index as
+// {"at": T, "changes": [[bundle, from, to], ...]} (the first kChangesKept).
+constexpr std::size_t kChangesKept = 200;
+
+std::string changes_note(const std::vector<Change>& changes, std::int64_t at) {
+  Json list = Json::array();
+  for (std::size_t i = 0; i < changes.size() && i < kChangesKept; ++i) {
+    Json c = Json::array();
+    c.as_array().push_back(Json(changes[i].bundle));
+    c.as_array().push_back(Json(changes[i].from));
+    c.as_array().push_back(Json(changes[i].to));
+    list.as_array().push_back(std::move(c));
+  }
+  Json note = Json::object();
+  note.set("at", Json(at));
+  note.set("changes", std::move(list));
+  return note.dump();
+}
+
+// The saved changes; none when the note is missing or unreadable (it is only a cache).
+void read_changes_note(const std::string& text, Snapshot* s) {
+  if (text.empty()) return;
+  auto note = parse_json(text);
+  if (!note.ok()) return;
+  const Json* at = note->find("at");
+  const Json* list = note->find("changes");
+  if (at == nullptr || !at->is_int() || list == nullptr || !list->is_array()) return;
+  std::vector<Change> changes;
+  for (const auto& c : list->as_array()) {
+    if (!c.is_array() || c.as_array().size() != 3 || !c.as_array()[0].is_string() ||
+        !c.as_array()[1].is_int() || !c.as_array()[2].is_int() || c.as_array()[1].as_int() < 0 ||
+        c.as_array()[2].as_int() < 0) {
+      return;
+    }
+    changes.push_back({c.as_array()[0].as_string(),
+                       static_cast<std::uint64_t>(c.as_array()[1].as_int()),
+                       static_cast<std::uint64_t>(c.as_array()[2].as_int())});
+  }
+  s->changes = std::move(changes);
+  s->changed_at = at->as_int();
+}
+
 struct Cached {
   KioskResponse plain;
   std::string etag;
@@ -260,6 +303,7 @@ struct Kiosk::Impl {
   }
 
   Status refresh();
+  void release_memory();
   void watch(std::stop_token stop);
 
   // ---- pages ----
@@ -324,7 +368,9 @@ Status Kiosk::Impl::refresh() {
   }
   fingerprint += std::to_string(last_sync);
   auto old = snapshot();
-  if (fingerprint != old->fingerprint) {
+  bool note_pending = false;
+  const bool read_manifests = fingerprint != old->fingerprint;
+  if (read_manifests) {
     auto s = std::make_shared<Snapshot>();
     s->generation = old->generation + 1;
     s->fingerprint = fingerprint;
@@ -381,10 +427,14 @@ Status Kiosk::Impl::refresh() {
                               [&](const node::BundleInfo& b) { return b.name == e.info.name; });
       if (!kept) s->changes.push_back({e.info.name, e.info.current, 0});
     }
-    if (s->changes.empty())
+    if (s->changes.empty()) {
       s->changes = old->changes, s->changed_at = old->changed_at;
-    else
+    } else {
       s->changed_at = clock->now();
+      // Saved by the commit below, with the index of the versions it names.
+      OUTPOST_RETURN_IF_ERROR(index->set_note("changes", changes_note(s->changes, s->changed_at)));
+      note_pending = true;
+    }
     std::stable_sort(s->entries.begin(), s->entries.end(), [](const Entry& a, const Entry& b) {
       return a.info.published > b.info.published;
     });
@@ -426,12 +476,22 @@ Status Kiosk::Impl::refresh() {
       ++pending;
     }
   }
-  if (pending > 0) {
-    OUTPOST_RETURN_IF_ERROR(index->commit());
-    // Indexing a batch allocates tens of MB that a Pi should get back while idle.
-    malloc_trim(0);
-  }
+  if (pending > 0 || note_pending) OUTPOST_RETURN_IF_ERROR(index->commit());
+  if (pending > 0 || read_manifests) release_memory();
   return Status::Ok();
+}
+
+void Kiosk::Impl::release_memory() {
+  // Indexing a batch allocates tens of MB, in this thread's malloc arena, that a Pi should get
+  // back while idle; malloc_trim returns the free pages of every arena.
+  malloc_trim(0);
+  // Reading manifests and documents touched the pages of the store's map: hand them back to
+  // the page cache (the data stays there; the next read maps it again). The sync, which shares
+  // the map, touched pages too: its new versions are what made this refresh read.
+  auto n = take_node();
+  if (!n.ok()) return;
+  (*n)->store().release_memory();
+  give_node(std::move(n).value());
 }
 
 void Kiosk::Impl::watch(std::stop_token stop) {
@@ -1055,6 +1115,11 @@ Result<std::unique_ptr<Kiosk>> Kiosk::open(const KioskOptions& options) {
   auto index = SearchIndex::open(impl->opt.index_dir);
   if (!index.ok()) return index.error();
   impl->index = std::move(index).value();
+  {
+    auto seeded = std::make_shared<Snapshot>();
+    read_changes_note(impl->index->note("changes"), seeded.get());
+    impl->snap = std::move(seeded);
+  }
   Impl* raw = impl.get();
   std::unique_ptr<Kiosk> k(new Kiosk(std::move(impl)));
   raw->watcher = std::jthread([raw](std::stop_token stop) { raw->watch(stop); });
