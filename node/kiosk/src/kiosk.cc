@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <list>
@@ -114,18 +115,32 @@ std::string time_of(std::int64_t t) {
 
 const std::string kStyleHref = "/static/kiosk-" + hex64(fnv1a(kStyle)).substr(0, 12) + ".css";
 
+// The fields of a manifest's "meta" that pages show. Only these are kept, as strings: a
+// snapshot of 1,000 bundles then costs a few hundred KB, not a parsed manifest each.
+constexpr std::array<std::string_view, 7> kMetaKeys = {
+    "title", "publisher", "body", "symbol", "adopted", "note", "description"};
+
 struct Entry {
   node::BundleInfo info;
-  Json meta = Json::object();
+  std::array<std::string, kMetaKeys.size()> meta;  // by kMetaKeys; "" when absent
   std::vector<std::string> paths;
   std::map<std::string, std::string> docs;  // language -> Markdown file
   std::string csv;                          // first CSV file
-  std::string meta_string(const char* key) const {
-    const Json* v = meta.find(key);
-    if (v == nullptr) return "";
-    if (v->is_string()) return v->as_string();
-    if (v->is_int()) return std::to_string(v->as_int());
-    return "";
+  void set_meta(const Json& m) {
+    for (std::size_t i = 0; i < kMetaKeys.size(); ++i) {
+      const Json* v = m.find(kMetaKeys[i]);
+      if (v == nullptr) continue;
+      if (v->is_string()) meta[i] = v->as_string();
+      if (v->is_int()) meta[i] = std::to_string(v->as_int());
+      meta[i].shrink_to_fit();
+    }
+  }
+  const std::string& meta_string(std::string_view key) const {
+    static const std::string none;
+    for (std::size_t i = 0; i < kMetaKeys.size(); ++i) {
+      if (kMetaKeys[i] == key) return meta[i];
+    }
+    return none;
   }
   std::string title() const {
     std::string t = meta_string("title");
@@ -303,6 +318,9 @@ struct Kiosk::Impl {
   }
 
   Status refresh();
+  Status refresh_pass(bool* released);
+  Status refresh_snapshot(bool* read_manifests, bool* note_pending);
+  std::uint64_t seen_commit = 0;  // the store's last commit when refresh_snapshot last read it
   void release_memory();
   void watch(std::stop_token stop);
 
@@ -348,9 +366,16 @@ struct Kiosk::Impl {
 
 // ---- the watcher ----
 
-Status Kiosk::Impl::refresh() {
-  std::lock_guard refreshing(refresh_mu);
+Status Kiosk::Impl::refresh_snapshot(bool* read_manifests, bool* note_pending) {
   OUTPOST_ASSIGN_OR_RETURN(auto n, take_node());
+  // Node::list() reads and parses every manifest (on a Pi, a good part of a second and the
+  // pages of every manifest for 1,000 bundles): only when the store committed something since
+  // the last look. The kiosk never writes the store, so an idle node reads nothing.
+  auto commit = n->store().last_commit();
+  if (commit.ok() && seen_commit != 0 && *commit == seen_commit) {
+    give_node(std::move(n));
+    return Status::Ok();
+  }
   auto list = n->list();
   auto subs = n->subscriptions();
   if (!list.ok()) {
@@ -368,9 +393,8 @@ Status Kiosk::Impl::refresh() {
   }
   fingerprint += std::to_string(last_sync);
   auto old = snapshot();
-  bool note_pending = false;
-  const bool read_manifests = fingerprint != old->fingerprint;
-  if (read_manifests) {
+  *read_manifests = true;  // list() did
+  if (fingerprint != old->fingerprint) {
     auto s = std::make_shared<Snapshot>();
     s->generation = old->generation + 1;
     s->fingerprint = fingerprint;
@@ -382,9 +406,17 @@ Status Kiosk::Impl::refresh() {
       if (prev != nullptr && prev->info.current == b.current) {
         e.meta = prev->meta, e.paths = prev->paths, e.docs = prev->docs, e.csv = prev->csv;
       } else {
+        std::string fallback = "en";
         auto manifest = n->show(b.name);
         if (manifest.ok()) {
-          if (const Json* m = manifest->find("meta"); m != nullptr && m->is_object()) e.meta = *m;
+          if (const Json* m = manifest->find("meta"); m != nullptr && m->is_object()) {
+            e.set_meta(*m);
+            if (const Json* l = m->find("languages"); l != nullptr && l->is_array() &&
+                                                      !l->as_array().empty() &&
+                                                      l->as_array()[0].is_string()) {
+              fallback = l->as_array()[0].as_string();
+            }
+          }
           if (const Json* f = manifest->find("files"); f != nullptr && f->is_object()) {
             if (const Json* p = f->find("path"); p != nullptr && p->is_array()) {
               for (const auto& x : p->as_array()) {
@@ -392,12 +424,6 @@ Status Kiosk::Impl::refresh() {
               }
             }
           }
-        }
-        std::string fallback = "en";
-        if (const Json* l = e.meta.find("languages"); l != nullptr && l->is_array() &&
-                                                      !l->as_array().empty() &&
-                                                      l->as_array()[0].is_string()) {
-          fallback = l->as_array()[0].as_string();
         }
         for (const auto& p : e.paths) {
           const auto ends = [&](std::string_view suffix) {
@@ -433,7 +459,7 @@ Status Kiosk::Impl::refresh() {
       s->changed_at = clock->now();
       // Saved by the commit below, with the index of the versions it names.
       OUTPOST_RETURN_IF_ERROR(index->set_note("changes", changes_note(s->changes, s->changed_at)));
-      note_pending = true;
+      *note_pending = true;
     }
     std::stable_sort(s->entries.begin(), s->entries.end(), [](const Entry& a, const Entry& b) {
       return a.info.published > b.info.published;
@@ -443,6 +469,37 @@ Status Kiosk::Impl::refresh() {
     snap = s;
   }
   give_node(std::move(n));
+  if (commit.ok()) seen_commit = *commit;
+  return Status::Ok();
+}
+
+Status Kiosk::Impl::refresh() {
+  std::lock_guard refreshing(refresh_mu);
+  // The pass runs in a thread of its own, so that what it allocates (parsed manifests,
+  // documents, Xapian's buffers) comes from a malloc arena that nothing long-lived shares:
+  // once the few results that stay are copied here, that arena is empty and malloc_trim hands
+  // all of it back. Indexing in this thread left the results scattered over megabytes of
+  // otherwise free pages that stayed resident.
+  bool released = false;
+  const std::uint64_t generation = snapshot()->generation;
+  Status st;
+  std::thread([&] { st = refresh_pass(&released); }).join();
+  if (released) {
+    if (auto s = snapshot(); s->generation != generation) {
+      auto compact = std::make_shared<Snapshot>(*s);
+      std::lock_guard lock(snap_mu);
+      if (snap == s) snap = std::move(compact);
+    }
+    index->reallocate();
+    // Indexing a batch allocates tens of MB that a Pi should get back while idle.
+    malloc_trim(0);
+  }
+  return st;
+}
+
+Status Kiosk::Impl::refresh_pass(bool* released) {
+  bool read_manifests = false, note_pending = false;
+  OUTPOST_RETURN_IF_ERROR(refresh_snapshot(&read_manifests, &note_pending));
 
   // The index follows the snapshot; pages never wait for it.
   auto s = snapshot();
@@ -477,14 +534,14 @@ Status Kiosk::Impl::refresh() {
     }
   }
   if (pending > 0 || note_pending) OUTPOST_RETURN_IF_ERROR(index->commit());
-  if (pending > 0 || read_manifests) release_memory();
+  if (pending > 0 || read_manifests) {
+    release_memory();
+    *released = true;
+  }
   return Status::Ok();
 }
 
 void Kiosk::Impl::release_memory() {
-  // Indexing a batch allocates tens of MB, in this thread's malloc arena, that a Pi should get
-  // back while idle; malloc_trim returns the free pages of every arena.
-  malloc_trim(0);
   // Reading manifests and documents touched the pages of the store's map: hand them back to
   // the page cache (the data stays there; the next read maps it again). The sync, which shares
   // the map, touched pages too: its new versions are what made this refresh read.
@@ -1103,6 +1160,11 @@ Kiosk::~Kiosk() {
 }
 
 Result<std::unique_ptr<Kiosk>> Kiosk::open(const KioskOptions& options) {
+  // Two malloc arenas for the process instead of glibc's 8 per core: every arena a thread
+  // touched keeps its own free pages and fragments, and on a Pi the idle daemon's memory is
+  // the kiosk's budget (docs/BENCHMARKS.md, "Kiosk"). Set before the daemon starts its
+  // server threads; arenas made earlier stay.
+  mallopt(M_ARENA_MAX, 2);
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->clock = options.clock != nullptr ? options.clock : &system_clock();

@@ -228,6 +228,14 @@ Status SearchIndex::commit() {
   return Status::Ok();
 }
 
+void SearchIndex::reallocate() {
+  std::lock_guard lock(impl_->write_mu);
+  auto versions = impl_->versions;
+  auto notes = impl_->notes;
+  impl_->versions.swap(versions);
+  impl_->notes.swap(notes);
+}
+
 SearchResults SearchIndex::search(const SearchQuery& q) {
   SearchResults out;
   const std::string text = valid_utf8(utf8_prefix(q.text, kMaxQueryBytes));

@@ -72,6 +72,10 @@ class SearchIndex {
 
   SearchResults search(const SearchQuery& q);
 
+  // Copies the index's bookkeeping (versions, notes) into memory the calling thread allocates,
+  // so that a thread that indexed and ends leaves nothing of its own behind.
+  void reallocate();
+
   struct Impl;
 
  private:
