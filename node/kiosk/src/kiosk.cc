@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <stop_token>
+#include <system_error>
 #include <thread>
 
 #include "outpost/base/json.h"
@@ -475,15 +476,19 @@ Status Kiosk::Impl::refresh_snapshot(bool* read_manifests, bool* note_pending) {
 
 Status Kiosk::Impl::refresh() {
   std::lock_guard refreshing(refresh_mu);
-  // The pass runs in a thread of its own, so that what it allocates (parsed manifests,
-  // documents, Xapian's buffers) comes from a malloc arena that nothing long-lived shares:
-  // once the few results that stay are copied here, that arena is empty and malloc_trim hands
-  // all of it back. Indexing in this thread left the results scattered over megabytes of
-  // otherwise free pages that stayed resident.
+  // The pass runs in a short-lived thread and the few results that stay (the snapshot, the
+  // index's version list) are copied here afterwards: what the pass allocated (parsed
+  // manifests, documents, Xapian's buffers) is then all free, in whole pages malloc_trim can
+  // hand back. Indexing in this thread left the results scattered over megabytes of otherwise
+  // free pages that stayed resident (measured: docs/BENCHMARKS.md, "Kiosk").
   bool released = false;
   const std::uint64_t generation = snapshot()->generation;
   Status st;
-  std::thread([&] { st = refresh_pass(&released); }).join();
+  try {
+    std::thread([&] { st = refresh_pass(&released); }).join();
+  } catch (const std::system_error&) {  // no thread to be had: do it here
+    st = refresh_pass(&released);
+  }
   if (released) {
     if (auto s = snapshot(); s->generation != generation) {
       auto compact = std::make_shared<Snapshot>(*s);
