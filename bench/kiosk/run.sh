@@ -5,9 +5,13 @@
 #   - search latency on a library of generated resolutions (1,000 by default), one connection,
 #     every request a different query (a wrk Lua script), so no page comes from a cache;
 #   - page weight per page type, plain and gzip;
-#   - RSS of `outpost serve` with the kiosk idle, and its peak under the load above.
+#   - RSS of `outpost serve` with the kiosk idle (VmRSS from /proc, the median of 5 samples a
+#     second apart), just after it synced and indexed the library and again after a restart on
+#     that store; and its peak under the load above.
 #   bench/kiosk/run.sh [OUTPOST_BINARY]      (needs nginx-light, wrk, curl, python3)
-# BENCH_SECONDS (30), BENCH_LIBRARY (1000) and BENCH_BASE (/tmp/outpost-bench) change it.
+# BENCH_SECONDS (30), BENCH_LIBRARY (1000) and BENCH_BASE (/tmp/outpost-bench) change it;
+# BENCH_REUSE=1 keeps the repository the previous run published (same BENCH_LIBRARY), to
+# measure a new binary without publishing the library again.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 o=${1:-$here/build/node/outpost}
@@ -17,26 +21,37 @@ library=${BENCH_LIBRARY:-1000}
 for tool in nginx wrk curl python3; do
   command -v $tool >/dev/null || { echo "missing $tool: apt-get install nginx-light wrk curl python3"; exit 1; }
 done
-rm -rf "$work"; mkdir -p "$work/keys" "$work/gen" "$work/static"
+reuse=""
+if [ "${BENCH_REUSE:-}" = 1 ] && [ -f "$work/root.pub" ] && [ "$(cat "$work/library" 2>/dev/null)" = "$library" ]; then
+  reuse=1
+  rm -rf "$work/store" "$work/static" "$work/nginx"; mkdir -p "$work/static"
+else
+  rm -rf "$work"; mkdir -p "$work/keys" "$work/gen" "$work/static"
+fi
 cleanup() {
   [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null || true
   [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-root=$("$o" keygen --role root --out "$work/keys/root.key")
-for r in targets snapshot timestamp; do "$o" keygen --role $r --out "$work/keys/$r.key" >/dev/null; done
-"$o" repo init "$work/repo" --keys "$work/keys" >/dev/null
-un=$("$o" keygen --role publisher --out "$work/keys/un.key")
-itu=$("$o" keygen --role publisher --out "$work/keys/itu.key")
-"$o" repo delegate "$work/repo" --keys "$work/keys" --publisher-pubkey "$un" --prefix un/ga >/dev/null
-"$o" repo delegate "$work/repo" --keys "$work/keys" --publisher-pubkey "$itu" --prefix itu/ict >/dev/null
-"$o" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$here/samples/resolutions/A-RES-75-202" >/dev/null
-"$o" publish "$work/repo" --key "$work/keys/itu.key" --keys "$work/keys" "$here/samples/indicators/itu-ict-2019" >/dev/null
+if [ -n "$reuse" ]; then
+  root=$(cat "$work/root.pub")
+  publish_s="(reused)"
+else
+  root=$("$o" keygen --role root --out "$work/keys/root.key")
+  echo "$root" > "$work/root.pub"
+  for r in targets snapshot timestamp; do "$o" keygen --role $r --out "$work/keys/$r.key" >/dev/null; done
+  "$o" repo init "$work/repo" --keys "$work/keys" >/dev/null
+  un=$("$o" keygen --role publisher --out "$work/keys/un.key")
+  itu=$("$o" keygen --role publisher --out "$work/keys/itu.key")
+  "$o" repo delegate "$work/repo" --keys "$work/keys" --publisher-pubkey "$un" --prefix un/ga >/dev/null
+  "$o" repo delegate "$work/repo" --keys "$work/keys" --publisher-pubkey "$itu" --prefix itu/ict >/dev/null
+  "$o" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$here/samples/resolutions/A-RES-75-202" >/dev/null
+  "$o" publish "$work/repo" --key "$work/keys/itu.key" --keys "$work/keys" "$here/samples/indicators/itu-ict-2019" >/dev/null
 
-# The library: resolutions of 30 paragraphs drawn from 75/202's, reordered and renumbered
-# (its vocabulary, so queries find something), with a word list for the queries.
-python3 - "$here/samples/resolutions/A-RES-75-202/A-RES-75-202.en.md" "$work/gen" "$library" <<'PY'
+  # The library: resolutions of 30 paragraphs drawn from 75/202's, reordered and renumbered
+  # (its vocabulary, so queries find something), with a word list for the queries.
+  python3 - "$here/samples/resolutions/A-RES-75-202/A-RES-75-202.en.md" "$work/gen" "$library" <<'PY'
 import os, random, re, sys
 src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 paras = [p.strip() for p in open(src, encoding='utf-8').read().split('\n\n') if len(p.strip()) > 80]
@@ -53,13 +68,15 @@ for i in range(1, n + 1):
     body = ['*The General Assembly*,', ''] + [f'{k}. {p}\n' for k, p in enumerate(random.sample(paras, min(30, len(paras))), 1)]
     open(os.path.join(d, f'GEN-{i:04d}.en.md'), 'w').write('\n'.join(body))
 PY
-t0=$SECONDS
-for d in "$work"/gen/g*; do
-  "$o" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$d" >/dev/null
-done
-publish_s=$((SECONDS - t0))
+  t0=$SECONDS
+  for d in "$work"/gen/g*; do
+    "$o" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$d" >/dev/null
+  done
+  publish_s=$((SECONDS - t0))
+  echo "$library" > "$work/library"
+fi
 
-# The daemon with the kiosk; ready when search finds the last generated resolution.
+# The daemon with the kiosk; ready when the kiosk has indexed the whole library.
 port=18490; ngport=18491
 cat > "$work/outpost.toml" <<TOML
 store = "$work/store"
@@ -69,22 +86,48 @@ listen = ["127.0.0.1:$port"]
 url = "$work/repo"
 root_pubkey = "$root"
 TOML
+start_serve() {  # starts the daemon; returns when search finds the first generated resolution
+  "$o" serve --config "$work/outpost.toml" >/dev/null 2>>"$work/serve.log" &
+  serve_pid=$!
+  # The kiosk indexes the newest first: GEN-0001 comes after every other generated one (the
+  # two samples, older still, are left to the idle wait of rss_sample).
+  for _ in $(seq 3000); do
+    curl -s "http://127.0.0.1:$port/search?q=generated&b=un/ga/GEN-0001" | grep -q '<mark>' && return 0
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+    sleep 0.2
+  done
+  echo "the kiosk did not index the library in 10 minutes"; exit 1
+}
+stop_serve() { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""; }
+# RSS of the idle daemon: VmRSS (what top and ps show), and of it the process's own memory
+# (RssAnon) and file pages (RssFile: shared libraries and the LMDB map), in KB, each the median
+# of 5 samples a second apart.
+rss_sample() {
+  # Idle: under 10 % of a core over 3 s (indexing takes a whole core; it pauses 2 s between
+  # batches, the refresh period).
+  local prev=-100000 t hz
+  hz=$(getconf CLK_TCK)
+  for _ in $(seq 100); do
+    t=$(awk '{print $14 + $15}' /proc/$serve_pid/stat)
+    [ $((t - prev)) -le $((3 * hz / 10)) ] && break
+    prev=$t
+    sleep 3
+  done
+  idle_s=$((SECONDS - t0))
+  for _ in 1 2 3 4 5; do
+    awk -v s="$idle_s" '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print r, a, f, s}' /proc/$serve_pid/status
+    sleep 1
+  done | sort -n | sed -n 3p
+}
 t0=$SECONDS
-"$o" serve --config "$work/outpost.toml" >/dev/null 2>"$work/serve.log" &
-serve_pid=$!
-last=$(printf 'GEN-%04d' "$library")
-for _ in $(seq 3000); do
-  curl -s "http://127.0.0.1:$port/search?q=generated+resolution+$library" | grep -q "$last" && break
-  kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
-  sleep 0.2
-done
-index_s=$((SECONDS - t0))
-sleep 3
-rss_idle=$(awk '/VmRSS/ {print $2}' /proc/$serve_pid/status)
-# The process's own memory apart from file pages (the LMDB map and libraries, which the kernel
-# shares and reclaims).
-rss_anon=$(awk '/RssAnon/ {print $2}' /proc/$serve_pid/status)
-rss_file=$(awk '/RssFile/ {print $2}' /proc/$serve_pid/status)
+start_serve
+rss_sample > "$work/rss_idle"
+read -r rss_idle rss_anon rss_file idle_s < "$work/rss_idle"
+# Restarted on the same store: the index is there, nothing to sync.
+stop_serve
+t0=$SECONDS
+start_serve
+read -r rss_restart rss_restart_anon rss_restart_file restart_s <<<"$(rss_sample)"
 
 # The same pages, pre-rendered, for nginx.
 base="http://127.0.0.1:$port"
@@ -149,7 +192,8 @@ cat <<MD
 ### Kiosk against nginx, $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m)), wrk ${secs} s
 
 Library: the samples and $library generated resolutions (published in $publish_s s; the daemon
-synced and indexed them in $index_s s; index $index_kb KB).
+synced and indexed them and was idle after $idle_s s, and after $restart_s s when restarted on
+that store; index $index_kb KB).
 
 | measure | nginx (pre-rendered) | outpost serve (kiosk) | target |
 | --- | --- | --- | --- |
@@ -157,8 +201,9 @@ synced and indexed them in $index_s s; index $index_kb KB).
 | ... latency p50 / p99 | $ng_p50 / $ng_p99 | $k_p50 / $k_p99 | p99 ≤ 50 ms |
 | ... gzip (Accept-Encoding: gzip): requests/s, p99 | | $kgz_rps, $kgz_p99 | |
 | search, one connection, a new query each time: median / p99 | | $s_p50 / $s_p99 ($s_rps/s) | ≤ 20 ms / ≤ 100 ms |
-| RSS of outpost serve, kiosk idle (KB) | | $rss_idle (anonymous $rss_anon, file $rss_file) | ≤ 20 MB |
-| peak RSS under the loads above (KB) | | $rss_peak | ≤ 64 MB |
+| RSS of outpost serve, kiosk idle, just after indexing (KB) | | $rss_idle (anonymous $rss_anon, file $rss_file) | ≤ 20 MB |
+| ... restarted on that store (KB) | | $rss_restart (anonymous $rss_restart_anon, file $rss_restart_file) | ≤ 20 MB |
+| peak RSS under the loads above, restarted daemon (KB) | | $rss_peak | ≤ 64 MB |
 
 Page weight (bytes; the resolution's Markdown text alone is $text bytes):
 

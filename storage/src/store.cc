@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <condition_variable>
@@ -849,6 +850,11 @@ Result<StoreStats> Store::stats() {
   return s;
 }
 
+Result<std::uint64_t> Store::last_commit() {
+  OUTPOST_ASSIGN_OR_RETURN(ReadTxn txn, read());
+  return static_cast<std::uint64_t>(mdb_txn_id(txn.impl_->txn.get()));
+}
+
 void Store::release_memory() {
   auto txn = read();
   if (!txn.ok()) return;
@@ -860,6 +866,16 @@ void Store::release_memory() {
     return;
   }
   auto p = reinterpret_cast<std::uintptr_t>(v.mv_data);
+  // Only as far as the data file goes: the map runs past its end, and Linux (seen on 6.18)
+  // answers MADV_DONTNEED over a range past the end of a file with success but drops nothing.
+  int fd = -1;
+  struct stat file {};
+  if (mdb_env_get_fd(txn->impl_->core->env.get(), &fd) != MDB_SUCCESS || ::fstat(fd, &file) != 0) {
+    return;
+  }
+  const auto page = static_cast<unsigned long long>(::sysconf(_SC_PAGESIZE));
+  const unsigned long long file_bytes =
+      (static_cast<unsigned long long>(file.st_size) + page - 1) / page * page;
   std::FILE* maps = std::fopen("/proc/self/maps", "r");
   if (maps == nullptr) return;
   char line[512];
@@ -867,8 +883,8 @@ void Store::release_memory() {
     unsigned long long start = 0, end = 0;
     if (std::sscanf(line, "%llx-%llx", &start, &end) != 2) continue;
     if (p >= start && p < end) {
-      ::madvise(reinterpret_cast<void*>(start), static_cast<std::size_t>(end - start),
-                MADV_DONTNEED);
+      ::madvise(reinterpret_cast<void*>(start),
+                static_cast<std::size_t>(std::min(end - start, file_bytes)), MADV_DONTNEED);
       break;
     }
   }

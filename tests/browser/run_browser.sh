@@ -59,6 +59,8 @@ JSON
   echo "*The General Assembly*,"
   echo
   for n in 1 2 3; do echo "$n. *Recognizes* test paragraph $n of the English test text;¹"; echo; done
+  echo "See [the official text](https://undocs.org/A/RES/75/202) (a test link: the printed page shows its address)."
+  echo
   echo "¹ A test note."
 } > "$multi/TEST-75-202-MULTI.en.md"
 {
@@ -67,6 +69,8 @@ JSON
   echo "*L’Assemblée générale*,"
   echo
   for n in 1 2 3; do echo "$n. *Reconnaît* le paragraphe d’essai $n du texte français;¹"; echo; done
+  echo "Voir [le texte officiel](https://undocs.org/fr/A/RES/75/202) (lien d’essai)."
+  echo
   echo "¹ Une note d’essai."
 } > "$multi/TEST-75-202-MULTI.fr.md"
 {
@@ -75,6 +79,8 @@ JSON
   echo "*إن الجمعية العامة*،"
   echo
   for n in 1 2 3; do echo "$n. *تدرك* فقرة الاختبار رقم $n من النص العربي؛¹"; echo; done
+  echo "انظر [النص الرسمي](https://undocs.org/ar/A/RES/75/202) (رابط اختباري)."
+  echo
   echo "¹ حاشية اختبارية."
 } > "$multi/TEST-75-202-MULTI.ar.md"
 "$outpost" publish "$work/repo" --key "$work/keys/un.key" --keys "$work/keys" "$multi" >/dev/null

@@ -286,6 +286,55 @@ TEST_CASE("the index follows new versions and is rebuilt from the store when los
         std::string::npos);
 }
 
+TEST_CASE("the stylesheet is CSS 2.1 for old browsers and prints without navigation or forms",
+          "[kiosk]") {
+  Site s;
+  const std::string home = s.get("/").body;
+  const std::size_t at = home.find("/static/kiosk-");
+  REQUIRE(at != std::string::npos);
+  const std::string css = s.get(home.substr(at, home.find('"', at) - at)).body;
+  REQUIRE(css.size() > 1000);
+  CHECK(css.size() < 3 * 1024);
+  // What an old phone's browser does not know would leave it unstyled or worse.
+  for (const char* modern : {"var(", "grid", "flex", "calc(", "@supports", "clamp(", "min(", "max(",
+                             "@import", "url("}) {
+    INFO(modern);
+    CHECK(css.find(modern) == std::string::npos);
+  }
+  const std::size_t print = css.find("@media print{");
+  REQUIRE(print != std::string::npos);
+  const std::string p = css.substr(print);
+  CHECK(p.find("header,nav,form,") != std::string::npos);
+  CHECK(p.find("{display:none}") != std::string::npos);
+  CHECK(p.find("color:#000;background:#fff") != std::string::npos);
+  CHECK(p.find("attr(href)") != std::string::npos);
+  CHECK(p.find(".scroll{overflow:visible}") != std::string::npos);
+}
+
+TEST_CASE("what changed in the last sync is still on the home page after a restart", "[kiosk]") {
+  Site s;
+  CHECK(s.get("/").body.find("Nothing has changed since the kiosk started.") != std::string::npos);
+  write_text(s.p.resolution_src() + "/A-RES-75-202.en.md",
+             read_text(s.p.resolution_src() + "/A-RES-75-202.en.md") +
+                 "\n99. *Welcomes* the quokkas of Zanzibar;\n");
+  REQUIRE(s.p.publish_resolution().exit_code == 0);
+  s.sync();
+  s.refresh();
+  const std::string change =
+      "<a href=\"/b/un/ga/A-RES-75-202\">Information and communications technologies for "
+      "sustainable development</a> \xE2\x80\x94 updated from version 1 to 2";
+  REQUIRE(s.get("/").body.find(change) != std::string::npos);
+
+  s.open();  // the daemon restarted: a new Kiosk on the same store and index
+  std::string home = s.get("/").body;
+  CHECK(home.find(change) != std::string::npos);
+  CHECK(home.find("Nothing has changed") == std::string::npos);
+  // A sync that brings nothing new keeps them too.
+  s.sync();
+  s.refresh();
+  CHECK(s.get("/").body.find(change) != std::string::npos);
+}
+
 TEST_CASE("a bundle in several languages has a switch, and Arabic reads right to left", "[kiosk]") {
   Site s;
   s.publish("multi",

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <list>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <stop_token>
+#include <system_error>
 #include <thread>
 
 #include "outpost/base/json.h"
@@ -20,6 +22,7 @@
 #include "outpost/kiosk/search.h"
 #include "outpost/kiosk/text.h"
 #include "outpost/node/node.h"
+#include "outpost/storage/store.h"
 #include "style.h"
 
 namespace outpost::kiosk {
@@ -113,18 +116,32 @@ std::string time_of(std::int64_t t) {
 
 const std::string kStyleHref = "/static/kiosk-" + hex64(fnv1a(kStyle)).substr(0, 12) + ".css";
 
+// The fields of a manifest's "meta" that pages show. Only these are kept, as strings: a
+// snapshot of 1,000 bundles then costs a few hundred KB, not a parsed manifest each.
+constexpr std::array<std::string_view, 7> kMetaKeys = {
+    "title", "publisher", "body", "symbol", "adopted", "note", "description"};
+
 struct Entry {
   node::BundleInfo info;
-  Json meta = Json::object();
+  std::array<std::string, kMetaKeys.size()> meta;  // by kMetaKeys; "" when absent
   std::vector<std::string> paths;
   std::map<std::string, std::string> docs;  // language -> Markdown file
   std::string csv;                          // first CSV file
-  std::string meta_string(const char* key) const {
-    const Json* v = meta.find(key);
-    if (v == nullptr) return "";
-    if (v->is_string()) return v->as_string();
-    if (v->is_int()) return std::to_string(v->as_int());
-    return "";
+  void set_meta(const Json& m) {
+    for (std::size_t i = 0; i < kMetaKeys.size(); ++i) {
+      const Json* v = m.find(kMetaKeys[i]);
+      if (v == nullptr) continue;
+      if (v->is_string()) meta[i] = v->as_string();
+      if (v->is_int()) meta[i] = std::to_string(v->as_int());
+      meta[i].shrink_to_fit();
+    }
+  }
+  const std::string& meta_string(std::string_view key) const {
+    static const std::string none;
+    for (std::size_t i = 0; i < kMetaKeys.size(); ++i) {
+      if (kMetaKeys[i] == key) return meta[i];
+    }
+    return none;
   }
   std::string title() const {
     std::string t = meta_string("title");
@@ -156,6 +173,48 @@ struct Snapshot {
     return it == by_name.end() ? nullptr : &entries[it->second];
   }
 };
+
+// "What changed in the last sync" outlives a restart: saved with the search index as
+// {"at": T, "changes": [[bundle, from, to], ...]} (the first kChangesKept).
+constexpr std::size_t kChangesKept = 200;
+
+std::string changes_note(const std::vector<Change>& changes, std::int64_t at) {
+  Json list = Json::array();
+  for (std::size_t i = 0; i < changes.size() && i < kChangesKept; ++i) {
+    Json c = Json::array();
+    c.as_array().push_back(Json(changes[i].bundle));
+    c.as_array().push_back(Json(changes[i].from));
+    c.as_array().push_back(Json(changes[i].to));
+    list.as_array().push_back(std::move(c));
+  }
+  Json note = Json::object();
+  note.set("at", Json(at));
+  note.set("changes", std::move(list));
+  return note.dump();
+}
+
+// The saved changes; none when the note is missing or unreadable (it is only a cache).
+void read_changes_note(const std::string& text, Snapshot* s) {
+  if (text.empty()) return;
+  auto note = parse_json(text);
+  if (!note.ok()) return;
+  const Json* at = note->find("at");
+  const Json* list = note->find("changes");
+  if (at == nullptr || !at->is_int() || list == nullptr || !list->is_array()) return;
+  std::vector<Change> changes;
+  for (const auto& c : list->as_array()) {
+    if (!c.is_array() || c.as_array().size() != 3 || !c.as_array()[0].is_string() ||
+        !c.as_array()[1].is_int() || !c.as_array()[2].is_int() || c.as_array()[1].as_int() < 0 ||
+        c.as_array()[2].as_int() < 0) {
+      return;
+    }
+    changes.push_back({c.as_array()[0].as_string(),
+                       static_cast<std::uint64_t>(c.as_array()[1].as_int()),
+                       static_cast<std::uint64_t>(c.as_array()[2].as_int())});
+  }
+  s->changes = std::move(changes);
+  s->changed_at = at->as_int();
+}
 
 struct Cached {
   KioskResponse plain;
@@ -260,6 +319,10 @@ struct Kiosk::Impl {
   }
 
   Status refresh();
+  Status refresh_pass(bool* released);
+  Status refresh_snapshot(bool* read_manifests, bool* note_pending);
+  std::uint64_t seen_commit = 0;  // the store's last commit when refresh_snapshot last read it
+  void release_memory();
   void watch(std::stop_token stop);
 
   // ---- pages ----
@@ -304,9 +367,16 @@ struct Kiosk::Impl {
 
 // ---- the watcher ----
 
-Status Kiosk::Impl::refresh() {
-  std::lock_guard refreshing(refresh_mu);
+Status Kiosk::Impl::refresh_snapshot(bool* read_manifests, bool* note_pending) {
   OUTPOST_ASSIGN_OR_RETURN(auto n, take_node());
+  // Node::list() reads and parses every manifest (on a Pi, a good part of a second and the
+  // pages of every manifest for 1,000 bundles): only when the store committed something since
+  // the last look. The kiosk never writes the store, so an idle node reads nothing.
+  auto commit = n->store().last_commit();
+  if (commit.ok() && seen_commit != 0 && *commit == seen_commit) {
+    give_node(std::move(n));
+    return Status::Ok();
+  }
   auto list = n->list();
   auto subs = n->subscriptions();
   if (!list.ok()) {
@@ -324,6 +394,7 @@ Status Kiosk::Impl::refresh() {
   }
   fingerprint += std::to_string(last_sync);
   auto old = snapshot();
+  *read_manifests = true;  // list() did
   if (fingerprint != old->fingerprint) {
     auto s = std::make_shared<Snapshot>();
     s->generation = old->generation + 1;
@@ -336,9 +407,17 @@ Status Kiosk::Impl::refresh() {
       if (prev != nullptr && prev->info.current == b.current) {
         e.meta = prev->meta, e.paths = prev->paths, e.docs = prev->docs, e.csv = prev->csv;
       } else {
+        std::string fallback = "en";
         auto manifest = n->show(b.name);
         if (manifest.ok()) {
-          if (const Json* m = manifest->find("meta"); m != nullptr && m->is_object()) e.meta = *m;
+          if (const Json* m = manifest->find("meta"); m != nullptr && m->is_object()) {
+            e.set_meta(*m);
+            if (const Json* l = m->find("languages"); l != nullptr && l->is_array() &&
+                                                      !l->as_array().empty() &&
+                                                      l->as_array()[0].is_string()) {
+              fallback = l->as_array()[0].as_string();
+            }
+          }
           if (const Json* f = manifest->find("files"); f != nullptr && f->is_object()) {
             if (const Json* p = f->find("path"); p != nullptr && p->is_array()) {
               for (const auto& x : p->as_array()) {
@@ -346,12 +425,6 @@ Status Kiosk::Impl::refresh() {
               }
             }
           }
-        }
-        std::string fallback = "en";
-        if (const Json* l = e.meta.find("languages"); l != nullptr && l->is_array() &&
-                                                      !l->as_array().empty() &&
-                                                      l->as_array()[0].is_string()) {
-          fallback = l->as_array()[0].as_string();
         }
         for (const auto& p : e.paths) {
           const auto ends = [&](std::string_view suffix) {
@@ -381,10 +454,14 @@ Status Kiosk::Impl::refresh() {
                               [&](const node::BundleInfo& b) { return b.name == e.info.name; });
       if (!kept) s->changes.push_back({e.info.name, e.info.current, 0});
     }
-    if (s->changes.empty())
+    if (s->changes.empty()) {
       s->changes = old->changes, s->changed_at = old->changed_at;
-    else
+    } else {
       s->changed_at = clock->now();
+      // Saved by the commit below, with the index of the versions it names.
+      OUTPOST_RETURN_IF_ERROR(index->set_note("changes", changes_note(s->changes, s->changed_at)));
+      *note_pending = true;
+    }
     std::stable_sort(s->entries.begin(), s->entries.end(), [](const Entry& a, const Entry& b) {
       return a.info.published > b.info.published;
     });
@@ -393,6 +470,41 @@ Status Kiosk::Impl::refresh() {
     snap = s;
   }
   give_node(std::move(n));
+  if (commit.ok()) seen_commit = *commit;
+  return Status::Ok();
+}
+
+Status Kiosk::Impl::refresh() {
+  std::lock_guard refreshing(refresh_mu);
+  // The pass runs in a short-lived thread and the few results that stay (the snapshot, the
+  // index's version list) are copied here afterwards: what the pass allocated (parsed
+  // manifests, documents, Xapian's buffers) is then all free, in whole pages malloc_trim can
+  // hand back. Indexing in this thread left the results scattered over megabytes of otherwise
+  // free pages that stayed resident (measured: docs/BENCHMARKS.md, "Kiosk").
+  bool released = false;
+  const std::uint64_t generation = snapshot()->generation;
+  Status st;
+  try {
+    std::thread([&] { st = refresh_pass(&released); }).join();
+  } catch (const std::system_error&) {  // no thread to be had: do it here
+    st = refresh_pass(&released);
+  }
+  if (released) {
+    if (auto s = snapshot(); s->generation != generation) {
+      auto compact = std::make_shared<Snapshot>(*s);
+      std::lock_guard lock(snap_mu);
+      if (snap == s) snap = std::move(compact);
+    }
+    index->reallocate();
+    // Indexing a batch allocates tens of MB that a Pi should get back while idle.
+    malloc_trim(0);
+  }
+  return st;
+}
+
+Status Kiosk::Impl::refresh_pass(bool* released) {
+  bool read_manifests = false, note_pending = false;
+  OUTPOST_RETURN_IF_ERROR(refresh_snapshot(&read_manifests, &note_pending));
 
   // The index follows the snapshot; pages never wait for it.
   auto s = snapshot();
@@ -426,12 +538,22 @@ Status Kiosk::Impl::refresh() {
       ++pending;
     }
   }
-  if (pending > 0) {
-    OUTPOST_RETURN_IF_ERROR(index->commit());
-    // Indexing a batch allocates tens of MB that a Pi should get back while idle.
-    malloc_trim(0);
+  if (pending > 0 || note_pending) OUTPOST_RETURN_IF_ERROR(index->commit());
+  if (pending > 0 || read_manifests) {
+    release_memory();
+    *released = true;
   }
   return Status::Ok();
+}
+
+void Kiosk::Impl::release_memory() {
+  // Reading manifests and documents touched the pages of the store's map: hand them back to
+  // the page cache (the data stays there; the next read maps it again). The sync, which shares
+  // the map, touched pages too: its new versions are what made this refresh read.
+  auto n = take_node();
+  if (!n.ok()) return;
+  (*n)->store().release_memory();
+  give_node(std::move(n).value());
 }
 
 void Kiosk::Impl::watch(std::stop_token stop) {
@@ -1043,6 +1165,11 @@ Kiosk::~Kiosk() {
 }
 
 Result<std::unique_ptr<Kiosk>> Kiosk::open(const KioskOptions& options) {
+  // Two malloc arenas for the process instead of glibc's 8 per core: every arena a thread
+  // touched keeps its own free pages and fragments, and on a Pi the idle daemon's memory is
+  // the kiosk's budget (docs/BENCHMARKS.md, "Kiosk"). Set before the daemon starts its
+  // server threads; arenas made earlier stay.
+  mallopt(M_ARENA_MAX, 2);
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->clock = options.clock != nullptr ? options.clock : &system_clock();
@@ -1055,6 +1182,11 @@ Result<std::unique_ptr<Kiosk>> Kiosk::open(const KioskOptions& options) {
   auto index = SearchIndex::open(impl->opt.index_dir);
   if (!index.ok()) return index.error();
   impl->index = std::move(index).value();
+  {
+    auto seeded = std::make_shared<Snapshot>();
+    read_changes_note(impl->index->note("changes"), seeded.get());
+    impl->snap = std::move(seeded);
+  }
   Impl* raw = impl.get();
   std::unique_ptr<Kiosk> k(new Kiosk(std::move(impl)));
   raw->watcher = std::jthread([raw](std::stop_token stop) { raw->watch(stop); });

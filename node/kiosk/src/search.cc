@@ -61,6 +61,7 @@ struct SearchIndex::Impl {
   // kiosk holds no writer's buffers or lock.
   std::unique_ptr<Xapian::WritableDatabase> db;
   std::map<std::string, std::uint64_t> versions;  // what the index holds, read once at open
+  std::map<std::string, std::string> notes;       // set_note(), read once at open
 
   Status writable() {
     if (db) return Status::Ok();
@@ -98,6 +99,12 @@ Result<std::unique_ptr<SearchIndex>> SearchIndex::open(const std::string& dir) {
         const std::string key = *it;
         const std::string value = impl->db->get_metadata(key);
         if (!value.empty()) impl->versions[key.substr(2)] = std::stoull(value);
+      }
+      impl->notes.clear();
+      for (auto it = impl->db->metadata_keys_begin("n:"); it != impl->db->metadata_keys_end("n:");
+           ++it) {
+        const std::string key = *it;
+        impl->notes[key.substr(2)] = impl->db->get_metadata(key);
       }
       impl->db.reset();
       break;
@@ -190,6 +197,24 @@ Status SearchIndex::remove(const std::string& bundle) {
   return Status::Ok();
 }
 
+Status SearchIndex::set_note(const std::string& key, const std::string& value) {
+  std::lock_guard lock(impl_->write_mu);
+  OUTPOST_RETURN_IF_ERROR(impl_->writable());
+  try {
+    impl_->db->set_metadata("n:" + key, value);
+    impl_->notes[key] = value;
+  } catch (const Xapian::Error& e) {
+    return Status::Internal("saving " + key + " in the kiosk's index: " + e.get_msg());
+  }
+  return Status::Ok();
+}
+
+std::string SearchIndex::note(const std::string& key) {
+  std::lock_guard lock(impl_->write_mu);
+  auto it = impl_->notes.find(key);
+  return it == impl_->notes.end() ? "" : it->second;
+}
+
 Status SearchIndex::commit() {
   std::lock_guard lock(impl_->write_mu);
   if (!impl_->db) return Status::Ok();
@@ -201,6 +226,14 @@ Status SearchIndex::commit() {
                                      e.get_msg() + ": is the disk full?");
   }
   return Status::Ok();
+}
+
+void SearchIndex::reallocate() {
+  std::lock_guard lock(impl_->write_mu);
+  auto versions = impl_->versions;
+  auto notes = impl_->notes;
+  impl_->versions.swap(versions);
+  impl_->notes.swap(notes);
 }
 
 SearchResults SearchIndex::search(const SearchQuery& q) {

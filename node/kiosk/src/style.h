@@ -1,6 +1,8 @@
 // The kiosk's one stylesheet, served at a versioned address and cached forever. Plain CSS 2.1
-// plus media queries, so old browsers lay it out too; no web fonts; sizes in em so 200 % text
-// zoom reflows; colours meet WCAG AA contrast.
+// plus media queries, so old browsers lay it out too (no grid, flex, var() or calc(); the pages
+// read in order without any stylesheet at all); no web fonts; sizes in em so 200 % text zoom
+// reflows; colours meet WCAG AA contrast. Printed: black on white, without the header, forms
+// and navigation, a document's outside links followed by their address, tables whole.
 #pragma once
 
 #include <string_view>
@@ -51,7 +53,19 @@ dl.prov dt{font-weight:bold}
 dl.prov dd{margin:0 0 .3em 0}
 footer{border-top:1px solid #888;margin-top:2em;padding:.5em 0;font-size:.9em}
 pre{white-space:pre-wrap;word-wrap:break-word}
-@media print{header,form,.actions,.doclangs,.pager,.skip{display:none}body{max-width:none}a{color:#000;text-decoration:none}}
+@media print{header,nav,form,.actions,.doclangs,.pager,.skip{display:none}
+html,body,a,mark,.meta,.note,.warn,th,td,caption,footer,pre,.doc li:target,.doc p:target{color:#000;background:#fff}
+body{max-width:none;padding:0}
+a{text-decoration:none}
+.doc a[href^="http"]:after,.doc a[href^="mailto:"]:after{content:" <" attr(href) ">";font-size:.85em}
+mark{font-weight:bold;text-decoration:underline}
+.note,.warn{border:1px solid #000}
+.scroll{overflow:visible}
+table{width:100%}
+th,td{border-color:#000;word-wrap:break-word;overflow-wrap:break-word}
+thead{display:table-header-group}
+tr,figure,svg{page-break-inside:avoid}
+h1,h2,h3,caption{page-break-after:avoid}}
 )css";
 
 }  // namespace outpost::kiosk

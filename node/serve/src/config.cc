@@ -365,6 +365,10 @@ Result<Config> parse_config(std::string_view text, const std::string& path) {
     OUTPOST_RETURN_IF_ERROR(r.string(*k, "kiosk.", "index", &c.kiosk.index));
     if (!c.kiosk.index.empty()) c.kiosk.index = r.resolve(c.kiosk.index);
     OUTPOST_RETURN_IF_ERROR(r.string(*k, "kiosk.", "site_name", &c.kiosk.site_name));
+    if (c.kiosk.site_name.find_first_not_of(" \t") == std::string::npos) {
+      return r.error(k->get("site_name"), "kiosk.site_name",
+                     "is empty: give the name visitors see at the top of every page");
+    }
     OUTPOST_RETURN_IF_ERROR(
         r.integer(*k, "kiosk.", "stale_after_days", 1, 3650, &c.kiosk.stale_after_days));
   }

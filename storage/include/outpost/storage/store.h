@@ -216,6 +216,10 @@ class Store {
 
   // Map size, bytes in use and entries per table (one read snapshot).
   Result<StoreStats> stats();
+  // The id of the last committed write transaction, in this process or another: it changes
+  // whenever anything is committed, so a poller can skip reading a store that did not change.
+  // Cheap (a reader slot and the meta page).
+  Result<std::uint64_t> last_commit();
   const std::string& dir() const { return dir_; }
 
   // Drops this process's resident pages of the memory map (MADV_DONTNEED). The data stays in

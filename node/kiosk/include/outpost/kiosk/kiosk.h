@@ -57,8 +57,9 @@ struct KioskResponse {
 class Kiosk {
  public:
   // Opens the store read-only and the index (rebuilt from the store when missing or
-  // damaged), and starts the watcher thread. kNotFound when the store does not exist,
-  // kFailedPrecondition when the index folder cannot be created.
+  // damaged), and starts the watcher thread. Limits malloc to two arenas for the whole
+  // process (mallopt M_ARENA_MAX), which keeps an idle daemon's memory small. kNotFound when the
+  // store does not exist, kFailedPrecondition when the index folder cannot be created.
   static Result<std::unique_ptr<Kiosk>> open(const KioskOptions& options);
   ~Kiosk();  // stops the watcher
   Kiosk(const Kiosk&) = delete;

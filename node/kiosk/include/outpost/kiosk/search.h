@@ -61,9 +61,20 @@ class SearchIndex {
   Status replace(const std::string& bundle, std::uint64_t version,
                  const std::vector<IndexedText>& texts);
   Status remove(const std::string& bundle);
+  // A small value the kiosk keeps with its index (what changed in the last sync), saved by the
+  // next commit(); read back after a restart. Lost with the index, which is a cache.
+  Status set_note(const std::string& key, const std::string& value);
+  // The value saved under key (as of open(), or set since); "" when none.
+  std::string note(const std::string& key);
+  // Saves what replace/remove/set_note did and closes the writer (an idle kiosk holds no
+  // writer's buffers). kResourceExhausted when the disk is full.
   Status commit();
 
   SearchResults search(const SearchQuery& q);
+
+  // Copies the index's bookkeeping (versions, notes) into memory the calling thread allocates,
+  // so that a thread that indexed and ends leaves nothing of its own behind.
+  void reallocate();
 
   struct Impl;
 
