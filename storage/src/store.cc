@@ -866,8 +866,8 @@ void Store::release_memory() {
     return;
   }
   auto p = reinterpret_cast<std::uintptr_t>(v.mv_data);
-  // Only as far as the data file goes: the map runs past its end, and Linux (seen on 6.18)
-  // answers MADV_DONTNEED over a range past the end of a file with success but drops nothing.
+  // Only as far as the data file goes: the map runs past its end. (The kiosk's benchmark saw
+  // the map stay resident with the whole range; a test of this process did not reproduce it.)
   int fd = -1;
   struct stat file {};
   if (mdb_env_get_fd(txn->impl_->core->env.get(), &fd) != MDB_SUCCESS || ::fstat(fd, &file) != 0) {

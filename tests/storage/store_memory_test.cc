@@ -36,8 +36,8 @@ long resident_kb_of(const std::string& file) {
 }  // namespace
 
 TEST_CASE(
-    "release_memory drops the map's resident pages (regression: madvise past the end of "
-    "the file dropped nothing)",
+    "release_memory drops the map's resident pages, and the store reads on from the page "
+    "cache",
     "[storage]") {
   TempDir tmp;
   auto store = Store::open({.dir = tmp / "s", .create = true});
