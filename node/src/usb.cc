@@ -2,9 +2,13 @@
 #include "outpost/node/usb.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "assembly.h"
 #include "node_internal.h"
@@ -388,9 +392,89 @@ Result<Bytes> stored_frame(storage::ReadTxn& txn, const crypto::Digest& id) {
   return Bytes(c.frame.begin(), c.frame.end());
 }
 
+// README.txt in other languages than English (export --lang). Placeholders: {date}, {for}.
+// TEST TEXT, NOT YET CHECKED BY A TRANSLATOR: the French and Arabic below were written by
+// the developers for testing; have a translator check them before an office relies on them.
+struct ReadmeLanguage {
+  std::string_view code;
+  std::string_view text;
+};
+constexpr ReadmeLanguage kReadmeLanguages[] = {
+    {"fr",
+     "PAQUET OUTPOST - documents pour un n\u0153ud outpost\r\n"
+     "Contenu : des documents publi\u00e9s (r\u00e9solutions, statistiques) et les signatures "
+     "qui prouvent qu'ils sont authentiques, \u00e9crits le {date}.\r\n"
+     "Pour : {for}.\r\n\r\n"
+     "Comment importer (sur l'ordinateur o\u00f9 tourne outpost) :\r\n"
+     "  1. Branchez cette cl\u00e9.\r\n"
+     "  2. Lancez :  outpost import <emplacement de la cl\u00e9>/outpost-pack\r\n"
+     "  3. outpost v\u00e9rifie chaque signature avant d'afficher quoi que ce soit. Il dit ce "
+     "qu'il a import\u00e9 et, s'il manque quelque chose, exactement quoi.\r\n\r\n"
+     "Merci de ne pas renommer, modifier ni supprimer les fichiers de ce dossier. Copier le "
+     "dossier entier sur une autre cl\u00e9 ou un autre ordinateur ne pose pas de "
+     "probl\u00e8me.\r\n"},
+    {"ar",
+     "\u062d\u0632\u0645\u0629 OUTPOST - \u0648\u062b\u0627\u0626\u0642 \u0644\u0639\u0642\u062f"
+     "\u0629 outpost\r\n"
+     "\u0645\u0627 \u0647\u0630\u0627: \u0648\u062b\u0627\u0626\u0642 \u0645\u0646\u0634\u0648"
+     "\u0631\u0629 (\u0642\u0631\u0627\u0631\u0627\u062a\u060c \u0625\u062d\u0635\u0627\u0621"
+     "\u0627\u062a) \u0648\u0627\u0644\u062a\u0648\u0627\u0642\u064a\u0639 \u0627\u0644\u062a"
+     "\u064a \u062a\u062b\u0628\u062a \u0623\u0646\u0647\u0627 \u0623\u0635\u0644\u064a\u0629"
+     "\u060c \u0643\u064f\u062a\u0628\u062a \u0641\u064a {date}.\r\n"
+     "\u0625\u0644\u0649: {for}.\r\n\r\n"
+     "\u0637\u0631\u064a\u0642\u0629 \u0627\u0644\u0627\u0633\u062a\u064a\u0631\u0627\u062f "
+     "(\u0639\u0644\u0649 \u0627\u0644\u062d\u0627\u0633\u0648\u0628 \u0627\u0644\u0630\u064a "
+     "\u064a\u0634\u063a\u0651\u0644 outpost):\r\n"
+     "  1. \u0623\u062f\u062e\u0650\u0644 \u0630\u0627\u0643\u0631\u0629 USB \u0647\u0630\u0647."
+     "\r\n"
+     "  2. \u0634\u063a\u0651\u0644:  outpost import <\u0645\u0643\u0627\u0646 \u0627\u0644"
+     "\u0630\u0627\u0643\u0631\u0629>/outpost-pack\r\n"
+     "  3. \u064a\u062a\u062d\u0642\u0642 outpost \u0645\u0646 \u0643\u0644 \u062a\u0648\u0642"
+     "\u064a\u0639 \u0642\u0628\u0644 \u0623\u0646 \u064a\u0639\u0631\u0636 \u0623\u064a "
+     "\u0634\u064a\u0621\u060c \u062b\u0645 \u064a\u0630\u0643\u0631 \u0645\u0627 \u0627\u0633"
+     "\u062a\u0648\u0631\u062f\u0647\u060c \u0648\u0625\u0646 \u0646\u0642\u0635 \u0634\u064a"
+     "\u0621 \u0630\u0643\u0631\u0647 \u0628\u0627\u0644\u062a\u062d\u062f\u064a\u062f.\r\n\r\n"
+     "\u064a\u064f\u0631\u062c\u0649 \u0639\u062f\u0645 \u0625\u0639\u0627\u062f\u0629 \u062a"
+     "\u0633\u0645\u064a\u0629 \u0645\u0644\u0641\u0627\u062a \u0647\u0630\u0627 \u0627\u0644"
+     "\u0645\u062c\u0644\u062f \u0623\u0648 \u062a\u0639\u062f\u064a\u0644\u0647\u0627 \u0623"
+     "\u0648 \u062d\u0630\u0641\u0647\u0627. \u0644\u0627 \u0628\u0623\u0633 \u0628\u0646\u0633"
+     "\u062e \u0627\u0644\u0645\u062c\u0644\u062f \u0643\u0627\u0645\u0644\u0627\u064b \u0625"
+     "\u0644\u0649 \u0630\u0627\u0643\u0631\u0629 \u0623\u0648 \u062d\u0627\u0633\u0648\u0628 "
+     "\u0622\u062e\u0631.\r\n"},
+};
+
+const ReadmeLanguage* readme_language(std::string_view code) {
+  for (const auto& l : kReadmeLanguages) {
+    if (l.code == code) return &l;
+  }
+  return nullptr;
+}
+
+std::string fill_readme(std::string_view text, const std::string& date, const std::string& who) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text.compare(i, 6, "{date}") == 0) {
+      out += date;
+      i += 6;
+    } else if (text.compare(i, 5, "{for}") == 0) {
+      out += who;
+      i += 5;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
 std::string readme_text(const std::vector<RepoPlan>& plans, const std::string& made_for,
-                        std::int64_t now, const std::string& extra) {
+                        std::int64_t now, const std::string& extra,
+                        const std::vector<std::string>& languages) {
   std::string t;
+  bool other = false;
+  for (const auto& l : languages) other = other || l != "en";
+  // A UTF-8 byte order mark when there is more than English: Notepad then shows the accents
+  // and the Arabic script right on every Windows version.
+  if (other) t += "\xEF\xBB\xBF";
   t += "OUTPOST PACK - documents for an outpost node\r\n";
   t += "============================================\r\n\r\n";
   t += "What this is: published documents (resolutions, statistics) and the signatures\r\n";
@@ -409,6 +493,12 @@ std::string readme_text(const std::vector<RepoPlan>& plans, const std::string& m
       t += "    " + b.name + " version " + std::to_string(b.version) + "\r\n";
     }
     for (const auto& l : p.left_out) t += "    left out: " + l + "\r\n";
+  }
+  for (const auto& code : languages) {
+    const ReadmeLanguage* l = readme_language(code);
+    if (l == nullptr) continue;  // "en", or refused before anything was written
+    t += "\r\n----------------------------------------------------------------------\r\n";
+    t += fill_readme(l->text, format_utc(now), made_for);
   }
   if (!extra.empty()) t += "\r\n" + extra + "\r\n";
   return t;
@@ -437,6 +527,132 @@ void clean_folder(FileSystem& fs, const std::string& dir) {
   }
   (void)fs.fsync_dir(dir);
 }
+
+// An import commits chunks in fewer, larger write transactions than a sync (each commit is
+// an fsync; a stick brings everything at once), within the 64 MB resident-memory target.
+constexpr std::size_t kImportBatchBytes = 6u << 20;
+constexpr std::size_t kImportBatchCount = 1024;
+
+// The hashing half of an import, on a second thread (a stick's import is CPU-bound: BLAKE2b
+// of each chunk against its id and of the whole content stream against the signed root).
+// The import thread reads and decompresses; this thread checks each piece handed to it, in
+// order, and feeds the content root. A chunk counts as verified only once processed() has
+// passed its sequence number without an error, so nothing unverified reaches the store.
+// At most kMaxQueued bytes wait at once (bounded memory). Thread-safety: one producer thread.
+class ImportHasher {
+ public:
+  static constexpr std::size_t kMaxQueued = 4u << 20;
+
+  ImportHasher() : thread_([this] { run(); }) {}
+  ~ImportHasher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+    }
+    work_.notify_one();
+    thread_.join();
+  }
+  ImportHasher(const ImportHasher&) = delete;
+  ImportHasher& operator=(const ImportHasher&) = delete;
+
+  // Each call is one piece, numbered from 0 in call order; returns its number.
+  std::uint64_t add_file(const packaging::FileEntry& file) {
+    Piece p;
+    p.file = &file;
+    return push(std::move(p));
+  }
+  // Content bytes, checked against `id` first when it is given (a chunk from the pack).
+  std::uint64_t add_bytes(Bytes raw, const crypto::Digest* id, std::string name) {
+    Piece p;
+    p.raw = std::move(raw);
+    if (id != nullptr) p.id = *id;
+    p.name = std::move(name);
+    return push(std::move(p));
+  }
+  // Pieces processed so far, and the first error (pieces from failed() on do not count).
+  std::uint64_t processed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return processed_;
+  }
+  bool verified(std::uint64_t seq) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seq < processed_ && seq < failed_at_;
+  }
+  // Waits until every piece handed over is processed; then the first error, if any.
+  Status wait_idle() {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return processed_ == next_; });
+    return error_;
+  }
+  Result<crypto::Digest> finish() {
+    OUTPOST_RETURN_IF_ERROR(wait_idle());
+    return hasher_.finish();
+  }
+
+ private:
+  struct Piece {
+    const packaging::FileEntry* file = nullptr;
+    Bytes raw;
+    std::optional<crypto::Digest> id;
+    std::string name;
+  };
+  std::uint64_t push(Piece p) {
+    std::unique_lock<std::mutex> lock(mu_);
+    // Wait for room unless the queue is empty (one piece may exceed the bound) or hashing
+    // already failed (the import thread will stop at its next check).
+    done_.wait(lock, [&] {
+      return queued_ + p.raw.size() <= kMaxQueued || queue_.empty() || !error_.ok();
+    });
+    queued_ += p.raw.size();
+    queue_.push_back(std::move(p));
+    const std::uint64_t seq = next_++;
+    lock.unlock();
+    work_.notify_one();
+    return seq;
+  }
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // closing
+      Piece p = std::move(queue_.front());
+      queue_.pop_front();
+      const bool skip = !error_.ok();
+      lock.unlock();
+      Status s = Status::Ok();
+      if (!skip) s = process(p);
+      lock.lock();
+      queued_ -= p.raw.size();
+      if (!s.ok() && error_.ok()) {
+        error_ = s;
+        failed_at_ = processed_;
+      }
+      ++processed_;
+      done_.notify_all();
+    }
+  }
+  Status process(const Piece& p) {
+    if (p.file != nullptr) return hasher_.add_file(p.file->path, p.file->mode, p.file->size);
+    if (p.id && !crypto::digest_equal(crypto::blake2b(view(p.raw)), *p.id)) {
+      return Status::Corruption(p.name +
+                                " does not match its hash (damaged or tampered): not stored");
+    }
+    return hasher_.update(view(p.raw));
+  }
+
+  packaging::ContentHasher hasher_;  // only the hashing thread touches it until finish()
+  mutable std::mutex mu_;
+  std::condition_variable work_;
+  std::condition_variable done_;
+  std::deque<Piece> queue_;
+  std::size_t queued_ = 0;
+  std::uint64_t next_ = 0;
+  std::uint64_t processed_ = 0;
+  std::uint64_t failed_at_ = UINT64_MAX;
+  Status error_ = Status::Ok();
+  bool closing_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 // One bundle version by the stick route: the exporter's chunk index, the chunks the store
 // lacks (each checked against its id), then the content root against the signed manifest.
@@ -494,24 +710,57 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   SyncProgress progress{p.bundle, "stick", 0, total};
   // One pass in content order: each chunk the pack brings is read, decompressed and checked
   // against its id once, and its bytes go on into the content root; chunks already held
-  // (or met earlier in this version) are read back from the store for the root. The version
-  // counts only when the root matches the signed one (accept_with_root).
+  // (or met earlier in this version) are read back from the store for the root. The checks
+  // and the root run on a second thread (ImportHasher); a chunk goes into the write batch
+  // only once checked. The version counts only when the root matches the signed one
+  // (accept_with_root).
   packaging::Decompressor dec;
-  packaging::ContentHasher hasher;
-  ChunkBatch batch(ctx.store);
-  std::set<crypto::Digest> unflushed;   // taken chunks still in the batch, not in the store
+  ImportHasher hasher;
+  // Fewer, larger write transactions than a sync's (each commit is an fsync).
+  ChunkBatch batch(ctx.store, kImportBatchBytes, kImportBatchCount);
+  struct Staged {
+    std::uint64_t seq;
+    crypto::Digest id;
+    std::uint32_t raw_length;
+    Bytes frame;
+  };
+  std::deque<Staged> staged;            // read and decompressed, not yet checked
+  std::set<crypto::Digest> unflushed;   // taken chunks staged or in the batch, not in the store
   std::optional<storage::ReadTxn> txn;  // for held chunks; ended before every write
   PageBudget pages(ctx.store);
+  // Moves the checked chunks into the batch (which commits as it fills); with `all`, waits
+  // for every check and commits the batch. A failed check stores what was checked before it
+  // and returns the failure.
+  auto settle = [&](bool all) -> Status {
+    Status checked = all ? hasher.wait_idle() : Status::Ok();
+    while (!staged.empty() && hasher.verified(staged.front().seq)) {
+      Staged& c = staged.front();
+      txn.reset();
+      OUTPOST_RETURN_IF_ERROR(batch.add(c.id, c.raw_length, view(c.frame)));
+      staged.pop_front();
+    }
+    if (batch.pending() == 0 && staged.empty()) unflushed.clear();  // all in the store
+    if (!all && staged.empty()) return Status::Ok();
+    if (!all) {
+      // Something is staged: stop early only if its check failed.
+      Status e = Status::Ok();
+      if (hasher.processed() > staged.front().seq) e = hasher.wait_idle();
+      if (e.ok()) return Status::Ok();
+      checked = e;
+    }
+    txn.reset();
+    OUTPOST_RETURN_IF_ERROR(batch.flush());
+    return checked;
+  };
   std::size_t next = 0;
   for (std::size_t f = 0; f < p.manifest.files.size(); ++f) {
     const auto& file = p.manifest.files[f];
-    OUTPOST_RETURN_IF_ERROR(hasher.add_file(file.path, file.mode, file.size).With(what));
+    hasher.add_file(file);
     for (std::uint32_t c = 0; c < index.file_chunks[f]; ++c, ++next) {
       const auto& e = index.chunks[next];
       if (!take[next]) {
         if (unflushed.count(e.id)) {
-          txn.reset();
-          OUTPOST_RETURN_IF_ERROR(batch.flush());
+          OUTPOST_RETURN_IF_ERROR(settle(true));
           unflushed.clear();
         }
         if (!txn) {
@@ -520,13 +769,12 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
         }
         OUTPOST_ASSIGN_OR_RETURN(Bytes raw, read_chunk(*txn, dec, e));
         pages.add(raw.size());
-        OUTPOST_RETURN_IF_ERROR(hasher.update(view(raw)).With(what));
+        hasher.add_bytes(std::move(raw), nullptr, {});
         continue;
       }
-      txn.reset();
       auto frame = pack.chunk_frame(e.id);
       if (!frame.ok()) {
-        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
+        OUTPOST_RETURN_IF_ERROR(settle(true));  // keep what verified
         if (frame.error().IsNotFound()) {
           return Status::NotFound(what + ": chunk " + crypto::hex(e.id) +
                                   " is not in the pack (a volume is missing or damaged)");
@@ -534,24 +782,19 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
         return frame.error();
       }
       std::string name = "chunk " + crypto::hex(e.id) + " of " + what;
-      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, dec.decompress(view(*frame), e.raw_length, name));
-      if (!crypto::digest_equal(crypto::blake2b(view(raw)), e.id)) {
-        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
-        return Status::Corruption(name +
-                                  " does not match its hash (damaged or tampered): not "
-                                  "stored");
+      auto raw = dec.decompress(view(*frame), e.raw_length, name);
+      if (!raw.ok()) {
+        OUTPOST_RETURN_IF_ERROR(settle(true));
+        return raw.error();
       }
-      OUTPOST_RETURN_IF_ERROR(hasher.update(view(raw)).With(what));
-      OUTPOST_RETURN_IF_ERROR(batch.add(e.id, e.raw_length, view(*frame)));
-      if (batch.pending() == 0) {
-        unflushed.clear();
-      } else {
-        unflushed.insert(e.id);
-      }
+      const std::uint64_t seq = hasher.add_bytes(std::move(*raw), &e.id, std::move(name));
+      staged.push_back(Staged{seq, e.id, e.raw_length, std::move(*frame)});
+      unflushed.insert(e.id);
+      OUTPOST_RETURN_IF_ERROR(settle(false));
       progress.done += e.raw_length;
       if (ctx.options.progress) ctx.options.progress(progress);
       if (ctx.options.stop.stop_requested()) {
-        OUTPOST_RETURN_IF_ERROR(batch.flush());
+        OUTPOST_RETURN_IF_ERROR(settle(true));
         return Status::Cancelled("import stopped on request");
       }
     }
@@ -560,7 +803,7 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   if (next != index.chunks.size()) {
     return Status::Corruption("the chunk index of " + what + " does not match its manifest");
   }
-  OUTPOST_RETURN_IF_ERROR(batch.flush());
+  OUTPOST_RETURN_IF_ERROR(settle(true));
   auto root = hasher.finish();
   if (!root.ok()) return root.error().With(what);
   OUTPOST_RETURN_IF_ERROR(accept_with_root(ctx, p, *root, *bytes));
@@ -671,6 +914,14 @@ Result<packaging::HaveFile> make_have(Node& node) {
 
 Result<ExportReport> export_pack(Node& node, const ExportOptions& options) {
   FileSystem& fs = fs_of(options.fs);
+  for (const auto& code : options.readme_languages) {
+    if (code != "en" && readme_language(code) == nullptr) {
+      std::string have = "en";
+      for (const auto& l : kReadmeLanguages) have += ", " + std::string(l.code);
+      return Status::InvalidArgument("no README.txt text in language '" + code + "': outpost has " +
+                                     have + "; put other words in with --note TEXT");
+    }
+  }
   const std::int64_t now = node.clock().now();
   std::optional<packaging::HaveFile> have;
   if (!options.have_file.empty()) {
@@ -847,7 +1098,8 @@ Result<ExportReport> export_pack(Node& node, const ExportOptions& options) {
     report.bytes += out.bytes;
     // README first, the index last: a stick pulled before this point still has the old index
     // naming the old volumes, which are all still there.
-    std::string readme = readme_text(plans, made_for, now, options.readme_extra);
+    std::string readme =
+        readme_text(plans, made_for, now, options.readme_extra, options.readme_languages);
     OUTPOST_RETURN_IF_ERROR(fs.write_file_atomic(
         join_path(folder, std::string(packaging::kStickReadme)), as_bytes(readme)));
     out.index_path = join_path(folder, packaging::stick_index_name(p.repo));
