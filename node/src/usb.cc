@@ -530,8 +530,8 @@ void clean_folder(FileSystem& fs, const std::string& dir) {
 
 // An import commits chunks in fewer, larger write transactions than a sync (each commit is
 // an fsync; a stick brings everything at once), within the 64 MB resident-memory target.
-constexpr std::size_t kImportBatchBytes = 6u << 20;
-constexpr std::size_t kImportBatchCount = 1024;
+constexpr std::size_t kImportBatchBytes = 2u << 20;
+constexpr std::size_t kImportBatchCount = 128;
 
 // The hashing half of an import, on a second thread (a stick's import is CPU-bound: BLAKE2b
 // of each chunk against its id and of the whole content stream against the signed root).
@@ -541,7 +541,9 @@ constexpr std::size_t kImportBatchCount = 1024;
 // At most kMaxQueued bytes wait at once (bounded memory). Thread-safety: one producer thread.
 class ImportHasher {
  public:
-  static constexpr std::size_t kMaxQueued = 4u << 20;
+  static constexpr std::size_t kMaxQueued = 2u << 20;
+  static constexpr std::size_t kWakeBytes = 512u << 10;
+  static constexpr std::size_t kWakePieces = 256;
 
   ImportHasher() : thread_([this] { run(); }) {}
   ~ImportHasher() {
@@ -581,7 +583,10 @@ class ImportHasher {
   // Waits until every piece handed over is processed; then the first error, if any.
   Status wait_idle() {
     std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    if (idle_) work_.notify_one();
     done_.wait(lock, [&] { return processed_ == next_; });
+    --waiting_;
     return error_;
   }
   Result<crypto::Digest> finish() {
@@ -596,39 +601,60 @@ class ImportHasher {
     std::optional<crypto::Digest> id;
     std::string name;
   };
+  bool worth_waking() const { return queued_ >= kWakeBytes || queue_.size() >= kWakePieces; }
   std::uint64_t push(Piece p) {
     std::unique_lock<std::mutex> lock(mu_);
     // Wait for room unless the queue is empty (one piece may exceed the bound) or hashing
     // already failed (the import thread will stop at its next check).
-    done_.wait(lock, [&] {
+    ++waiting_;
+    auto room = [&] {
       return queued_ + p.raw.size() <= kMaxQueued || queue_.empty() || !error_.ok();
-    });
+    };
+    if (!room() && idle_) work_.notify_one();
+    done_.wait(lock, room);
+    --waiting_;
     queued_ += p.raw.size();
     queue_.push_back(std::move(p));
     const std::uint64_t seq = next_++;
+    // Chunks are ~16 KB: the hashing thread sleeps until 1 MB waits (or the import thread
+    // waits for it), so it is woken once per MB, not once per chunk.
+    const bool wake = idle_ && worth_waking();
     lock.unlock();
-    work_.notify_one();
+    if (wake) work_.notify_one();
     return seq;
   }
   void run() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      work_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      idle_ = true;
+      work_.wait(lock,
+                 [&] { return closing_ || (!queue_.empty() && (waiting_ > 0 || worth_waking())); });
+      idle_ = false;
       if (queue_.empty()) return;  // closing
-      Piece p = std::move(queue_.front());
-      queue_.pop_front();
-      const bool skip = !error_.ok();
+      // Everything queued, processed with the lock released, then counted at once.
+      std::deque<Piece> work;
+      work.swap(queue_);
+      const bool failed_before = !error_.ok();
       lock.unlock();
-      Status s = Status::Ok();
-      if (!skip) s = process(p);
-      lock.lock();
-      queued_ -= p.raw.size();
-      if (!s.ok() && error_.ok()) {
-        error_ = s;
-        failed_at_ = processed_;
+      Status first = Status::Ok();
+      std::size_t failed = work.size();
+      std::size_t bytes = 0;
+      for (std::size_t i = 0; i < work.size(); ++i) {
+        bytes += work[i].raw.size();
+        if (failed_before || !first.ok()) continue;
+        first = process(work[i]);
+        if (!first.ok()) failed = i;
       }
-      ++processed_;
-      done_.notify_all();
+      const std::size_t n = work.size();
+      work.clear();  // frees the bytes before the import thread may queue more
+      lock.lock();
+      queued_ -= bytes;
+      if (!first.ok() && error_.ok()) {
+        error_ = first;
+        failed_at_ = processed_ + failed;
+      }
+      processed_ += n;
+      if (waiting_ > 0) done_.notify_all();
     }
   }
   Status process(const Piece& p) {
@@ -650,6 +676,8 @@ class ImportHasher {
   std::uint64_t processed_ = 0;
   std::uint64_t failed_at_ = UINT64_MAX;
   Status error_ = Status::Ok();
+  int waiting_ = 0;    // import-thread waits in progress (push, wait_idle)
+  bool idle_ = false;  // the hashing thread waits for work
   bool closing_ = false;
   std::thread thread_;  // last: starts once the members above exist
 };
@@ -1130,6 +1158,7 @@ Result<ImportReport> import_pack(Node& node, const std::string& location,
         SubscribeOptions so;
         so.root_pubkey = options.root_pubkey;
         so.accept_expired_timestamp = true;  // only a stick reaches here
+        so.opened = pack.get();              // scanned once, not twice
         auto sub = node.subscribe(index_path, so);
         if (!sub.ok()) return sub.error().With("trusting the repository of " + index_path);
         r.repo = sub->id;

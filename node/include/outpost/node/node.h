@@ -48,6 +48,9 @@ struct SubscribeOptions {
   // A USB pack only (as SyncOptions::accept_expired_timestamp): a node that trusts a
   // repository from a stick months after it was written.
   bool accept_expired_timestamp = false;
+  // The first location already open (a stick import's scanned pack), used instead of opening
+  // it again; not owned, must outlive the call.
+  sync::Source* opened = nullptr;
 };
 
 struct Subscription {
