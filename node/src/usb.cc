@@ -399,49 +399,35 @@ struct ReadmeLanguage {
   std::string_view code;
   std::string_view text;
 };
+// clang-format off
 constexpr ReadmeLanguage kReadmeLanguages[] = {
     {"fr",
-     "PAQUET OUTPOST - documents pour un n\u0153ud outpost\r\n"
-     "Contenu : des documents publi\u00e9s (r\u00e9solutions, statistiques) et les signatures "
-     "qui prouvent qu'ils sont authentiques, \u00e9crits le {date}.\r\n"
+     "PAQUET OUTPOST - documents pour un nœud outpost\r\n"
+     "Contenu : des documents publiés (résolutions, statistiques) et les signatures "
+     "qui prouvent qu'ils sont authentiques, écrits le {date}.\r\n"
      "Pour : {for}.\r\n\r\n"
-     "Comment importer (sur l'ordinateur o\u00f9 tourne outpost) :\r\n"
-     "  1. Branchez cette cl\u00e9.\r\n"
-     "  2. Lancez :  outpost import <emplacement de la cl\u00e9>/outpost-pack\r\n"
-     "  3. outpost v\u00e9rifie chaque signature avant d'afficher quoi que ce soit. Il dit ce "
-     "qu'il a import\u00e9 et, s'il manque quelque chose, exactement quoi.\r\n\r\n"
+     "Comment importer (sur l'ordinateur où tourne outpost) :\r\n"
+     "  1. Branchez cette clé.\r\n"
+     "  2. Lancez :  outpost import <emplacement de la clé>/outpost-pack\r\n"
+     "  3. outpost vérifie chaque signature avant d'afficher quoi que ce soit. Il dit ce "
+     "qu'il a importé et, s'il manque quelque chose, exactement quoi.\r\n\r\n"
      "Merci de ne pas renommer, modifier ni supprimer les fichiers de ce dossier. Copier le "
-     "dossier entier sur une autre cl\u00e9 ou un autre ordinateur ne pose pas de "
-     "probl\u00e8me.\r\n"},
+     "dossier entier sur une autre clé ou un autre ordinateur ne pose pas de "
+     "problème.\r\n"},
     {"ar",
-     "\u062d\u0632\u0645\u0629 OUTPOST - \u0648\u062b\u0627\u0626\u0642 \u0644\u0639\u0642\u062f"
-     "\u0629 outpost\r\n"
-     "\u0645\u0627 \u0647\u0630\u0627: \u0648\u062b\u0627\u0626\u0642 \u0645\u0646\u0634\u0648"
-     "\u0631\u0629 (\u0642\u0631\u0627\u0631\u0627\u062a\u060c \u0625\u062d\u0635\u0627\u0621"
-     "\u0627\u062a) \u0648\u0627\u0644\u062a\u0648\u0627\u0642\u064a\u0639 \u0627\u0644\u062a"
-     "\u064a \u062a\u062b\u0628\u062a \u0623\u0646\u0647\u0627 \u0623\u0635\u0644\u064a\u0629"
-     "\u060c \u0643\u064f\u062a\u0628\u062a \u0641\u064a {date}.\r\n"
-     "\u0625\u0644\u0649: {for}.\r\n\r\n"
-     "\u0637\u0631\u064a\u0642\u0629 \u0627\u0644\u0627\u0633\u062a\u064a\u0631\u0627\u062f "
-     "(\u0639\u0644\u0649 \u0627\u0644\u062d\u0627\u0633\u0648\u0628 \u0627\u0644\u0630\u064a "
-     "\u064a\u0634\u063a\u0651\u0644 outpost):\r\n"
-     "  1. \u0623\u062f\u062e\u0650\u0644 \u0630\u0627\u0643\u0631\u0629 USB \u0647\u0630\u0647."
-     "\r\n"
-     "  2. \u0634\u063a\u0651\u0644:  outpost import <\u0645\u0643\u0627\u0646 \u0627\u0644"
-     "\u0630\u0627\u0643\u0631\u0629>/outpost-pack\r\n"
-     "  3. \u064a\u062a\u062d\u0642\u0642 outpost \u0645\u0646 \u0643\u0644 \u062a\u0648\u0642"
-     "\u064a\u0639 \u0642\u0628\u0644 \u0623\u0646 \u064a\u0639\u0631\u0636 \u0623\u064a "
-     "\u0634\u064a\u0621\u060c \u062b\u0645 \u064a\u0630\u0643\u0631 \u0645\u0627 \u0627\u0633"
-     "\u062a\u0648\u0631\u062f\u0647\u060c \u0648\u0625\u0646 \u0646\u0642\u0635 \u0634\u064a"
-     "\u0621 \u0630\u0643\u0631\u0647 \u0628\u0627\u0644\u062a\u062d\u062f\u064a\u062f.\r\n\r\n"
-     "\u064a\u064f\u0631\u062c\u0649 \u0639\u062f\u0645 \u0625\u0639\u0627\u062f\u0629 \u062a"
-     "\u0633\u0645\u064a\u0629 \u0645\u0644\u0641\u0627\u062a \u0647\u0630\u0627 \u0627\u0644"
-     "\u0645\u062c\u0644\u062f \u0623\u0648 \u062a\u0639\u062f\u064a\u0644\u0647\u0627 \u0623"
-     "\u0648 \u062d\u0630\u0641\u0647\u0627. \u0644\u0627 \u0628\u0623\u0633 \u0628\u0646\u0633"
-     "\u062e \u0627\u0644\u0645\u062c\u0644\u062f \u0643\u0627\u0645\u0644\u0627\u064b \u0625"
-     "\u0644\u0649 \u0630\u0627\u0643\u0631\u0629 \u0623\u0648 \u062d\u0627\u0633\u0648\u0628 "
-     "\u0622\u062e\u0631.\r\n"},
+     "حزمة OUTPOST - وثائق لعقدة outpost\r\n"
+     "ما هذا: وثائق منشورة (قرارات، إحصاءات) والتواقيع التي تثبت أنها أصلية، "
+     "كُتبت في {date}.\r\n"
+     "إلى: {for}.\r\n\r\n"
+     "طريقة الاستيراد (على الحاسوب الذي يشغّل outpost):\r\n"
+     "  1. أدخِل ذاكرة USB هذه.\r\n"
+     "  2. شغّل:  outpost import <مكان الذاكرة>/outpost-pack\r\n"
+     "  3. يتحقق outpost من كل توقيع قبل أن يعرض أي شيء، ثم يذكر ما استورده، "
+     "وإن نقص شيء ذكره بالتحديد.\r\n\r\n"
+     "يُرجى عدم إعادة تسمية ملفات هذا المجلد أو تعديلها أو حذفها. "
+     "لا بأس بنسخ المجلد كاملاً إلى ذاكرة أو حاسوب آخر.\r\n"},
 };
+// clang-format on
 
 const ReadmeLanguage* readme_language(std::string_view code) {
   for (const auto& l : kReadmeLanguages) {
