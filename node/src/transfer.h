@@ -13,13 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "node_internal.h"
 #include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/manifest.h"
 #include "outpost/storage/store.h"
-#include "node_internal.h"
 #include "plan.h"
 #include "sync_context.h"
 
