@@ -6,9 +6,11 @@
 #     whole files (tar | zstd -19 of the new tree) and a git-bundle-style thin pack (git
 #     bundle of the new commit against the old one).
 #  2. import throughput and peak RSS of a whole pack of SIZE_MB of generated files, and
-#     export throughput against `tar | zstd -3` of the same tree, in the same run.
+#     export throughput against `tar | zstd -3` of the same tree, in the same run, RUNS times
+#     (median). REUSE=1 keeps the tree, repository and HQ store of an earlier run.
 #   bench/usb/run.sh [BUILD_DIR]     env: DATA (default /tmp/usb-bench), SIZE_MB (1024),
-#                                         PAIRS ("819 820 ..."), SKIP_LARGE=1
+#                                         PAIRS ("819 820 ..."), SKIP_LARGE=1, RUNS (3),
+#                                         REUSE=1
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-$here/../../build}
@@ -98,9 +100,13 @@ echo
 echo "## Whole pack of ${size_mb} MB: export and import"
 echo
 w=$data/large
-rm -rf "$w" && mkdir -p "$w/src"
-# Generated files of mixed compressibility (text-like and random), 4 MB each.
-python3 - "$w/src" "$size_mb" <<'PY'
+runs=${RUNS:-3}
+if [ "${REUSE:-}" = 1 ] && [ -s "$w/root.hex" ] && [ -d "$w/hq" ]; then
+  ROOT=$(cat "$w/root.hex")  # the tree, repository and HQ store of an earlier run
+else
+  rm -rf "$w" && mkdir -p "$w/src"
+  # Generated files of mixed compressibility (text-like and random), 4 MB each.
+  python3 - "$w/src" "$size_mb" <<'PY'
 import os, random, sys
 d, mb = sys.argv[1], int(sys.argv[2])
 r = random.Random(9)
@@ -115,27 +121,46 @@ for i in range(mb // 4):
                 out += b" ".join(r.choice(words) for _ in range(12)) + b"\n"
             f.write(out[: 4 << 20])
 PY
-setup_repo "$w"
-publish "$w" "$w/src"
-$O subscribe "$w/repo" --root-pubkey "$ROOT" --store "$w/hq" >/dev/null && $O sync --store "$w/hq" >/dev/null
-mkdir -p "$w/stick" "$w/tar"
-t0=$(ms)
-$O export --to "$w/stick" --store "$w/hq" >/dev/null
-t1=$(ms)
-tar -C "$w/src" -cf - . | zstd -3 -q -T1 -c >"$w/tar/src.tar.zst"
-t2=$(ms)
-sync
-pack=$(bytes "$w/stick/outpost-pack")
-/usr/bin/time -f "%e %M" -o "$w/import.time" $O import "$w/stick" --root-pubkey "$ROOT" --store "$w/office" >/dev/null
-read -r isecs irss <"$w/import.time"
-python3 - "$size_mb" "$pack" "$t0" "$t1" "$t2" "$isecs" "$irss" <<'PY'
-import sys
-mb, pack, t0, t1, t2, isecs, irss = sys.argv[1:]
-mb = int(mb); pack = int(pack)
-exp = (int(t1) - int(t0)) / 1000; tz = (int(t2) - int(t1)) / 1000; imp = float(isecs)
-print("| what | seconds | MB/s of content | peak RSS |")
+  setup_repo "$w"
+  publish "$w" "$w/src"
+  $O subscribe "$w/repo" --root-pubkey "$ROOT" --store "$w/hq" >/dev/null && $O sync --store "$w/hq" >/dev/null
+  echo "$ROOT" >"$w/root.hex"
+fi
+# RUNS times: export, tar | zstd -3 of the same tree, import into a fresh store (peak RSS
+# from /usr/bin/time -v); the table gives each run and the median.
+for r in $(seq 1 "$runs"); do
+  rm -rf "$w/stick" "$w/tar" "$w/office" && mkdir -p "$w/stick" "$w/tar"
+  t0=$(ms)
+  $O export --to "$w/stick" --store "$w/hq" >/dev/null
+  t1=$(ms)
+  tar -C "$w/src" -cf - . | zstd -3 -q -T1 -c >"$w/tar/src.tar.zst"
+  t2=$(ms)
+  sync
+  /usr/bin/time -v -o "$w/import.time" $O import "$w/stick" --root-pubkey "$ROOT" --store "$w/office" >/dev/null
+  python3 - "$w/import.time" "$t0" "$t1" "$t2" "$(bytes "$w/stick/outpost-pack")" >>"$w/runs.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def f(k): return re.search(re.escape(k) + r": (.*)", t).group(1).strip()
+wall = 0.0
+for part in f("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":"): wall = wall * 60 + float(part)
+t0, t1, t2, pack = (int(x) for x in sys.argv[2:])
+cpu = float(f("User time (seconds)")) + float(f("System time (seconds)"))
+print((t1 - t0) / 1000, (t2 - t1) / 1000, wall, cpu, int(f("Maximum resident set size (kbytes)")), pack)
+PY
+done
+python3 - "$size_mb" "$runs" "$w/runs.txt" <<'PY'
+import statistics, sys
+mb, runs, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rows = [[float(x) for x in l.split()] for l in open(path).read().split("\n") if l][-runs:]
+c = mb * 1.048576  # MB of content
+med = [statistics.median(r[i] for r in rows) for i in range(6)]
+print(f"Runs: {runs}; pack {med[5]/1e6:.0f} MB; content {c:.0f} MB. Per run (export s, tar|zstd s, import wall s, import CPU s, peak RSS MB):")
+for r in rows: print(f"  {r[0]:.1f} {r[1]:.1f} {r[2]:.1f} {r[3]:.1f} {r[4]/1024:.0f}")
+print()
+print("| what (median of %d) | seconds | MB/s of content | peak RSS |" % runs)
 print("| --- | ---: | ---: | ---: |")
-print(f"| export (whole pack, {pack/1e6:.0f} MB) | {exp:.1f} | {mb*1.048576/exp:.0f} | |")
-print(f"| tar \\| zstd -3 of the same tree | {tz:.1f} | {mb*1.048576/tz:.0f} | |")
-print(f"| import (verification included) | {imp:.1f} | {mb*1.048576/imp:.0f} | {int(irss)/1024:.0f} MB |")
+print(f"| export (whole pack, {med[5]/1e6:.0f} MB) | {med[0]:.1f} | {c/med[0]:.0f} | |")
+print(f"| tar \\| zstd -3 of the same tree | {med[1]:.1f} | {c/med[1]:.0f} | |")
+print(f"| import (verification included), wall | {med[2]:.1f} | {c/med[2]:.0f} | {max(r[4] for r in rows)/1024:.0f} MB (max) |")
+print(f"| import, CPU (user + sys) | {med[3]:.1f} | {c/med[3]:.0f} | |")
 PY

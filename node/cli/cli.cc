@@ -1157,6 +1157,13 @@ int cmd_export(const Args& a) {
   if (a.has("max-bytes")) o.max_bytes = a.bytes("max-bytes");
   if (a.has("volume-size")) o.volume_bytes = a.bytes("volume-size");
   o.readme_extra = a.get("note");
+  for (const auto& l : a.all("lang")) {
+    for (std::size_t at = 0; at <= l.size();) {
+      std::size_t comma = std::min(l.find(',', at), l.size());
+      if (comma > at) o.readme_languages.push_back(l.substr(at, comma - at));
+      at = comma + 1;
+    }
+  }
   ProgressLine line;
   if (!a.has("json")) {
     o.progress = [&](const node::ExportProgress& p) {
@@ -1656,7 +1663,7 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .json();
   add(app, "export",
       "export --to DIR [--for HAVE_FILE] [--bundle NAME ...] [--max-bytes N]\n"
-      "               [--volume-size BYTES] [--note TEXT] [--json] [--store DIR]",
+      "               [--volume-size BYTES] [--lang fr,ar] [--note TEXT] [--json] [--store DIR]",
       "Writes a pack onto a stick: what the have-file's node lacks, or everything.", cmd_export)
       .option("to", "DIR", "the stick (the pack goes into DIR/outpost-pack)")
       .required()
@@ -1666,6 +1673,7 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .check(bytes_value())
       .option("volume-size", "BYTES", "largest file of the pack (default 4G-1, FAT32's limit)")
       .check(bytes_value())
+      .repeated("lang", "CODES", "README.txt in these languages too, after English: fr, ar")
       .option("note", "TEXT", "more words for README.txt (e.g. in the office's languages)")
       .store()
       .json();

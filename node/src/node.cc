@@ -168,7 +168,12 @@ Result<Subscription> Node::subscribe(const std::string& given, const SubscribeOp
 Result<Subscription> Node::subscribe_from(const std::string& source_location,
                                           const std::string& location,
                                           const SubscribeOptions& options) {
-  OUTPOST_ASSIGN_OR_RETURN(auto source, open_with(source_location, options.http));
+  std::unique_ptr<sync::Source> own;
+  sync::Source* source = source_location == location ? options.opened : nullptr;
+  if (source == nullptr) {
+    OUTPOST_ASSIGN_OR_RETURN(own, open_with(source_location, options.http));
+    source = own.get();
+  }
   Bytes root_bytes;
   if (!options.root_json_path.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(root_bytes, real_fs().read_file(options.root_json_path, 512 * 1024));

@@ -74,7 +74,7 @@ std::vector<Span> spans_for(const ChunkIndex& index, const std::vector<std::size
 Status ChunkBatch::add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame) {
   batch_.emplace_back(id, records::chunk_value(raw_length, frame));
   bytes_ += frame.size();
-  if (bytes_ >= kChunkBatchBytes || batch_.size() >= kChunkBatchCount) return flush();
+  if (bytes_ >= max_bytes_ || batch_.size() >= max_count_) return flush();
   return Status::Ok();
 }
 

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "node_internal.h"
 #include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/hash.h"
@@ -29,7 +30,10 @@ namespace outpost::node {
 // held.
 class ChunkBatch {
  public:
-  explicit ChunkBatch(storage::Store& store) : store_(store) {}
+  // Commits once `max_bytes` of frames or `max_count` chunks are pending.
+  explicit ChunkBatch(storage::Store& store, std::size_t max_bytes = detail::kChunkBatchBytes,
+                      std::size_t max_count = detail::kChunkBatchCount)
+      : store_(store), max_bytes_(max_bytes), max_count_(max_count) {}
   // `frame`: the chunk's stored (compressed) bytes; `id` must already be verified.
   Status add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame);
   Status flush();
@@ -40,6 +44,8 @@ class ChunkBatch {
   storage::Store& store_;
   std::vector<std::pair<crypto::Digest, Bytes>> batch_;
   std::size_t bytes_ = 0;
+  std::size_t max_bytes_;
+  std::size_t max_count_;
 };
 
 // The object's bytes: what an earlier attempt left in the store, then the rest from the

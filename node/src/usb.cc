@@ -2,9 +2,13 @@
 #include "outpost/node/usb.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "assembly.h"
 #include "node_internal.h"
@@ -388,9 +392,75 @@ Result<Bytes> stored_frame(storage::ReadTxn& txn, const crypto::Digest& id) {
   return Bytes(c.frame.begin(), c.frame.end());
 }
 
+// README.txt in other languages than English (export --lang). Placeholders: {date}, {for}.
+// TEST TEXT, NOT YET CHECKED BY A TRANSLATOR: the French and Arabic below were written by
+// the developers for testing; have a translator check them before an office relies on them.
+struct ReadmeLanguage {
+  std::string_view code;
+  std::string_view text;
+};
+// clang-format off
+constexpr ReadmeLanguage kReadmeLanguages[] = {
+    {"fr",
+     "PAQUET OUTPOST - documents pour un nœud outpost\r\n"
+     "Contenu : des documents publiés (résolutions, statistiques) et les signatures "
+     "qui prouvent qu'ils sont authentiques, écrits le {date}.\r\n"
+     "Pour : {for}.\r\n\r\n"
+     "Comment importer (sur l'ordinateur où tourne outpost) :\r\n"
+     "  1. Branchez cette clé.\r\n"
+     "  2. Lancez :  outpost import <emplacement de la clé>/outpost-pack\r\n"
+     "  3. outpost vérifie chaque signature avant d'afficher quoi que ce soit. Il dit ce "
+     "qu'il a importé et, s'il manque quelque chose, exactement quoi.\r\n\r\n"
+     "Merci de ne pas renommer, modifier ni supprimer les fichiers de ce dossier. Copier le "
+     "dossier entier sur une autre clé ou un autre ordinateur ne pose pas de "
+     "problème.\r\n"},
+    {"ar",
+     "حزمة OUTPOST - وثائق لعقدة outpost\r\n"
+     "ما هذا: وثائق منشورة (قرارات، إحصاءات) والتواقيع التي تثبت أنها أصلية، "
+     "كُتبت في {date}.\r\n"
+     "إلى: {for}.\r\n\r\n"
+     "طريقة الاستيراد (على الحاسوب الذي يشغّل outpost):\r\n"
+     "  1. أدخِل ذاكرة USB هذه.\r\n"
+     "  2. شغّل:  outpost import <مكان الذاكرة>/outpost-pack\r\n"
+     "  3. يتحقق outpost من كل توقيع قبل أن يعرض أي شيء، ثم يذكر ما استورده، "
+     "وإن نقص شيء ذكره بالتحديد.\r\n\r\n"
+     "يُرجى عدم إعادة تسمية ملفات هذا المجلد أو تعديلها أو حذفها. "
+     "لا بأس بنسخ المجلد كاملاً إلى ذاكرة أو حاسوب آخر.\r\n"},
+};
+// clang-format on
+
+const ReadmeLanguage* readme_language(std::string_view code) {
+  for (const auto& l : kReadmeLanguages) {
+    if (l.code == code) return &l;
+  }
+  return nullptr;
+}
+
+std::string fill_readme(std::string_view text, const std::string& date, const std::string& who) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text.compare(i, 6, "{date}") == 0) {
+      out += date;
+      i += 6;
+    } else if (text.compare(i, 5, "{for}") == 0) {
+      out += who;
+      i += 5;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
 std::string readme_text(const std::vector<RepoPlan>& plans, const std::string& made_for,
-                        std::int64_t now, const std::string& extra) {
+                        std::int64_t now, const std::string& extra,
+                        const std::vector<std::string>& languages) {
   std::string t;
+  bool other = false;
+  for (const auto& l : languages) other = other || l != "en";
+  // A UTF-8 byte order mark when there is more than English: Notepad then shows the accents
+  // and the Arabic script right on every Windows version.
+  if (other) t += "\xEF\xBB\xBF";
   t += "OUTPOST PACK - documents for an outpost node\r\n";
   t += "============================================\r\n\r\n";
   t += "What this is: published documents (resolutions, statistics) and the signatures\r\n";
@@ -409,6 +479,12 @@ std::string readme_text(const std::vector<RepoPlan>& plans, const std::string& m
       t += "    " + b.name + " version " + std::to_string(b.version) + "\r\n";
     }
     for (const auto& l : p.left_out) t += "    left out: " + l + "\r\n";
+  }
+  for (const auto& code : languages) {
+    const ReadmeLanguage* l = readme_language(code);
+    if (l == nullptr) continue;  // "en", or refused before anything was written
+    t += "\r\n----------------------------------------------------------------------\r\n";
+    t += fill_readme(l->text, format_utc(now), made_for);
   }
   if (!extra.empty()) t += "\r\n" + extra + "\r\n";
   return t;
@@ -437,6 +513,161 @@ void clean_folder(FileSystem& fs, const std::string& dir) {
   }
   (void)fs.fsync_dir(dir);
 }
+
+// Write batches of an import. Larger ones mean fewer fsyncs, but every store page a batch
+// touches stays mapped until it commits (the kernel maps up to 64 KB around each), so with
+// ~16 KB chunks 6 MB batches held 185 MB resident on a 1 GB pack and 2 MB / 128 chunks ~95.
+constexpr std::size_t kImportBatchBytes = 2u << 20;
+constexpr std::size_t kImportBatchCount = 128;
+
+// The hashing half of an import, on a second thread (a stick's import is CPU-bound: BLAKE2b
+// of each chunk against its id and of the whole content stream against the signed root).
+// The import thread reads and decompresses; this thread checks each piece handed to it, in
+// order, and feeds the content root. A chunk counts as verified only once processed() has
+// passed its sequence number without an error, so nothing unverified reaches the store.
+// At most kMaxQueued bytes wait at once (bounded memory). Thread-safety: one producer thread.
+class ImportHasher {
+ public:
+  static constexpr std::size_t kMaxQueued = 2u << 20;
+  static constexpr std::size_t kWakeBytes = 512u << 10;
+  static constexpr std::size_t kWakePieces = 256;
+
+  ImportHasher() : thread_([this] { run(); }) {}
+  ~ImportHasher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+    }
+    work_.notify_one();
+    thread_.join();
+  }
+  ImportHasher(const ImportHasher&) = delete;
+  ImportHasher& operator=(const ImportHasher&) = delete;
+
+  // Each call is one piece, numbered from 0 in call order; returns its number.
+  std::uint64_t add_file(const packaging::FileEntry& file) {
+    Piece p;
+    p.file = &file;
+    return push(std::move(p));
+  }
+  // Content bytes, checked against `id` first when it is given (a chunk from the pack).
+  std::uint64_t add_bytes(Bytes raw, const crypto::Digest* id, std::string name) {
+    Piece p;
+    p.raw = std::move(raw);
+    if (id != nullptr) p.id = *id;
+    p.name = std::move(name);
+    return push(std::move(p));
+  }
+  // Pieces processed so far, and the first error (pieces from failed() on do not count).
+  std::uint64_t processed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return processed_;
+  }
+  bool verified(std::uint64_t seq) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seq < processed_ && seq < failed_at_;
+  }
+  // Waits until every piece handed over is processed; then the first error, if any.
+  Status wait_idle() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    if (idle_) work_.notify_one();
+    done_.wait(lock, [&] { return processed_ == next_; });
+    --waiting_;
+    return error_;
+  }
+  Result<crypto::Digest> finish() {
+    OUTPOST_RETURN_IF_ERROR(wait_idle());
+    return hasher_.finish();
+  }
+
+ private:
+  struct Piece {
+    const packaging::FileEntry* file = nullptr;
+    Bytes raw;
+    std::optional<crypto::Digest> id;
+    std::string name;
+  };
+  bool worth_waking() const { return queued_ >= kWakeBytes || queue_.size() >= kWakePieces; }
+  std::uint64_t push(Piece p) {
+    std::unique_lock<std::mutex> lock(mu_);
+    // Wait for room unless the queue is empty (one piece may exceed the bound) or hashing
+    // already failed (the import thread will stop at its next check).
+    ++waiting_;
+    auto room = [&] {
+      return queued_ + p.raw.size() <= kMaxQueued || queue_.empty() || !error_.ok();
+    };
+    if (!room() && idle_) work_.notify_one();
+    done_.wait(lock, room);
+    --waiting_;
+    queued_ += p.raw.size();
+    queue_.push_back(std::move(p));
+    const std::uint64_t seq = next_++;
+    // Chunks are ~16 KB: the hashing thread sleeps until 1 MB waits (or the import thread
+    // waits for it), so it is woken once per MB, not once per chunk.
+    const bool wake = idle_ && worth_waking();
+    lock.unlock();
+    if (wake) work_.notify_one();
+    return seq;
+  }
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      idle_ = true;
+      work_.wait(lock,
+                 [&] { return closing_ || (!queue_.empty() && (waiting_ > 0 || worth_waking())); });
+      idle_ = false;
+      if (queue_.empty()) return;  // closing
+      // Everything queued, processed with the lock released, then counted at once.
+      std::deque<Piece> work;
+      work.swap(queue_);
+      const bool failed_before = !error_.ok();
+      lock.unlock();
+      Status first = Status::Ok();
+      std::size_t failed = work.size();
+      std::size_t bytes = 0;
+      for (std::size_t i = 0; i < work.size(); ++i) {
+        bytes += work[i].raw.size();
+        if (failed_before || !first.ok()) continue;
+        first = process(work[i]);
+        if (!first.ok()) failed = i;
+      }
+      const std::size_t n = work.size();
+      work.clear();  // frees the bytes before the import thread may queue more
+      lock.lock();
+      queued_ -= bytes;
+      if (!first.ok() && error_.ok()) {
+        error_ = first;
+        failed_at_ = processed_ + failed;
+      }
+      processed_ += n;
+      if (waiting_ > 0) done_.notify_all();
+    }
+  }
+  Status process(const Piece& p) {
+    if (p.file != nullptr) return hasher_.add_file(p.file->path, p.file->mode, p.file->size);
+    if (p.id && !crypto::digest_equal(crypto::blake2b(view(p.raw)), *p.id)) {
+      return Status::Corruption(p.name +
+                                " does not match its hash (damaged or tampered): not stored");
+    }
+    return hasher_.update(view(p.raw));
+  }
+
+  packaging::ContentHasher hasher_;  // only the hashing thread touches it until finish()
+  mutable std::mutex mu_;
+  std::condition_variable work_;
+  std::condition_variable done_;
+  std::deque<Piece> queue_;
+  std::size_t queued_ = 0;
+  std::uint64_t next_ = 0;
+  std::uint64_t processed_ = 0;
+  std::uint64_t failed_at_ = UINT64_MAX;
+  Status error_ = Status::Ok();
+  int waiting_ = 0;    // import-thread waits in progress (push, wait_idle)
+  bool idle_ = false;  // the hashing thread waits for work
+  bool closing_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 // One bundle version by the stick route: the exporter's chunk index, the chunks the store
 // lacks (each checked against its id), then the content root against the signed manifest.
@@ -494,24 +725,56 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   SyncProgress progress{p.bundle, "stick", 0, total};
   // One pass in content order: each chunk the pack brings is read, decompressed and checked
   // against its id once, and its bytes go on into the content root; chunks already held
-  // (or met earlier in this version) are read back from the store for the root. The version
-  // counts only when the root matches the signed one (accept_with_root).
+  // (or met earlier in this version) are read back from the store for the root. The checks
+  // and the root run on a second thread (ImportHasher); a chunk goes into the write batch
+  // only once checked. The version counts only when the root matches the signed one
+  // (accept_with_root).
   packaging::Decompressor dec;
-  packaging::ContentHasher hasher;
-  ChunkBatch batch(ctx.store);
-  std::set<crypto::Digest> unflushed;   // taken chunks still in the batch, not in the store
+  ImportHasher hasher;
+  ChunkBatch batch(ctx.store, kImportBatchBytes, kImportBatchCount);
+  struct Staged {
+    std::uint64_t seq;
+    crypto::Digest id;
+    std::uint32_t raw_length;
+    Bytes frame;
+  };
+  std::deque<Staged> staged;            // read and decompressed, not yet checked
+  std::set<crypto::Digest> unflushed;   // taken chunks staged or in the batch, not in the store
   std::optional<storage::ReadTxn> txn;  // for held chunks; ended before every write
   PageBudget pages(ctx.store);
+  // Moves the checked chunks into the batch (which commits as it fills); with `all`, waits
+  // for every check and commits the batch. A failed check stores what was checked before it
+  // and returns the failure.
+  auto settle = [&](bool all) -> Status {
+    Status checked = all ? hasher.wait_idle() : Status::Ok();
+    while (!staged.empty() && hasher.verified(staged.front().seq)) {
+      Staged& c = staged.front();
+      txn.reset();
+      OUTPOST_RETURN_IF_ERROR(batch.add(c.id, c.raw_length, view(c.frame)));
+      staged.pop_front();
+    }
+    if (batch.pending() == 0 && staged.empty()) unflushed.clear();  // all in the store
+    if (!all && staged.empty()) return Status::Ok();
+    if (!all) {
+      // Something is staged: stop early only if its check failed.
+      Status e = Status::Ok();
+      if (hasher.processed() > staged.front().seq) e = hasher.wait_idle();
+      if (e.ok()) return Status::Ok();
+      checked = e;
+    }
+    txn.reset();
+    OUTPOST_RETURN_IF_ERROR(batch.flush());
+    return checked;
+  };
   std::size_t next = 0;
   for (std::size_t f = 0; f < p.manifest.files.size(); ++f) {
     const auto& file = p.manifest.files[f];
-    OUTPOST_RETURN_IF_ERROR(hasher.add_file(file.path, file.mode, file.size).With(what));
+    hasher.add_file(file);
     for (std::uint32_t c = 0; c < index.file_chunks[f]; ++c, ++next) {
       const auto& e = index.chunks[next];
       if (!take[next]) {
         if (unflushed.count(e.id)) {
-          txn.reset();
-          OUTPOST_RETURN_IF_ERROR(batch.flush());
+          OUTPOST_RETURN_IF_ERROR(settle(true));
           unflushed.clear();
         }
         if (!txn) {
@@ -520,13 +783,12 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
         }
         OUTPOST_ASSIGN_OR_RETURN(Bytes raw, read_chunk(*txn, dec, e));
         pages.add(raw.size());
-        OUTPOST_RETURN_IF_ERROR(hasher.update(view(raw)).With(what));
+        hasher.add_bytes(std::move(raw), nullptr, {});
         continue;
       }
-      txn.reset();
       auto frame = pack.chunk_frame(e.id);
       if (!frame.ok()) {
-        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
+        OUTPOST_RETURN_IF_ERROR(settle(true));  // keep what verified
         if (frame.error().IsNotFound()) {
           return Status::NotFound(what + ": chunk " + crypto::hex(e.id) +
                                   " is not in the pack (a volume is missing or damaged)");
@@ -534,24 +796,19 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
         return frame.error();
       }
       std::string name = "chunk " + crypto::hex(e.id) + " of " + what;
-      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, dec.decompress(view(*frame), e.raw_length, name));
-      if (!crypto::digest_equal(crypto::blake2b(view(raw)), e.id)) {
-        OUTPOST_RETURN_IF_ERROR(batch.flush());  // keep what verified
-        return Status::Corruption(name +
-                                  " does not match its hash (damaged or tampered): not "
-                                  "stored");
+      auto raw = dec.decompress(view(*frame), e.raw_length, name);
+      if (!raw.ok()) {
+        OUTPOST_RETURN_IF_ERROR(settle(true));
+        return raw.error();
       }
-      OUTPOST_RETURN_IF_ERROR(hasher.update(view(raw)).With(what));
-      OUTPOST_RETURN_IF_ERROR(batch.add(e.id, e.raw_length, view(*frame)));
-      if (batch.pending() == 0) {
-        unflushed.clear();
-      } else {
-        unflushed.insert(e.id);
-      }
+      const std::uint64_t seq = hasher.add_bytes(std::move(*raw), &e.id, std::move(name));
+      staged.push_back(Staged{seq, e.id, e.raw_length, std::move(*frame)});
+      unflushed.insert(e.id);
+      OUTPOST_RETURN_IF_ERROR(settle(false));
       progress.done += e.raw_length;
       if (ctx.options.progress) ctx.options.progress(progress);
       if (ctx.options.stop.stop_requested()) {
-        OUTPOST_RETURN_IF_ERROR(batch.flush());
+        OUTPOST_RETURN_IF_ERROR(settle(true));
         return Status::Cancelled("import stopped on request");
       }
     }
@@ -560,7 +817,7 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   if (next != index.chunks.size()) {
     return Status::Corruption("the chunk index of " + what + " does not match its manifest");
   }
-  OUTPOST_RETURN_IF_ERROR(batch.flush());
+  OUTPOST_RETURN_IF_ERROR(settle(true));
   auto root = hasher.finish();
   if (!root.ok()) return root.error().With(what);
   OUTPOST_RETURN_IF_ERROR(accept_with_root(ctx, p, *root, *bytes));
@@ -671,6 +928,14 @@ Result<packaging::HaveFile> make_have(Node& node) {
 
 Result<ExportReport> export_pack(Node& node, const ExportOptions& options) {
   FileSystem& fs = fs_of(options.fs);
+  for (const auto& code : options.readme_languages) {
+    if (code != "en" && readme_language(code) == nullptr) {
+      std::string have = "en";
+      for (const auto& l : kReadmeLanguages) have += ", " + std::string(l.code);
+      return Status::InvalidArgument("no README.txt text in language '" + code + "': outpost has " +
+                                     have + "; put other words in with --note TEXT");
+    }
+  }
   const std::int64_t now = node.clock().now();
   std::optional<packaging::HaveFile> have;
   if (!options.have_file.empty()) {
@@ -847,7 +1112,8 @@ Result<ExportReport> export_pack(Node& node, const ExportOptions& options) {
     report.bytes += out.bytes;
     // README first, the index last: a stick pulled before this point still has the old index
     // naming the old volumes, which are all still there.
-    std::string readme = readme_text(plans, made_for, now, options.readme_extra);
+    std::string readme =
+        readme_text(plans, made_for, now, options.readme_extra, options.readme_languages);
     OUTPOST_RETURN_IF_ERROR(fs.write_file_atomic(
         join_path(folder, std::string(packaging::kStickReadme)), as_bytes(readme)));
     out.index_path = join_path(folder, packaging::stick_index_name(p.repo));
@@ -878,6 +1144,7 @@ Result<ImportReport> import_pack(Node& node, const std::string& location,
         SubscribeOptions so;
         so.root_pubkey = options.root_pubkey;
         so.accept_expired_timestamp = true;  // only a stick reaches here
+        so.opened = pack.get();              // scanned once, not twice
         auto sub = node.subscribe(index_path, so);
         if (!sub.ok()) return sub.error().With("trusting the repository of " + index_path);
         r.repo = sub->id;

@@ -182,7 +182,18 @@ Status PackSource::count(std::uint64_t n) {
 }
 
 Result<Bytes> PackSource::read_loc(const Loc& loc) {
-  return fs_.read_range(volume_paths_[loc.volume], loc.offset, loc.length);
+  if (readers_.size() < volume_paths_.size()) readers_.resize(volume_paths_.size());
+  std::unique_ptr<FileReader>& reader = readers_[loc.volume];
+  if (!reader) {
+    OUTPOST_ASSIGN_OR_RETURN(reader, fs_.open_reader(volume_paths_[loc.volume]));
+  }
+  Bytes out(loc.length);
+  Status s = reader->read_at(loc.offset, std::span<std::uint8_t>(out.data(), out.size()));
+  if (!s.ok()) {
+    reader.reset();
+    return s;
+  }
+  return out;
 }
 
 Result<Bytes> PackSource::read_file(const std::string& path, std::uint64_t max_length) {

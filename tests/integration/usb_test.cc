@@ -10,7 +10,9 @@
 
 #include "integration/usb_fixture.h"
 #include "outpost/base/json.h"
+#include "outpost/crypto/hash.h"
 #include "outpost/packaging/have_file.h"
+#include "outpost/packaging/pack.h"
 #include "outpost/packaging/stick.h"
 
 namespace outpost::test {
@@ -249,6 +251,84 @@ TEST_CASE("a stick mounted read-only imports", "[usb]") {
   CHECK(r.exit_code == 0);
   CHECK(s.listing(s.office()) == s.listing(s.hq()));
   (void)::mount("tmpfs", stick.c_str(), "tmpfs", MS_REMOUNT, "size=4m");
+}
+
+TEST_CASE(
+    "a chunk tampered deep in a pack larger than the import's hashing queue stops the import "
+    "before anything is visible, and the intact pack then imports",
+    "[usb]") {
+  Sites s;
+  // 6 MB of random bytes: several hundred chunks, more than the hashing thread's queue holds.
+  write_all(s.resolution_src() + "/annex/big.bin", random_bytes(6 << 20, 11));
+  RunResult pub = s.publish_resolution();
+  INFO(pub.err);
+  REQUIRE(pub.exit_code == 0);
+  s.must_at(s.hq(), {"sync"});
+  s.must_at(s.hq(), {"export", "--to", s.stick("good")});
+  s.must_at(s.hq(), {"export", "--to", s.stick("bad")});
+  const auto volumes = files_ending(s.pack_folder("bad"), ".pack");
+  REQUIRE(volumes.size() == 1);
+  // The chunk three quarters of the way in: one byte in the middle of its stored bytes.
+  std::vector<packaging::RecordInfo> chunks;
+  {
+    packaging::PackReaderOptions opt;
+    opt.verify_chunks = false;
+    auto reader = packaging::PackReader::open_file(volumes[0], opt);
+    REQUIRE(reader.ok());
+    for (;;) {
+      auto rec = (*reader)->next();
+      REQUIRE(rec.ok());
+      if (!rec->has_value()) break;
+      if ((**rec).info.type == packaging::RecordType::kChunk) chunks.push_back((**rec).info);
+    }
+  }
+  REQUIRE(chunks.size() > 200);
+  const auto& victim = chunks[chunks.size() * 3 / 4];
+  flip_byte(volumes[0], victim.offset + victim.stored_length / 2);
+
+  RunResult bad = s.at(s.office(), {"import", s.stick("bad"), "--root-pubkey", s.root_hex});
+  CHECK(bad.exit_code != 0);
+  INFO(bad.err);
+  CHECK((bad.err.find("does not match its hash") != std::string::npos ||
+         bad.err.find("chunk " + crypto::hex(victim.id)) != std::string::npos));
+  CHECK(s.must_at(s.office(), {"ls", "--json"}).out.find(kRes) == std::string::npos);
+  s.must_at(s.office(), {"import", s.stick("good")});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+  CHECK(s.must_at(s.office(), {"verify"}).out.find("all good") != std::string::npos);
+}
+
+TEST_CASE("export --lang writes README.txt in the office's languages after the English", "[usb]") {
+  Sites s;
+  s.must_at(s.hq(), {"export", "--to", s.stick("plain")});
+  const std::string plain = read_text(s.stick("plain") + "/outpost-pack/README.txt");
+  CHECK(plain.rfind("OUTPOST PACK", 0) == 0);  // English only: no byte order mark
+  CHECK(plain.find("Branchez") == std::string::npos);
+
+  s.must_at(s.hq(), {"export", "--to", s.stick("fr-ar"), "--lang", "fr,ar", "--note", "Tel. 123"});
+  const std::string readme = read_text(s.stick("fr-ar") + "/outpost-pack/README.txt");
+  CHECK(readme.rfind("\xEF\xBB\xBFOUTPOST PACK", 0) == 0);  // UTF-8, marked for Notepad
+  const std::size_t en = readme.find("outpost import <where the stick is>/outpost-pack");
+  const std::size_t fr = readme.find("Branchez cette cl\u00e9.");
+  // "outpost verifies every signature before it shows anything", in Arabic.
+  const std::size_t ar = readme.find(
+      "\u064a\u062a\u062d\u0642\u0642 outpost \u0645\u0646 \u0643\u0644 "
+      "\u062a\u0648\u0642\u064a\u0639");
+  CHECK(en != std::string::npos);
+  CHECK(fr != std::string::npos);
+  CHECK(ar != std::string::npos);
+  CHECK((en < fr && fr < ar));
+  CHECK(readme.find("Tel. 123") > ar);
+  CHECK(readme.find("{date}") == std::string::npos);
+  CHECK(readme.find("{for}") == std::string::npos);
+  // The README is not part of what is verified: the pack imports as before.
+  s.must_at(s.office(), {"import", s.stick("fr-ar"), "--root-pubkey", s.root_hex});
+  CHECK(s.listing(s.office()) == s.listing(s.hq()));
+
+  // A language outpost has no text for is refused before anything is written.
+  RunResult bad = s.at(s.hq(), {"export", "--to", s.stick("xx"), "--lang", "fr,xx"});
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.err.find("no README.txt text in language 'xx'") != std::string::npos);
+  CHECK(!fs::exists(s.stick("xx") + "/outpost-pack/README.txt"));
 }
 
 TEST_CASE("a have-file of 1,000 bundles is under 4 KB and round-trips", "[usb]") {

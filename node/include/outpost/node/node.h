@@ -56,6 +56,9 @@ struct SubscribeOptions {
   // (check_rank_pattern). nullopt: keep what a subscription of the same repository already
   // has (none for a new one); a list, even empty: replace it.
   std::optional<std::vector<std::string>> ranks;
+  // The first location already open (a stick import's scanned pack), used instead of opening
+  // it again; not owned, must outlive the call.
+  sync::Source* opened = nullptr;
 };
 
 // Rank patterns (docs/sync.md, "Priorities"): "un/ga/*" (the bundles under a name prefix),

@@ -42,6 +42,8 @@ struct ExportOptions {
   std::uint64_t max_bytes = 0;       // 0: no limit but the stick's free space
   std::uint64_t volume_bytes = packaging::kFatMaxFileBytes;
   std::string readme_extra;  // more text for README.txt (the office's languages)
+  // README.txt in these languages too, after the English ("fr", "ar"; "en" is always there).
+  std::vector<std::string> readme_languages;
   FileSystem* fs = nullptr;  // nullptr: real_fs()
   std::function<void(const ExportProgress&)> progress;
 };
@@ -63,9 +65,10 @@ struct ExportReport {
 };
 
 // Errors: kInvalidArgument (a have-file for no repository this node holds, an unknown
-// --bundle), kCorruption (a damaged have-file), kResourceExhausted before anything is
-// written when the plan does not fit the stick ("needs N bytes, the stick has M free"), and
-// file-system errors as errno_status() maps them; the older pack stays intact on any error.
+// --bundle, a README language outpost has no text for), kCorruption (a damaged have-file),
+// kResourceExhausted before anything is written when the plan does not fit the stick ("needs N
+// bytes, the stick has M free"), and file-system errors as errno_status() maps them; the older pack
+// stays intact on any error.
 Result<ExportReport> export_pack(Node& node, const ExportOptions& options);
 
 struct ImportOptions {

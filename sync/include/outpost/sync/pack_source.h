@@ -78,6 +78,9 @@ class PackSource final : public Source {
   Status count(std::uint64_t n);
 
   FileSystem& fs_;
+  // One open reader per volume, opened on first use (not one open per chunk read); dropped
+  // after a failed read, so the next read opens the volume again.
+  std::vector<std::unique_ptr<FileReader>> readers_;
   std::string index_path_;
   std::string dir_;
   packaging::StickIndex index_;
