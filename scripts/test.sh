@@ -128,7 +128,9 @@ fi
 # folder of the build tree, once; never a browser download (the test uses Debian's chromium).
 phase "packages (npm, kiosk browser test)"
 export OUTPOST_BROWSER_NPM_DIR="$here/build/browser-npm"  # both build trees' tests use it
-bash "$here/tests/browser/install_browser_deps.sh" "$OUTPOST_BROWSER_NPM_DIR"
+# Outside CI, a machine that cannot reach the npm registry skips the browser test (said here
+# and again by the test); under CI=true that fails.
+bash "$here/tests/browser/install_browser_deps.sh" "$OUTPOST_BROWSER_NPM_DIR" || [ $? -eq 77 ]
 
 release_args=(-DCMAKE_BUILD_TYPE=Release -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=ON)
 if [ "${OUTPOST_SKIP_SANITIZE:-0}" = 1 ]; then

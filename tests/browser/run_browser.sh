@@ -4,7 +4,8 @@
 # starts `outpost serve` on a free loopback port, waits until the kiosk answers, and runs
 # kiosk.mjs in Debian's headless chromium. Screenshots stay in OUT_DIR.
 #   run_browser.sh OUTPOST_BINARY NPM_DIR OUT_DIR
-# Exit 0 passed, 77 skipped (chromium or node missing; never under CI=true, where it fails).
+# Exit 0 passed, 77 skipped (chromium or node missing, or the npm registry out of reach; never
+# under CI=true, where it fails).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -24,7 +25,7 @@ if [ -n "$missing" ]; then
   echo "SKIP: missing $missing; the kiosk's browser test needs them (apt-get install chromium fonts-dejavu-core nodejs)"
   exit 77
 fi
-bash "$here/install_browser_deps.sh" "$npm_dir"
+bash "$here/install_browser_deps.sh" "$npm_dir" || exit $?  # 77: skipped, said why
 
 work=$(mktemp -d)
 serve_pid=""
