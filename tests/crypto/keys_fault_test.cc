@@ -2,9 +2,11 @@
 // save() leaves either no key file or the whole key with mode 0600, never half of one, and an
 // existing key is never touched.
 #include <catch2/catch.hpp>
+#include <iostream>
 #include <string>
 
 #include "outpost/crypto/keys.h"
+#include "support/crash_at.h"
 #include "support/fault_fs.h"
 #include "support/test_support.h"
 
@@ -113,6 +115,47 @@ TEST_CASE("a power cut after a key is saved keeps it whole; one before keeps non
       check_whole_or_absent(dir / "cut.key", key, false);
     }
     CHECK(visible_entries(dir.path()) == 1);
+  }
+}
+
+TEST_CASE(
+    "a power cut at any file system call of saving a key leaves no key file or the whole "
+    "key, and a key acknowledged is whole",
+    "[crypto][keys][fault]") {
+  const SecretKey key = new_key();
+  int total = 0;
+  {
+    test::TempDir dir;
+    FaultFileSystem fs;
+    test::CrashAt counter(fs, 0, Crash::kDropUnsynced);
+    REQUIRE(key.save(dir / "k.key", KeyRole::kRoot, counter).ok());
+    total = counter.calls();
+  }
+  REQUIRE(total >= 5);
+  // A save makes few calls: every run cuts at each of them, and once after it returned.
+  for (Crash mode : {Crash::kDropUnsynced, Crash::kTearUnsynced}) {
+    int absent = 0;
+    int whole = 0;
+    int acknowledged = 0;
+    for (int at = 1; at <= total + 1; ++at) {
+      INFO("torn " << (mode == Crash::kTearUnsynced) << ", cut at call " << at << " of " << total);
+      test::TempDir dir;
+      FaultFileSystem fs;
+      test::CrashAt crash(fs, at, mode);
+      Status s = key.save(dir / "k.key", KeyRole::kRoot, crash);
+      REQUIRE(crash.crashed() == (at <= total));
+      if (!crash.crashed()) fs.simulate_crash(mode);
+      fs.reinsert_stick();
+      check_whole_or_absent(dir / "k.key", key, s.ok());
+      acknowledged += s.ok() ? 1 : 0;
+      ++(real_fs().exists(dir / "k.key") ? whole : absent);
+    }
+    std::cout << "power cuts key save ("
+              << (mode == Crash::kDropUnsynced ? "unsynced dropped" : "unsynced torn")
+              << "): " << absent + whole << " cuts of " << total << " calls (and after), " << absent
+              << " left no key file, " << whole << " the whole key, " << acknowledged
+              << " acknowledged and kept\n";
+    CHECK(acknowledged == 1);
   }
 }
 

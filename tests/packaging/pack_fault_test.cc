@@ -1,12 +1,14 @@
 // Pack files on a failing disk or stick: a full disk, a power cut or a pulled stick while a
 // pack is written leaves no pack under a pack name, or a complete one; never part of one.
 #include <catch2/catch.hpp>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/pack.h"
+#include "support/crash_at.h"
 #include "support/fault_fs.h"
 #include "support/test_support.h"
 
@@ -111,16 +113,24 @@ TEST_CASE("a power cut while a pack is written leaves no pack or a complete one"
           "[packaging][pack][fault]") {
   for (Crash mode : {Crash::kDropUnsynced, Crash::kTearUnsynced}) {
     INFO("torn: " << (mode == Crash::kTearUnsynced));
-    // Cut in the middle: nothing was committed, nothing is there.
-    {
+    // Cut in the middle: nothing was committed, nothing is there. CI cuts before chunk 7;
+    // OUTPOST_POWER_CUTS=all before each chunk.
+    int cuts = 0;
+    for (std::size_t at = 0; at < chunks().size(); ++at) {
+      if (at != 7 && !test::power_cuts_all()) continue;
+      INFO("cut before chunk " << at);
       test::TempDir dir;
       FaultFileSystem fs;
       auto info = write_pack(fs, dir.path(), [&](std::size_t n) {
-        if (n == 7) fs.simulate_crash(mode);
+        if (n == at) fs.simulate_crash(mode);
       });
       CHECK_FALSE(info.ok());  // the open file died with the power
       CHECK(packs_in(dir.path()).empty());
+      ++cuts;
     }
+    std::cout << "power cuts pack at chunk boundaries ("
+              << (mode == Crash::kDropUnsynced ? "unsynced dropped" : "unsynced torn")
+              << "): " << cuts << " cuts, " << cuts << " left no pack\n";
     // Cut after commit: the pack is whole.
     {
       test::TempDir dir;
@@ -150,6 +160,52 @@ TEST_CASE("a power cut while a pack is written leaves no pack or a complete one"
       fs.simulate_crash(mode);
       CHECK(packs_in(dir.path()).empty());
     }
+  }
+}
+
+TEST_CASE(
+    "a power cut at any file system call of a pack's writing leaves no pack or a "
+    "complete one, and a pack acknowledged is complete",
+    "[packaging][pack][fault]") {
+  int total = 0;
+  {
+    test::TempDir dir;
+    FaultFileSystem fs;
+    test::CrashAt counter(fs, 0, Crash::kDropUnsynced);
+    REQUIRE(write_pack(counter, dir.path()).ok());
+    total = counter.calls();
+  }
+  REQUIRE(total > 5);
+  // CI cuts at about 6 calls and the last 3; OUTPOST_POWER_CUTS=all at every call.
+  const int step = test::power_cut_step(total, 6);
+  for (Crash mode : {Crash::kDropUnsynced, Crash::kTearUnsynced}) {
+    int none = 0;
+    int whole = 0;
+    int acknowledged = 0;
+    for (int at = 1; at <= total + 1; ++at) {
+      if (at % step != 0 && at < total - 2) continue;
+      INFO("torn " << (mode == Crash::kTearUnsynced) << ", cut at call " << at << " of " << total);
+      test::TempDir dir;
+      FaultFileSystem fs;
+      test::CrashAt crash(fs, at, mode);
+      auto info = write_pack(crash, dir.path());
+      if (!crash.crashed()) fs.simulate_crash(mode);  // at == total + 1: cut after commit
+      fs.reinsert_stick();
+      const std::vector<std::string> packs = packs_in(dir.path());
+      CHECK(packs.size() <= 1);
+      if (info.ok()) {
+        ++acknowledged;
+        CHECK(packs == std::vector<std::string>{crypto::hex(info->id) + ".pack"});
+      }
+      ++(packs.empty() ? none : whole);
+    }
+    std::cout << "power cuts pack at calls ("
+              << (mode == Crash::kDropUnsynced ? "unsynced dropped" : "unsynced torn")
+              << "): " << none + whole << " cuts of " << total << " calls (and after), " << none
+              << " left no pack, " << whole << " a complete one, " << acknowledged
+              << " acknowledged and kept\n";
+    CHECK(acknowledged > 0);
+    CHECK(none > 0);
   }
 }
 
