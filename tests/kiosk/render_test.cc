@@ -1,7 +1,6 @@
 // The kiosk's pure parts: Markdown, CSV and chart, catalogs, text helpers. Each bad input of
 // issue 11 has its test here or in pages_test.cc.
 #include <catch2/catch.hpp>
-#include <chrono>
 #include <regex>
 #include <set>
 #include <string>
@@ -108,12 +107,10 @@ TEST_CASE("a CSV of 100,000 rows is shown a page at a time and the chart gives w
     csv += "S,Area " + std::to_string(i % 500) + "," + std::to_string(1900 + i / 500) + "," +
            std::to_string(i) + ",N\n";
   }
-  const auto start = std::chrono::steady_clock::now();
   CsvTable t = parse_csv(csv);
   IndicatorQuery q;
   q.page = 3;
   IndicatorPage p = render_indicator(t, q, english(), "/b/x", "hl=fr");
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(t.rows() == 100000);
   CHECK(p.matching_rows == 100000);
   CHECK(!p.chart_drawn);
@@ -124,7 +121,6 @@ TEST_CASE("a CSV of 100,000 rows is shown a page at a time and the chart gives w
   CHECK(p.table.find("page=4&amp;hl=fr") != std::string::npos);
   CHECK(p.table.size() < 20000);
   CHECK(t.bytes() < 2 * csv.size() + 4 * 500000);
-  CHECK(s < 5.0);
 }
 
 TEST_CASE("non-numeric values: the chart degrades to the table, which shows them as published",
