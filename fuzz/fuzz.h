@@ -41,6 +41,9 @@ int chunk_index(const std::uint8_t* data, std::size_t size);
 int pack(const std::uint8_t* data, std::size_t size);
 int update_file(const std::uint8_t* data, std::size_t size);
 int delta(const std::uint8_t* data, std::size_t size);
+int have_file(const std::uint8_t* data, std::size_t size);
+int config(const std::uint8_t* data, std::size_t size);
+int http_request(const std::uint8_t* data, std::size_t size);
 
 }  // namespace outpost::fuzz
 
