@@ -67,7 +67,11 @@ for f in repo/packs/*.pack; do cp "$f" "$c/pack/"; done
 for f in repo/metadata/updates/{2.from-1,3.from-2,4.from-3,5.from-1,6.from-5,7.from-6}.upd; do
   cp "$f" "$c/update_file/"
 done
-cp have/*.have "$c/have_file/"
+for f in have/*.have; do
+  cp "$f" "$c/have_file/"
+  # The body alone (between the 12-byte head and the checksum), which the target seals itself.
+  head -c -32 "$f" | tail -c +13 | zstd -dq >"$c/have_file/body-$(basename "$f" .have)"
+done
 mkdir -p "$c/config"
 cp "$here/dist/outpost.toml" "$c/config/dist-outpost.toml"
 du -sh "$c"/*
