@@ -346,5 +346,21 @@ TEST_CASE("Range whose lengths add up past 2^64 is unsatisfiable, not a wrapped 
   http_request(input.data(), input.size());
 }
 
+TEST_CASE("configuration with a non-ASCII character outside a string is refused before toml++",
+          "[fuzz][regression]") {
+  // toml++ 3.3 reached __builtin_unreachable() (undefined behaviour) classifying U+00E8 after
+  // a value as whitespace; parse_config now refuses such a character itself, with the line.
+  const Bytes input = regression_input("config", "non-ascii-outside-string");
+  Result<serve::Config> c = serve::parse_config(as_chars(input), "/etc/outpost/outpost.toml");
+  REQUIRE(!c.ok());
+  CHECK(c.error().code() == Code::kInvalidArgument);
+  CHECK_THAT(c.error().message(), Catch::Contains("outpost.toml:2: not valid TOML: a non-ASCII"));
+  // In strings and comments UTF-8 stays accepted.
+  CHECK(serve::parse_config("# Bibliothèque\nstore = \"/srv/é\"\n[kiosk]\nsite_name = '''é\n'''\n",
+                            "/etc/outpost/outpost.toml")
+            .ok());
+  config(input.data(), input.size());
+}
+
 }  // namespace
 }  // namespace outpost::fuzz
