@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
 
 namespace outpost::fuzz {
@@ -41,6 +42,11 @@ int chunk_index(const std::uint8_t* data, std::size_t size);
 int pack(const std::uint8_t* data, std::size_t size);
 int update_file(const std::uint8_t* data, std::size_t size);
 int delta(const std::uint8_t* data, std::size_t size);
+int have_file(const std::uint8_t* data, std::size_t size);
+// A have-file whose body is `body` (fuzz/targets/have_file.cc: bodies as seeds).
+Bytes seal_have_body(ByteView body);
+int config(const std::uint8_t* data, std::size_t size);
+int http_request(const std::uint8_t* data, std::size_t size);
 
 }  // namespace outpost::fuzz
 

@@ -2,9 +2,12 @@
 # Regenerates the seed corpora (fuzz/corpus/<target>/) from real files: publishes samples/
 # into a scratch repository with the outpost binary (three versions of one bundle, one of
 # another, two publishers under delegations) and copies its metadata, manifests, chunk
-# indexes, packs, update files and patches. Keys and times differ on every run, so the bytes
-# do too; the committed corpus is one such run. Hand-written JSON seeds
-# (fuzz/corpus/json/edge-*.json) and regression inputs (fuzz/corpus/*/regression-*) are kept.
+# indexes, packs, update files and patches; a node subscribed to it writes the have-files
+# (`outpost have`, before and after each sync). Keys and times differ on every run, so the
+# bytes do too; the committed corpus is one such run. Hand-written seeds are kept: JSON edge
+# cases (fuzz/corpus/json/edge-*.json), the daemon's configurations (fuzz/corpus/config/, with
+# dist/outpost.toml copied afresh), the HTTP request lines (fuzz/corpus/http_request/), and
+# regression inputs (fuzz/corpus/*/regression-*).
 #   fuzz/make_corpus.sh [OUTPOST_BINARY]     (default build/node/outpost)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,14 +28,22 @@ cp -r "$here/samples/resolutions/A-RES-75-202" res
 cp -r "$here/samples/indicators/itu-ict-2019" ind
 "$outpost" publish repo --key keys/un.key res --keys keys >/dev/null
 "$outpost" publish repo --key keys/itu.key ind --keys keys >/dev/null
+have() { "$outpost" --store node have --out "have/$1.have" >/dev/null; }
+mkdir have
+"$outpost" --store node subscribe repo --root repo/metadata/1.root.json >/dev/null
+have subscribed
+"$outpost" --store node sync >/dev/null
+have synced-1
 sed -i 's/sustainable/SUSTAINABLE/g' res/*.md
 echo "An added paragraph." >>res/A-RES-75-202.en.md
 "$outpost" publish repo --key keys/un.key res --keys keys >/dev/null
 head -c 3000 res/A-RES-75-202.en.md >>res/A-RES-75-202.en.md
 "$outpost" publish repo --key keys/un.key res --keys keys >/dev/null
+"$outpost" --store node sync >/dev/null
+have synced-3
 
 c=$here/fuzz/corpus
-for t in tuf_metadata manifest chunk_index pack update_file delta; do
+for t in tuf_metadata manifest chunk_index pack update_file delta have_file; do
   mkdir -p "$c/$t"
   find "$c/$t" -type f ! -name 'regression-*' -delete
 done
@@ -56,4 +67,11 @@ for f in repo/packs/*.pack; do cp "$f" "$c/pack/"; done
 for f in repo/metadata/updates/{2.from-1,3.from-2,4.from-3,5.from-1,6.from-5,7.from-6}.upd; do
   cp "$f" "$c/update_file/"
 done
+for f in have/*.have; do
+  cp "$f" "$c/have_file/"
+  # The body alone (between the 12-byte head and the checksum), which the target seals itself.
+  head -c -32 "$f" | tail -c +13 | zstd -dq >"$c/have_file/body-$(basename "$f" .have)"
+done
+mkdir -p "$c/config"
+cp "$here/dist/outpost.toml" "$c/config/dist-outpost.toml"
 du -sh "$c"/*

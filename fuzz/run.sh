@@ -17,7 +17,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${OUTPOST_FUZZ_BUILD:-$here/build-fuzz}
-all_targets=(json tuf_metadata manifest chunk_index pack update_file delta)
+all_targets=(json tuf_metadata manifest chunk_index pack update_file delta have_file config
+  http_request)
 
 usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 time_per_target=""

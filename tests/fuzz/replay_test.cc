@@ -21,9 +21,12 @@
 #include "outpost/crypto/tuf.h"
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/delta.h"
+#include "outpost/packaging/have_file.h"
 #include "outpost/packaging/manifest.h"
 #include "outpost/packaging/pack.h"
 #include "outpost/packaging/update_file.h"
+#include "outpost/serve/config.h"
+#include "outpost/serve/http_server.h"
 #include "support/test_support.h"
 
 // Under AddressSanitizer, a report runs this callback before the process dies.
@@ -252,6 +255,18 @@ TEST_CASE("fuzz update_file: seeds and mutations run clean", "[fuzz]") {
 
 TEST_CASE("fuzz delta: seeds and mutations run clean", "[fuzz]") { replay("delta", delta, 20000); }
 
+TEST_CASE("fuzz have_file: seeds and mutations run clean", "[fuzz]") {
+  replay("have_file", have_file, 20000);
+}
+
+TEST_CASE("fuzz config: seeds and mutations run clean", "[fuzz]") {
+  replay("config", config, 10000);
+}
+
+TEST_CASE("fuzz http_request: seeds and mutations run clean", "[fuzz]") {
+  replay("http_request", http_request, 20000);
+}
+
 TEST_CASE("fuzz seeds are files the parsers accept today", "[fuzz]") {
   REQUIRE(crypto::init());
   seeds_parse("json", [](const Bytes& b) { return parse_json(as_chars(b)).status(); });
@@ -271,6 +286,14 @@ TEST_CASE("fuzz seeds are files the parsers accept today", "[fuzz]") {
   seeds_parse("update_file",
               [](const Bytes& b) { return pk::parse_update_file(b, 4096).status(); });
   seeds_parse("delta", [](const Bytes& b) { return pk::read_delta_info(b).status(); });
+  seeds_parse("have_file", [](const Bytes& b) {
+    // body-*: a have-file's decompressed body, sealed by the target.
+    const bool body = b.size() < 8 || std::string(as_chars(b).substr(0, 8)) != "OUTHAVE1";
+    return pk::HaveFile::parse(body ? seal_have_body(b) : b).status();
+  });
+  seeds_parse("config", [](const Bytes& b) {
+    return serve::parse_config(as_chars(b), "/etc/outpost/outpost.toml").status();
+  });
 }
 
 // ---- Regression tests: one per defect the fuzzers found (docs/SECURITY.md, "Findings") ----
@@ -302,6 +325,48 @@ TEST_CASE("patch whose control seeks by INT64_MIN is refused without signed over
   CHECK(out.error().code() == Code::kCorruption);
   CHECK_THAT(out.error().message(), Catch::Contains("seeks outside the old slice"));
   delta(patch.data(), patch.size());
+}
+
+TEST_CASE("Range whose lengths add up past 2^64 is unsatisfiable, not a wrapped small sum",
+          "[fuzz][regression]") {
+  // parse_range summed the range lengths in a uint64_t: for a pack (unknown length, at most
+  // 64 MiB in all) two ranges of 10^19 and 2^64 - 10^19 + 100 bytes added up to 100 and were
+  // accepted; for a total above 2^63, "twice the total" wrapped as well.
+  std::vector<serve::RangeSpec> ranges;
+  CHECK(serve::parse_range("bytes=0-9999999999999999999,0-8446744073709551715", 0, true, &ranges) ==
+        serve::RangeOutcome::kUnsatisfiable);
+  CHECK(ranges.empty());
+  CHECK(serve::parse_range("bytes=0-,0-,0-", UINT64_MAX, false, &ranges) ==
+        serve::RangeOutcome::kUnsatisfiable);
+  CHECK(ranges.empty());
+  // What the cap allows still passes.
+  REQUIRE(serve::parse_range("bytes=0-,0-", 4096, false, &ranges) == serve::RangeOutcome::kRanges);
+  CHECK(ranges.size() == 2);
+  const Bytes input = regression_input("http_request", "range-sum-wraps");
+  http_request(input.data(), input.size());
+}
+
+TEST_CASE("configuration with a non-ASCII character outside a string is refused before toml++",
+          "[fuzz][regression]") {
+  // toml++ 3.3 reached __builtin_unreachable() (undefined behaviour) classifying U+00E8 after
+  // a value as whitespace; parse_config now parses an ASCII stand-in first and refuses such a
+  // character itself, with the line. The second input had one after three quotes that toml++
+  // does not read as a string there.
+  const Bytes input = regression_input("config", "non-ascii-outside-string");
+  Result<serve::Config> c = serve::parse_config(as_chars(input), "/etc/outpost/outpost.toml");
+  REQUIRE(!c.ok());
+  CHECK(c.error().code() == Code::kInvalidArgument);
+  CHECK_THAT(c.error().message(), Catch::Contains("outpost.toml:2: not valid TOML: a non-ASCII"));
+  // In strings and comments UTF-8 stays accepted.
+  CHECK(serve::parse_config("# Bibliothèque\nstore = \"/srv/é\"\n[kiosk]\nsite_name = '''é\n'''\n",
+                            "/etc/outpost/outpost.toml")
+            .ok());
+  config(input.data(), input.size());
+  const Bytes second = regression_input("config", "non-ascii-after-bad-value");
+  Result<serve::Config> c2 = serve::parse_config(as_chars(second), "/etc/outpost/outpost.toml");
+  REQUIRE(!c2.ok());
+  CHECK(c2.error().code() == Code::kInvalidArgument);
+  config(second.data(), second.size());
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 
+#include "http_parse.h"
 #include "outpost/base/unique_fd.h"
 
 namespace outpost::serve {
@@ -39,7 +40,11 @@ int hex_digit(char c) {
   return -1;
 }
 
-size_t unescape(void*, MHD_Connection*, char* s) {
+}  // namespace
+
+namespace internal {
+
+std::size_t unescape_url(char* s) {
   char* out = s;
   for (const char* in = s; *in != '\0'; ++in) {
     if (*in != '%') {
@@ -57,7 +62,7 @@ size_t unescape(void*, MHD_Connection*, char* s) {
     in += 2;
   }
   *out = '\0';
-  return static_cast<size_t>(out - s);
+  return static_cast<std::size_t>(out - s);
 }
 
 // Why a decoded path is refused (empty: fine).
@@ -82,6 +87,14 @@ std::pair<int, std::string> check_path(const std::string& path) {
   }
   return {0, ""};
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::check_path;
+
+size_t unescape(void*, MHD_Connection*, char* s) { return internal::unescape_url(s); }
 
 bool split_host_port(const std::string& s, std::string* host, std::string* port) {
   std::size_t colon = s.rfind(':');
@@ -392,7 +405,13 @@ RangeOutcome parse_range(std::string_view header, std::uint64_t total, bool unkn
   }
   header.remove_prefix(6);
   std::size_t count = 0;
+  // The most the ranges may add up to; the sum is kept without overflowing (a wrapped sum let
+  // "bytes=0-9999999999999999999,0-8446744073709551715" through as 100 bytes).
+  const std::uint64_t cap = unknown_total            ? (64ull << 20)
+                            : total > UINT64_MAX / 2 ? UINT64_MAX
+                                                     : std::max<std::uint64_t>(total * 2, 1);
   std::uint64_t sum = 0;
+  bool over = false;
   bool any = false;
   while (!header.empty()) {
     std::size_t comma = header.find(',');
@@ -424,12 +443,16 @@ RangeOutcome parse_range(std::string_view header, std::uint64_t total, bool unkn
       }
     }
     any = true;
-    sum += last - first + 1;
+    const std::uint64_t length = last - first + 1;  // last < UINT64_MAX: no wrap
+    if (length > cap - sum) {
+      over = true;
+    } else {
+      sum += length;
+    }
     out->push_back({first, last});
   }
   if (!any) return count == 0 ? RangeOutcome::kNone : RangeOutcome::kUnsatisfiable;
-  const std::uint64_t cap = unknown_total ? (64ull << 20) : std::max<std::uint64_t>(total * 2, 1);
-  if (sum > cap) {
+  if (over) {
     out->clear();
     return RangeOutcome::kUnsatisfiable;
   }

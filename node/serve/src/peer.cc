@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "http_parse.h"
 #include "outpost/base/bytes.h"
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
@@ -268,9 +269,8 @@ struct PeerServer::Impl {
   }
 };
 
-namespace {
+namespace internal {
 
-// Comma-separated hex digests; false on any malformed one.
 bool parse_digests(const std::string& list, std::vector<crypto::Digest>* out) {
   std::size_t at = 0;
   while (at < list.size()) {
@@ -284,21 +284,25 @@ bool parse_digests(const std::string& list, std::vector<crypto::Digest>* out) {
   return true;
 }
 
-}  // namespace
+bool parse_version_arg(const std::string& text, std::uint64_t* out) {
+  if (text.empty() || text.size() > 12 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  *out = std::stoull(text);
+  return *out > 0;
+}
+
+}  // namespace internal
+
+using internal::parse_digests;
 
 HttpResponse PeerServer::patch_on_demand(const HttpRequest& request, const void* repo_files,
                                          const std::string& repo) {
   const auto& f = *static_cast<const RepoFiles*>(repo_files);
   const std::string bundle = request.arg("bundle");
   std::uint64_t from = 0, to = 0;
-  auto number = [](const std::string& text, std::uint64_t* out) {
-    if (text.empty() || text.size() > 12 ||
-        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return false;
-    }
-    *out = std::stoull(text);
-    return *out > 0;
-  };
+  const auto number = internal::parse_version_arg;
   if (bundle.empty() || bundle.size() > 256 || !number(request.arg("from"), &from) ||
       !number(request.arg("to"), &to) || from >= to) {
     return HttpResponse::text(400, "a patch on demand takes bundle=NAME&from=N&to=M with N < M");
