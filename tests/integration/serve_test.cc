@@ -445,13 +445,16 @@ TEST_CASE("the daemon announces itself over DNS-SD through avahi-daemon when dns
                              "' 2>/dev/null && break\n"
                              "  sleep 0.1\n"
                              "done\n"
-                             "kill -TERM $pid; wait $pid\n";
+                             "kill -TERM $pid || true\nrc=0; wait $pid || rc=$?; echo $rc >'" +
+                             (dir / "serve.rc") + "'\n";
   write_text(dir / "run.sh", script);
   RunResult r = run_program({find_program("unshare", {"/usr/bin"}), "--mount", "--net", "--pid",
                              "--fork", "/bin/sh", dir / "run.sh"});
   const std::string log = fs::exists(dir / "serve.log") ? read_text(dir / "serve.log") : "";
-  INFO(r.err << r.out << log);
+  const std::string rc = fs::exists(dir / "serve.rc") ? read_text(dir / "serve.rc") : "";
+  INFO("serve exit " << rc << r.err << r.out << log);
   CHECK(r.exit_code == 0);
+  CHECK(rc == "0\n");
   CHECK(contains(log, "dns-sd: announced 'outpost on "));
   CHECK(contains(log, "(_outpost._tcp, port "));
   CHECK(contains(log, "stopped"));
@@ -489,7 +492,10 @@ TEST_CASE(
       (p.dir / "kiosk.toml") + "' 2>'" + (p.dir / "kiosk.log") + "' &\n" + "b=$!\n" +
       wait_for("synced from http", p.dir / "kiosk.log") + "curl -s " + k + "/status.json >'" +
       (p.dir / "status.json") + "' || true\ncurl -s " + k + "/metrics >'" +
-      (p.dir / "metrics.txt") + "' || true\n" + "kill -TERM $a $b; wait $a; wait $b\n";
+      (p.dir / "metrics.txt") + "' || true\n" +
+      // Each daemon's exit status on its own, so that a failure says which one and how.
+      "kill -TERM $a $b || true\nrc=0; wait $a || rc=$?; echo $rc >'" + (p.dir / "office.rc") +
+      "'\nrc=0; wait $b || rc=$?; echo $rc >'" + (p.dir / "kiosk.rc") + "'\n";
   write_text(p.dir / "run.sh", script);
   RunResult r = run_program({find_program("unshare", {"/usr/bin"}), "--mount", "--net", "--pid",
                              "--fork", "/bin/sh", p.dir / "run.sh"});
@@ -497,8 +503,14 @@ TEST_CASE(
     return fs::exists(p.dir / name) ? read_text(p.dir / name) : std::string();
   };
   const std::string log = text("kiosk.log");
-  INFO(r.err << r.out << text("office.log") << log);
+  // The short facts first: a long message is cut in the middle by CI's report.
+  INFO("office exit " << text("office.rc") << "kiosk exit " << text("kiosk.rc") << r.err << r.out
+                      << "--- office log\n"
+                      << text("office.log") << "--- kiosk log\n"
+                      << log);
   CHECK(r.exit_code == 0);
+  CHECK(text("office.rc") == "0\n");
+  CHECK(text("kiosk.rc") == "0\n");
   const std::string office_url = "http://127.0.0.1:" + std::to_string(office_port) + "/repo/";
   CHECK(contains(log, "dns-sd: found node 'outpost on "));
   CHECK(contains(log, "synced from " + office_url));
