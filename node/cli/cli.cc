@@ -34,6 +34,7 @@
 
 #include "outpost/base/clock.h"
 #include "outpost/base/json.h"
+#include "outpost/base/size.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/keys.h"
 #include "outpost/node/json_view.h"
@@ -154,55 +155,10 @@ std::string default_store() {
 
 constexpr std::uint64_t kMaxBytes = 1'000'000'000'000'000;  // 1 PB: "1000000G"
 
-// "1500", "64k", "10M", "2G", "1.5M" (powers of 1000; "KiB"-style suffixes are powers of
-// 1024), at most kMaxBytes.
+// A size as parse_byte_size reads it (outpost/base/size.h), at most kMaxBytes.
 Result<std::uint64_t> parse_bytes(const std::string& text) {
-  const auto bad = [&] {
-    return Status::InvalidArgument("'" + text + "' is not a number of bytes (e.g. 500k, 20M, 1G)");
-  };
-  const auto digit = [&](std::size_t k) {
-    return k < text.size() && text[k] >= '0' && text[k] <= '9';
-  };
-  if (!digit(0)) return bad();
-  std::size_t i = 0;
-  std::uint64_t whole = 0;
-  bool overflow = false;
-  for (; digit(i); ++i) {
-    overflow |= __builtin_mul_overflow(whole, std::uint64_t{10}, &whole);
-    overflow |= __builtin_add_overflow(whole, static_cast<std::uint64_t>(text[i] - '0'), &whole);
-  }
-  std::uint64_t fraction = 0, scale = 1;  // fraction / scale, up to 9 decimals
-  if (i < text.size() && text[i] == '.') {
-    if (!digit(++i)) return bad();
-    for (; digit(i); ++i) {
-      if (scale >= 1'000'000'000) continue;
-      fraction = fraction * 10 + static_cast<std::uint64_t>(text[i] - '0');
-      scale *= 10;
-    }
-  }
-  std::string unit = text.substr(i);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static const std::map<std::string, std::uint64_t> kUnits = {
-      {"", 1},
-      {"b", 1},
-      {"k", 1000},
-      {"kb", 1000},
-      {"m", 1000'000},
-      {"mb", 1000'000},
-      {"g", 1000'000'000},
-      {"gb", 1000'000'000},
-      {"kib", 1ULL << 10},
-      {"mib", 1ULL << 20},
-      {"gib", 1ULL << 30},
-  };
-  auto u = kUnits.find(unit);
-  if (u == kUnits.end()) {
-    return Status::InvalidArgument("'" + text + "': unknown unit (use k, M or G)");
-  }
-  std::uint64_t bytes = 0;
-  overflow |= __builtin_mul_overflow(whole, u->second, &bytes);
-  bytes += fraction * u->second / scale;  // < 10^9 * 2^30: no overflow
-  if (overflow || bytes > kMaxBytes) {
+  OUTPOST_ASSIGN_OR_RETURN(std::uint64_t bytes, parse_byte_size(text));
+  if (bytes > kMaxBytes) {
     return Status::InvalidArgument("'" + text + "' is too large (at most 1000000G)");
   }
   return bytes;

@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "outpost/base/size.h"
+
 namespace outpost::serve {
 
 namespace {
@@ -137,7 +139,7 @@ class Reader {
     if (!n->is_string()) {
       return error(n, prefix + key, "must be a size such as \"50M\", \"1G\" or 0");
     }
-    auto v = parse_size(**n->as_string());
+    auto v = parse_byte_size(**n->as_string());
     if (!v.ok()) return error(n, prefix + key, v.error().message());
     *out = *v;
     return Status::Ok();
@@ -199,54 +201,6 @@ bool is_hex64(const std::string& s) {
 }
 
 }  // namespace
-
-Result<std::uint64_t> parse_size(std::string_view text) {
-  const auto bad = [&] {
-    return Status::InvalidArgument("'" + std::string(text) +
-                                   "' is not a number of bytes: write e.g. \"500k\", \"50M\", "
-                                   "\"1G\" or 0");
-  };
-  std::size_t i = 0;
-  std::uint64_t whole = 0;
-  bool overflow = false;
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) return bad();
-  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
-    overflow |= __builtin_mul_overflow(whole, std::uint64_t{10}, &whole);
-    overflow |= __builtin_add_overflow(whole, static_cast<std::uint64_t>(text[i] - '0'), &whole);
-  }
-  std::uint64_t frac = 0, scale = 1;
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    if (i >= text.size() || !std::isdigit(static_cast<unsigned char>(text[i]))) return bad();
-    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
-      if (scale >= 1'000'000'000) continue;
-      frac = frac * 10 + static_cast<std::uint64_t>(text[i] - '0');
-      scale *= 10;
-    }
-  }
-  std::string unit(text.substr(i));
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static const std::map<std::string, std::uint64_t> kUnits = {{"", 1},
-                                                              {"b", 1},
-                                                              {"k", 1000},
-                                                              {"kb", 1000},
-                                                              {"m", 1000'000},
-                                                              {"mb", 1000'000},
-                                                              {"g", 1000'000'000},
-                                                              {"gb", 1000'000'000},
-                                                              {"kib", 1 << 10},
-                                                              {"mib", 1 << 20},
-                                                              {"gib", 1ull << 30},
-                                                              {"t", 1000'000'000'000},
-                                                              {"tb", 1000'000'000'000}};
-  auto u = kUnits.find(unit);
-  if (u == kUnits.end()) return bad();
-  std::uint64_t bytes = 0;
-  overflow |= __builtin_mul_overflow(whole, u->second, &bytes);
-  overflow |= __builtin_add_overflow(bytes, frac * u->second / scale, &bytes);
-  if (overflow) return bad();
-  return bytes;
-}
 
 Result<Window> parse_window(std::string_view text) {
   const auto bad = [&] {

@@ -83,7 +83,5 @@ Result<Config> parse_config(std::string_view text, const std::string& path);
 
 // "HH:MM-HH:MM" -> Window.
 Result<Window> parse_window(std::string_view text);
-// "500k", "20M", "1G", "1.5M", "100MiB", or a plain integer of bytes.
-Result<std::uint64_t> parse_size(std::string_view text);
 
 }  // namespace outpost::serve
