@@ -33,5 +33,6 @@ TEST_CASE("a size that is not one, or past 2^64 bytes, is refused with how to wr
     CHECK(r.error().message().find("is not a number of bytes: write e.g.") != std::string::npos);
   }
   // A fraction large enough to wrap 64 bits if multiplied there is still exact.
+  CHECK(parse_byte_size("1.999999999T").value() == 1'999'999'999'000ull);
   CHECK(parse_byte_size("18446744.073709551T").value() == 18'446'744'073'709'551'000ull);
 }
