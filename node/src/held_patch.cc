@@ -10,26 +10,7 @@
 
 namespace outpost::node {
 
-namespace {
-
 using detail::view;
-
-Result<Bytes> stream_of(const storage::ReadTxn& txn, const detail::HeldVersion& held,
-                        packaging::Decompressor& dec) {
-  Bytes out = to_bytes(packaging::kContentStreamMagic);
-  std::size_t next = 0;
-  for (std::size_t f = 0; f < held.manifest.files.size(); ++f) {
-    Bytes header = packaging::content_file_header(held.manifest.files[f]);
-    out.insert(out.end(), header.begin(), header.end());
-    for (std::uint32_t c = 0; c < held.index.file_chunks[f]; ++c, ++next) {
-      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, detail::read_chunk(txn, dec, held.index.chunks[next]));
-      out.insert(out.end(), raw.begin(), raw.end());
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 Result<Bytes> make_held_patch(storage::Store& store, const std::string& bundle, std::uint64_t from,
                               std::uint64_t to, std::uint64_t max_stream) {
@@ -48,8 +29,8 @@ Result<Bytes> make_held_patch(storage::Store& store, const std::string& bundle, 
     return Status::ResourceExhausted("the content of " + what + " is too large to patch on demand");
   }
   packaging::Decompressor dec;
-  OUTPOST_ASSIGN_OR_RETURN(Bytes from_stream, stream_of(txn, old, dec));
-  OUTPOST_ASSIGN_OR_RETURN(Bytes to_stream, stream_of(txn, now, dec));
+  OUTPOST_ASSIGN_OR_RETURN(Bytes from_stream, detail::content_stream(txn, old, dec));
+  OUTPOST_ASSIGN_OR_RETURN(Bytes to_stream, detail::content_stream(txn, now, dec));
   detail::end(txn);
   packaging::DeltaParams params;
   params.window = kMaxHeldPatchStream;

@@ -89,6 +89,10 @@ Result<HeldVersion> load_version(const storage::ReadTxn& txn, const std::string&
                                  std::uint64_t version);
 Result<Bytes> read_chunk(const storage::ReadTxn& txn, packaging::Decompressor& dec,
                          const packaging::ChunkEntry& entry);
+// The content stream (packaging/content.h) of a held version, whole in memory: for making a
+// patch between two held versions (the caller bounds its size).
+Result<Bytes> content_stream(const storage::ReadTxn& txn, const HeldVersion& held,
+                             packaging::Decompressor& dec);
 // Streams the content of a held version through fn(file index, bytes) in table order.
 Status stream_content(storage::Store& store, const storage::ReadTxn& txn, const HeldVersion& held,
                       const std::function<Status(std::size_t, ByteView)>& fn);

@@ -163,6 +163,21 @@ Result<Bytes> read_chunk(const storage::ReadTxn& txn, packaging::Decompressor& d
   return raw;
 }
 
+Result<Bytes> content_stream(const storage::ReadTxn& txn, const HeldVersion& held,
+                             packaging::Decompressor& dec) {
+  Bytes out = to_bytes(packaging::kContentStreamMagic);
+  std::size_t next = 0;
+  for (std::size_t f = 0; f < held.manifest.files.size(); ++f) {
+    Bytes header = packaging::content_file_header(held.manifest.files[f]);
+    out.insert(out.end(), header.begin(), header.end());
+    for (std::uint32_t c = 0; c < held.index.file_chunks[f]; ++c, ++next) {
+      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, read_chunk(txn, dec, held.index.chunks[next]));
+      out.insert(out.end(), raw.begin(), raw.end());
+    }
+  }
+  return out;
+}
+
 // Streams the content of a held version through fn(file index, bytes) in table order.
 Status stream_content(storage::Store& store, const storage::ReadTxn& txn, const HeldVersion& held,
                       const std::function<Status(std::size_t, ByteView)>& fn) {

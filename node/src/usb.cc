@@ -119,22 +119,6 @@ struct RepoPlan {
   bool up_to_date = false;
 };
 
-// The content stream (content.h) of a held version, in memory.
-Result<Bytes> content_stream(storage::ReadTxn& txn, const HeldVersion& held,
-                             packaging::Decompressor& dec) {
-  Bytes out = to_bytes(packaging::kContentStreamMagic);
-  std::size_t next = 0;
-  for (std::size_t f = 0; f < held.manifest.files.size(); ++f) {
-    Bytes header = packaging::content_file_header(held.manifest.files[f]);
-    out.insert(out.end(), header.begin(), header.end());
-    for (std::uint32_t c = 0; c < held.index.file_chunks[f]; ++c, ++next) {
-      OUTPOST_ASSIGN_OR_RETURN(Bytes raw, read_chunk(txn, dec, held.index.chunks[next]));
-      out.insert(out.end(), raw.begin(), raw.end());
-    }
-  }
-  return out;
-}
-
 // A patch from version `from` (held here too) to b's version, when it is smaller than the
 // chunks the target lacks: what the link would carry, made here since a node keeps no patch.
 Status try_patch(storage::ReadTxn& txn, BundlePlan& b, std::uint64_t from) {
