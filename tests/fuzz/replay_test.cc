@@ -346,6 +346,24 @@ TEST_CASE("Range whose lengths add up past 2^64 is unsatisfiable, not a wrapped 
   http_request(input.data(), input.size());
 }
 
+TEST_CASE("Range refused for too many ranges or a malformed one returns no ranges",
+          "[fuzz][regression]") {
+  // parse_range returned kUnsatisfiable at the 1,025th range, and kNone at a malformed range,
+  // with the ranges before it still in the list (serve_bytes did not read them then; the
+  // contract is that only kRanges fills it).
+  std::vector<serve::RangeSpec> ranges;
+  std::string many = "bytes=0-0";
+  for (int i = 0; i < 1024; ++i) many += ",0-0";
+  CHECK(serve::parse_range(many, 4096, false, &ranges) == serve::RangeOutcome::kUnsatisfiable);
+  CHECK(ranges.empty());
+  CHECK(serve::parse_range("bytes=0-1,2-3,x", 4096, false, &ranges) == serve::RangeOutcome::kNone);
+  CHECK(ranges.empty());
+  CHECK(serve::parse_range("bytes=0-1,9-3", 4096, false, &ranges) == serve::RangeOutcome::kNone);
+  CHECK(ranges.empty());
+  const Bytes input = regression_input("http_request", "range-count-leaves-ranges");
+  http_request(input.data(), input.size());
+}
+
 TEST_CASE("configuration with a non-ASCII character outside a string is refused before toml++",
           "[fuzz][regression]") {
   // toml++ 3.3 reached __builtin_unreachable() (undefined behaviour) classifying U+00E8 after

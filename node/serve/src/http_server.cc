@@ -398,6 +398,11 @@ std::string_view trim(std::string_view s) {
 RangeOutcome parse_range(std::string_view header, std::uint64_t total, bool unknown_total,
                          std::vector<RangeSpec>* out) {
   out->clear();
+  // Every outcome but kRanges leaves `out` empty.
+  const auto none = [out](RangeOutcome o) {
+    out->clear();
+    return o;
+  };
   header = trim(header);
   if (header.empty()) return RangeOutcome::kNone;
   if (header.size() < 6 || lower(std::string(header.substr(0, 6))) != "bytes=") {
@@ -418,24 +423,24 @@ RangeOutcome parse_range(std::string_view header, std::uint64_t total, bool unkn
     std::string_view part = trim(header.substr(0, comma));
     header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
     if (part.empty()) continue;
-    if (++count > kMaxRanges) return RangeOutcome::kUnsatisfiable;
+    if (++count > kMaxRanges) return none(RangeOutcome::kUnsatisfiable);
     std::size_t dash = part.find('-');
-    if (dash == std::string_view::npos) return RangeOutcome::kNone;  // malformed: ignore
+    if (dash == std::string_view::npos) return none(RangeOutcome::kNone);  // malformed: ignore
     std::string_view a = trim(part.substr(0, dash)), b = trim(part.substr(dash + 1));
     std::uint64_t first = 0, last = 0;
     if (a.empty()) {  // suffix: the last b bytes
       std::uint64_t n = 0;
-      if (!parse_u64(b, &n)) return RangeOutcome::kNone;
+      if (!parse_u64(b, &n)) return none(RangeOutcome::kNone);
       if (unknown_total || n == 0 || total == 0) continue;
       first = n >= total ? 0 : total - n;
       last = total - 1;
     } else {
-      if (!parse_u64(a, &first)) return RangeOutcome::kNone;
+      if (!parse_u64(a, &first)) return none(RangeOutcome::kNone);
       if (b.empty()) {
         if (unknown_total || first >= total) continue;
         last = total - 1;
       } else {
-        if (!parse_u64(b, &last) || last < first) return RangeOutcome::kNone;
+        if (!parse_u64(b, &last) || last < first) return none(RangeOutcome::kNone);
         if (!unknown_total) {
           if (first >= total) continue;
           last = std::min(last, total - 1);
@@ -452,10 +457,7 @@ RangeOutcome parse_range(std::string_view header, std::uint64_t total, bool unkn
     out->push_back({first, last});
   }
   if (!any) return count == 0 ? RangeOutcome::kNone : RangeOutcome::kUnsatisfiable;
-  if (over) {
-    out->clear();
-    return RangeOutcome::kUnsatisfiable;
-  }
+  if (over) return none(RangeOutcome::kUnsatisfiable);
   return RangeOutcome::kRanges;
 }
 
