@@ -116,7 +116,8 @@ for _ in $(seq 300); do
 done
 # ... and search knows the resolution.
 for _ in $(seq 300); do
-  curl -s "http://127.0.0.1:$port/search?q=affordable" | grep -q '<mark>' && break
+  found=$(curl -s "http://127.0.0.1:$port/search?q=affordable" || true)
+  case "$found" in *'<mark>'*) break ;; esac
   sleep 0.1
 done
 echo "kiosk ready on port $port after ${SECONDS} s"

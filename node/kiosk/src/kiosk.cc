@@ -276,6 +276,11 @@ struct Kiosk::Impl {
   std::mutex wake_mu;
   std::condition_variable_any wake;
   std::atomic<bool> stopping{false};  // ends an indexing batch early (the daemon stops in 5 s)
+  // The snapshot generation whose every version the search index holds. A snapshot is shown
+  // before its new versions are indexed: until this reaches it, a search page may miss them, so
+  // it says so and is neither cached here nor by the browser.
+  std::atomic<std::uint64_t> indexed_generation{0};
+  bool index_behind(const Snapshot& s) const { return indexed_generation.load() < s.generation; }
   std::jthread watcher;
 
   // ---- the store ----
@@ -512,16 +517,32 @@ Status Kiosk::Impl::refresh_pass(bool* released) {
   if (!held.ok()) return held.error();
   std::map<std::string, std::uint64_t> indexed(held->begin(), held->end());
   std::size_t pending = 0;
+  Status unread;  // the first document that could not be read: its version is tried again
   for (const auto& e : s->entries) {
     auto it = indexed.find(e.info.name);
     if (it != indexed.end() && it->second == e.info.current) continue;
     std::vector<IndexedText> texts;
     if (!e.docs.empty()) {
+      Status read;
       for (const auto& [lang, path] : e.docs) {
         auto md = read_file(e.info.name, path, kMaxDocumentBytes);
-        if (!md.ok()) continue;
+        // Larger than the kiosk shows: indexed without it, as the reader shows it without.
+        if (!md.ok() && md.error().code() == Code::kResourceExhausted) continue;
+        if (!md.ok()) {
+          read = md.error();
+          break;
+        }
         IndexedText t{e.info.name, e.info.kind, lang, e.title(), render_markdown(*md).paragraphs};
         texts.push_back(std::move(t));
+      }
+      if (!read.ok()) {
+        // Not recorded as indexed, so the next pass reads it again.
+        if (unread.ok()) {
+          unread =
+              Status::Unavailable("cannot index " + e.info.name + " for search: " + read.message() +
+                                  " (tried again at the next refresh)");
+        }
+        continue;
       }
     } else {
       std::string lang = "en";
@@ -543,6 +564,8 @@ Status Kiosk::Impl::refresh_pass(bool* released) {
     release_memory();
     *released = true;
   }
+  if (!unread.ok()) return unread;
+  if (!stopping) indexed_generation = s->generation;
   return Status::Ok();
 }
 
@@ -970,6 +993,11 @@ KioskResponse Kiosk::Impl::search(const Messages& t, const KioskRequest& r, cons
             escape_html(t("Search is not available yet: the index is being built. Try again in a "
                           "minute.")) +
             "</p>\n";
+  } else if (index_behind(s)) {
+    main += "<p class=\"note\">" +
+            escape_html(t("Search is still adding the newest documents: some may not be found "
+                          "yet. Try again in a minute.")) +
+            "</p>\n";
   }
   if (raw.find_first_not_of(" \t\r\n") == std::string::npos) {
     main += "<p>" + escape_html(t("Type words to search for, then press Search.")) + "</p>\n";
@@ -1089,6 +1117,8 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
       lang = negotiate(r.header("accept-language"));
     }
     auto s = snapshot();
+    // A search page while the index is behind is made for this request only.
+    const bool fresh_only = r.path == "/search" && index_behind(*s);
     key = std::to_string(s->generation) + "\n" + lang + "\n" + std::to_string(clock->now() / 600) +
           "\n" + r.path;
     for (const auto& [k, v] : r.args) key += "\n" + k + "=" + v;
@@ -1106,13 +1136,14 @@ KioskResponse Kiosk::Impl::handle(const KioskRequest& r) {
       x->plain = route(r, t, *s);
       x->plain.headers.emplace_back("Content-Language", lang);
       x->plain.headers.emplace_back("Vary", "Accept-Language, Accept-Encoding");
-      x->plain.headers.emplace_back("Cache-Control",
-                                    x->plain.status == 200 ? "public, max-age=60" : "no-cache");
+      x->plain.headers.emplace_back("Cache-Control", x->plain.status == 200 && !fresh_only
+                                                         ? "public, max-age=60"
+                                                         : "no-cache");
       x->etag = "\"" + hex64(fnv1a(x->plain.body)) + "\"";
       c = x;
       // Counted with room for its gzip form, made later.
       const std::size_t size = x->plain.body.size() * 3 / 2 + key.size();
-      if (size < kPageCacheBytes / 8) {
+      if (size < kPageCacheBytes / 8 && !fresh_only) {
         std::lock_guard lock(cache_mu);
         if (cache.find(key) == cache.end()) {
           lru.emplace_front(key, c);
