@@ -55,10 +55,8 @@ Result<SyncItem> fetch_route(SyncContext& ctx, Pending& p, const std::vector<Rou
     // The index prices the chunk route exactly; a patch may still win.
     OUTPOST_ASSIGN_OR_RETURN(ChunkRoute chunks, price_with_index(ctx, p, failed));
     if (p.planned.route.kind == RouteKind::kChunks) {
-      std::set<crypto::Digest> unique;
-      for (const auto& c : chunks.index.chunks) unique.insert(c.id);
       item.chunks_fetched = chunks.missing.size();
-      item.chunks_held = unique.size() - chunks.missing.size();
+      item.chunks_held = first_occurrences(chunks.index).size() - chunks.missing.size();
       OUTPOST_RETURN_IF_ERROR(fetch_chunks(ctx, chunks.index, chunks.missing, p.bundle));
       OUTPOST_RETURN_IF_ERROR(accept_from_chunks(ctx, p, chunks.index, chunks.index_bytes));
       item.route = RouteKind::kChunks;

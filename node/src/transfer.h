@@ -58,7 +58,9 @@ Result<Bytes> fetch_object(SyncContext& ctx, const packaging::PatchRef& ref,
 Status drop_transfer(SyncContext& ctx, const crypto::Digest& object);
 // The manifest's chunk index, checked against its signed length and hash.
 Result<Bytes> fetch_index(SyncContext& ctx, const packaging::Manifest& manifest);
-// Positions in index.chunks of the first occurrence of each chunk the store lacks.
+// Positions in index.chunks of the first occurrence of each distinct chunk, in id order.
+std::vector<std::uint32_t> first_occurrences(const packaging::ChunkIndex& index);
+// Positions in index.chunks of the first occurrence of each chunk the store lacks, ascending.
 Result<std::vector<std::size_t>> missing_chunks(SyncContext& ctx,
                                                 const packaging::ChunkIndex& index);
 // The exact price of fetching `missing` as fetch_chunks() will: stored bytes and requests.

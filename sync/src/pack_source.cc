@@ -165,13 +165,27 @@ Status PackSource::scan() {
       const packaging::RecordInfo& info = (**rec).info;
       Loc loc{v, info.offset, info.stored_length, info.id};
       if (info.type == packaging::RecordType::kChunk) {
-        chunks_.emplace(info.id, loc);
+        chunks_.push_back(loc);
       } else if (!info.name.empty()) {
         files_.emplace(info.name, loc);
       }
     }
   }
+  // By id; of equal ids the first met (volume order, then offset) is the one read.
+  std::stable_sort(chunks_.begin(), chunks_.end(),
+                   [](const Loc& a, const Loc& b) { return a.id < b.id; });
+  chunks_.erase(std::unique(chunks_.begin(), chunks_.end(),
+                            [](const Loc& a, const Loc& b) { return a.id == b.id; }),
+                chunks_.end());
+  chunks_.shrink_to_fit();
   return Status::Ok();
+}
+
+const PackSource::Loc* PackSource::find_chunk(const crypto::Digest& id) const {
+  auto it = std::lower_bound(chunks_.begin(), chunks_.end(), id,
+                             [](const Loc& l, const crypto::Digest& d) { return l.id < d; });
+  if (it == chunks_.end() || it->id != id) return nullptr;
+  return &*it;
 }
 
 Status PackSource::count(std::uint64_t n) {
@@ -213,10 +227,10 @@ Result<Bytes> PackSource::read_file(const std::string& path, std::uint64_t max_l
 }
 
 Result<Bytes> PackSource::chunk_frame(const crypto::Digest& id) {
-  auto it = chunks_.find(id);
-  if (it == chunks_.end())
+  const Loc* loc = find_chunk(id);
+  if (loc == nullptr)
     return Status::NotFound("chunk " + crypto::hex(id) + " is not in the " + describe());
-  OUTPOST_ASSIGN_OR_RETURN(Bytes b, read_loc(it->second));
+  OUTPOST_ASSIGN_OR_RETURN(Bytes b, read_loc(*loc));
   OUTPOST_RETURN_IF_ERROR(count(b.size()));
   return b;
 }
@@ -271,9 +285,9 @@ Result<std::vector<Bytes>> PackSource::read_ranges(const std::string& path,
          ++it) {
       const auto& [id, stored] = it->second;
       std::uint64_t at = it->first.second - r.offset;
-      auto c = chunks_.find(id);
-      if (c == chunks_.end() || c->second.length != stored || at + stored > r.length) continue;
-      OUTPOST_ASSIGN_OR_RETURN(Bytes frame, read_loc(c->second));
+      const Loc* c = find_chunk(id);
+      if (c == nullptr || c->length != stored || at + stored > r.length) continue;
+      OUTPOST_ASSIGN_OR_RETURN(Bytes frame, read_loc(*c));
       std::memcpy(buf.data() + at, frame.data(), frame.size());
       if (at == 0) first_found = true;
     }
