@@ -71,10 +71,45 @@ std::vector<Span> spans_for(const ChunkIndex& index, const std::vector<std::size
 
 }  // namespace
 
+ChunkBatch::~ChunkBatch() { (void)wait(); }
+
 Status ChunkBatch::add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame) {
   batch_.emplace_back(id, records::chunk_value(raw_length, frame));
   bytes_ += frame.size();
-  if (bytes_ >= max_bytes_ || batch_.size() >= max_count_) return flush();
+  ++added_;
+  if (bytes_ < max_bytes_ && batch_.size() < max_count_) return Status::Ok();
+  if (writes_ == Writes::kInline) return flush();
+  OUTPOST_RETURN_IF_ERROR(wait());
+  writing_.swap(batch_);
+  batch_.clear();
+  bytes_ = 0;
+  writing_upto_ = added_;
+  try {
+    writer_ = std::thread([this] { written_ = write(writing_); });
+  } catch (const std::system_error&) {  // no thread to be had: commit it here
+    written_ = write(writing_);
+  }
+  return Status::Ok();
+}
+
+Status ChunkBatch::wait() {
+  if (writer_.joinable()) writer_.join();
+  if (writing_upto_ == 0) return Status::Ok();
+  Status s = written_;
+  written_ = Status::Ok();
+  if (s.ok()) stored_ = writing_upto_;
+  writing_upto_ = 0;
+  writing_.clear();
+  return s;
+}
+
+Status ChunkBatch::flush() {
+  OUTPOST_RETURN_IF_ERROR(wait());
+  if (batch_.empty()) return Status::Ok();
+  OUTPOST_RETURN_IF_ERROR(write(batch_));
+  batch_.clear();
+  bytes_ = 0;
+  stored_ = added_;
   return Status::Ok();
 }
 
@@ -83,21 +118,22 @@ Status ChunkBatch::add(const crypto::Digest& id, std::uint32_t raw_length, ByteV
 // waits on the disk with them otherwise resident (docs/BENCHMARKS.md, "USB packs").
 constexpr std::size_t kReleaseEveryPuts = 32;
 
-Status ChunkBatch::flush() {
-  if (batch_.empty()) return Status::Ok();
-  OUTPOST_RETURN_IF_ERROR(store_.update([&](storage::WriteTxn& txn) -> Status {
-    std::size_t n = 0;
-    for (const auto& [id, value] : batch_) {
-      ByteView key(id.data(), id.size());
-      OUTPOST_ASSIGN_OR_RETURN(auto have, txn.get(Table::kChunks, key));
-      if (!have) OUTPOST_RETURN_IF_ERROR(txn.put(Table::kChunks, key, view(value)));
-      if (++n % kReleaseEveryPuts == 0) store_.release_memory();
-    }
-    store_.release_memory();
-    return Status::Ok();
-  }));
-  batch_.clear();
-  bytes_ = 0;
+Status ChunkBatch::write(const Batch& batch) {
+  // Chunks can be fetched again, and the version that uses them commits durably after them,
+  // flushing them too: a power cut may undo this batch (kDataOnly), never tear the store.
+  OUTPOST_RETURN_IF_ERROR(store_.update(
+      [&](storage::WriteTxn& txn) -> Status {
+        std::size_t n = 0;
+        for (const auto& [id, value] : batch) {
+          ByteView key(id.data(), id.size());
+          OUTPOST_ASSIGN_OR_RETURN(auto have, txn.get(Table::kChunks, key));
+          if (!have) OUTPOST_RETURN_IF_ERROR(txn.put(Table::kChunks, key, view(value)));
+          if (++n % kReleaseEveryPuts == 0) store_.release_memory();
+        }
+        store_.release_memory();
+        return Status::Ok();
+      },
+      storage::Store::Sync::kDataOnly));
   store_.release_memory();
   return Status::Ok();
 }

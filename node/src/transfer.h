@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -27,25 +28,47 @@ namespace outpost::node {
 
 // Verified chunks on their way into the store: committed in batches (few transactions, for
 // SD cards) of bounded bytes and count (bounded resident memory), skipping chunks already
-// held.
+// held. With `Writes::kBackground` a full batch is committed on a thread of its own while the
+// caller goes on filling the next one (at most one batch in flight): the disk's flush then
+// overlaps the reading and checking of what comes next. The caller must hold no transaction
+// of the store when it calls add() or flush() (a commit may need to grow the map).
 class ChunkBatch {
  public:
+  enum class Writes { kInline, kBackground };
   // Commits once `max_bytes` of frames or `max_count` chunks are pending.
   explicit ChunkBatch(storage::Store& store, std::size_t max_bytes = detail::kChunkBatchBytes,
-                      std::size_t max_count = detail::kChunkBatchCount)
-      : store_(store), max_bytes_(max_bytes), max_count_(max_count) {}
-  // `frame`: the chunk's stored (compressed) bytes; `id` must already be verified.
+                      std::size_t max_count = detail::kChunkBatchCount,
+                      Writes writes = Writes::kInline)
+      : store_(store), max_bytes_(max_bytes), max_count_(max_count), writes_(writes) {}
+  ~ChunkBatch();  // waits for a commit in flight (its error is lost: call flush() first)
+  ChunkBatch(const ChunkBatch&) = delete;
+  ChunkBatch& operator=(const ChunkBatch&) = delete;
+  // `frame`: the chunk's stored (compressed) bytes; `id` must already be verified. A failed
+  // background commit of an earlier batch is returned here (or by flush()).
   Status add(const crypto::Digest& id, std::uint32_t raw_length, ByteView frame);
+  // Commits what is pending and waits: on Ok, every chunk added is in the store.
   Status flush();
-  // Chunks added since the last flush (0 right after add() flushed).
-  std::size_t pending() const { return batch_.size(); }
+  // How many add() calls are known to be in the store: every chunk added before the
+  // add() that made this count is stored.
+  std::uint64_t stored() const { return stored_; }
 
  private:
+  using Batch = std::vector<std::pair<crypto::Digest, Bytes>>;
+  Status write(const Batch& batch);
+  Status wait();  // for the commit in flight, if any
   storage::Store& store_;
-  std::vector<std::pair<crypto::Digest, Bytes>> batch_;
+  Batch batch_;
   std::size_t bytes_ = 0;
   std::size_t max_bytes_;
   std::size_t max_count_;
+  Writes writes_;
+  std::uint64_t added_ = 0;
+  std::uint64_t stored_ = 0;
+  // The commit in flight: its batch, how many adds it completes, and its result.
+  std::thread writer_;
+  Batch writing_;
+  std::uint64_t writing_upto_ = 0;
+  Status written_;
 };
 
 // The object's bytes: what an earlier attempt left in the store, then the rest from the

@@ -498,12 +498,12 @@ void clean_folder(FileSystem& fs, const std::string& dir) {
   (void)fs.fsync_dir(dir);
 }
 
-// Write batches of an import: larger ones mean fewer fsyncs, and hold their frames in memory.
-// The store pages a batch maps are dropped every few puts (ChunkBatch::flush), so the batch's
-// own bytes are what grows: on a 1 GB pack of ~16 KB chunks, 8 MB / 512 chunks peaked at 60 MB
-// resident and 12.7 s, 16 MB / 1,024 at 70 MB and 11 s, 2 MB / 128 at 52 MB and 18 s.
-constexpr std::size_t kImportBatchBytes = 8u << 20;
-constexpr std::size_t kImportBatchCount = 512;
+// Write batches of an import, committed in the background while the next fills (two in
+// memory at most): larger ones mean fewer flushes, and hold their frames in memory. The store
+// pages a batch maps are dropped every few puts (ChunkBatch), so the batches' bytes are what
+// grows: on a 1 GB pack of ~16 KB chunks, two of 4 MB / 256 chunks peaked at 60 MB resident.
+constexpr std::size_t kImportBatchBytes = 4u << 20;
+constexpr std::size_t kImportBatchCount = 256;
 
 // The hashing half of an import, on a second thread (a stick's import is CPU-bound: BLAKE2b
 // of each chunk against its id and of the whole content stream against the signed root).
@@ -714,15 +714,20 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
   // (accept_with_root).
   packaging::Decompressor dec;
   ImportHasher hasher;
-  ChunkBatch batch(ctx.store, kImportBatchBytes, kImportBatchCount);
+  ChunkBatch batch(ctx.store, kImportBatchBytes, kImportBatchCount,
+                   ChunkBatch::Writes::kBackground);
   struct Staged {
     std::uint64_t seq;
     crypto::Digest id;
     std::uint32_t raw_length;
     Bytes frame;
   };
-  std::deque<Staged> staged;            // read and decompressed, not yet checked
-  std::set<crypto::Digest> unflushed;   // taken chunks staged or in the batch, not in the store
+  std::deque<Staged> staged;  // read and decompressed, not yet checked
+  // Taken chunks not known to be in the store: staged (kStaged) or the number of the add()
+  // that put them in the batch (stored once batch.stored() reaches it).
+  constexpr std::uint64_t kStaged = UINT64_MAX;
+  std::map<crypto::Digest, std::uint64_t> unflushed;
+  std::uint64_t adds = 0;
   std::optional<storage::ReadTxn> txn;  // for held chunks; ended before every write
   PageBudget pages(ctx.store);
   // Moves the checked chunks into the batch (which commits as it fills); with `all`, waits
@@ -733,11 +738,12 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
     while (!staged.empty() && hasher.verified(staged.front().seq)) {
       Staged& c = staged.front();
       txn.reset();
+      const std::uint64_t stored_before = batch.stored();
       OUTPOST_RETURN_IF_ERROR(batch.add(c.id, c.raw_length, view(c.frame)));
+      unflushed[c.id] = ++adds;
       staged.pop_front();
-      if (batch.pending() == 0) {  // the batch just committed: only what is staged is not stored
-        unflushed.clear();
-        for (const Staged& rest : staged) unflushed.insert(rest.id);
+      if (batch.stored() != stored_before) {  // a commit completed: forget what it stored
+        std::erase_if(unflushed, [&](const auto& u) { return u.second <= batch.stored(); });
       }
     }
     if (!all && staged.empty()) return Status::Ok();
@@ -759,7 +765,8 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
     for (std::uint32_t c = 0; c < index.file_chunks[f]; ++c, ++next) {
       const auto& e = index.chunks[next];
       if (!take[next]) {
-        if (unflushed.count(e.id)) {
+        // Taken earlier in this version and not stored yet: store everything first.
+        if (auto u = unflushed.find(e.id); u != unflushed.end() && u->second > batch.stored()) {
           OUTPOST_RETURN_IF_ERROR(settle(true));
           unflushed.clear();
         }
@@ -789,7 +796,7 @@ Result<SyncItem> import_bundle(SyncContext& ctx, sync::PackSource& pack, Pending
       }
       const std::uint64_t seq = hasher.add_bytes(std::move(*raw), &e.id, std::move(name));
       staged.push_back(Staged{seq, e.id, e.raw_length, std::move(*frame)});
-      unflushed.insert(e.id);
+      unflushed[e.id] = kStaged;
       OUTPOST_RETURN_IF_ERROR(settle(false));
       progress.done += e.raw_length;
       if (ctx.options.progress) ctx.options.progress(progress);

@@ -795,6 +795,10 @@ Status Store::grow(std::uint64_t map_bytes_seen) {
 }
 
 Status Store::update(const std::function<Status(WriteTxn&)>& fn) {
+  return update(fn, Sync::kDurable);
+}
+
+Status Store::update(const std::function<Status(WriteTxn&)>& fn, Sync sync) {
   if (detail::holds(impl_->core, false)) {
     return Status::Internal("update() on the store in " + dir_ + " while this thread holds " +
                             "one of its transactions: growing the map would deadlock (a " +
@@ -803,7 +807,15 @@ Status Store::update(const std::function<Status(WriteTxn&)>& fn) {
   for (;;) {
     OUTPOST_ASSIGN_OR_RETURN(WriteTxn txn, write());
     Status s = fn(txn);
-    if (s.ok() && txn.impl_->open) s = txn.commit();
+    if (s.ok() && txn.impl_->open) {
+      // The flag may change at any time (LMDB's documentation); no other commit runs while
+      // this thread holds the write transaction.
+      MDB_env* env = impl_->core->env.get();
+      const bool lazy = sync == Sync::kDataOnly;
+      if (lazy) mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+      s = txn.commit();
+      if (lazy) mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
+    }
     const bool map_full = txn.impl_->map_full;
     const std::uint64_t seen = txn.impl_->map_at_begin;
     txn.end();  // aborts unless committed; must happen before the map can grow

@@ -297,6 +297,49 @@ TEST_CASE(
   CHECK(s.must_at(s.office(), {"verify"}).out.find("all good") != std::string::npos);
 }
 
+// The import commits a batch on a thread of its own while it reads the next (ChunkBatch's
+// background writes): a commit that fails on a full disk still stops the import in one line
+// with nothing visible, and a file that repeats chunks taken a batch or two earlier is
+// rebuilt from the store only once they are written.
+TEST_CASE(
+    "an import onto a disk that fills up stops cleanly and completes once there is room; "
+    "repeated content across its batches is rebuilt from what was written",
+    "[usb]") {
+  Sites s;
+  // 6 MB of random bytes, and the same bytes again: the copy's chunks are the first file's.
+  const Bytes big = random_bytes(6 << 20, 21);
+  write_all(s.resolution_src() + "/annex/big.bin", big);
+  write_all(s.resolution_src() + "/annex/copy.bin", big);
+  RunResult pub = s.publish_resolution();
+  INFO(pub.err);
+  REQUIRE(pub.exit_code == 0);
+  s.must_at(s.hq(), {"sync"});
+  s.must_at(s.hq(), {"export", "--to", s.stick()});
+
+  const std::string disk_dir = s.dir / "office-disk";
+  SmallDisk disk(disk_dir, "3m");
+  if (!disk.mounted()) {
+    if (std::getenv("CI") != nullptr) FAIL("tmpfs: " << disk.why());
+    WARN("skipped: " << disk.why());
+    return;
+  }
+  const std::string office = disk_dir + "/store";
+  RunResult full = s.at(office, {"import", s.stick(), "--root-pubkey", s.root_hex});
+  INFO(full.err);
+  CHECK(full.exit_code != 0);
+  CHECK(full.exit_code < 128);
+  CHECK(one_error_line(full));
+  CHECK(full.err.find("full") != std::string::npos);
+  CHECK(s.at(office, {"ls", "--json"}).out.find(kRes) == std::string::npos);
+
+  REQUIRE(disk.resize("64m"));
+  s.must_at(office, {"import", s.stick()});
+  CHECK(s.listing(office) == s.listing(s.hq()));
+  CHECK(s.must_at(office, {"verify"}).out.find("all good") != std::string::npos);
+  RunResult copy = s.must_at(office, {"cat", kRes, "annex/copy.bin"});
+  CHECK(copy.out == std::string(big.begin(), big.end()));
+}
+
 TEST_CASE("export --lang writes README.txt in the office's languages after the English", "[usb]") {
   Sites s;
   s.must_at(s.hq(), {"export", "--to", s.stick("plain")});

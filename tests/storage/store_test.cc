@@ -158,6 +158,40 @@ TEST_CASE("put, get, del, count and scan by prefix", "[storage]") {
   CHECK(**fresh->get(Table::kBundles, as_bytes("a")) == to_bytes("replaced"));
 }
 
+TEST_CASE("a data-only commit is visible at once and kept when the store is opened again",
+          "[storage]") {
+  TempDir tmp;
+  {
+    auto store = create_store(tmp / "store");
+    REQUIRE(store
+                ->update(
+                    [](WriteTxn& txn) {
+                      return txn.put(Table::kChunks, as_bytes("c1"), as_bytes("v1"));
+                    },
+                    Store::Sync::kDataOnly)
+                .ok());
+    CHECK(get_now(*store, Table::kChunks, "c1") == to_bytes("v1"));
+    // A failing function commits nothing, lazily or not.
+    Status failed = store->update(
+        [](WriteTxn& txn) -> Status {
+          OUTPOST_RETURN_IF_ERROR(txn.put(Table::kChunks, as_bytes("c2"), as_bytes("v2")));
+          return Status::Aborted("no");
+        },
+        Store::Sync::kDataOnly);
+    CHECK(failed.code() == Code::kAborted);
+    CHECK_FALSE(get_now(*store, Table::kChunks, "c2").has_value());
+    // The durable commit after it flushes both.
+    REQUIRE(store
+                ->update([](WriteTxn& txn) {
+                  return txn.put(Table::kBundles, as_bytes("b"), as_bytes("x"));
+                })
+                .ok());
+  }
+  auto again = open_or_die({.dir = tmp / "store"});
+  CHECK(get_now(*again, Table::kChunks, "c1") == to_bytes("v1"));
+  CHECK(get_now(*again, Table::kBundles, "b") == to_bytes("x"));
+}
+
 TEST_CASE("values are copies that outlive their transaction and the store", "[storage]") {
   TempDir tmp;
   auto store = create_store(tmp / "store");

@@ -213,6 +213,13 @@ class Store {
   // reached): run 'outpost gc' or raise the limit"): the store is then exactly as before.
   // kInternal when the calling thread holds a transaction of this Store (see Map growth).
   Status update(const std::function<Status(WriteTxn&)>& fn);
+  // How a commit reaches the disk. kDurable: the data and then the meta page are flushed
+  // before commit returns. kDataOnly: the data is flushed, the meta page that makes it
+  // current only by the next durable commit (or the system): a power cut may undo this
+  // commit, never tear the store (LMDB's MDB_NOMETASYNC). One flush instead of two, for
+  // records that can be fetched again (chunks) and are followed by a durable commit.
+  enum class Sync { kDurable, kDataOnly };
+  Status update(const std::function<Status(WriteTxn&)>& fn, Sync sync);
 
   // Map size, bytes in use and entries per table (one read snapshot).
   Result<StoreStats> stats();
