@@ -69,8 +69,13 @@ inline std::string role_key(const std::string& delegated_name) {
 }
 
 Result<tuf::TrustedMetadata> load_trusted(const storage::ReadTxn& txn, const std::string& repo);
-// Also keeps the root in the repository's root history (save_root_history).
+// Also keeps the root in the repository's root history (save_root_history), and, when the
+// snapshot changes, the snapshot, targets and delegated roles it replaces (load_previous).
 Status save_trusted(storage::WriteTxn& txn, const std::string& repo, const tuf::TrustedMetadata& t);
+// The snapshot, targets and delegated roles held before the current ones (keys "previous/..."
+// in kMetadata; root and timestamp left empty; all empty when there were none): an export for
+// a node one snapshot behind sends the new ones as deltas against them, as a link does.
+Result<tuf::TrustedMetadata> load_previous(const storage::ReadTxn& txn, const std::string& repo);
 // Every root version a node has trusted is kept (key "root-history/<20-digit version>" in
 // kMetadata), so an export can carry each one an offline node may have missed: a node that
 // trusts root N accepts N+2 only through N+1. Roots whose version cannot be read are skipped.

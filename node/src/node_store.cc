@@ -11,6 +11,57 @@ using packaging::ChunkIndex;
 using packaging::Manifest;
 using storage::Table;
 
+namespace {
+
+constexpr std::string_view kPrevious = "previous/";
+
+// The roles of one set under `at` ("" for the current set, kPrevious for the one before).
+Status load_roles(const storage::ReadTxn& txn, const std::string& repo, std::string_view at,
+                  tuf::TrustedMetadata& t) {
+  auto get = [&](std::string_view role, Bytes& out) -> Status {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto v, txn.get(Table::kMetadata,
+                        view(records::metadata_key(repo, std::string(at) + std::string(role)))));
+    if (v) out = std::move(*v);
+    return Status::Ok();
+  };
+  OUTPOST_RETURN_IF_ERROR(get("snapshot", t.snapshot));
+  OUTPOST_RETURN_IF_ERROR(get("targets", t.targets));
+  Bytes prefix = records::metadata_key(repo, std::string(at) + "delegated/");
+  return txn.scan(Table::kMetadata, view(prefix), [&](ByteView k, ByteView v) {
+    std::string name(as_chars(k.subspan(prefix.size())));
+    t.delegated[name] = Bytes(v.begin(), v.end());
+    return true;
+  });
+}
+
+// Before a new snapshot replaces the held one: the held set moves to "previous/".
+Status keep_previous(storage::WriteTxn& txn, const std::string& repo,
+                     const tuf::TrustedMetadata& next) {
+  tuf::TrustedMetadata held;
+  OUTPOST_RETURN_IF_ERROR(load_roles(txn, repo, "", held));
+  if (held.snapshot.empty() || held.snapshot == next.snapshot) return Status::Ok();
+  Bytes prefix = records::metadata_key(repo, kPrevious);
+  std::vector<Bytes> old_keys;
+  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kMetadata, view(prefix), [&](ByteView k, ByteView) {
+    old_keys.emplace_back(k.begin(), k.end());
+    return true;
+  }));
+  for (const Bytes& k : old_keys) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kMetadata, view(k)));
+  auto put = [&](const std::string& role, const Bytes& b) -> Status {
+    if (b.empty()) return Status::Ok();
+    return txn.put(Table::kMetadata,
+                   view(records::metadata_key(repo, std::string(kPrevious) + role)), view(b));
+  };
+  OUTPOST_RETURN_IF_ERROR(put("snapshot", held.snapshot));
+  OUTPOST_RETURN_IF_ERROR(put("targets", held.targets));
+  for (const auto& [name, bytes] : held.delegated)
+    OUTPOST_RETURN_IF_ERROR(put(role_key(name), bytes));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<tuf::TrustedMetadata> load_trusted(const storage::ReadTxn& txn, const std::string& repo) {
   tuf::TrustedMetadata t;
   auto get = [&](std::string_view role, Bytes& out) -> Status {
@@ -24,14 +75,13 @@ Result<tuf::TrustedMetadata> load_trusted(const storage::ReadTxn& txn, const std
                                       ": subscribe to it again");
   }
   OUTPOST_RETURN_IF_ERROR(get("timestamp", t.timestamp));
-  OUTPOST_RETURN_IF_ERROR(get("snapshot", t.snapshot));
-  OUTPOST_RETURN_IF_ERROR(get("targets", t.targets));
-  Bytes prefix = records::metadata_key(repo, "delegated/");
-  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kMetadata, view(prefix), [&](ByteView k, ByteView v) {
-    std::string name(as_chars(k.subspan(prefix.size())));
-    t.delegated[name] = Bytes(v.begin(), v.end());
-    return true;
-  }));
+  OUTPOST_RETURN_IF_ERROR(load_roles(txn, repo, "", t));
+  return t;
+}
+
+Result<tuf::TrustedMetadata> load_previous(const storage::ReadTxn& txn, const std::string& repo) {
+  tuf::TrustedMetadata t;
+  OUTPOST_RETURN_IF_ERROR(load_roles(txn, repo, kPrevious, t));
   return t;
 }
 
@@ -42,6 +92,7 @@ Status save_trusted(storage::WriteTxn& txn, const std::string& repo,
     if (b.empty()) return txn.del(Table::kMetadata, view(key));
     return txn.put(Table::kMetadata, view(key), view(b));
   };
+  OUTPOST_RETURN_IF_ERROR(keep_previous(txn, repo, t));
   OUTPOST_RETURN_IF_ERROR(put("root", t.root));
   if (!t.root.empty()) OUTPOST_RETURN_IF_ERROR(save_root_history(txn, repo, t.root));
   OUTPOST_RETURN_IF_ERROR(put("timestamp", t.timestamp));

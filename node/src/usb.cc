@@ -166,19 +166,30 @@ Status make_update_file(storage::ReadTxn& txn, const tuf::TrustedMetadata& t, Re
     file.entries.push_back(std::move(entry));
     return Status::Ok();
   };
+  // A target one snapshot behind this node holds what this node held before: the roles go
+  // as deltas against those (found by their SHA-256 there), as a link's update file sends.
+  OUTPOST_ASSIGN_OR_RETURN(tuf::TrustedMetadata before, load_previous(txn, plan.repo));
+  const bool deltas =
+      !before.snapshot.empty() && signed_version(before.snapshot, "snapshot") == from;
+  auto base_of = [&](const Bytes& b) {
+    return deltas && !b.empty() ? std::optional<ByteView>(view(b)) : std::nullopt;
+  };
   std::set<std::string> replaced;
-  auto meta = [&](std::string name, const Bytes& bytes) -> Status {
+  auto meta = [&](std::string name, const Bytes& bytes, std::optional<ByteView> base) -> Status {
     replaced.insert(packaging::metadata_path(name));
-    return add(std::move(name), bytes, std::nullopt);
+    return add(std::move(name), bytes, base);
   };
   OUTPOST_RETURN_IF_ERROR(
-      meta(packaging::versioned_metadata_name(plan.snapshot_version, "snapshot"), t.snapshot));
+      meta(packaging::versioned_metadata_name(plan.snapshot_version, "snapshot"), t.snapshot,
+           base_of(before.snapshot)));
   OUTPOST_RETURN_IF_ERROR(
       meta(packaging::versioned_metadata_name(signed_version(t.targets, "targets"), "targets"),
-           t.targets));
+           t.targets, base_of(before.targets)));
   for (const auto& [role, bytes] : t.delegated) {
+    auto held = before.delegated.find(role);
     OUTPOST_RETURN_IF_ERROR(
-        meta(packaging::versioned_metadata_name(signed_version(bytes, "targets"), role), bytes));
+        meta(packaging::versioned_metadata_name(signed_version(bytes, "targets"), role), bytes,
+             held == before.delegated.end() ? std::nullopt : base_of(held->second)));
   }
   for (auto& b : plan.bundles) {
     std::optional<Bytes> base;

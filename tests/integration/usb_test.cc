@@ -12,8 +12,10 @@
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/have_file.h"
+#include "outpost/packaging/layout.h"
 #include "outpost/packaging/pack.h"
 #include "outpost/packaging/stick.h"
+#include "outpost/packaging/update_file.h"
 
 namespace outpost::test {
 namespace {
@@ -77,6 +79,29 @@ TEST_CASE("a thin pack for an office's have-file carries only what it lacks and 
   CHECK(repo0.find("bundles")->as_array()[0].find("bundle")->as_string() == kRes);
   // From the version the office holds (the fixture published the resolution twice).
   CHECK(repo0.find("bundles")->as_array()[0].find("from")->as_int() == 2);
+  // Its metadata in one update file whose every entry (snapshot, targets, delegated role,
+  // manifest) is a delta against what the office holds: HQ kept the roles it held before.
+  std::size_t update_files = 0;
+  for (const auto& volume : files_ending(s.pack_folder("thin"), ".pack")) {
+    auto reader = packaging::PackReader::open_file(volume);
+    REQUIRE(reader.ok());
+    for (;;) {
+      auto rec = (*reader)->next();
+      REQUIRE(rec.ok());
+      if (!rec->has_value()) break;
+      const packaging::PackRecord& r = **rec;
+      if (r.info.name.rfind(std::string(packaging::kUpdatesDir), 0) != 0) continue;
+      ++update_files;
+      auto file = packaging::parse_update_file({r.stored.data(), r.stored.size()}, 1000);
+      REQUIRE(file.ok());
+      CHECK(file->entries.size() >= 4);
+      for (const auto& e : file->entries) {
+        INFO(e.name);
+        CHECK(e.encoding == packaging::UpdateEncoding::kZstdDelta);
+      }
+    }
+  }
+  CHECK(update_files == 1);
 
   // Stick -> office.
   RunResult imp = s.must_at(s.office(), {"import", s.pack_folder("thin"), "--json"});
