@@ -31,8 +31,10 @@
 // transactions short, and never block a thread that holds one on a thread that is writing.
 //
 // Durability. commit() returns after the data pages and then the meta page have been
-// fsync'ed (LMDB's default; no MDB_NOSYNC / MDB_NOMETASYNC): a committed transaction
-// survives a crash or power cut, an uncommitted one leaves no trace. On any commit error
+// fsync'ed (LMDB's default; never MDB_NOSYNC): a committed transaction survives a crash or
+// power cut, an uncommitted one leaves no trace. The one exception is asked for by name:
+// update(fn, Sync::kDataOnly) leaves the meta page to the next durable commit (MDB_NOMETASYNC
+// for that commit), so a power cut may undo it, never tear the store. On any commit error
 // (disk full, I/O error) the store is exactly as before the transaction.
 //
 // SD cards. Each commit costs at least two fsyncs plus a copy of every B-tree page on the
