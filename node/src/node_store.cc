@@ -35,19 +35,23 @@ Status load_roles(const storage::ReadTxn& txn, const std::string& repo, std::str
   });
 }
 
-// Before a new snapshot replaces the held one: the held set moves to "previous/".
+// Deletes every metadata record of `repo` under `at`.
+Status erase_roles(storage::WriteTxn& txn, const std::string& repo, std::string_view at) {
+  Bytes prefix = records::metadata_key(repo, at);
+  return txn.erase_if(Table::kMetadata, view(prefix), [](ByteView, ByteView) { return true; })
+      .status();
+}
+
+// Before a new snapshot replaces the held one: the held set moves to "previous/". Only the
+// snapshot is read when it is unchanged (every refresh that brings a new timestamp only).
 Status keep_previous(storage::WriteTxn& txn, const std::string& repo,
                      const tuf::TrustedMetadata& next) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto current, txn.get(Table::kMetadata, view(records::metadata_key(repo, "snapshot"))));
+  if (!current || current->empty() || *current == next.snapshot) return Status::Ok();
   tuf::TrustedMetadata held;
   OUTPOST_RETURN_IF_ERROR(load_roles(txn, repo, "", held));
-  if (held.snapshot.empty() || held.snapshot == next.snapshot) return Status::Ok();
-  Bytes prefix = records::metadata_key(repo, kPrevious);
-  std::vector<Bytes> old_keys;
-  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kMetadata, view(prefix), [&](ByteView k, ByteView) {
-    old_keys.emplace_back(k.begin(), k.end());
-    return true;
-  }));
-  for (const Bytes& k : old_keys) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kMetadata, view(k)));
+  OUTPOST_RETURN_IF_ERROR(erase_roles(txn, repo, kPrevious));
   auto put = [&](const std::string& role, const Bytes& b) -> Status {
     if (b.empty()) return Status::Ok();
     return txn.put(Table::kMetadata,
@@ -99,13 +103,7 @@ Status save_trusted(storage::WriteTxn& txn, const std::string& repo,
   OUTPOST_RETURN_IF_ERROR(put("snapshot", t.snapshot));
   OUTPOST_RETURN_IF_ERROR(put("targets", t.targets));
   // Replace the delegated set as a whole: roles the new snapshot dropped must go.
-  Bytes prefix = records::metadata_key(repo, "delegated/");
-  std::vector<Bytes> old_keys;
-  OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kMetadata, view(prefix), [&](ByteView k, ByteView) {
-    old_keys.emplace_back(k.begin(), k.end());
-    return true;
-  }));
-  for (const Bytes& k : old_keys) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kMetadata, view(k)));
+  OUTPOST_RETURN_IF_ERROR(erase_roles(txn, repo, "delegated/"));
   for (const auto& [name, bytes] : t.delegated) OUTPOST_RETURN_IF_ERROR(put(role_key(name), bytes));
   return Status::Ok();
 }
