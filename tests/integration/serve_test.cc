@@ -144,6 +144,34 @@ TEST_CASE(
   CHECK(contains(now.out, "up to date"));
 }
 
+TEST_CASE("a sync of many bundles logs one short line: the first 20 by name and a count",
+          "[integration][serve]") {
+  Published p;
+  const std::string batch = p.dir / "batch";
+  for (int i = 0; i < 24; ++i) {
+    const std::string d = batch + "/log" + std::to_string(i);
+    make_dirs(d);
+    write_text(d + "/bundle.json", "{\"name\": \"un/ga/LOG-" + std::to_string(i) + "\"}");
+    write_text(d + "/text.md", "Bundle " + std::to_string(i) + " of a library.\n");
+  }
+  p.must(
+      {"publish", p.repo(), "--key", p.keys() + "/un.key", "--keys", p.keys(), "--batch", batch});
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  write_text(config, config_text(p.store(), port, p.repo(), p.root_hex));
+  Daemon d(config, p.dir / "serve.log");
+  REQUIRE(d.wait_logged("synced from " + p.repo()));
+  const std::string log = d.log();
+  const std::string line = log.substr(log.find("synced from"));
+  INFO(line);
+  // 26 bundles: the two samples and the 24 of the batch.
+  CHECK(contains(line, " 0->1 by "));
+  CHECK(contains(line, " and 6 more ("));
+  CHECK(line.substr(0, line.find('\n')).size() < 2000);
+  CHECK(d.stop().first == 0);
+  CHECK(p.node({"ls"}).out.find("un/ga/LOG-23") != std::string::npos);
+}
+
 TEST_CASE(
     "two nodes: the second syncs from the first over loopback, then uses it as a mirror "
     "when the origin is down",

@@ -53,6 +53,16 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   return out;
 }
 
+// What a sync changed, for the log: the first bundles by name and a count of the rest. A
+// library's first sync changes thousands, and one line per sync has to stay readable (and
+// under journald's line limit, 48 KB, past which it is split).
+std::string listed(const std::vector<std::string>& updated) {
+  constexpr std::size_t kNamed = 20;
+  if (updated.size() <= kNamed) return join(updated, ", ");
+  std::vector<std::string> named(updated.begin(), updated.begin() + kNamed);
+  return join(named, ", ") + " and " + std::to_string(updated.size() - kNamed) + " more";
+}
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -457,7 +467,7 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
       if (!updated.empty()) {
         line = id + ": synced from " +
                redact(reports->empty() ? sub.location : reports->front().location) + ": " +
-               join(updated, ", ") + " (" + std::to_string(fetched) + " bytes fetched)";
+               listed(updated) + " (" + std::to_string(fetched) + " bytes fetched)";
         peer_->invalidate();
         if (cfg.retain > 0) {
           auto gc = node.gc(cfg.retain);
