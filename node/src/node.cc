@@ -840,9 +840,11 @@ Result<NodeStatus> Node::status() {
   st.bundles = stats.entries[static_cast<int>(Table::kBundles)];
   for (const auto& s : subs) {
     RepositoryStatus r{s.id, s.location, s.last_sync, 0, 0, s.ranks};
-    auto trusted = load_trusted(txn, s.id);
-    if (trusted.ok() && !trusted->timestamp.empty()) {
-      auto env = tuf::parse_metadata(view(trusted->timestamp), "timestamp");
+    // Only the timestamp: the daemon asks after every round, and the targets of a library are
+    // megabytes to read and parse.
+    auto timestamp = txn.get(Table::kMetadata, records::metadata_key(s.id, "timestamp"));
+    if (timestamp.ok() && timestamp->has_value() && !(*timestamp)->empty()) {
+      auto env = tuf::parse_metadata(view(**timestamp), "timestamp");
       if (env.ok()) {
         if (auto ts = tuf::Timestamp::from_signed(*env->find("signed")); ts.ok()) {
           r.timestamp_version = static_cast<std::uint64_t>(ts->version);

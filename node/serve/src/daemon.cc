@@ -1,5 +1,6 @@
 #include "outpost/serve/daemon.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include "outpost/serve/http_server.h"
 #include "outpost/serve/peer.h"
 #include "outpost/serve/scheduler.h"
+#include "outpost/storage/store.h"
 #include "outpost/sync/http.h"
 #include "sd_notify.h"
 
@@ -506,6 +508,13 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     for (const auto& s : *subs) locations_[s.id] = s.location;
   }
   refresh_snapshot(node);
+  // A round reads the store through its map (a sync reads much of it) and parses metadata:
+  // hand the pages and the freed heap back while the daemon waits for the next round, as the
+  // kiosk does after its own reads (it releases only when something changed, so a round that
+  // synced nothing would otherwise leave what it read resident). Cheap: a walk of the page
+  // tables and of the heap, once a round.
+  node.store().release_memory();
+  malloc_trim(0);
 }
 
 void Daemon::probe_lan_peers(const Config& cfg) {
