@@ -7,7 +7,8 @@
 #   - page weight per page type, plain and gzip;
 #   - RSS of `outpost serve` with the kiosk idle (VmRSS from /proc, the median of 5 samples a
 #     second apart), just after it synced and indexed the library and again after a restart on
-#     that store; and its peak under the load above.
+#     that store; its peak under the load above; and idle again after a new store synced the
+#     same library over HTTP from nginx (as a kiosk fed by a mirror).
 #   bench/kiosk/run.sh [OUTPOST_BINARY]      (needs nginx-light, wrk, curl, python3)
 # BENCH_SECONDS (30), BENCH_LIBRARY (1000) and BENCH_BASE (/tmp/outpost-bench) change it;
 # BENCH_REUSE=1 keeps the repository the previous run published (same BENCH_LIBRARY), to
@@ -24,7 +25,7 @@ done
 reuse=""
 if [ "${BENCH_REUSE:-}" = 1 ] && [ -f "$work/root.pub" ] && [ "$(cat "$work/library" 2>/dev/null)" = "$library" ]; then
   reuse=1
-  rm -rf "$work/store" "$work/static" "$work/nginx"; mkdir -p "$work/static"
+  rm -rf "$work/store" "$work/store-http" "$work/static" "$work/nginx"; mkdir -p "$work/static"
 else
   rm -rf "$work"; mkdir -p "$work/keys" "$work/gen" "$work/static"
 fi
@@ -77,7 +78,7 @@ PY
 fi
 
 # The daemon with the kiosk; ready when the kiosk has indexed the whole library.
-port=18490; ngport=18491
+port=18490; ngport=18491; repoport=18492
 cat > "$work/outpost.toml" <<TOML
 store = "$work/store"
 [http]
@@ -87,7 +88,7 @@ url = "$work/repo"
 root_pubkey = "$root"
 TOML
 start_serve() {  # starts the daemon; returns when search finds the first generated resolution
-  "$o" serve --config "$work/outpost.toml" >/dev/null 2>>"$work/serve.log" &
+  "$o" serve --config "${1:-$work/outpost.toml}" >/dev/null 2>>"$work/serve.log" &
   serve_pid=$!
   # The kiosk indexes the newest first: GEN-0001 comes after every other generated one (the
   # two samples, older still, are left to the idle wait of rss_sample).
@@ -157,6 +158,7 @@ http {
   access_log off;
   include /etc/nginx/mime.types;
   server { listen 127.0.0.1:$ngport; root $work/static; etag on; }
+  server { listen 127.0.0.1:$repoport; root $work/repo; }
 }
 NG
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx"
@@ -188,6 +190,15 @@ s_p99=$(echo "$s_out" | awk '/^ +99%/ {print $2}')
 rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$serve_pid/status)
 index_kb=$(du -sk "$work/store/kiosk-index" | cut -f1)
 
+# As a kiosk that syncs from a mirror: the same library over HTTP from nginx, into a new store.
+# libcurl's start-up (OpenSSL's, and libssh2's) is part of what stays resident.
+stop_serve
+sed -e "s|^store = .*|store = \"$work/store-http\"|" -e "s|^url = .*|url = \"http://127.0.0.1:$repoport\"|" \
+  "$work/outpost.toml" > "$work/outpost-http.toml"
+t0=$SECONDS
+start_serve "$work/outpost-http.toml"
+read -r rss_http rss_http_anon rss_http_file http_s <<<"$(rss_sample)"
+
 cat <<MD
 ### Kiosk against nginx, $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m)), wrk ${secs} s
 
@@ -204,6 +215,7 @@ that store; index $index_kb KB).
 | RSS of outpost serve, kiosk idle, just after indexing (KB) | | $rss_idle (anonymous $rss_anon, file $rss_file) | ≤ 20 MB |
 | ... restarted on that store (KB) | | $rss_restart (anonymous $rss_restart_anon, file $rss_restart_file) | ≤ 20 MB |
 | peak RSS under the loads above, restarted daemon (KB) | | $rss_peak | ≤ 64 MB |
+| RSS, kiosk idle, just after syncing the library over HTTP from nginx and indexing it (KB) | | $rss_http (anonymous $rss_http_anon, file $rss_http_file; idle after $http_s s) | ≤ 20 MB |
 
 Page weight (bytes; the resolution's Markdown text alone is $text bytes):
 
