@@ -1201,6 +1201,15 @@ Result<std::unique_ptr<Kiosk>> Kiosk::open(const KioskOptions& options) {
   // the kiosk's budget (docs/BENCHMARKS.md, "Kiosk"). Set before the daemon starts its
   // server threads; arenas made earlier stay.
   mallopt(M_ARENA_MAX, 2);
+  // Fixed thresholds instead of glibc's sliding ones. Freeing one large buffer raises the
+  // mmap threshold and with it the trim threshold (up to 64 MB), and past that point the
+  // free top of a thread's arena is never handed back: not on free, and not by malloc_trim,
+  // which leaves a secondary arena's top alone. After a library's first sync, indexed while
+  // the sync still ran, the idle daemon then kept 8-15 MiB of such free memory in one run of
+  // two or three (docs/BENCHMARKS.md, "Kiosk"). Buffers over 256 KB get their own mapping,
+  // returned when freed; a free top over 1 MB goes back at once.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
   auto impl = std::make_unique<Impl>();
   impl->opt = options;
   impl->clock = options.clock != nullptr ? options.clock : &system_clock();
