@@ -842,9 +842,9 @@ Result<NodeStatus> Node::status() {
     RepositoryStatus r{s.id, s.location, s.last_sync, 0, 0, s.ranks};
     // Only the timestamp: the daemon asks after every round, and the targets of a library are
     // megabytes to read and parse.
-    auto timestamp = txn.get(Table::kMetadata, records::metadata_key(s.id, "timestamp"));
-    if (timestamp.ok() && timestamp->has_value() && !(*timestamp)->empty()) {
-      auto env = tuf::parse_metadata(view(**timestamp), "timestamp");
+    auto timestamp = load_role(txn, s.id, "timestamp");
+    if (timestamp.ok() && !timestamp->empty()) {
+      auto env = tuf::parse_metadata(view(*timestamp), "timestamp");
       if (env.ok()) {
         if (auto ts = tuf::Timestamp::from_signed(*env->find("signed")); ts.ok()) {
           r.timestamp_version = static_cast<std::uint64_t>(ts->version);

@@ -68,6 +68,9 @@ inline std::string role_key(const std::string& delegated_name) {
   return "delegated/" + delegated_name;
 }
 
+// One held role's bytes ("root", "timestamp", "snapshot", ...); empty when none is held.
+Result<Bytes> load_role(const storage::ReadTxn& txn, const std::string& repo,
+                        std::string_view role);
 Result<tuf::TrustedMetadata> load_trusted(const storage::ReadTxn& txn, const std::string& repo);
 // Also keeps the root in the repository's root history (save_root_history), and, when the
 // snapshot changes, the snapshot, targets and delegated roles it replaces (load_previous).

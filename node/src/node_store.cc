@@ -46,9 +46,8 @@ Status erase_roles(storage::WriteTxn& txn, const std::string& repo, std::string_
 // snapshot is read when it is unchanged (every refresh that brings a new timestamp only).
 Status keep_previous(storage::WriteTxn& txn, const std::string& repo,
                      const tuf::TrustedMetadata& next) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      auto current, txn.get(Table::kMetadata, view(records::metadata_key(repo, "snapshot"))));
-  if (!current || current->empty() || *current == next.snapshot) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(Bytes current, load_role(txn, repo, "snapshot"));
+  if (current.empty() || current == next.snapshot) return Status::Ok();
   tuf::TrustedMetadata held;
   OUTPOST_RETURN_IF_ERROR(load_roles(txn, repo, "", held));
   OUTPOST_RETURN_IF_ERROR(erase_roles(txn, repo, kPrevious));
@@ -66,19 +65,20 @@ Status keep_previous(storage::WriteTxn& txn, const std::string& repo,
 
 }  // namespace
 
+Result<Bytes> load_role(const storage::ReadTxn& txn, const std::string& repo,
+                        std::string_view role) {
+  OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kMetadata, records::metadata_key(repo, role)));
+  return v ? std::move(*v) : Bytes{};
+}
+
 Result<tuf::TrustedMetadata> load_trusted(const storage::ReadTxn& txn, const std::string& repo) {
   tuf::TrustedMetadata t;
-  auto get = [&](std::string_view role, Bytes& out) -> Status {
-    OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kMetadata, records::metadata_key(repo, role)));
-    if (v) out = std::move(*v);
-    return Status::Ok();
-  };
-  OUTPOST_RETURN_IF_ERROR(get("root", t.root));
+  OUTPOST_ASSIGN_OR_RETURN(t.root, load_role(txn, repo, "root"));
   if (t.root.empty()) {
     return Status::FailedPrecondition("no trusted root for repository " + repo +
                                       ": subscribe to it again");
   }
-  OUTPOST_RETURN_IF_ERROR(get("timestamp", t.timestamp));
+  OUTPOST_ASSIGN_OR_RETURN(t.timestamp, load_role(txn, repo, "timestamp"));
   OUTPOST_RETURN_IF_ERROR(load_roles(txn, repo, "", t));
   return t;
 }
