@@ -54,6 +54,9 @@ RunResult run_program(const std::vector<std::string>& argv, const std::vector<st
     ::close(err_pipe[0]);
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
+    // The program starts with stdin, stdout and stderr only, as from a shell: not with what
+    // the test runner inherited (a test of running out of descriptors counts on it).
+    ::close_range(3, ~0U, 0);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
