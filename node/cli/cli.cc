@@ -1709,7 +1709,9 @@ std::string parse_error_text(const CLI::ParseError& e, const CLI::App& app, cons
   return what;
 }
 
-int run(int argc, char** argv) {
+// Parses the command line into the command's handler and arguments; returns -1 then, or the
+// exit code when there is nothing to run (help, version, a usage error).
+int parse(int argc, char** argv, Handler* handler, Args* parsed) {
   CLI::App app("outpost");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.require_subcommand(0, 1);
@@ -1758,13 +1760,25 @@ int run(int argc, char** argv) {
           name == "store" ? std::vector<std::string>{store} : std::vector<std::string>{};
     }
   }
-  return at->handler()(args);
+  *handler = at->handler();
+  *parsed = std::move(args);
+  return -1;
+}
+
+int run(int argc, char** argv) {
+  Handler handler = nullptr;
+  Args args;
+  // The parser (every command's options and help) is freed before the command runs: `outpost
+  // serve` runs for months.
+  if (int code = parse(argc, argv, &handler, &args); code >= 0) return code;
+  return handler(args);
 }
 
 }  // namespace
 }  // namespace outpost
 
 int outpost_main(int argc, char** argv) {
+  if (int worker = outpost::serve::run_worker(argc, argv); worker >= 0) return worker;
   // "outpost help [COMMAND ...]" is "outpost [COMMAND ...] --help".
   if (argc >= 2 && std::string(argv[1]) == "help") {
     std::vector<char*> args(argv, argv + argc);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include "fixture.h"
@@ -47,6 +48,30 @@ class Daemon {
     return eventually([&] { return logged(text); }, timeout_s);
   }
   void signal(int sig) { child_->signal(sig); }
+  int pid() const { return child_->pid(); }
+  // The pids of its worker processes (docs/daemon.md, "Worker processes") whose command line
+  // holds `role` ("__node", "__kiosk-index").
+  std::vector<int> workers(const std::string& role) const {
+    std::vector<int> out;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      const std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string stat, cmdline;
+      try {
+        stat = read_text(e.path() / "stat");
+        cmdline = read_text(e.path() / "cmdline");
+      } catch (...) {
+        continue;  // ended meanwhile
+      }
+      // "pid (comm) state ppid ...": the comm may hold spaces, so read after the last ')'.
+      std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+      std::string state;
+      int ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == pid() && contains(cmdline, role)) out.push_back(std::stoi(name));
+    }
+    return out;
+  }
   // Stops with SIGTERM; returns the exit code and how long it took.
   std::pair<int, double> stop() {
     const auto start = std::chrono::steady_clock::now();
@@ -289,6 +314,41 @@ TEST_CASE(
   CHECK(run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", office}).out ==
         read_text(p.indicator_src() + "/data.csv"));
   CHECK(again.stop().first == 0);
+}
+
+TEST_CASE(
+    "a sync worker killed in the middle of a sync is one failed round: the kiosk and peer "
+    "serving stay up, the store is sound and the next round finishes it",
+    "[integration][serve][http]") {
+  Published p;
+  Nginx origin(p.repo());
+  REQUIRE_RIG(origin);
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  const std::string office = p.dir / "office";
+  write_text(config,
+             config_text(office, port, origin.url(), p.root_hex, "[link]\nrate = \"1k\"\n"));
+  Daemon d(config, p.dir / "serve.log");
+  REQUIRE(eventually([&] { return contains(log_text(origin), ".patch"); }, 30));
+  std::vector<int> workers;
+  REQUIRE(eventually([&] { return !(workers = d.workers("__node")).empty(); }, 10));
+  // As the kernel's out-of-memory killer would.
+  for (int w : workers) ::kill(w, SIGKILL);
+  REQUIRE(d.wait_logged("sync failed"));
+  CHECK(d.logged("the node worker was ended by signal 9"));
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  CHECK(contains(http_get(base + "/status"), "<h1>outpost node</h1>"));
+  CHECK(contains(http_get(base + "/"), "<html"));
+  CHECK(run_outpost({"verify", "--store", office}).exit_code == 0);
+  // The operator asks again, at full speed: the round resumes from what was verified.
+  write_text(config, config_text(office, port, origin.url(), p.root_hex));
+  d.signal(SIGHUP);
+  REQUIRE(d.wait_logged("reloaded " + config));
+  REQUIRE(run_outpost({"sync", "--now", "--store", office}).exit_code == 0);
+  CHECK(run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", office}).out ==
+        read_text(p.indicator_src() + "/data.csv"));
+  CHECK(d.workers("__node").empty());
+  CHECK(d.stop().first == 0);
 }
 
 TEST_CASE("bad input: SIGTERM in the middle of a peer transfer stops within 5 s",

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "outpost/base/child.h"
 #include "outpost/base/json.h"
 #include "outpost/kiosk/catalog.h"
 #include "outpost/kiosk/indicator.h"
@@ -327,6 +328,11 @@ struct Kiosk::Impl {
   Status refresh_pass(bool* released);
   Status refresh_snapshot(bool* read_manifests, bool* note_pending);
   std::uint64_t seen_commit = 0;  // the store's last commit when refresh_snapshot last read it
+  Status index_in_worker(const Snapshot& s, bool* released);
+  // The worker's last failure, not retried before the store changes or a minute passes.
+  Status worker_failed;
+  std::uint64_t worker_failed_commit = 0;
+  std::int64_t worker_failed_at = 0;
   void release_memory();
   void watch(std::stop_token stop);
 
@@ -513,6 +519,14 @@ Status Kiosk::Impl::refresh_pass(bool* released) {
 
   // The index follows the snapshot; pages never wait for it.
   auto s = snapshot();
+  if (!opt.index_command.empty()) {
+    if (note_pending) OUTPOST_RETURN_IF_ERROR(index->commit());
+    if (read_manifests) {
+      release_memory();
+      *released = true;
+    }
+    return index_in_worker(*s, released);
+  }
   auto held = index->versions();
   if (!held.ok()) return held.error();
   std::map<std::string, std::uint64_t> indexed(held->begin(), held->end());
@@ -566,6 +580,66 @@ Status Kiosk::Impl::refresh_pass(bool* released) {
   }
   if (!unread.ok()) return unread;
   if (!stopping) indexed_generation = s->generation;
+  return Status::Ok();
+}
+
+Status Kiosk::Impl::index_in_worker(const Snapshot& s, bool* released) {
+  auto held = index->versions();
+  if (!held.ok()) return held.error();
+  std::map<std::string, std::uint64_t> indexed(held->begin(), held->end());
+  bool behind = std::any_of(s.entries.begin(), s.entries.end(), [&](const Entry& e) {
+    auto it = indexed.find(e.info.name);
+    return it == indexed.end() || it->second != e.info.current;
+  });
+  for (const auto& [name, version] : indexed) {
+    if (version != 0 && s.find(name) == nullptr) behind = true;
+  }
+  if (!behind) {
+    if (!stopping) indexed_generation = s.generation;
+    return Status::Ok();
+  }
+  if (!worker_failed.ok() && worker_failed_commit == seen_commit &&
+      clock->now() - worker_failed_at < 60) {
+    return worker_failed;
+  }
+  std::vector<std::string> argv = opt.index_command;
+  argv.push_back(opt.store);
+  argv.push_back(opt.index_dir);
+  ChildOptions co;
+  co.max_output = 64 * 1024;
+  co.stop = [this] { return stopping.load(); };
+  auto done = run_child(argv, co);
+  Status st;
+  if (!done.ok()) {
+    st = done.error();
+  } else {
+    *released = true;
+    Status reloaded = index->reload();
+    if (done->exit_code != 0) {
+      // Its one error line (the last one it wrote).
+      std::string why = done->err;
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      if (auto nl = why.rfind('\n'); nl != std::string::npos) why.erase(0, nl + 1);
+      if (why.rfind("outpost: ", 0) == 0) why.erase(0, 9);
+      if (why.empty()) {
+        why = done->signal != 0
+                  ? "the indexing worker was ended by signal " + std::to_string(done->signal)
+                  : "the indexing worker failed";
+      }
+      st = Status::Unavailable(why);
+    } else {
+      st = reloaded;
+    }
+  }
+  if (stopping) return Status::Ok();
+  if (!st.ok()) {
+    worker_failed = st;
+    worker_failed_commit = seen_commit;
+    worker_failed_at = clock->now();
+    return st;
+  }
+  worker_failed = Status::Ok();
+  indexed_generation = s.generation;
   return Status::Ok();
 }
 
@@ -1236,5 +1310,18 @@ Result<std::unique_ptr<Kiosk>> Kiosk::open(const KioskOptions& options) {
 KioskResponse Kiosk::handle(const KioskRequest& request) { return impl_->handle(request); }
 
 Status Kiosk::refresh() { return impl_->refresh(); }
+
+Status Kiosk::index_store(const KioskOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->opt.index_command.clear();
+  impl->clock = options.clock != nullptr ? options.clock : &system_clock();
+  if (impl->opt.index_dir.empty()) impl->opt.index_dir = options.store + "/kiosk-index";
+  auto index = SearchIndex::open(impl->opt.index_dir);
+  if (!index.ok()) return index.error();
+  impl->index = std::move(index).value();
+  bool released = false;
+  return impl->refresh_pass(&released);
+}
 
 }  // namespace outpost::kiosk

@@ -52,6 +52,23 @@ std::string field(const std::string& data, int n) {
   return data.substr(at, data.find('\x1f', at) - at);
 }
 
+// The versions and notes an index records (std::invalid_argument: a version that is not a
+// number).
+void read_bookkeeping(const Xapian::Database& db, std::map<std::string, std::uint64_t>* versions,
+                      std::map<std::string, std::string>* notes) {
+  versions->clear();
+  for (auto it = db.metadata_keys_begin("v:"); it != db.metadata_keys_end("v:"); ++it) {
+    const std::string key = *it;
+    const std::string value = db.get_metadata(key);
+    if (!value.empty()) (*versions)[key.substr(2)] = std::stoull(value);
+  }
+  notes->clear();
+  for (auto it = db.metadata_keys_begin("n:"); it != db.metadata_keys_end("n:"); ++it) {
+    const std::string key = *it;
+    (*notes)[key.substr(2)] = db.get_metadata(key);
+  }
+}
+
 }  // namespace
 
 struct SearchIndex::Impl {
@@ -93,19 +110,7 @@ Result<std::unique_ptr<SearchIndex>> SearchIndex::open(const std::string& dir) {
         impl->db->set_metadata("format", kFormat);
         impl->db->commit();
       }
-      impl->versions.clear();
-      for (auto it = impl->db->metadata_keys_begin("v:"); it != impl->db->metadata_keys_end("v:");
-           ++it) {
-        const std::string key = *it;
-        const std::string value = impl->db->get_metadata(key);
-        if (!value.empty()) impl->versions[key.substr(2)] = std::stoull(value);
-      }
-      impl->notes.clear();
-      for (auto it = impl->db->metadata_keys_begin("n:"); it != impl->db->metadata_keys_end("n:");
-           ++it) {
-        const std::string key = *it;
-        impl->notes[key.substr(2)] = impl->db->get_metadata(key);
-      }
+      read_bookkeeping(*impl->db, &impl->versions, &impl->notes);
       impl->db.reset();
       break;
     } catch (const Xapian::DatabaseLockError&) {
@@ -225,6 +230,24 @@ Status SearchIndex::commit() {
     return Status::ResourceExhausted("saving the kiosk's search index " + impl_->dir + ": " +
                                      e.get_msg() + ": is the disk full?");
   }
+  return Status::Ok();
+}
+
+Status SearchIndex::reload() {
+  std::map<std::string, std::uint64_t> versions;
+  std::map<std::string, std::string> notes;
+  try {
+    Xapian::Database db(impl_->dir);
+    read_bookkeeping(db, &versions, &notes);
+  } catch (const Xapian::Error& e) {
+    return Status::Unavailable("cannot read the kiosk's search index " + impl_->dir + ": " +
+                               e.get_msg());
+  } catch (const std::exception&) {
+    return Status::Corruption("the kiosk's search index " + impl_->dir + " is unreadable");
+  }
+  std::lock_guard lock(impl_->write_mu);
+  impl_->versions.swap(versions);
+  impl_->notes.swap(notes);
   return Status::Ok();
 }
 

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,10 +40,14 @@
 #include "outpost/storage/store.h"
 #include "outpost/sync/http.h"
 #include "sd_notify.h"
+#include "worker.h"
 
 namespace outpost::serve {
 
 namespace {
+
+// The first argument that makes the binary the kiosk's indexing worker (run_worker).
+constexpr const char* kIndexWorker = "__kiosk-index";
 
 // One line per event: "2026-12-02T20:30:00Z outpost serve: ready: ...".
 void log_line(const std::string& text) {
@@ -217,6 +223,7 @@ Status Daemon::start() {
     ko.site_name = config_.kiosk.site_name;
     ko.stale_after = config_.kiosk.stale_after_days * 86400;
     ko.clock = &clock_;
+    ko.index_command = {"/proc/self/exe", kIndexWorker};
     auto k = kiosk::Kiosk::open(ko);
     if (!k.ok())
       return k.error().With("starting the kiosk (set kiosk.enabled = false to run without)");
@@ -298,7 +305,7 @@ void Daemon::ensure_subscriptions(node::Node& node) {
       }
       so.http.retries = 1;  // the origin is down: on to the next source soon
     }
-    auto sub = node.subscribe(s.url, so);
+    auto sub = subscribe_in_worker(cfg.store, s.url, so);
     if (sub.ok()) {
       log_line("subscribed to " + redact(s.url) + " (repository " + sub->id + ")");
       subscribe_failed_.erase(s.url);
@@ -425,7 +432,7 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
     for (const auto& c : cfg.subscriptions) {
       if (c.url == sub.location && !c.bundles.empty()) so.bundle_filters[id] = c.bundles;
     }
-    auto reports = node.sync(reachable.front(), so);
+    auto reports = sync_in_worker(cfg.store, reachable.front(), so);
     for (std::size_t at = 1; at < reachable.size(); ++at) {
       const bool complete =
           reports.ok() && std::none_of(reports->begin(), reports->end(),
@@ -438,7 +445,7 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
       log_line(id + ": " + redact(reachable[at - 1]) + " failed (" +
                (reports.ok() ? std::string("some bundles incomplete") : reports.error().message()) +
                "); trying " + redact(reachable[at]));
-      reports = node.sync(reachable[at], so);
+      reports = sync_in_worker(cfg.store, reachable[at], so);
     }
     Status result = Status::Ok();
     std::string line;
@@ -472,7 +479,7 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
                listed(updated) + " (" + std::to_string(fetched) + " bytes fetched)";
         peer_->invalidate();
         if (cfg.retain > 0) {
-          auto gc = node.gc(cfg.retain);
+          auto gc = gc_in_worker(cfg.store, cfg.retain);
           if (gc.ok() && gc->versions_removed > 0) {
             log_line("gc: removed " + std::to_string(gc->versions_removed) + " old versions, " +
                      std::to_string(gc->bytes_freed) + " bytes freed");
@@ -541,21 +548,7 @@ void Daemon::probe_lan_peers(const Config& cfg) {
       http.connect_timeout_s = cfg.link.link_timeout;
       http.stall_timeout_s = 10;
       http.retries = 1;
-      auto list = [&]() -> Result<std::vector<std::string>> {
-        const std::string root = "http://" + peer.host + ":" + std::to_string(peer.port);
-        OUTPOST_ASSIGN_OR_RETURN(auto source, sync::open_source(root, http));
-        const std::string path = peer.url().substr(root.size() + 1);
-        OUTPOST_ASSIGN_OR_RETURN(Bytes body, source->read_file(path, 256 * 1024));
-        OUTPOST_ASSIGN_OR_RETURN(Json j, parse_json(as_chars(ByteView(body.data(), body.size()))));
-        if (!j.is_array()) return Status::Corruption("its repository list is not a JSON array");
-        std::vector<std::string> ids;
-        for (const Json& e : j.as_array()) {
-          if (const Json* id = e.find("id"); id != nullptr && id->is_string()) {
-            ids.push_back(id->as_string());
-          }
-        }
-        return ids;
-      }();
+      auto list = peer_list_in_worker(peer.url(), http);
       if (list.ok()) {
         if (first || *list != n.repositories) {
           log_line("LAN node '" + peer.name + "' at " + peer.url() + " serves " +
@@ -1061,6 +1054,33 @@ int run_daemon(const DaemonOptions& options) {
   }
   Daemon d(std::move(*config), options.clock != nullptr ? *options.clock : system_clock());
   return d.run();
+}
+
+int run_worker(int argc, char** argv) {
+  if (argc < 2) return -1;
+  const bool node_worker = std::strcmp(argv[1], kNodeWorker) == 0;
+  if (!node_worker && std::strcmp(argv[1], kIndexWorker) != 0) return -1;
+  // A worker ends with the daemon that started it (a daemon killed outright leaves none).
+  const pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != parent) return 1;
+  // Its work yields the processor to the pages the kiosk serves meanwhile.
+  ::setpriority(PRIO_PROCESS, 0, 10);  // best effort
+  if (node_worker) return argc == 2 ? run_node_worker() : 2;
+  if (argc != 4) {
+    std::fprintf(stderr, "outpost: error: %s is the daemon's: %s STORE INDEX_DIR\n", kIndexWorker,
+                 kIndexWorker);
+    return 2;
+  }
+  kiosk::KioskOptions ko;
+  ko.store = argv[2];
+  ko.index_dir = argv[3];
+  Status st = kiosk::Kiosk::index_store(ko);
+  if (!st.ok()) {
+    std::fprintf(stderr, "outpost: error: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
 }
 
 int check_config(const std::string& given) {

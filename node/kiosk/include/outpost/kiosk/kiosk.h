@@ -35,6 +35,11 @@ struct KioskOptions {
   std::int64_t stale_after = 14 * 86400;  // seconds without confirmation before a warning
   unsigned refresh_ms = 2000;             // how often the store is checked for new versions
   Clock* clock = nullptr;                 // nullptr: system_clock()
+  // Indexing for search in a worker process (docs/daemon.md, "Worker processes"): this
+  // command with the store and the index folder appended, which does what index_store() does
+  // (the daemon: its own binary). The memory indexing takes goes back with the process, and a
+  // crash there leaves the pages up. Empty: in a thread of this process.
+  std::vector<std::string> index_command;
 };
 
 struct KioskRequest {
@@ -71,6 +76,10 @@ class Kiosk {
   // Checks the store now and indexes what is new (what the watcher does every refresh_ms);
   // returns when done. For tests and the benchmark.
   Status refresh();
+
+  // The indexing worker's work: indexes every bundle version the store holds that the index
+  // (options.index_dir) does not, and returns. Opens no watcher and serves nothing.
+  static Status index_store(const KioskOptions& options);
 
   struct Impl;
 

@@ -3,9 +3,10 @@
 // document). Stemming for the languages Xapian has a stemmer for (English, French, Arabic,
 // Spanish, Russian, ...), CJK n-grams for Chinese. Snippets with the matched terms in <mark>.
 //
-// Thread-safety: one writer (the kiosk's watcher thread calls add/remove/commit); search()
-// from any number of threads at once, each on its own reader, never waiting for the writer
-// (a reader sees the last commit). No Xapian exception leaves this class.
+// Thread-safety: one writer (the kiosk's watcher thread, or its worker process, calls
+// add/remove/commit); search() from any number of threads at once, each on its own reader,
+// never waiting for the writer (a reader sees the last commit). No Xapian exception leaves
+// this class.
 #pragma once
 
 #include <cstdint>
@@ -71,6 +72,10 @@ class SearchIndex {
   Status commit();
 
   SearchResults search(const SearchQuery& q);
+
+  // Reads the versions and notes again from the folder, after another process (the kiosk's
+  // indexing worker) wrote the index; searches see its commits by themselves.
+  Status reload();
 
   // Copies the index's bookkeeping (versions, notes) into memory the calling thread allocates,
   // so that a thread that indexed and ends leaves nothing of its own behind.

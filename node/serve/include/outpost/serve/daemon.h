@@ -35,6 +35,12 @@ std::string default_config_path();
 // one "outpost: error: ..." line).
 int run_daemon(const DaemonOptions& options);
 
+// The daemon's worker processes (docs/daemon.md, "Worker processes"): the daemon runs its own
+// binary (/proc/self/exe) with a first argument no person types, "__kiosk-index STORE INDEX"
+// (the kiosk's indexing). Returns the worker's exit code (0, or 1 with one "outpost: error:"
+// line), or -1 when argv names no worker.
+int run_worker(int argc, char** argv);
+
 // `outpost serve --check-config`: validates the file; prints one line saying it is valid (and
 // what it configures) and returns 0, or the error line and 2.
 int check_config(const std::string& path);
