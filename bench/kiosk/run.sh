@@ -87,12 +87,26 @@ listen = ["127.0.0.1:$port"]
 url = "$work/repo"
 root_pubkey = "$root"
 TOML
+# Memory of the daemon and its worker processes together (docs/daemon.md, "Worker
+# processes"): the sum of their PSS, which counts a page they share (the binary, the
+# libraries) once, not once per process as a sum of RSS would.
+tree_rss() {
+  local total=0 p r
+  for p in "$serve_pid" $(pgrep -P "$serve_pid" || true); do
+    r=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null || true)
+    total=$((total + ${r:-0}))
+  done
+  echo $total
+}
 start_serve() {  # starts the daemon; returns when search finds the first generated resolution
   "$o" serve --config "${1:-$work/outpost.toml}" >/dev/null 2>>"$work/serve.log" &
   serve_pid=$!
+  tree_peak=0
   # The kiosk indexes the newest first: GEN-0001 comes after every other generated one (the
   # two samples, older still, are left to the idle wait of rss_sample).
   for _ in $(seq 3000); do
+    local now; now=$(tree_rss)
+    [ "$now" -gt "$tree_peak" ] && tree_peak=$now
     curl -s "http://127.0.0.1:$port/search?q=generated&b=un/ga/GEN-0001" | grep -q '<mark>' && return 0
     kill -0 "$serve_pid" 2>/dev/null || { cat "$work/serve.log"; exit 1; }
     sleep 0.2
@@ -108,9 +122,10 @@ rss_sample() {
   # batches, the refresh period).
   local prev=-100000 t hz
   hz=$(getconf CLK_TCK)
+  # No worker running (they do the syncing and indexing) and the daemon itself quiet.
   for _ in $(seq 100); do
     t=$(awk '{print $14 + $15}' /proc/$serve_pid/stat)
-    [ $((t - prev)) -le $((3 * hz / 10)) ] && break
+    [ $((t - prev)) -le $((3 * hz / 10)) ] && [ -z "$(pgrep -P "$serve_pid")" ] && break
     prev=$t
     sleep 3
   done
@@ -122,6 +137,7 @@ rss_sample() {
 }
 t0=$SECONDS
 start_serve
+first_peak=$tree_peak
 rss_sample > "$work/rss_idle"
 read -r rss_idle rss_anon rss_file idle_s < "$work/rss_idle"
 # Restarted on the same store: the index is there, nothing to sync.
@@ -197,6 +213,7 @@ sed -e "s|^store = .*|store = \"$work/store-http\"|" -e "s|^url = .*|url = \"htt
   "$work/outpost.toml" > "$work/outpost-http.toml"
 t0=$SECONDS
 start_serve "$work/outpost-http.toml"
+http_peak=$tree_peak
 read -r rss_http rss_http_anon rss_http_file http_s <<<"$(rss_sample)"
 
 cat <<MD
@@ -216,6 +233,7 @@ that store; index $index_kb KB).
 | ... restarted on that store (KB) | | $rss_restart (anonymous $rss_restart_anon, file $rss_restart_file) | ≤ 20 MB |
 | peak RSS under the loads above, restarted daemon (KB) | | $rss_peak | ≤ 64 MB |
 | RSS, kiosk idle, just after syncing the library over HTTP from nginx and indexing it (KB) | | $rss_http (anonymous $rss_http_anon, file $rss_http_file; idle after $http_s s) | ≤ 20 MB |
+| peak memory of the daemon and its workers together (sum of PSS, sampled every 0.2 s) while they synced and indexed the library, from a path / over HTTP (KB) | | $first_peak / $http_peak | |
 
 Page weight (bytes; the resolution's Markdown text alone is $text bytes):
 

@@ -7,7 +7,10 @@
 //    and `outpost sync --now` talk to it;
 //  - the main thread: signals. SIGHUP reloads the configuration (a bad one is logged and the
 //    running one kept); SIGTERM or SIGINT stop within 5 s, keeping every verified byte (a sync
-//    under way is cancelled through its stop token; the next start resumes it).
+//    under way is cancelled: its worker gets SIGTERM; the next start resumes it).
+// The work itself (a subscription, a sync, a gc, the kiosk's indexing) runs in short-lived
+// worker processes of the same binary (run_worker below; docs/daemon.md, "Worker
+// processes"), so what it allocates leaves with them and a crash there is a failed round.
 // Logs are one line per event on stderr (journald under systemd), nothing while nothing
 // happens. Under systemd (Type=notify) it reports READY=1, RELOADING=1, STOPPING=1 and pings
 // the watchdog, when built with libsystemd.
