@@ -287,32 +287,49 @@ TEST_CASE(
   CHECK(seconds < 5);
 }
 
+namespace {
+
+// A daemon's store ("office") subscribed to the samples on nginx, its link capped at 1 KB/s so
+// that a sync takes seconds; full_speed() lifts the cap.
+struct SlowOrigin {
+  Published p;
+  Nginx origin{p.repo()};
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  const std::string office = p.dir / "office";
+  SlowOrigin() {
+    write_text(config,
+               config_text(office, port, origin.url(), p.root_hex, "[link]\nrate = \"1k\"\n"));
+  }
+  void full_speed() { write_text(config, config_text(office, port, origin.url(), p.root_hex)); }
+  // The daemon is under way: the first patch was asked for.
+  bool syncing() { return contains(log_text(origin), ".patch"); }
+  bool synced_whole() {
+    return run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", office}).out ==
+           read_text(p.indicator_src() + "/data.csv");
+  }
+};
+
+}  // namespace
+
 TEST_CASE(
     "bad input: SIGTERM in the middle of a sync stops within 5 s, and the next start "
     "finishes it",
     "[integration][serve][http]") {
-  Published p;
-  Nginx origin(p.repo());
-  REQUIRE_RIG(origin);
-  const int port = unused_port();
-  const std::string config = p.dir / "outpost.toml";
-  const std::string office = p.dir / "office";
-  // 1 KB/s: the samples take seconds.
-  write_text(config,
-             config_text(office, port, origin.url(), p.root_hex, "[link]\nrate = \"1k\"\n"));
+  SlowOrigin s;
+  REQUIRE_RIG(s.origin);
   {
-    Daemon d(config, p.dir / "serve.log");
-    REQUIRE(eventually([&] { return contains(log_text(origin), ".patch"); }, 30));
+    Daemon d(s.config, s.p.dir / "serve.log");
+    REQUIRE(eventually([&] { return s.syncing(); }, 30));
     auto [code, seconds] = d.stop();
     CHECK(code == 0);
     CHECK(seconds < 5);
     CHECK(d.logged("sync stopped; verified pieces kept"));
   }
-  write_text(config, config_text(office, port, origin.url(), p.root_hex));
-  Daemon again(config, p.dir / "serve.log");
-  REQUIRE(again.wait_logged("synced from " + origin.url()));
-  CHECK(run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", office}).out ==
-        read_text(p.indicator_src() + "/data.csv"));
+  s.full_speed();
+  Daemon again(s.config, s.p.dir / "serve.log");
+  REQUIRE(again.wait_logged("synced from " + s.origin.url()));
+  CHECK(s.synced_whole());
   CHECK(again.stop().first == 0);
 }
 
@@ -320,33 +337,26 @@ TEST_CASE(
     "a sync worker killed in the middle of a sync is one failed round: the kiosk and peer "
     "serving stay up, the store is sound and the next round finishes it",
     "[integration][serve][http]") {
-  Published p;
-  Nginx origin(p.repo());
-  REQUIRE_RIG(origin);
-  const int port = unused_port();
-  const std::string config = p.dir / "outpost.toml";
-  const std::string office = p.dir / "office";
-  write_text(config,
-             config_text(office, port, origin.url(), p.root_hex, "[link]\nrate = \"1k\"\n"));
-  Daemon d(config, p.dir / "serve.log");
-  REQUIRE(eventually([&] { return contains(log_text(origin), ".patch"); }, 30));
+  SlowOrigin s;
+  REQUIRE_RIG(s.origin);
+  Daemon d(s.config, s.p.dir / "serve.log");
+  REQUIRE(eventually([&] { return s.syncing(); }, 30));
   std::vector<int> workers;
   REQUIRE(eventually([&] { return !(workers = d.workers("__node")).empty(); }, 10));
   // As the kernel's out-of-memory killer would.
   for (int w : workers) ::kill(w, SIGKILL);
   REQUIRE(d.wait_logged("sync failed"));
   CHECK(d.logged("the node worker was ended by signal 9"));
-  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  const std::string base = "http://127.0.0.1:" + std::to_string(s.port);
   CHECK(contains(http_get(base + "/status"), "<h1>outpost node</h1>"));
   CHECK(contains(http_get(base + "/"), "<html"));
-  CHECK(run_outpost({"verify", "--store", office}).exit_code == 0);
+  CHECK(run_outpost({"verify", "--store", s.office}).exit_code == 0);
   // The operator asks again, at full speed: the round resumes from what was verified.
-  write_text(config, config_text(office, port, origin.url(), p.root_hex));
+  s.full_speed();
   d.signal(SIGHUP);
-  REQUIRE(d.wait_logged("reloaded " + config));
-  REQUIRE(run_outpost({"sync", "--now", "--store", office}).exit_code == 0);
-  CHECK(run_outpost({"cat", "itu/ict/digital-divide-2019", "data.csv", "--store", office}).out ==
-        read_text(p.indicator_src() + "/data.csv"));
+  REQUIRE(d.wait_logged("reloaded " + s.config));
+  REQUIRE(run_outpost({"sync", "--now", "--store", s.office}).exit_code == 0);
+  CHECK(s.synced_whole());
   CHECK(d.workers("__node").empty());
   CHECK(d.stop().first == 0);
 }
