@@ -139,8 +139,13 @@ Result<ChildResult> run_child(const std::vector<std::string>& argv, const ChildO
       killed = true;
     }
   }
-  while (!reaped && ::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  while (!reaped) {
+    const pid_t w = ::waitpid(pid, &wstatus, 0);
+    if (w == pid) reaped = true;
+    if (w == pid || errno != EINTR) break;
   }
+  // Not reaped (SIGCHLD ignored, say): its end is unknown, which is not success.
+  if (!reaped) return result;
   if (WIFEXITED(wstatus)) {
     result.exit_code = WEXITSTATUS(wstatus);
   } else if (WIFSIGNALED(wstatus)) {

@@ -66,6 +66,18 @@ TEST_CASE("a worker that ends while what it started still holds its output is no
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
 }
 
+TEST_CASE("a worker whose end cannot be learnt (SIGCHLD ignored) is not taken for a success",
+          "[base][child]") {
+  struct sigaction ignore {
+  }, was{};
+  ignore.sa_handler = SIG_IGN;
+  REQUIRE(::sigaction(SIGCHLD, &ignore, &was) == 0);
+  auto r = run_child({"/bin/true"}, {});
+  ::sigaction(SIGCHLD, &was, nullptr);
+  REQUIRE(r.ok());
+  CHECK(r->exit_code != 0);
+}
+
 TEST_CASE("a program that cannot be started is one clear error", "[base][child]") {
   auto r = run_child({"/nonexistent/outpost-worker"}, {});
   REQUIRE_FALSE(r.ok());

@@ -14,7 +14,7 @@
 namespace outpost {
 
 struct ChildResult {
-  int exit_code = -1;  // -1: ended by a signal
+  int exit_code = -1;  // -1: ended by a signal (or its end could not be learnt)
   int signal = 0;      // the signal that ended it (0: it exited)
   std::string out, err;
 };
