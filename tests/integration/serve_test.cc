@@ -389,18 +389,51 @@ TEST_CASE("bad input: SIGTERM in the middle of a peer transfer stops within 5 s"
   CHECK(run_outpost({"verify", "--store", p.store()}).exit_code == 0);
 }
 
-TEST_CASE("bad input: serve on a port already in use fails with one error line",
-          "[integration][serve]") {
-  Published p;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// A port on loopback that takes connections (the kernel completes them) and never answers;
+// returns the descriptor, to close, and sets *port.
+int silent_listener(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 1) == 0);
+  REQUIRE(::listen(fd, 16) == 0);
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const int port = ntohs(a.sin_port);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("bad input: SIGTERM while a first subscription waits on a silent server stops within 5 s",
+          "[integration][serve]") {
+  Published p;
+  int silent = 0;
+  const int fd = silent_listener(&silent);
+  const int port = unused_port();
+  const std::string config = p.dir / "outpost.toml";
+  write_text(config,
+             config_text(p.dir / "office", port,
+                         "http://127.0.0.1:" + std::to_string(silent) + "/repo", p.root_hex));
+  Daemon d(config, p.dir / "serve.log");
+  REQUIRE(d.wait_logged("ready: http on"));
+  REQUIRE(eventually([&] { return !d.workers("__node").empty(); }, 10));  // subscribing
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto [code, seconds] = d.stop();
+  ::close(fd);
+  CHECK(code == 0);
+  CHECK(seconds < 5);
+  CHECK_FALSE(d.logged("cannot subscribe"));
+}
+
+TEST_CASE("bad input: serve on a port already in use fails with one error line",
+          "[integration][serve]") {
+  Published p;
+  int port = 0;
+  const int fd = silent_listener(&port);
   const std::string config = p.dir / "outpost.toml";
   write_text(config, config_text(p.store(), port, p.repo(), p.root_hex));
   RunResult r = run_outpost({"serve", "--config", config});

@@ -146,14 +146,14 @@ class Daemon {
   void scheduler_loop(std::stop_token stop);
   void admin_loop(std::stop_token stop);
   void sync_round(std::stop_token stop, bool forced, Json* results);
-  void ensure_subscriptions(node::Node& node);
+  void ensure_subscriptions(node::Node& node, std::stop_token stop);
   void refresh_snapshot(node::Node& node);
   void reload();
   Json status_json();
   HttpResponse status_page(const HttpRequest& r);
   HttpResponse metrics_page();
   std::string admin_answer(const std::string& command);
-  void probe_lan_peers(const Config& cfg);
+  void probe_lan_peers(const Config& cfg, std::stop_token stop);
   std::vector<std::string> lan_mirrors(const std::string& repo_id);
   std::vector<std::string> all_lan_mirrors();
 
@@ -269,7 +269,7 @@ Status Daemon::start() {
   return Status::Ok();
 }
 
-void Daemon::ensure_subscriptions(node::Node& node) {
+void Daemon::ensure_subscriptions(node::Node& node, std::stop_token stop) {
   auto subs = node.subscriptions();
   if (!subs.ok()) return;
   Config cfg;
@@ -305,7 +305,9 @@ void Daemon::ensure_subscriptions(node::Node& node) {
       }
       so.http.retries = 1;  // the origin is down: on to the next source soon
     }
+    so.http.stop = stop;
     auto sub = subscribe_in_worker(cfg.store, s.url, so);
+    if (stop.stop_requested()) return;  // the daemon is stopping: the next start subscribes
     if (sub.ok()) {
       log_line("subscribed to " + redact(s.url) + " (repository " + sub->id + ")");
       subscribe_failed_.erase(s.url);
@@ -333,9 +335,9 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
       std::lock_guard lock(mu_);
       cfg = config_;
     }
-    probe_lan_peers(cfg);
+    probe_lan_peers(cfg, stop);
   }
-  ensure_subscriptions(node);
+  ensure_subscriptions(node, stop);
   auto subs = node.subscriptions();
   if (!subs.ok()) {
     log_line("cannot read the subscriptions: " + subs.error().message());
@@ -524,7 +526,7 @@ void Daemon::sync_round(std::stop_token stop, bool forced, Json* results) {
   malloc_trim(0);
 }
 
-void Daemon::probe_lan_peers(const Config& cfg) {
+void Daemon::probe_lan_peers(const Config& cfg, std::stop_token stop) {
   if (!lan_) return;
   const std::vector<LanPeer> found = lan_->peers();
   const std::int64_t now = clock_.now();
@@ -548,6 +550,7 @@ void Daemon::probe_lan_peers(const Config& cfg) {
       http.connect_timeout_s = cfg.link.link_timeout;
       http.stall_timeout_s = 10;
       http.retries = 1;
+      http.stop = stop;
       auto list = peer_list_in_worker(peer.url(), http);
       if (list.ok()) {
         if (first || *list != n.repositories) {

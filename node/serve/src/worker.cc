@@ -189,7 +189,7 @@ Result<node::Subscription> subscribe_in_worker(const std::string& store_dir,
   r.set("extra_sources", strings_json(options.extra_sources));
   r.set("rate", options.http.max_recv_speed);
   r.set("retries", options.http.retries);
-  OUTPOST_ASSIGN_OR_RETURN(Json answer, ask_worker(r));
+  OUTPOST_ASSIGN_OR_RETURN(Json answer, ask_worker(r, options.http.stop));
   node::Subscription s;
   s.id = str(answer, "id");
   s.location = str(answer, "location");
@@ -232,7 +232,7 @@ Result<std::vector<std::string>> peer_list_in_worker(const std::string& peer_url
   r.set("connect_timeout", static_cast<std::int64_t>(http.connect_timeout_s));
   r.set("stall_timeout", static_cast<std::int64_t>(http.stall_timeout_s));
   r.set("retries", http.retries);
-  OUTPOST_ASSIGN_OR_RETURN(Json answer, ask_worker(r));
+  OUTPOST_ASSIGN_OR_RETURN(Json answer, ask_worker(r, http.stop));
   return strings(answer, "ids");
 }
 

@@ -20,8 +20,8 @@ inline constexpr const char* kNodeWorker = "__node";
 
 // Node::subscribe, Node::sync and Node::gc on the store at store_dir, each in a worker. What
 // the daemon reads of the results comes back (SyncReport: repo, location, bytes_read, updated,
-// failed, deferred). A stop request ends the worker as SIGTERM ends `outpost sync`: kCancelled,
-// verified pieces kept.
+// failed, deferred). A stop request (SyncOptions::stop, HttpOptions::stop) ends the worker as
+// SIGTERM ends `outpost sync`: kCancelled, verified pieces kept.
 Result<node::Subscription> subscribe_in_worker(const std::string& store_dir,
                                                const std::string& location,
                                                const node::SubscribeOptions& options);
