@@ -40,6 +40,21 @@ struct SpawnSetup {
 
 }  // namespace
 
+std::string ChildResult::failure(const std::string& who) const {
+  std::string why = err;
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  if (auto nl = why.rfind('\n'); nl != std::string::npos) why.erase(0, nl + 1);
+  for (const char* prefix : {"outpost: error: ", "outpost: "}) {
+    if (why.rfind(prefix, 0) == 0) {
+      why.erase(0, std::strlen(prefix));
+      break;
+    }
+  }
+  if (!why.empty()) return why;
+  if (signal != 0) return who + " was ended by signal " + std::to_string(signal);
+  return who + " failed (exit code " + std::to_string(exit_code) + ")";
+}
+
 Result<ChildResult> run_child(const std::vector<std::string>& argv, const ChildOptions& options) {
   if (argv.empty()) return Status::InvalidArgument("no program to run");
   // stdin is a socket, so that writing to a child that already ended is EPIPE, not SIGPIPE.

@@ -19,6 +19,13 @@ TEST_CASE("a worker process gets its input on stdin and gives back stdout, stder
   CHECK(r->err == "oops\n");
   CHECK(r->exit_code == 3);
   CHECK(r->signal == 0);
+  CHECK(r->failure("the worker") == "oops");
+  r = run_child({"/bin/sh", "-c", "echo 'outpost: error: disk full' >&2; echo >&2; exit 5"}, {});
+  REQUIRE(r.ok());
+  CHECK(r->failure("the worker") == "disk full");
+  r = run_child({"/bin/sh", "-c", "exit 4"}, {});
+  REQUIRE(r.ok());
+  CHECK(r->failure("the worker") == "the worker failed (exit code 4)");
 }
 
 TEST_CASE("a worker's output is cut at max_output, and one that ignores its stdin still ends",

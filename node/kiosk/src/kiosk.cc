@@ -616,17 +616,7 @@ Status Kiosk::Impl::index_in_worker(const Snapshot& s, bool* released) {
     *released = true;
     Status reloaded = index->reload();
     if (done->exit_code != 0) {
-      // Its one error line (the last one it wrote).
-      std::string why = done->err;
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-      if (auto nl = why.rfind('\n'); nl != std::string::npos) why.erase(0, nl + 1);
-      if (why.rfind("outpost: ", 0) == 0) why.erase(0, 9);
-      if (why.empty()) {
-        why = done->signal != 0
-                  ? "the indexing worker was ended by signal " + std::to_string(done->signal)
-                  : "the indexing worker failed";
-      }
-      st = Status::Unavailable(why);
+      st = Status::Unavailable(done->failure("the indexing worker"));
     } else {
       st = reloaded;
     }

@@ -154,16 +154,7 @@ Result<Json> ask_worker(const Json& request, std::stop_token stop = {}) {
   auto answer = parse_json(done.out);
   if (!answer.ok() || !answer->is_object()) {
     if (stop.stop_requested()) return Status::Cancelled("stopped");
-    std::string why = done.err;
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    if (auto nl = why.rfind('\n'); nl != std::string::npos) why.erase(0, nl + 1);
-    if (why.rfind("outpost: error: ", 0) == 0) why.erase(0, 16);
-    if (why.empty()) {
-      why = done.signal != 0 ? "the node worker was ended by signal " + std::to_string(done.signal)
-                             : "the node worker ended without an answer (exit code " +
-                                   std::to_string(done.exit_code) + ")";
-    }
-    return Status::Internal(why);
+    return Status::Internal(done.failure("the node worker"));
   }
   if (const Json* s = answer->find("status"); s != nullptr) return status_from(s);
   return std::move(answer).value();

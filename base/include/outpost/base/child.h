@@ -17,6 +17,9 @@ struct ChildResult {
   int exit_code = -1;  // -1: ended by a signal (or its end could not be learnt)
   int signal = 0;      // the signal that ended it (0: it exited)
   std::string out, err;
+  // Why it failed, in one line: the last line it wrote to stderr (without an "outpost: error: "
+  // prefix), else "<who> was ended by signal N" or "<who> failed (exit code N)".
+  std::string failure(const std::string& who) const;
 };
 
 struct ChildOptions {
