@@ -78,8 +78,8 @@ struct JsonValue {
   bool boolean = false;
   double number = 0;
   std::string string;
-  std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;
+  std::vector<JsonValue> array;   // an array's items, or an object's values
+  std::vector<std::string> keys;  // an object's: keys[i] names array[i]
 };
 
 class JsonReader {
@@ -156,7 +156,8 @@ class JsonReader {
         ++i_;
         JsonValue item;
         if (!value(item)) return false;
-        v.object.emplace_back(std::move(key), std::move(item));
+        v.keys.push_back(std::move(key));
+        v.array.push_back(std::move(item));
         skip();
         if (i_ < s_.size() && s_[i_] == ',') {
           ++i_;
@@ -294,7 +295,9 @@ class Rules {
       if (obj.kind != JsonValue::kObject) continue;
       Rule r;
       Actions& a = r.actions;
-      for (const auto& [k, v] : obj.object) {
+      for (std::size_t i = 0; i < obj.keys.size(); ++i) {
+        const std::string& k = obj.keys[i];
+        const JsonValue& v = obj.array[i];
         if (k == "match")
           r.match = as_string(v);
         else if (k == "nth")

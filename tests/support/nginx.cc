@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,13 +16,17 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 extern char** environ;
 
@@ -143,21 +148,54 @@ bool running_in_ci() {
   return ci != nullptr && std::string(ci) == "true";
 }
 
-int unused_port() {
+namespace {
+
+// Whether a server could listen on 127.0.0.1:port now (with SO_REUSEADDR, as servers bind).
+bool bindable(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
+  if (fd < 0) return false;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
-  return port;
+  return ok;
+}
+
+}  // namespace
+
+// Ports outside the kernel's ephemeral range, which neither another test's bind to port 0
+// nor an outgoing connection is ever given: a port taken from that range and closed again
+// could go to either before the server that was meant to have it bound it (seen as a daemon
+// test failing at ctest -j3). Each port is held for the life of this process by a lock on a
+// file named after it, so that two tests running at once never pick the same one.
+int unused_port() {
+  static std::mutex mu;
+  static std::vector<int> held;  // the lock files' descriptors, open until the process ends
+  std::lock_guard<std::mutex> lock(mu);
+  int low = 32768, high = 60999;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low >> high;
+  const int first = low >= 20000 ? 10000 : high + 1;
+  const int count = low >= 20000 ? low - 10000 : 65535 - high;
+  if (count < 100) return 0;
+  const std::string dir = "/tmp/outpost-test-ports";  // shared by every test process
+  if (::mkdir(dir.c_str(), 01777) == 0) ::chmod(dir.c_str(), 01777);  // whatever the umask
+  std::mt19937 rng(static_cast<std::uint32_t>(std::random_device{}() ^ ::getpid()));
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = first + static_cast<int>(rng() % static_cast<std::uint32_t>(count));
+    const std::string file = dir + "/" + std::to_string(port);
+    const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && bindable(port)) {
+      held.push_back(fd);
+      return port;
+    }
+    ::close(fd);
+  }
+  return 0;
 }
 
 // ---- Nginx ----

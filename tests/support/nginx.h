@@ -15,8 +15,9 @@
 
 namespace outpost::test {
 
-// A TCP port on 127.0.0.1 that nothing listens on right now (bound to port 0, read back,
-// closed): a "connection refused" address for dead-mirror tests.
+// A TCP port on 127.0.0.1 that nothing listens on, for a server the test starts or as a
+// "connection refused" address for dead-mirror tests: outside the kernel's ephemeral range,
+// and no other test process is given it while this one runs (a lock file per port).
 int unused_port();
 
 // A real nginx serving `root` on 127.0.0.1 (a free port), started as a child (`daemon off;`,

@@ -168,7 +168,6 @@ class Daemon {
 
   std::mutex mu_;
   std::condition_variable_any wake_;
-  bool reload_pending_ = false;
   bool force_pending_ = false;
   bool forced_running_ = false;
   std::uint64_t rounds_done_ = 0;  // forced rounds finished
