@@ -33,7 +33,10 @@ constexpr std::size_t kBudget = 2048;
 
 const std::vector<std::string> kNpmEnv = {"npm_config_update_notifier=false",
                                           "npm_config_fund=false", "npm_config_audit=false",
-                                          "npm_config_loglevel=error"};
+                                          "npm_config_loglevel=error",
+                                          // a registry out of reach fails in seconds, not 70 s
+                                          "npm_config_fetch_retry_mintimeout=1000",
+                                          "npm_config_fetch_retry_maxtimeout=4000"};
 
 const std::string& npm() {
   static const std::string path = find_program("npm");
