@@ -31,12 +31,11 @@ constexpr const char* kOld = "1.0.30001819";
 constexpr const char* kNew = "1.0.30001820";
 constexpr std::size_t kBudget = 2048;
 
-const std::vector<std::string> kNpmEnv = {"npm_config_update_notifier=false",
-                                          "npm_config_fund=false", "npm_config_audit=false",
-                                          "npm_config_loglevel=error",
-                                          // a registry out of reach fails in seconds, not 70 s
-                                          "npm_config_fetch_retry_mintimeout=1000",
-                                          "npm_config_fetch_retry_maxtimeout=4000"};
+const std::vector<std::string> kNpmEnv = {
+    "npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false",
+    "npm_config_loglevel=error",
+    // a registry out of reach fails in seconds, not 70 s
+    "npm_config_fetch_retry_mintimeout=1000", "npm_config_fetch_retry_maxtimeout=4000"};
 
 const std::string& npm() {
   static const std::string path = find_program("npm");
