@@ -32,32 +32,10 @@ if [ -f "$dir/node_modules/tuf-js/package.json" ] && cmp -s "$here/package-lock.
   exit 0
 fi
 
-# A registry that failed a moment ago is not asked again for 10 minutes: the tests that need
-# the install each call this script, and each attempt costs seconds of npm's retries.
-failed="$dir/.install-failed"
-if [ "${CI:-}" != true ] && [ -n "$(find "$failed" -mmin -10 2>/dev/null)" ]; then
-  cat "$failed"
-  exit 77
-fi
-rm -f "$stamp" "$failed"
+rm -f "$stamp"
 cp "$here/package.json" "$here/package-lock.json" "$dir/"
-# npm retries a failed fetch after 10 s and again after 60 s; a registry out of reach (or a
-# TLS-intercepting proxy whose CA this machine lacks) then costs 70 s per attempt. Twice
-# within 5 s is enough for a passing hiccup.
-npm_fast="--fetch-retries=2 --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=4000"
 echo "installing tuf-js into $dir (node $(node --version), npm $(npm --version))"
-if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error $npm_fast) 2>&1 | tee "$dir/.npm-output"; then
-  # CI must run these tests; a newcomer's machine that cannot reach the npm registry (no
-  # network, or a TLS-intercepting proxy whose CA it lacks) gets a loud skip instead.
-  if [ "${CI:-}" != true ]; then
-    {
-      grep -m3 -E '^npm (ERR!|error) (code|request)' "$dir/.npm-output" || true
-      echo "SKIP: cannot install tuf-js from the npm registry (see npm's error above);" \
-           "the interoperability tests need it once per build tree. CI runs them."
-    } | tee "$failed"
-    exit 77
-  fi
-  exit 1
-fi
+bash "$here/../support/npm_ci.sh" "$dir" \
+  "cannot install tuf-js from the npm registry (see npm's error above); the interoperability tests need it once per build tree. CI runs them."
 cp "$here/package-lock.json" "$stamp"
 echo "installed tuf-js $(node -p "require('$dir/node_modules/tuf-js/package.json').version")"
