@@ -5,7 +5,8 @@
 #              test named "... (large)", tests/CMakeLists.txt).
 #   release    -O2, -Werror: builds the outpost binary, the large-data tests and the
 #              benchmarks (compiled, not run); runs the large-data tests.
-# Installs what is missing first (Debian 12, as root: CI runs it so). Idempotent; a rerun
+# Installs what is missing first (Debian 12, as root: CI runs it so; what only the tests need
+# installs while the release build compiles). Idempotent; a rerun
 # rebuilds through ccache, which it installs. Prints the time of each phase and the total;
 # under CI=true it fails when the whole run took longer than OUTPOST_TEST_BUDGET seconds
 # (default 1200, 20 minutes), so that the change that makes the suite grow past it says so.
@@ -40,6 +41,9 @@ phase_end() {
 }
 summary() {
   local rc=$?
+  # A build that failed while the test packages install: let apt finish (a dpkg stopped midway
+  # leaves the machine's packages half-configured).
+  [ -z "${packages_pid:-}" ] || wait "$packages_pid" 2>/dev/null || true
   phase_end
   echo "== time"
   local i
@@ -91,9 +95,14 @@ ctest_run() {
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$here}
 export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 
-phase "packages (apt)"
-# Test-only packages: Node.js and npm run tuf-js, the independent TUF client (a Node.js
-# already on PATH is used as is); lmdb-utils writes a foreign LMDB file for a store test.
+phase "packages to build (apt)"
+"$here/scripts/setup.sh" --packages-only  # the build dependencies and ccache
+
+# The packages only the tests need install in the background while the release build compiles:
+# downloading and unpacking them (chromium and clang are most of it) took 2 minutes of a fresh
+# machine's run, and the compiler leaves the network idle.
+# Node.js and npm run tuf-js, the independent TUF client (a Node.js already on PATH is used as
+# is); lmdb-utils writes a foreign LMDB file for a store test.
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
@@ -125,26 +134,43 @@ command -v clang++-14 >/dev/null 2>&1 || missing+=(clang-14)
 dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "install ok installed" ||
   missing+=(libclang-rt-14-dev)
 dpkg-query -W -f='${Status}' fonts-dejavu-core 2>/dev/null | grep -q "install ok installed" || missing+=(fonts-dejavu-core)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-"$here/scripts/setup.sh" --packages-only  # the build dependencies and ccache
 # npm packages of the browser test (pinned by tests/browser/package-lock.json) into a cache
 # folder of the build tree, once; never a browser download (the test uses Debian's chromium).
-phase "packages (npm, kiosk browser test)"
 export OUTPOST_BROWSER_NPM_DIR="$here/build/browser-npm"  # both build trees' tests use it
-# Outside CI, a machine that cannot reach the npm registry skips the browser test (said here
-# and again by the test); under CI=true that fails.
-bash "$here/tests/browser/install_browser_deps.sh" "$OUTPOST_BROWSER_NPM_DIR" || [ $? -eq 77 ]
+test_packages() {
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Outside CI, a machine that cannot reach the npm registry skips the browser test (said here
+  # and again by the test); under CI=true that fails.
+  bash "$here/tests/browser/install_browser_deps.sh" "$OUTPOST_BROWSER_NPM_DIR" || [ $? -eq 77 ]
+}
+mkdir -p "$here/build"
+packages_start=$SECONDS
+test_packages >"$here/build/test-packages.out" 2>&1 &
+packages_pid=$!
+packages_done() {  # waits for the test packages, shows what their installation said
+  [ -n "$packages_pid" ] || return 0
+  local rc=0
+  phase "waiting for the test packages"
+  wait "$packages_pid" || rc=$?
+  packages_pid=""
+  cat "$here/build/test-packages.out"
+  phase_end
+  phase_names+=("  alongside: packages for the tests (apt, npm)")
+  phase_secs+=("$((SECONDS - packages_start))")
+  [ "$rc" -eq 0 ] || { echo "FAIL: installing the test packages failed (above)"; exit "$rc"; }
+}
 
 release_args=(-DCMAKE_BUILD_TYPE=Release -DOUTPOST_WERROR=ON -DOUTPOST_TESTS=ON -DOUTPOST_BENCH=ON)
 if [ "${OUTPOST_SKIP_SANITIZE:-0}" = 1 ]; then
   phase "release build (everything)"
   cmake -S "$here" -B "$here/build" "${release_args[@]}" >/dev/null
   cmake --build "$here/build" -j"$jobs"
+  packages_done
   phase "release tests (all)"
   ctest_run "$here/build"
   exit 0
@@ -153,6 +179,7 @@ fi
 phase "release build (outpost, large-data tests, benchmarks)"
 cmake -S "$here" -B "$here/build" "${release_args[@]}" >/dev/null
 cmake --build "$here/build" -j"$jobs" --target outpost outpost_large_tests outpost_benchmarks
+packages_done  # the large-data tests want nginx and zstd, the sanitizer build clang
 
 # A build tree tested before the large-data tests had executables of their own still lists
 # them under another executable, and ctest would run them twice: drop such stale lists (they

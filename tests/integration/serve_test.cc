@@ -63,8 +63,11 @@ class Daemon {
       } catch (...) {
         continue;  // ended meanwhile
       }
-      // "pid (comm) state ppid ...": the comm may hold spaces, so read after the last ')'.
-      std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+      // "pid (comm) state ppid ...": the comm may hold spaces, so read after the last ')'. A
+      // process that ended between the listing and the read leaves an empty file.
+      const std::size_t comm_end = stat.rfind(')');
+      if (comm_end == std::string::npos || comm_end + 2 > stat.size()) continue;
+      std::istringstream rest(stat.substr(comm_end + 2));
       std::string state;
       int ppid = 0;
       rest >> state >> ppid;

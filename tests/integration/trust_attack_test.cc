@@ -4,6 +4,7 @@
 // (tests/interop/run_interop.sh), so that both clients see each one; what is checked here is
 // what tuf-js has no counterpart for: outpost's time floor, across runs.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "fixture.h"
 #include "support/nginx.h"
@@ -18,8 +19,14 @@ RunResult at_time(const std::string& when, std::vector<std::string> args) {
   args.insert(args.begin(), OUTPOST_BINARY);
   args.insert(args.begin(), {faketime, "-f", "@" + when});
   // AddressSanitizer wants its runtime first among the loaded libraries; libfaketime is
-  // preloaded.
-  return run_program(args, {"TZ=UTC", "ASAN_OPTIONS=verify_asan_link_order=0"});
+  // preloaded. And its allocator, when it decides whether to return memory to the system, reads
+  // the clock with a lock held: libfaketime's clock_gettime then allocates, and the process
+  // deadlocked (seen with the binary built under /tmp). Never returning memory to the system
+  // takes the clock out of the allocator.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return run_program(args, {"TZ=UTC", std::string("ASAN_OPTIONS=") + (asan ? asan : "") +
+                                          ":verify_asan_link_order=0"
+                                          ":allocator_release_to_os_interval_ms=-1"});
 }
 
 bool have_faketime() {

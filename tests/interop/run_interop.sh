@@ -476,8 +476,10 @@ outpost_case() {
   local crepo=$dir/repo store=$dir/store env_o=()
   # No variable changes the time an outpost node believes: the real binary runs under
   # libfaketime (Debian's faketime), as a machine with a wrong clock would run it.
-  # (ASan wants its runtime first among the loaded libraries; libfaketime is preloaded.)
-  [ -z "$fake" ] || env_o=(env TZ=UTC "ASAN_OPTIONS=verify_asan_link_order=0:${ASAN_OPTIONS:-}"
+  # (ASan wants its runtime first among the loaded libraries; libfaketime is preloaded. Its
+  # allocator reads the clock under a lock when it considers returning memory to the system,
+  # and libfaketime's clock then allocates: a deadlock, unless it never returns memory.)
+  [ -z "$fake" ] || env_o=(env TZ=UTC "ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0:allocator_release_to_os_interval_ms=-1"
     faketime -f "@$(date -u -d "$fake" '+%Y-%m-%d %H:%M:%S')")
   if [ -n "$prior" ]; then
     o=$(outpost_outcome "$dir/o" "${env_o[@]}" "$outpost_bin" sync --store "$store")
