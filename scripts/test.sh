@@ -214,7 +214,7 @@ phase "sanitizer build (alongside: release tests (large))"
 # and its sanitizer tests ran in 535 s with g++ and 356 s with clang. The release build stays
 # g++, the compiler the package is built with, so both compilers' warnings hold (-Werror).
 # -O1 -g1, the sanitizers' advice: a third less compile time than -O2 -g, and line tables
-# enough for their stack traces.
+# enough for their stack traces; the test sources themselves at -O0 (tests/CMakeLists.txt).
 # A tree configured for another compiler is configured anew (CMake keeps its first compiler).
 if [ -f "$here/build-asan/CMakeCache.txt" ] &&
    ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++-14$' "$here/build-asan/CMakeCache.txt"; then
