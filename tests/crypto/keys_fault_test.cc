@@ -94,7 +94,7 @@ TEST_CASE("EIO at any step of saving a key leaves no key file or the whole key",
   }
 }
 
-TEST_CASE("a power cut after a key is saved keeps it whole; one before keeps none",
+TEST_CASE("a power cut after a key is saved keeps it whole, and one before keeps none",
           "[crypto][keys][fault]") {
   for (Crash mode : {Crash::kDropUnsynced, Crash::kTearUnsynced}) {
     test::TempDir dir;

@@ -16,7 +16,7 @@ std::uint64_t json_u64(const std::string& out, const std::string& key) {
 }  // namespace
 
 TEST_CASE(
-    "a data budget defers what does not fit and sync never exceeds it; the rest follows later",
+    "a data budget defers what does not fit and sync never exceeds it, and the rest follows later",
     "[integration][http]") {
   HttpHeld h;
   REQUIRE_RIG(h.nginx);

@@ -332,7 +332,7 @@ TEST_CASE("sync --dry-run prints the plan and its cost and changes nothing",
   h.check_untouched();
 }
 
-TEST_CASE("https works with --ca-file; without it, exit 1 (an operator must act) naming TLS",
+TEST_CASE("https works with --ca-file, and without it, exit 1 (an operator must act) naming TLS",
           "[integration][http]") {
   HttpHeld h(/*tls=*/true);
   REQUIRE_RIG(h.nginx);

@@ -333,7 +333,7 @@ TEST_CASE(
 // with nothing visible, and a file that repeats chunks taken a batch or two earlier is
 // rebuilt from the store only once they are written.
 TEST_CASE(
-    "an import onto a disk that fills up stops cleanly and completes once there is room; "
+    "an import onto a disk that fills up stops cleanly and completes once there is room, and "
     "repeated content across its batches is rebuilt from what was written",
     "[usb]") {
   Sites s;

@@ -158,7 +158,7 @@ TEST_CASE("a series over several periods is a line chart with a text alternative
   CHECK(l.filters.find("<option selected value=\"LDC\">") != std::string::npos);
 }
 
-TEST_CASE("quoted CSV fields keep commas, quotes and newlines; a BOM is skipped", "[kiosk]") {
+TEST_CASE("quoted CSV fields keep commas, quotes and newlines, and a BOM is skipped", "[kiosk]") {
   CsvTable t = parse_csv(
       "\xEF\xBB\xBF"
       "a,b\r\n\"x, \"\"y\"\"\",\"two\nlines\"\r\n\"open,end");

@@ -82,7 +82,7 @@ TEST_CASE("a stick that fills up mid-export keeps the older pack whole and impor
   CHECK_FALSE(completed);  // every limit is below the new pack's size
 }
 
-TEST_CASE("a stick pulled mid-export keeps the older pack whole; the next export completes",
+TEST_CASE("a stick pulled mid-export keeps the older pack whole, and the next export completes",
           "[usb]") {
   Sites s;
   const std::string stick = s.stick();
@@ -147,8 +147,9 @@ TEST_CASE("a stick pulled mid-import leaves the store as before and the next imp
   CHECK(s.listing(s.office()) == s.listing(s.hq()));
 }
 
-TEST_CASE("a pack whose timestamp expired is accepted when its snapshot is newer; a link is not",
-          "[usb]") {
+TEST_CASE(
+    "a pack whose timestamp expired is accepted when its snapshot is newer, and a link is not",
+    "[usb]") {
   Sites s;
   s.must_at(s.hq(), {"export", "--to", s.stick("old")});
   FakeClock clock;

@@ -441,7 +441,7 @@ TEST_CASE("source folders with links, odd files or bad names are refused",
   }
 }
 
-TEST_CASE("init refuses a non-empty folder; refresh and rotate keep clients following",
+TEST_CASE("init refuses a non-empty folder, and refresh and rotate keep clients following",
           "[packaging][repository]") {
   Repo repo;
   SecretKey k = new_key();

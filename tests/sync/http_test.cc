@@ -856,7 +856,7 @@ TEST_CASE("http: 503 with Retry-After is retried after the time asked", "[http]"
   CHECK(src->stats().requests == 2);
 }
 
-TEST_CASE("http: Retry-After is capped at backoff_max_s; 5xx and 429 give up after retries",
+TEST_CASE("http: Retry-After is capped at backoff_max_s, and 5xx and 429 give up after retries",
           "[http]") {
   int status = GENERATE(503, 429);
   ScriptedServer server([&](const Req&, int, Conn& c) {
