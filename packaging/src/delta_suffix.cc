@@ -328,10 +328,35 @@ Streams match(ByteView old_view, ByteView new_view) {
 
 // --- stream coding ---
 
+// Whether three 32 KiB samples of `raw` (its start, middle and end) gain less than 1 % at
+// zstd level 1, alone and against `prefix`: bytes already compressed (a PDF, an image, a zip),
+// which the slow levels would spend seconds per megabyte on to store as they are anyway.
+bool incompressible(ByteView raw, ByteView prefix) {
+  constexpr std::size_t kSample = 32u << 10;
+  if (raw.size() < 4 * kSample) return false;
+  Compressor fast(1);
+  std::size_t in = 0;
+  std::size_t alone = 0;
+  std::size_t against = 0;
+  for (std::size_t at : {std::size_t{0}, (raw.size() - kSample) / 2, raw.size() - kSample}) {
+    const ByteView sample = raw.subspan(at, kSample);
+    auto z = fast.compress(sample);
+    if (!z.ok()) return false;
+    in += sample.size();
+    alone += z->size();
+    if (!prefix.empty()) {
+      auto zp = fast.compress_with_prefix(sample, prefix);
+      if (!zp.ok()) return false;
+      against += zp->size();
+    }
+  }
+  return alone * 100 >= in * 99 && (prefix.empty() || against * 100 >= in * 99);
+}
+
 Status put_stream(Bytes& out, ByteView raw, ByteView prefix, int level) {
   std::uint8_t mode = kStored;
   Bytes best(raw.begin(), raw.end());
-  if (!raw.empty()) {
+  if (!raw.empty() && !incompressible(raw, prefix)) {
     Compressor c(level);
     OUTPOST_ASSIGN_OR_RETURN(Bytes z, c.compress(raw));
     if (z.size() < best.size()) {
