@@ -12,7 +12,8 @@
 # `publish` (which scans every bundle) for comparison.
 #   bench/library/run.sh [BUILD_DIR]          (needs npm or TGZ_DIR, zstd, rsync, python3)
 # Env: DATA (default /tmp/library-bench), TGZ_DIR (cached caniuse-lite-1.0.30001V.tgz),
-#      SKIP_10K=1 (caniuse part only), BUNDLES (default 10000).
+#      SKIP_10K=1 (caniuse part only), ONLY_10K=1 (the 10,000-bundle part only),
+#      BUNDLES (default 10000).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-$here/../../build}
@@ -25,6 +26,7 @@ done
 mkdir -p "$data"
 cd "$data"
 
+if [ "${ONLY_10K:-0}" != 1 ]; then  # the caniuse-lite part
 # Releases: 17 consecutive published versions (some numbers were never published).
 releases="761 762 763 764 765 766 767 768 769 770 772 774 775 776 777 778 779"
 for v in $releases; do
@@ -138,6 +140,7 @@ for v in "$@"; do
   prev=$v
 done
 echo "${nplus10:-}"
+fi
 
 [ "${SKIP_10K:-0}" = 1 ] && exit 0
 echo

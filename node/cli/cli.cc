@@ -496,6 +496,12 @@ int publish_batch(const Args& a, const packaging::PublishOptions& o) {
     Json j = Json::object();
     j.set("snapshot", r->snapshot_version);
     j.set("catalog_reused", r->catalog_reused);
+    if (r->library_file) {
+      Json lib = Json::object();
+      lib.set("frames", static_cast<std::int64_t>(r->library_frames));
+      lib.set("copied", static_cast<std::int64_t>(r->library_frames_copied));
+      j.set("library_file", std::move(lib));
+    }
     Json bundles = Json::array();
     for (const auto& b : r->bundles) {
       Json e = Json::object();

@@ -12,10 +12,9 @@ namespace outpost::node {
 namespace {
 
 const std::string kTimestampPath = packaging::metadata_path("timestamp.json");
-// An update file is a few hundred bytes for a one-bundle update. It has no signed length, so
-// this bounds what a hostile mirror can make a node read; a larger update (a whole
-// repository republished) is fetched file by file instead.
-constexpr std::uint64_t kMaxUpdateFileBytes = 8u << 20;
+// An update file is a few hundred bytes for a one-bundle update; at most
+// packaging::kMaxUpdateFileBytes (a larger update is fetched file by file).
+using packaging::kMaxUpdateFileBytes;
 constexpr std::uint64_t kMaxUpdateEntries = 1u << 20;
 // A library file (N.from-0.upd, read by a node holding nothing) carries whole contents: it is
 // held in memory, compressed and then raw, while the sync reads it.

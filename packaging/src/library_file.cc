@@ -7,6 +7,7 @@
 #include <set>
 
 #include "outpost/crypto/hash.h"
+#include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/delta.h"
 #include "outpost/packaging/layout.h"
@@ -41,10 +42,55 @@ Result<Bytes> compress_long(ByteView raw) {
   return out;
 }
 
+// A group of bundles ends after the first bundle, once the group holds kMinGroupRaw bytes,
+// whose name hashes to 0 modulo kGroupCut (or at kMaxGroupRaw): boundaries that depend on
+// the names nearby only, so that a release changing a few bundles changes a few groups.
+constexpr std::uint64_t kMinGroupRaw = 4u << 20;
+constexpr std::uint64_t kMaxGroupRaw = 16u << 20;
+constexpr std::uint32_t kGroupCut = 8;
+// How far back the publisher looks for the library file of an earlier release.
+constexpr std::int64_t kPreviousLibrarySearch = 64;
+
+std::uint32_t name_hash(const std::string& name) {  // FNV-1a
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : name) h = (h ^ c) * 16777619u;
+  return h;
+}
+
+// The frames of the newest earlier library file, by the SHA-256 of what each decompresses to:
+// a frame whose bytes this release writes again is copied, not compressed again. Each frame
+// is decompressed and hashed here, so a copied frame is known to hold exactly those bytes.
+// Anything wrong with the old file only means nothing is copied.
+std::map<std::string, Bytes> previous_frames(const std::string& repo, std::int64_t version) {
+  std::map<std::string, Bytes> out;
+  for (std::int64_t v = version - 1; v >= 1 && v >= version - kPreviousLibrarySearch; --v) {
+    const std::string path = in_repo(repo, update_file_path(v, 0));
+    if (!real_fs().exists(path)) continue;
+    auto file = read_repo_file(path, kLibraryMaxFileBytes);
+    if (!file.ok()) return out;
+    Decompressor dec;
+    ByteView rest(*file);
+    while (!rest.empty()) {
+      const std::size_t n = ZSTD_findFrameCompressedSize(rest.data(), rest.size());
+      if (ZSTD_isError(n) || n > rest.size()) return out;
+      const ByteView frame = rest.first(n);
+      rest = rest.subspan(n);
+      auto size = zstd_frame_content_size(frame);
+      if (!size || *size > kLibraryMaxRawBytes) return out;
+      auto raw = dec.decompress(frame, static_cast<std::size_t>(*size), "library frame");
+      if (!raw.ok()) return out;
+      out.emplace(crypto::hex(crypto::sha256(ByteView(*raw))), Bytes(frame.begin(), frame.end()));
+    }
+    return out;
+  }
+  return out;
+}
+
 }  // namespace
 
-Result<bool> write_library_file(const std::string& repo, const RepositoryState& st,
-                                FileSystem& fs) {
+Result<LibraryWritten> write_library_file(const std::string& repo, const RepositoryState& st,
+                                          FileSystem& fs) {
+  LibraryWritten result;
   UpdateFile lib;
   std::int64_t latest_root = st.root.version;
   while (real_fs().exists(repo_metadata(repo, versioned_metadata_name(latest_root + 1, "root"))))
@@ -64,7 +110,7 @@ Result<bool> write_library_file(const std::string& repo, const RepositoryState& 
     OUTPOST_RETURN_IF_ERROR(add_file(name, metadata_path(name)));
   }
   // Every bundle, in name order: its manifest and its content stream (the patch from 0
-  // applied), named by the content root.
+  // applied), named by the content root; in groups of bundles, each group a zstd frame.
   std::map<std::string, const crypto::tuf::TargetFile*> bundles;
   for (const auto& [role, t] : st.roles) {
     (void)role;
@@ -72,36 +118,79 @@ Result<bool> write_library_file(const std::string& repo, const RepositoryState& 
       if (auto b = bundle_of_target(path)) bundles.emplace(*b, &tf);
     }
   }
+  // Where each frame's part of the encoded file ends: the header and the metadata first.
+  auto entry_bytes = [](const UpdateEntry& e) {
+    return kUpdateEntryFixedBytes + e.name.size() + e.data.size();
+  };
+  std::vector<std::size_t> frame_ends;
+  std::size_t encoded_at = kUpdateHeaderBytes;
+  for (const UpdateEntry& e : lib.entries) encoded_at += entry_bytes(e);
+  frame_ends.push_back(encoded_at);
+
   std::uint64_t raw_total = 0;
+  std::uint64_t group_raw = 0;
   std::set<std::string> streams;  // identical contents are carried once
   std::vector<UpdateEntry> contents;
+  auto end_group = [&] {
+    // Manifests together, then contents together: like with like compresses better.
+    for (UpdateEntry& e : contents) {
+      encoded_at += entry_bytes(e);
+      lib.entries.push_back(std::move(e));
+    }
+    contents.clear();
+    if (encoded_at > frame_ends.back()) frame_ends.push_back(encoded_at);
+    group_raw = 0;
+  };
   for (const auto& [bundle, tf] : bundles) {
     const std::string mpath = manifest_file_path(bundle, tf->sha256);
     OUTPOST_ASSIGN_OR_RETURN(Bytes mbytes, read_repo_file(in_repo(repo, mpath), kMaxManifestBytes));
     OUTPOST_ASSIGN_OR_RETURN(Manifest m, Manifest::parse(mbytes));
     const std::uint64_t size = content_stream_size(m);
     raw_total += size + mbytes.size();
-    if (raw_total > kLibraryMaxRaw) return false;
+    if (raw_total > kLibraryMaxRaw) return result;
     const PatchRef* full = nullptr;
     for (const auto& p : m.patches) {
       if (p.from == 0) full = &p;
     }
-    if (full == nullptr) return false;
+    if (full == nullptr) return result;
     OUTPOST_ASSIGN_OR_RETURN(Bytes patch, read_repo_file(in_repo(repo, full->path), full->length));
     OUTPOST_ASSIGN_OR_RETURN(Bytes stream, apply_delta(ByteView(), patch, size));
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry me, make_stored_entry(mpath, mbytes));
+    encoded_at += entry_bytes(me);
     lib.entries.push_back(std::move(me));
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry ce,
                              make_stored_entry(content_entry_name(m.content_root), stream));
     if (streams.insert(ce.name).second) contents.push_back(std::move(ce));
+    group_raw += size + mbytes.size();
+    if (group_raw >= kMaxGroupRaw ||
+        (group_raw >= kMinGroupRaw && name_hash(bundle) % kGroupCut == 0)) {
+      end_group();
+    }
   }
-  // Manifests together, then contents together: like with like compresses better.
-  for (UpdateEntry& e : contents) lib.entries.push_back(std::move(e));
+  end_group();
   OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_update_file(lib));
-  OUTPOST_ASSIGN_OR_RETURN(Bytes packed, compress_long(encoded));
+  if (frame_ends.back() != encoded.size()) {
+    return Status::Internal("library file: frame ends do not match the encoded size");
+  }
+  const std::map<std::string, Bytes> earlier = previous_frames(repo, st.snapshot.version);
+  Bytes packed;
+  std::size_t begin = 0;
+  for (std::size_t end : frame_ends) {
+    const ByteView part = ByteView(encoded).subspan(begin, end - begin);
+    begin = end;
+    ++result.frames;
+    if (auto found = earlier.find(crypto::hex(crypto::sha256(part))); found != earlier.end()) {
+      packed.insert(packed.end(), found->second.begin(), found->second.end());
+      ++result.copied;
+      continue;
+    }
+    OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compress_long(part));
+    packed.insert(packed.end(), frame.begin(), frame.end());
+  }
   OUTPOST_RETURN_IF_ERROR(
       write_repo_file(repo, update_file_path(st.snapshot.version, 0), packed, fs));
-  return true;
+  result.written = true;
+  return result;
 }
 
 }  // namespace outpost::packaging::repo_detail

@@ -22,8 +22,14 @@ inline constexpr std::uint64_t kLibraryMaxRaw = 64u << 20;
 inline constexpr std::uint64_t kLibraryMaxFileBytes = 64u << 20;
 inline constexpr std::uint64_t kLibraryMaxRawBytes = 96u << 20;
 
+struct LibraryWritten {
+  bool written = false;    // false: the library is too large
+  std::size_t frames = 0;  // zstd frames: the metadata, then one per group of bundles
+  std::size_t copied = 0;  // frames copied from the previous library file, not compressed
+};
 // Writes the library file of snapshot st.snapshot.version (whose snapshot and roles are
-// written). Returns whether one was written (false: the library is too large).
-Result<bool> write_library_file(const std::string& repo, const RepositoryState& st, FileSystem& fs);
+// written).
+Result<LibraryWritten> write_library_file(const std::string& repo, const RepositoryState& st,
+                                          FileSystem& fs);
 
 }  // namespace outpost::packaging::repo_detail

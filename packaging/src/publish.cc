@@ -823,10 +823,14 @@ void adopt_new_pack(ChunkCatalog& cat, const ChunkIndex& index,
   }
 }
 
-// Chunks an unchanged bundle's read added to the catalog for a pack that is then dropped.
-void forget_new_chunks(ChunkCatalog& cat) {
-  for (auto it = cat.chunks.begin(); it != cat.chunks.end();) {
-    it = it->second.pack_slot == kNewPack ? cat.chunks.erase(it) : std::next(it);
+// Chunks an unchanged bundle's read added to the catalog for a pack that is then dropped. Only
+// that bundle's own chunks: scanning the whole catalog for each unchanged bundle of a batch
+// made a release of 10,000 bundles spend a tenth of its time here.
+void forget_new_chunks(ChunkCatalog& cat, const Ingested& in) {
+  for (const Ingested::Ref& r : in.refs) {
+    if (r.loc.pack_slot != kNewPack) continue;
+    auto it = cat.chunks.find(r.id);
+    if (it != cat.chunks.end() && it->second.pack_slot == kNewPack) cat.chunks.erase(it);
   }
 }
 
@@ -977,7 +981,7 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
     result.files = m.files.size();
     result.bytes = m.content_size;
     if (previous && same_content(previous->manifest, m)) {
-      forget_new_chunks(catalog);
+      forget_new_chunks(catalog, *in);
       result.unchanged = true;
       result.version = previous->manifest.version;
       result.manifest_path = previous->path;
@@ -1006,7 +1010,9 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
   auto library = [&]() -> Status {
     auto written = write_library_file(repo, st, fs);
     if (!written.ok()) return written.error().With("writing the library file");
-    out.library_file = *written;
+    out.library_file = written->written;
+    out.library_frames = written->frames;
+    out.library_frames_copied = written->copied;
     return Status::Ok();
   };
   OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,

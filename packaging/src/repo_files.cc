@@ -159,11 +159,12 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
   OUTPOST_RETURN_IF_ERROR(write_metadata(repo,
                                          versioned_metadata_name(st.snapshot.version, "snapshot"),
                                          st.snapshot.to_signed(), {&snapshot_key}, &snap, fs));
+  // The library file first: the update files leave out what a node would read from it.
+  if (before_timestamp) OUTPOST_RETURN_IF_ERROR(before_timestamp());
   if (!update_ladder.empty()) {
     auto written = write_update_files(repo, st.snapshot.version, update_ladder, fs);
     if (!written.ok()) return written.error().With("writing metadata update files");
   }
-  if (before_timestamp) OUTPOST_RETURN_IF_ERROR(before_timestamp());
   st.timestamp.version += 1;
   st.timestamp.expires = now + expiry.timestamp;
   st.timestamp.snapshot.version = st.snapshot.version;

@@ -90,9 +90,9 @@ Status write_metadata(const std::string& repo, const std::string& name, const Js
                       const std::vector<const crypto::SecretKey*>& keys, Bytes* out = nullptr,
                       FileSystem& fs = real_fs());
 
-// New snapshot (version + 1, the given meta), the metadata update files to it (one per rung
-// of update_ladder whose snapshot exists), `before_timestamp` when given, then the timestamp
-// pointing at it.
+// New snapshot (version + 1, the given meta), `before_timestamp` when given (the library
+// file), the metadata update files to it (one per rung of update_ladder whose snapshot exists
+// and whose file fits a node's limit), then the timestamp pointing at it.
 Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st,
                                     const crypto::SecretKey& snapshot_key,
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,

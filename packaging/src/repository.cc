@@ -250,11 +250,11 @@ struct ChangedBundle {
 };
 
 // The patch routes of the changed bundles (update_patches.h), smallest first, while they fit
-// in kCarriedTotal; each file once.
+// in kCarriedTotal and in `room` (what the update file may still grow by); each file once.
 Status add_carried_patches(
     UpdateFile& upd, const std::vector<ChangedBundle>& changed,
     const std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>& file,
-    Compressor& compressor) {
+    Compressor& compressor, std::uint64_t room) {
   const ReadRepoFile read_manifest = [&](const std::string& relative) {
     return file(relative, kMaxManifestBytes);
   };
@@ -278,7 +278,7 @@ Status add_carried_patches(
   for (const auto& e : upd.entries) names.insert(e.name);
   std::uint64_t total = 0;
   for (const CarriedRoute& r : routes) {
-    if (total + r.bytes > kCarriedTotal) break;
+    if (total + r.bytes > std::min(kCarriedTotal, room)) break;
     total += r.bytes;
     for (const std::string& m : r.manifests) {
       if (!names.insert(m).second) continue;
@@ -336,6 +336,9 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     return Status::Corruption("root version " + std::to_string(latest_root) + " out of range");
   }
 
+  // A node whose snapshot listed no bundle holds none, and reads the library file when there is
+  // one (it carries everything an update file from that snapshot would, and the contents).
+  const bool library = real_fs().exists(repo + "/" + update_file_path(snapshot_version, 0));
   Compressor compressor(kUpdateLevel);
   // Patches are compressed already: a fast level only frames them.
   Compressor patch_compressor(1);
@@ -349,8 +352,14 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     UpdateFile upd;
     upd.latest_root = static_cast<std::uint32_t>(latest_root);
     std::vector<ChangedBundle> changed_bundles;
+    // Past what a node reads (kMaxUpdateFileBytes) the file is not written: from a snapshot
+    // that held a few bundles of what is now a library, it would carry every manifest (13 MB
+    // for 10,000 bundles) and cost most of a one-bundle release's time. Counted as entries
+    // are added, so that the rest is not compressed at all.
+    std::uint64_t size = kUpdateHeaderBytes;
     auto add = [&](const std::string& name, const std::string& relative,
                    const std::optional<std::string>& base_relative, std::uint64_t max) -> Status {
+      if (size > kMaxUpdateFileBytes) return Status::Ok();
       OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(relative, max));
       std::optional<ByteView> base;
       if (base_relative) {
@@ -358,6 +367,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
         base = ByteView(*b);
       }
       OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(name, *bytes, base, compressor));
+      size += kUpdateEntryFixedBytes + e.name.size() + e.data.size();
       upd.entries.push_back(std::move(e));
       return Status::Ok();
     };
@@ -388,6 +398,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
                                  role_targets(versioned_metadata_name(info.version, role)));
         for (const auto& [path, tf] : t->targets) before_targets.emplace(path, &tf);
       }
+      if (library && before_targets.empty()) continue;
       for (const std::string& name : changed_roles) {
         OUTPOST_ASSIGN_OR_RETURN(const tuf::Targets* t, role_targets(name));
         for (const auto& [path, tf] : t->targets) {
@@ -406,8 +417,15 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
         }
       }
     }
-    OUTPOST_RETURN_IF_ERROR(add_carried_patches(upd, changed_bundles, file, patch_compressor));
+    if (size > kMaxUpdateFileBytes) continue;
+    // Room for the carried entries' own names and fixed fields besides their bytes.
+    constexpr std::uint64_t kEntrySlack = 64u << 10;
+    const std::uint64_t room =
+        kMaxUpdateFileBytes - size > kEntrySlack ? kMaxUpdateFileBytes - size - kEntrySlack : 0;
+    OUTPOST_RETURN_IF_ERROR(
+        add_carried_patches(upd, changed_bundles, file, patch_compressor, room));
     OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_update_file(upd));
+    if (encoded.size() > kMaxUpdateFileBytes) continue;
     const std::string out_name = update_file_name(snapshot_version, from);
     OUTPOST_RETURN_IF_ERROR(
         write_repo_file(repo, update_file_path(snapshot_version, from), encoded, fs));

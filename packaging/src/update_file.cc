@@ -1,5 +1,7 @@
 #include "outpost/packaging/update_file.h"
 
+#include <zstd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -105,14 +107,30 @@ Result<UpdateEntry> make_stored_entry(std::string name, ByteView file) {
 
 Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
                                       std::uint64_t max_entries) {
-  auto size = zstd_frame_content_size(bytes);
-  if (!size || *size > max_raw) {
-    return Status::Corruption("library file: not one zstd frame of at most " +
-                              std::to_string(max_raw) + " bytes");
+  // One zstd frame per group of bundles (the metadata first): each declares its size, and
+  // together they stay within max_raw before anything is decompressed.
+  std::vector<std::pair<ByteView, std::uint64_t>> frames;
+  std::uint64_t total = 0;
+  for (ByteView rest = bytes; !rest.empty();) {
+    const std::size_t n = ZSTD_findFrameCompressedSize(rest.data(), rest.size());
+    auto size = zstd_frame_content_size(rest);
+    if (ZSTD_isError(n) || n > rest.size() || !size || *size > max_raw - total) {
+      return Status::Corruption("library file: not zstd frames that declare at most " +
+                                std::to_string(max_raw) + " bytes in all");
+    }
+    total += *size;
+    frames.emplace_back(rest.first(n), *size);
+    rest = rest.subspan(n);
   }
+  if (frames.empty()) return Status::Corruption("library file: empty");
   Decompressor dec;
-  OUTPOST_ASSIGN_OR_RETURN(Bytes raw,
-                           dec.decompress(bytes, static_cast<std::size_t>(*size), "library file"));
+  Bytes raw;
+  raw.reserve(static_cast<std::size_t>(total));
+  for (const auto& [frame, size] : frames) {
+    OUTPOST_ASSIGN_OR_RETURN(Bytes part,
+                             dec.decompress(frame, static_cast<std::size_t>(size), "library file"));
+    raw.insert(raw.end(), part.begin(), part.end());
+  }
   return parse_update_file(raw, max_entries);
 }
 

@@ -1,6 +1,8 @@
 // A library: many small bundles published as one release (publish --batch) and synced in a
 // handful of requests (docs/sync.md, "A library in a few requests"), from a real nginx and
 // from a path.
+#include <zstd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <string>
@@ -32,7 +34,7 @@ std::string library_text(std::size_t words, std::uint64_t seed) {
 // A publisher whose key is delegated the prefix "lib", and a batch folder of kBundles bundle
 // folders lib/doc/bNN, each one text file.
 struct Library {
-  explicit Library(int bundles = kBundles) : count(bundles) {
+  explicit Library(int bundles = kBundles, std::size_t words = 3000) : count(bundles) {
     make_dirs(keys());
     root_hex = keygen("root", keys() + "/root.key");
     keygen("targets", keys() + "/targets.key");
@@ -46,7 +48,7 @@ struct Library {
       const std::string d = folder(i);
       make_dirs(d);
       write_text(d + "/bundle.json", "{\"name\": \"lib/doc/" + name(i) + "\"}");
-      write_text(d + "/text.md", library_text(3000, static_cast<std::uint64_t>(i)));
+      write_text(d + "/text.md", library_text(words, static_cast<std::uint64_t>(i)));
     }
   }
 
@@ -215,6 +217,71 @@ TEST_CASE("a damaged library file costs only its request: the bundles come one b
   INFO(s.err);
   REQUIRE(s.exit_code == 0);
   CHECK(only_repo(s.out).updated.size() == 6);
+  lib.check_all_current();
+}
+
+// The library file of release N, split into its zstd frames (the metadata, then one frame per
+// group of bundles).
+std::vector<Bytes> library_frames(const std::string& repo, std::int64_t version) {
+  const Bytes file =
+      read_all(repo + "/metadata/updates/" + std::to_string(version) + ".from-0.upd");
+  std::vector<Bytes> frames;
+  for (std::size_t at = 0; at < file.size();) {
+    const std::size_t n = ZSTD_findFrameCompressedSize(file.data() + at, file.size() - at);
+    REQUIRE_FALSE(ZSTD_isError(n));
+    frames.emplace_back(file.begin() + static_cast<std::ptrdiff_t>(at),
+                        file.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+  }
+  return frames;
+}
+
+std::int64_t snapshot_version(const std::string& repo) {
+  std::int64_t newest = 0;
+  for (const auto& e : std::filesystem::directory_iterator(repo + "/metadata/updates")) {
+    const std::string name = e.path().filename();
+    if (name.size() > 11 && name.compare(name.size() - 11, 11, ".from-0.upd") == 0)
+      newest = std::max<std::int64_t>(newest, std::stoll(name));
+  }
+  return newest;
+}
+
+TEST_CASE(
+    "a release changing one bundle of a large library compresses only that bundle's group of "
+    "its library file again, and a node syncs from the file",
+    "[integration][library]") {
+  Library lib(50, 18000);  // about 7 MB of text: the metadata and two groups of bundles
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  const std::int64_t first = snapshot_version(lib.repo());
+  const std::vector<Bytes> before = library_frames(lib.repo(), first);
+  REQUIRE(before.size() >= 3);
+  lib.edit(1, "A new operative paragraph is added.");
+  RunResult pub = run_outpost({"publish", lib.repo(), "--key", lib.keys() + "/lib.key", "--keys",
+                               lib.keys(), "--batch", lib.batch(), "--json"});
+  INFO(pub.err);
+  REQUIRE(pub.exit_code == 0);
+  auto j = parse_json(pub.out);
+  REQUIRE(j.ok());
+  const Json* written = j->find("library_file");
+  REQUIRE(written != nullptr);
+  const std::int64_t second = snapshot_version(lib.repo());
+  REQUIRE(second > first);
+  const std::vector<Bytes> after = library_frames(lib.repo(), second);
+  REQUIRE(after.size() == before.size());
+  CHECK(after.front() != before.front());  // the snapshot and the roles
+  CHECK(after[1] != before[1]);            // the group of lib/doc/b00
+  for (std::size_t i = 2; i < after.size(); ++i) CHECK(after[i] == before[i]);
+  // Those were copied from the previous file, not compressed again.
+  CHECK(written->find("frames")->as_int() == static_cast<std::int64_t>(after.size()));
+  CHECK(written->find("copied")->as_int() == static_cast<std::int64_t>(after.size() - 2));
+  // The file with copied frames is whole: a node holding nothing syncs every bundle from it.
+  REQUIRE(lib.node({"subscribe", lib.repo(), "--root-pubkey", lib.root_hex}).exit_code == 0);
+  RunResult s = lib.node({"sync", "--json"});
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  const SyncedRepo r = only_repo(s.out);
+  CHECK(r.updated.size() == 50);
+  CHECK(r.requests <= 3);
   lib.check_all_current();
 }
 

@@ -128,7 +128,7 @@ TEST_CASE("damaged update files and entries are refused as corrupt", "[packaging
         Code::kCorruption);
 }
 
-TEST_CASE("stored entries of a library file round-trip; a wrong length or a bomb is refused",
+TEST_CASE("stored entries of a library file round-trip, and a wrong length or a bomb is refused",
           "[packaging][update]") {
   const Bytes file = outpost::test::random_bytes(5000, 8);
   auto e = op::make_stored_entry("content/ab", file);
@@ -149,7 +149,7 @@ TEST_CASE("stored entries of a library file round-trip; a wrong length or a bomb
   wrong.result_length += 1;
   CHECK(op::rebuild_entry(wrong, {}, 1 << 20).error().code() == Code::kCorruption);
   CHECK(op::rebuild_entry(*e, {}, 100).error().code() == Code::kCorruption);
-  // A library file is one zstd frame: its declared size is checked before decompressing.
+  // A library file is zstd frames: their declared sizes are checked before decompressing.
   op::Compressor c(3);
   auto frame = c.compress(*encoded);
   REQUIRE(frame.ok());
@@ -158,4 +158,22 @@ TEST_CASE("stored entries of a library file round-trip; a wrong length or a bomb
   CHECK(lib->entries == parsed->entries);
   CHECK(op::parse_library_file(*frame, 100, 10).error().code() == Code::kCorruption);
   CHECK(op::parse_library_file(*encoded, 1 << 20, 10).error().code() == Code::kCorruption);
+  // The same bytes split anywhere into two frames read the same; the limit holds for the sum.
+  const std::size_t cut = encoded->size() / 3;
+  auto first = c.compress(ByteView(*encoded).first(cut));
+  auto second = c.compress(ByteView(*encoded).subspan(cut));
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  Bytes two = *first;
+  two.insert(two.end(), second->begin(), second->end());
+  auto split = op::parse_library_file(two, 1 << 20, 10);
+  REQUIRE(split.ok());
+  CHECK(split->entries == parsed->entries);
+  CHECK(op::parse_library_file(two, encoded->size() - 1, 10).error().code() == Code::kCorruption);
+  // A frame cut short, or bytes after the last frame, are refused.
+  CHECK(op::parse_library_file(ByteView(two).first(two.size() - 3), 1 << 20, 10).error().code() ==
+        Code::kCorruption);
+  Bytes trailing = two;
+  trailing.push_back(0x42);
+  CHECK(op::parse_library_file(trailing, 1 << 20, 10).error().code() == Code::kCorruption);
 }

@@ -176,10 +176,12 @@ struct PublishResult {
 Result<PublishResult> publish(const std::string& repo_dir, const PublishOptions& options);
 
 struct BatchPublishResult {
-  std::vector<PublishResult> bundles;  // one per bundle folder, in folder name order
-  std::int64_t snapshot_version = 0;   // the new release's snapshot; 0 when nothing changed
-  bool catalog_reused = false;         // the saved chunk catalog spared a scan of every bundle
-  bool library_file = false;           // metadata/updates/N.from-0.upd was written
+  std::vector<PublishResult> bundles;     // one per bundle folder, in folder name order
+  std::int64_t snapshot_version = 0;      // the new release's snapshot; 0 when nothing changed
+  bool catalog_reused = false;            // the saved chunk catalog spared a scan of every bundle
+  bool library_file = false;              // metadata/updates/N.from-0.upd was written
+  std::size_t library_frames = 0;         // its zstd frames (the metadata, then groups of bundles)
+  std::size_t library_frames_copied = 0;  // ... copied from the previous release's, unchanged
 };
 
 // Publishes every bundle folder directly under options.source_dir (each with its bundle.json

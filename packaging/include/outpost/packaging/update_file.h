@@ -42,6 +42,10 @@ inline constexpr std::size_t kUpdateHeaderBytes = 4 + 4 + 4;
 // Fixed bytes of an entry besides its name and data.
 inline constexpr std::size_t kUpdateEntryFixedBytes = 2 + 1 + 32 + 8 + 32 + 8;
 inline constexpr std::size_t kMaxUpdateName = 1024;
+// The largest update file (not library file) a node reads: it has no signed length, so this
+// bounds what a hostile mirror can make a node read. The publisher writes none larger (a node
+// would stop reading it at this length); a larger update is fetched file by file.
+inline constexpr std::uint64_t kMaxUpdateFileBytes = 8u << 20;
 // zstd level of update file entries: they are written once and fetched by every node.
 inline constexpr int kUpdateLevel = 19;
 
