@@ -68,18 +68,14 @@ std::map<std::string, Bytes> previous_frames(const std::string& repo, std::int64
     if (!real_fs().exists(path)) continue;
     auto file = read_repo_file(path, kLibraryMaxFileBytes);
     if (!file.ok()) return out;
+    auto frames = library_frames(*file, kLibraryMaxRawBytes);
+    if (!frames.ok()) return out;
     Decompressor dec;
-    ByteView rest(*file);
-    while (!rest.empty()) {
-      const std::size_t n = ZSTD_findFrameCompressedSize(rest.data(), rest.size());
-      if (ZSTD_isError(n) || n > rest.size()) return out;
-      const ByteView frame = rest.first(n);
-      rest = rest.subspan(n);
-      auto size = zstd_frame_content_size(frame);
-      if (!size || *size > kLibraryMaxRawBytes) return out;
-      auto raw = dec.decompress(frame, static_cast<std::size_t>(*size), "library frame");
+    for (const LibraryFrame& f : *frames) {
+      auto raw = dec.decompress(f.frame, static_cast<std::size_t>(f.raw_size), "library frame");
       if (!raw.ok()) return out;
-      out.emplace(crypto::hex(crypto::sha256(ByteView(*raw))), Bytes(frame.begin(), frame.end()));
+      out.emplace(crypto::hex(crypto::sha256(ByteView(*raw))),
+                  Bytes(f.frame.begin(), f.frame.end()));
     }
     return out;
   }
@@ -119,12 +115,9 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
     }
   }
   // Where each frame's part of the encoded file ends: the header and the metadata first.
-  auto entry_bytes = [](const UpdateEntry& e) {
-    return kUpdateEntryFixedBytes + e.name.size() + e.data.size();
-  };
   std::vector<std::size_t> frame_ends;
   std::size_t encoded_at = kUpdateHeaderBytes;
-  for (const UpdateEntry& e : lib.entries) encoded_at += entry_bytes(e);
+  for (const UpdateEntry& e : lib.entries) encoded_at += update_entry_bytes(e);
   frame_ends.push_back(encoded_at);
 
   std::uint64_t raw_total = 0;
@@ -134,7 +127,7 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
   auto end_group = [&] {
     // Manifests together, then contents together: like with like compresses better.
     for (UpdateEntry& e : contents) {
-      encoded_at += entry_bytes(e);
+      encoded_at += update_entry_bytes(e);
       lib.entries.push_back(std::move(e));
     }
     contents.clear();
@@ -156,7 +149,7 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
     OUTPOST_ASSIGN_OR_RETURN(Bytes patch, read_repo_file(in_repo(repo, full->path), full->length));
     OUTPOST_ASSIGN_OR_RETURN(Bytes stream, apply_delta(ByteView(), patch, size));
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry me, make_stored_entry(mpath, mbytes));
-    encoded_at += entry_bytes(me);
+    encoded_at += update_entry_bytes(me);
     lib.entries.push_back(std::move(me));
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry ce,
                              make_stored_entry(content_entry_name(m.content_root), stream));

@@ -367,7 +367,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
         base = ByteView(*b);
       }
       OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(name, *bytes, base, compressor));
-      size += kUpdateEntryFixedBytes + e.name.size() + e.data.size();
+      size += update_entry_bytes(e);
       upd.entries.push_back(std::move(e));
       return Status::Ok();
     };

@@ -105,11 +105,8 @@ Result<UpdateEntry> make_stored_entry(std::string name, ByteView file) {
   return e;
 }
 
-Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
-                                      std::uint64_t max_entries) {
-  // One zstd frame per group of bundles (the metadata first): each declares its size, and
-  // together they stay within max_raw before anything is decompressed.
-  std::vector<std::pair<ByteView, std::uint64_t>> frames;
+Result<std::vector<LibraryFrame>> library_frames(ByteView bytes, std::uint64_t max_raw) {
+  std::vector<LibraryFrame> frames;
   std::uint64_t total = 0;
   for (ByteView rest = bytes; !rest.empty();) {
     const std::size_t n = ZSTD_findFrameCompressedSize(rest.data(), rest.size());
@@ -119,16 +116,21 @@ Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
                                 std::to_string(max_raw) + " bytes in all");
     }
     total += *size;
-    frames.emplace_back(rest.first(n), *size);
+    frames.push_back({rest.first(n), *size});
     rest = rest.subspan(n);
   }
   if (frames.empty()) return Status::Corruption("library file: empty");
+  return frames;
+}
+
+Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
+                                      std::uint64_t max_entries) {
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<LibraryFrame> frames, library_frames(bytes, max_raw));
   Decompressor dec;
   Bytes raw;
-  raw.reserve(static_cast<std::size_t>(total));
-  for (const auto& [frame, size] : frames) {
-    OUTPOST_ASSIGN_OR_RETURN(Bytes part,
-                             dec.decompress(frame, static_cast<std::size_t>(size), "library file"));
+  for (const LibraryFrame& f : frames) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Bytes part, dec.decompress(f.frame, static_cast<std::size_t>(f.raw_size), "library file"));
     raw.insert(raw.end(), part.begin(), part.end());
   }
   return parse_update_file(raw, max_entries);
@@ -145,7 +147,7 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
     if (!names.insert(e.name).second) {
       return Status::InvalidArgument("update file lists '" + e.name + "' twice");
     }
-    total += kUpdateEntryFixedBytes + e.name.size() + e.data.size();
+    total += update_entry_bytes(e);
   }
   // Written in place into a buffer of the final size (vector::insert of small arrays trips
   // g++ 12's -Wstringop-overflow false positives).

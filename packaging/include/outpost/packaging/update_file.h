@@ -79,9 +79,22 @@ struct UpdateFile {
 // metadata), and rebuild_entry() checks only its length.
 Result<UpdateEntry> make_stored_entry(std::string name, ByteView file);
 
-// A library file (docs/format-repository.md, "Library files"): one zstd frame (content size
-// in its header) holding an update file. Decompresses at most max_raw bytes and parses it;
-// kCorruption on anything else.
+// Bytes an entry takes in an encoded update file.
+inline std::size_t update_entry_bytes(const UpdateEntry& e) {
+  return kUpdateEntryFixedBytes + e.name.size() + e.data.size();
+}
+
+// A library file's zstd frames and the size each declares, checked (at most max_raw in all)
+// before anything is decompressed; kCorruption otherwise.
+struct LibraryFrame {
+  ByteView frame;
+  std::uint64_t raw_size = 0;
+};
+Result<std::vector<LibraryFrame>> library_frames(ByteView bytes, std::uint64_t max_raw);
+
+// A library file (docs/format-repository.md, "Library files"): zstd frames (content size in
+// each header) whose contents, joined, are an update file. Decompresses at most max_raw bytes
+// and parses them; kCorruption on anything else.
 Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
                                       std::uint64_t max_entries);
 
