@@ -548,6 +548,7 @@ int cmd_publish(const Args& a) {
   if (a.has("kind")) o.overrides.kind = a.get("kind");
   if (a.has("title")) o.overrides.title = a.get("title");
   o.zstd_level = static_cast<int>(a.whole("level", o.zstd_level));
+  o.patch_level = static_cast<int>(a.whole("patch-level", o.patch_level));
   if (a.has("patch-ladder")) {
     // "--patch-ladder ''" writes the from-0 patch only.
     auto rungs = packaging::parse_ladder(a.get("patch-ladder"));
@@ -1511,7 +1512,8 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
   add(app, "publish",
       "publish REPO_DIR --key PUBLISHER_KEY [--bundle NAME] SRC_DIR | --batch DIR\n"
       "                [--kind resolution|indicator|generic] [--title TITLE] [--level N]\n"
-      "                [--patch-ladder LIST] --snapshot-key K --timestamp-key K (or --keys DIR)",
+      "                [--patch-level N] [--patch-ladder LIST] --snapshot-key K --timestamp-key K "
+      "(or --keys DIR)",
       "Publishes SRC_DIR as the next version of its bundle, or every bundle folder under "
       "--batch DIR as one release.",
       cmd_publish)
@@ -1525,6 +1527,8 @@ void define_commands(CLI::App& app, std::deque<Command>& out) {
       .check(one_of({"resolution", "indicator", "generic"}))
       .option("title", "TITLE", "the title (default: SRC_DIR/bundle.json)")
       .option("level", "N", "zstd level of the chunks, 1 to 22")
+      .check(whole_value(1, 22))
+      .option("patch-level", "N", "zstd level of the patches and the library file, 1 to 22 (19)")
       .check(whole_value(1, 22))
       .option("patch-ladder", "LIST", "patches from these older versions ('' for none)")
       .keys({"snapshot", "timestamp"})

@@ -24,11 +24,10 @@ namespace {
 
 using repo_detail::in_repo;
 
-constexpr int kFullPatchLevel = 19;
 // Segment cuts: FastCDC over the content stream, 3/8 to all of the largest segment (8 MiB by
-// default). 8 MiB segments with hash and chain tables of 2^20 entries keep zstd level 19 under
-// ~30 MiB (its own tables for an 8-16 MiB window would take 50-85 MiB), for a few tenths of a
-// percent of ratio.
+// default). 8 MiB segments with hash and chain tables of at most 2^20 entries keep zstd level 19
+// under ~30 MiB (its own tables for an 8-16 MiB window would take 50-85 MiB), for a few tenths
+// of a percent of ratio.
 constexpr int kFullPatchTableLog = 20;
 // A segment head: kind and four varints.
 constexpr std::size_t kMaxSegmentHead = 1 + 4 * 10;
@@ -137,18 +136,21 @@ std::map<crypto::Digest, OldFrame> reusable_frames(
 
 // One segment compressed as an independent zstd frame, with long-distance matching and a
 // window just large enough for it.
-Status compress_segment(ZSTD_CCtx* c, ByteView in, Bytes& frame, std::size_t& frame_size) {
+Status compress_segment(ZSTD_CCtx* c, ByteView in, int level, Bytes& frame,
+                        std::size_t& frame_size) {
   int window_log = 10;  // zstd's smallest window
   while (window_log < kMaxWindowLog && (std::uint64_t{1} << window_log) < in.size()) {
     ++window_log;
   }
   ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-  std::size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, kFullPatchLevel);
+  std::size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, 1);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log);
+  // The optimal parsers (levels 16 and up) size their tables to the window: capped. Lower
+  // levels keep their own, smaller ones.
   const int table_log = std::min(kFullPatchTableLog, window_log + 1);
-  if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, table_log);
-  if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, table_log);
+  if (level >= 16 && !ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, table_log);
+  if (level >= 16 && !ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, table_log);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
   if (ZSTD_isError(r)) {
@@ -175,7 +177,7 @@ Result<ChunkerParams> full_patch_cuts(std::uint32_t max_segment) {
 
 Result<FullPatch> write_full_patch(const std::string& repo, StreamFile& stream,
                                    const std::string& previous, std::uint32_t max_segment,
-                                   FileSystem& fs) {
+                                   int level, FileSystem& fs) {
   OUTPOST_ASSIGN_OR_RETURN(const ChunkerParams cuts, full_patch_cuts(max_segment));
   OUTPOST_ASSIGN_OR_RETURN(std::vector<Segment> segments, cut_segments(stream, cuts));
   std::map<crypto::Digest, std::uint64_t> wanted;
@@ -241,7 +243,7 @@ Result<FullPatch> write_full_patch(const std::string& repo, StreamFile& stream,
     in.resize(static_cast<std::size_t>(seg.length));
     OUTPOST_RETURN_IF_ERROR(stream.read(seg.offset, in));
     std::size_t n = 0;
-    OUTPOST_RETURN_IF_ERROR(compress_segment(cctx.get(), in, frame, n));
+    OUTPOST_RETURN_IF_ERROR(compress_segment(cctx.get(), in, level, frame, n));
     OUTPOST_RETURN_IF_ERROR(
         writer.segment(delta_detail::kSegmentZstd, seg.length, 0, 0, ByteView(frame).first(n)));
   }

@@ -29,10 +29,10 @@ struct FullPatch {
 // around it. Each segment of `previous` (an earlier patch from 0 of the same bundle,
 // repository-relative; empty for none) that decompresses to exactly the bytes of a new segment is
 // copied instead of compressed again. A previous patch that is missing, damaged or made by another
-// rule only costs the reuse, never the result.
+// rule only costs the reuse, never the result. `level`: zstd's, 1 to 22.
 Result<FullPatch> write_full_patch(const std::string& repo, StreamFile& stream,
                                    const std::string& previous, std::uint32_t max_segment,
-                                   FileSystem& fs);
+                                   int level, FileSystem& fs);
 
 // The cut rule for segments of at most `max_segment` bytes; kInvalidArgument outside
 // 64 KiB to 8 MiB.

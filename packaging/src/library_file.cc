@@ -19,17 +19,16 @@ namespace outpost::packaging::repo_detail {
 
 namespace {
 
-constexpr int kLibraryLevel = 19;
 constexpr int kLibraryWindowLog = 27;  // what a node's decompressor accepts by default
 
 struct CCtxFree {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
 
-Result<Bytes> compress_long(ByteView raw) {
+Result<Bytes> compress_long(ByteView raw, int level) {
   std::unique_ptr<ZSTD_CCtx, CCtxFree> c(ZSTD_createCCtx());
   if (!c) return Status::Internal("zstd: out of memory");
-  std::size_t r = ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, kLibraryLevel);
+  std::size_t r = ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, level);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c.get(), ZSTD_c_enableLongDistanceMatching, 1);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c.get(), ZSTD_c_windowLog, kLibraryWindowLog);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c.get(), ZSTD_c_contentSizeFlag, 1);
@@ -85,7 +84,7 @@ std::map<std::string, Bytes> previous_frames(const std::string& repo, std::int64
 }  // namespace
 
 Result<LibraryWritten> write_library_file(const std::string& repo, const RepositoryState& st,
-                                          FileSystem& fs) {
+                                          int level, FileSystem& fs) {
   LibraryWritten result;
   UpdateFile lib;
   std::int64_t latest_root = st.root.version;
@@ -177,7 +176,7 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
       ++result.copied;
       continue;
     }
-    OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compress_long(part));
+    OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compress_long(part, level));
     packed.insert(packed.end(), frame.begin(), frame.end());
   }
   OUTPOST_RETURN_IF_ERROR(

@@ -28,8 +28,8 @@ struct LibraryWritten {
   std::size_t copied = 0;  // frames copied from the previous library file, not compressed
 };
 // Writes the library file of snapshot st.snapshot.version (whose snapshot and roles are
-// written).
+// written); new frames are compressed at zstd `level`.
 Result<LibraryWritten> write_library_file(const std::string& repo, const RepositoryState& st,
-                                          FileSystem& fs);
+                                          int level, FileSystem& fs);
 
 }  // namespace outpost::packaging::repo_detail

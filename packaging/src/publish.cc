@@ -255,7 +255,8 @@ Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manife
     }
   }
   std::vector<PatchRef> out;
-  auto full = publish_detail::write_full_patch(repo, *now, previous, o.full_patch_segment, fs);
+  auto full = publish_detail::write_full_patch(repo, *now, previous, o.full_patch_segment,
+                                               o.patch_level, fs);
   if (!full.ok()) return full.error().With("writing the full patch");
   const std::uint64_t full_length = full->length;
   result.full_patch_segments = full->segments;
@@ -285,6 +286,7 @@ Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manife
     OUTPOST_RETURN_IF_ERROR(before->map());
     DeltaParams params;
     params.engine = DeltaEngine::kSuffix;
+    params.level = o.patch_level;
     auto patch = encode_delta(before->view(), now->view(), params);
     if (!patch.ok()) {
       return patch.error().With("building the patch from version " + std::to_string(from));
@@ -1008,7 +1010,7 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
   OUTPOST_RETURN_IF_ERROR(sign_roles(repo, st, to_sign, o, now, fs));
   // The library file goes before the timestamp, so a node that sees the release finds it.
   auto library = [&]() -> Status {
-    auto written = write_library_file(repo, st, fs);
+    auto written = write_library_file(repo, st, o.patch_level, fs);
     if (!written.ok()) return written.error().With("writing the library file");
     out.library_file = written->written;
     out.library_frames = written->frames;

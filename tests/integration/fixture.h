@@ -45,9 +45,12 @@ class Published {
   std::string resolution_src() const { return dir / "src/resolution"; }
   std::string indicator_src() const { return dir / "src/indicator"; }
 
-  RunResult publish_resolution() {
-    return outpost(
-        {"publish", repo(), "--key", keys() + "/un.key", "--keys", keys(), resolution_src()});
+  // `options`: more publish options, before the folder.
+  RunResult publish_resolution(const std::vector<std::string>& options = {}) {
+    std::vector<std::string> args{"publish", repo(), "--key", keys() + "/un.key", "--keys", keys()};
+    args.insert(args.end(), options.begin(), options.end());
+    args.push_back(resolution_src());
+    return outpost(args);
   }
   RunResult publish_indicator() {
     return outpost(

@@ -63,8 +63,11 @@ struct Library {
   std::string folder(int i) const { return batch() + "/" + name(i); }
 
   RunResult publish_batch(const std::string& folder_of_bundles = "") {
-    return run_outpost({"publish", repo(), "--key", keys() + "/lib.key", "--keys", keys(),
-                        "--batch", folder_of_bundles.empty() ? batch() : folder_of_bundles});
+    std::vector<std::string> args{
+        "publish", repo(), "--key",   keys() + "/lib.key",
+        "--keys",  keys(), "--batch", folder_of_bundles.empty() ? batch() : folder_of_bundles};
+    if (!patch_level.empty()) args.insert(args.end(), {"--patch-level", patch_level});
+    return run_outpost(args);
   }
   // Edits the first n bundles: a sentence inserted in the middle.
   void edit(int n, const std::string& sentence) {
@@ -118,6 +121,7 @@ struct Library {
   int count;
   TempDir dir;
   std::string root_hex;
+  std::string patch_level;  // publish --patch-level; empty: the default (19)
 };
 
 }  // namespace
@@ -251,13 +255,15 @@ TEST_CASE(
     "its library file again, and a node syncs from the file",
     "[integration][library]") {
   Library lib(50, 18000);  // about 7 MB of text: the metadata and two groups of bundles
+  lib.patch_level = "6";   // what is compressed again is the point, not how small
   REQUIRE(lib.publish_batch().exit_code == 0);
   const std::int64_t first = snapshot_version(lib.repo());
   const std::vector<Bytes> before = library_frames(lib.repo(), first);
   REQUIRE(before.size() >= 3);
   lib.edit(1, "A new operative paragraph is added.");
-  RunResult pub = run_outpost({"publish", lib.repo(), "--key", lib.keys() + "/lib.key", "--keys",
-                               lib.keys(), "--batch", lib.batch(), "--json"});
+  RunResult pub =
+      run_outpost({"publish", lib.repo(), "--key", lib.keys() + "/lib.key", "--keys", lib.keys(),
+                   "--batch", lib.batch(), "--patch-level", lib.patch_level, "--json"});
   INFO(pub.err);
   REQUIRE(pub.exit_code == 0);
   auto j = parse_json(pub.out);

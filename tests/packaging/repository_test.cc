@@ -856,6 +856,46 @@ TEST_CASE("each version's manifest lists patches from 0 and from the ladder that
   }
 }
 
+TEST_CASE("a lower patch level writes more bytes that rebuild the same versions",
+          "[packaging][repository][patches]") {
+  // Text that compresses well: the level shows in the bytes.
+  auto text = [](int release) {
+    std::string t;
+    for (int i = 0; i < 20000; ++i) {
+      t += "SI_POV_DAY1,area " + std::to_string(i % 97) + "," + std::to_string(2000 + i % 24) +
+           "," + std::to_string((i * 7919 + (i % 500 == 0 ? release : 0)) % 100003) + "\n";
+    }
+    return t;
+  };
+  std::map<int, std::vector<op::PatchRef>> patches;  // by level
+  std::map<int, outpost::crypto::Digest> roots;
+  for (int level : {1, op::kDefaultPatchLevel}) {
+    Repo repo;
+    const std::string src = repo.tmp / "src";
+    outpost::test::make_dirs(src);
+    std::map<std::int64_t, op::PublishedManifest> versions;
+    for (int v = 1; v <= 2; ++v) {
+      outpost::test::write_text(src + "/series.csv", text(v));
+      op::PublishOptions o = repo.options(src);
+      o.overrides.name = "un/stats/series";
+      o.patch_level = level;
+      repo.clock.advance(60);
+      auto r = op::publish(repo.dir, o);
+      INFO(r.status().message());
+      REQUIRE(r.ok());
+      versions.emplace(v, current(repo.dir, "un/stats/series"));
+      check_patches(repo.dir, versions.at(v), versions);  // each rebuilds its version
+    }
+    patches[level] = versions.at(2).manifest.patches;
+    roots[level] = versions.at(2).manifest.content_root;
+    REQUIRE(patches[level].size() == 2);  // from 0 and from 1
+  }
+  const auto& fast = patches.at(1);
+  const auto& best = patches.at(op::kDefaultPatchLevel);
+  CHECK(fast[0].length > best[0].length * 11 / 10);        // the whole content
+  CHECK(roots.at(1) == roots.at(op::kDefaultPatchLevel));  // the same content
+}
+
 namespace {
 
 // Flips one byte in the middle of the first segment's payload of a patch from 0 (after the

@@ -20,6 +20,10 @@ namespace outpost::packaging {
 // Pi-class core; level 12 is several times faster for a few percent more bytes, and chunks are
 // compressed once per repository, so 12 is the default (`outpost publish --level` overrides).
 inline constexpr int kDefaultChunkLevel = 12;
+// Default level for what a node downloads whole: patches, the whole content (the patch from 0)
+// and the library file. Written once, fetched by every node, so the fewest bytes win; a
+// publisher on a slow machine with a large first release may lower it (`publish --patch-level`).
+inline constexpr int kDefaultPatchLevel = 19;
 // Largest window a Decompressor accepts (2^27 = 128 MiB): bounds its memory whatever a frame
 // header claims. Compressors never use a larger window.
 inline constexpr int kMaxWindowLog = 27;

@@ -25,6 +25,7 @@
 
 #include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
+#include "outpost/packaging/compress.h"
 
 namespace outpost::packaging {
 
@@ -38,7 +39,7 @@ inline constexpr std::uint64_t kMinDeltaWindow = 4096;
 
 struct DeltaParams {
   DeltaEngine engine = DeltaEngine::kSuffix;
-  int level = 19;                       // zstd level for the streams (1..22)
+  int level = kDefaultPatchLevel;       // zstd level for the streams (1..22)
   std::uint64_t window = 128ull << 20;  // max reference bytes held in memory while applying
 };
 

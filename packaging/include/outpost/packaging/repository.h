@@ -116,6 +116,8 @@ struct PublishOptions {
   const crypto::SecretKey* timestamp_key = nullptr;  // required
   ChunkerParams chunking;
   int zstd_level = kDefaultChunkLevel;
+  // zstd level of the patches, the patch from 0 and the library file (1..22).
+  int patch_level = kDefaultPatchLevel;
   // Older versions to write patches from (steps back from the new version); nullopt: the
   // repository's "patch_ladder". Rungs whose version does not exist or cannot be rebuilt (its
   // manifest, index or packs are gone) are skipped. The from-0 patch is always written.
