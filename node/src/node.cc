@@ -155,10 +155,22 @@ Result<Subscription> Node::subscribe(const std::string& given, const SubscribeOp
   from.insert(from.end(), options.mirrors.begin(), options.mirrors.end());
   from.insert(from.end(), options.extra_sources.begin(), options.extra_sources.end());
   Status last;
-  for (const auto& at : from) {
-    auto sub = subscribe_from(at, location, options);
-    if (sub.ok() || sub.error().code() == Code::kInvalidArgument) return sub;
-    last = sub.error();
+  // With several locations, a first round asks each once, without retries: a mirror that is
+  // down costs a refused connection, not a minute of backoff before the next is asked. Only
+  // when none answered are they asked again with the retries and backoff given.
+  const bool quick_round = from.size() > 1 && options.http.retries > 0;
+  for (int round = quick_round ? 0 : 1; round < 2; ++round) {
+    SubscribeOptions these = options;
+    if (round == 0) these.http.retries = 0;
+    bool all_unavailable = true;
+    for (const auto& at : from) {
+      auto sub = subscribe_from(at, location, these);
+      if (sub.ok() || sub.error().code() == Code::kInvalidArgument) return sub;
+      last = sub.error();
+      all_unavailable = all_unavailable && last.code() == Code::kUnavailable;
+    }
+    // A location that answered and failed verification is not asked again.
+    if (!all_unavailable) break;
   }
   if (from.size() == 1) return last;
   return Status(last.code(), "all " + std::to_string(from.size()) +

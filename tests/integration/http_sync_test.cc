@@ -362,9 +362,13 @@ TEST_CASE("a dead first mirror is skipped and the next one serves the sync",
   HttpHeld h;
   REQUIRE_RIG(h.nginx);
   const std::string dead = "http://127.0.0.1:" + std::to_string(unused_port());
+  // With the default retries and backoff: the next location is asked at once, not after
+  // retrying the dead one (15 s and more of backoff).
+  const auto subscribed = std::chrono::steady_clock::now();
   RunResult sub = h.subscribe_url(dead, {h.nginx.url()});
   INFO(sub.err);
   REQUIRE(sub.exit_code == 0);
+  CHECK(seconds_since(subscribed) < 8);
   RunResult s = h.sync();
   INFO(s.err);
   REQUIRE(s.exit_code == 0);
