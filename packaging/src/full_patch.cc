@@ -29,6 +29,7 @@ using repo_detail::in_repo;
 // under ~30 MiB (its own tables for an 8-16 MiB window would take 50-85 MiB), for a few tenths
 // of a percent of ratio.
 constexpr int kFullPatchTableLog = 20;
+constexpr int kFirstOptimalLevel = 16;  // zstd's btopt strategy and above
 // A segment head: kind and four varints.
 constexpr std::size_t kMaxSegmentHead = 1 + 4 * 10;
 
@@ -148,9 +149,11 @@ Status compress_segment(ZSTD_CCtx* c, ByteView in, int level, Bytes& frame,
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log);
   // The optimal parsers (levels 16 and up) size their tables to the window: capped. Lower
   // levels keep their own, smaller ones.
-  const int table_log = std::min(kFullPatchTableLog, window_log + 1);
-  if (level >= 16 && !ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, table_log);
-  if (level >= 16 && !ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, table_log);
+  if (level >= kFirstOptimalLevel) {
+    const int table_log = std::min(kFullPatchTableLog, window_log + 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, table_log);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_chainLog, table_log);
+  }
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
   if (ZSTD_isError(r)) {
