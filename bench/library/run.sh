@@ -27,8 +27,10 @@ mkdir -p "$data"
 cd "$data"
 
 if [ "${ONLY_10K:-0}" != 1 ]; then  # the caniuse-lite part
-# Releases: 17 consecutive published versions (some numbers were never published).
-releases="761 762 763 764 765 766 767 768 769 770 772 774 775 776 777 778 779"
+# Releases: 51 consecutive published versions (some numbers were never published).
+releases="761 762 763 764 765 766 767 768 769 770 772 774 775 776 777 778 779 780 781 782 784
+  785 786 787 788 790 791 792 793 797 799 800 802 803 805 806 807 809 810 812 813 814 815 816 817
+  818 819 820 822 823 826"
 for v in $releases; do
   [ -d "t$v" ] && continue
   tgz="caniuse-lite-1.0.30001$v.tgz"
@@ -58,7 +60,7 @@ for v in sys.argv[1].split():
             json.dump({"name": name, "kind": "generic"}, open(os.path.join(folder, "bundle.json"), "w"))
 EOF
 
-rm -rf keys repo nodeA nodeB
+rm -rf keys repo nodeA nodeB nodeC nodeF
 mkdir keys
 for r in root targets snapshot timestamp; do "$O" keygen --role $r --out keys/$r.key > keys/$r.pub; done
 "$O" keygen --role publisher --out keys/p.key > keys/p.pub
@@ -102,8 +104,10 @@ pub_first=$(python3 -c "import time; print(round(time.time()-$start,1))")
 tarzst=$(tar -C "t$first/package/data" -cf - . | zstd -19 --long -q -c | wc -c)
 "$O" subscribe repo --root-pubkey "$rootpub" --store nodeA >/dev/null
 "$O" subscribe repo --root-pubkey "$rootpub" --store nodeB >/dev/null
+"$O" subscribe repo --root-pubkey "$rootpub" --store nodeC >/dev/null
 read -r reqA bytesA < <(sync_line nodeA)
 read -r reqB bytesB < <(sync_line nodeB)
+read -r reqC bytesC < <(sync_line nodeC)
 echo "| first sync | requests | bytes | tar \\| zstd -19 --long | ratio | publish s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 echo "| release $first | $reqA | $bytesA | $tarzst | $(python3 -c "print(round($bytesA/$tarzst,3))") | $pub_first |"
@@ -113,6 +117,7 @@ echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 prev=$first
 shift
 n=0
+absent=()
 for v in "$@"; do
   n=$((n + 1))
   start=$(date +%s.%N)
@@ -130,16 +135,23 @@ for v in "$@"; do
     rs=$(rsync_bytes "t$prev/package/data" "t$v/package/data")
     echo "| $prev → $v | $changed | $req | $bytes | $limit | $(python3 -c "print(round($bytes/max($limit,1),2))") | $rs | $(python3 -c "print(round($rs/max($bytes,1),1))") | $pub | $tz |"
   fi
-  if [ $n -eq 10 ]; then
-    read -r req bytes < <(sync_line nodeB)
-    full=$(du -cb "$(ls -d repo/metadata/updates/*.from-0.upd | sort -t/ -k4 -n | tail -1)" | tail -1 | cut -f1)
+  if [ $n -eq 10 ] || [ $n -eq 50 ]; then  # a long absence: node B 10 releases, node C 50
+    node=nodeB; [ $n -eq 50 ] && node=nodeC
+    read -r req bytes < <(sync_line $node)
+    # The full download: what a node holding nothing reads for this release.
+    rm -rf nodeF
+    "$O" subscribe repo --root-pubkey "$rootpub" --store nodeF >/dev/null
+    read -r freq fbytes < <(sync_line nodeF)
     limit=$(patch_limit "t$first/package/data" "t$v/package/data")
     rs=$(rsync_bytes "t$first/package/data" "t$v/package/data")
-    nplus10="| $first → $v (N→N+10) | | $req | $bytes | $limit | $(python3 -c "print(round($bytes/max($limit,1),2))") | $rs | $(python3 -c "print(round($rs/max($bytes,1),1))") | library file: $full B | |"
+    absent+=("| $first → $v (N→N+$n) | $req | $bytes | $freq | $fbytes | $((bytes - fbytes)) | $limit | $rs |")
   fi
   prev=$v
 done
-echo "${nplus10:-}"
+echo
+echo "| long absence | requests | bytes | full download: requests | bytes | bytes − full | per-bundle zstd -22 limit | rsync -z |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${absent[@]}"
 fi
 
 [ "${SKIP_10K:-0}" = 1 ] && exit 0

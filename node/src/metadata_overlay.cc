@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "outpost/base/json.h"
+#include "outpost/crypto/hash.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/sync/http.h"
 
@@ -36,6 +37,25 @@ std::optional<std::int64_t> root_version(const std::string& name) {
   auto [p, ec] = std::from_chars(name.data(), end, v);
   if (ec != std::errc() || p != end) return std::nullopt;
   return v;
+}
+
+// packaging::manifest_file_path(bundle, sha) = "targets/<bundle>/<sha hex>.manifest.json".
+constexpr std::string_view kManifestSuffix = ".manifest.json";
+
+std::optional<std::string> library_name(const std::string& path) {
+  const std::string prefix = std::string(packaging::kTargetsDir) + "/";
+  const std::size_t slash = path.rfind('/');
+  if (path.rfind(prefix, 0) != 0 || slash == std::string::npos || slash <= prefix.size()) {
+    return std::nullopt;
+  }
+  return packaging::library_manifest_name(
+      std::string_view(path).substr(prefix.size(), slash - prefix.size()));
+}
+
+std::string sha_of_manifest_path(const std::string& path) {
+  const std::string file = path.substr(path.rfind('/') + 1);
+  if (!packaging::is_manifest_file_name(file)) return {};
+  return file.substr(0, file.size() - kManifestSuffix.size());
 }
 
 }  // namespace
@@ -96,6 +116,14 @@ Result<Bytes> MetadataOverlay::read_file(const std::string& path, std::uint64_t 
 Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint64_t max_length) {
   if (update_) {
     if (auto bytes = from_update(path, max_length)) return std::move(*bytes);
+    // A library file names a bundle's current manifest by the bundle: taken when it is the
+    // one asked for (an older version's is not there).
+    if (auto name = library_name(path)) {
+      auto bytes = from_update(*name, max_length);
+      if (bytes && crypto::hex(crypto::sha256(ByteView(*bytes))) == sha_of_manifest_path(path)) {
+        return std::move(*bytes);
+      }
+    }
   }
   auto packed = source_.read_file(path + ".zst", max_length);
   if (packed.ok()) {
@@ -132,10 +160,75 @@ void MetadataOverlay::load_update(ByteView timestamp_bytes) {
   if (!ts.ok() || ts->snapshot.version <= held_snapshot_) return;
   // A node holding nothing reads the release's library file (everything, content included).
   read_update(ts->snapshot.version, std::max<std::int64_t>(held_snapshot_, 0));
+  // No update file for this gap: the library file's metadata in place of the raw snapshot
+  // and roles, and the rest of it later if the node takes it (docs/sync.md, "A long
+  // absence").
+  if (!update_ && held_snapshot_ > 0) read_library_metadata(ts->snapshot.version);
+}
+
+bool MetadataOverlay::budget_allows(std::uint64_t bytes) const {
+  if (!budget_left_) return true;
+  const std::uint64_t left = budget_left_();
+  return left == UINT64_MAX || (left > kUpdateHeaderBytes && left - kUpdateHeaderBytes >= bytes);
+}
+
+void MetadataOverlay::use(packaging::UpdateFile file, bool library) {
+  update_ = std::move(file);
+  library_ = library;
+  by_name_.clear();
+  for (std::size_t i = 0; i < update_->entries.size(); ++i) {
+    by_name_.emplace(update_->entries[i].name, i);
+  }
+}
+
+void MetadataOverlay::read_library_metadata(std::int64_t version) {
+  const std::string path = packaging::update_file_path(version, 0);
+  const std::uint64_t want = packaging::kLibraryHeadBytes + metadata_guess_;
+  if (!budget_allows(want)) return;
+  auto got = source_.read_prefix(path, want, kMaxLibraryFileBytes);
+  if (!got.ok()) return;  // no library file (or an older one without a head)
+  const auto head = packaging::parse_library_head({got->bytes.data(), got->bytes.size()});
+  if (!head || head->file_bytes != got->size) return;
+  const std::uint64_t meta_end = packaging::kLibraryHeadBytes + head->metadata_frame_bytes;
+  Bytes bytes = std::move(got->bytes);
+  if (bytes.size() < meta_end) {  // the metadata grew past the guess: the rest of its frame
+    if (!budget_allows(meta_end - bytes.size())) return;
+    auto more = source_.read_ranges(path, {{bytes.size(), meta_end - bytes.size()}});
+    if (!more.ok() || more->size() != 1) return;
+    bytes.insert(bytes.end(), more->front().begin(), more->front().end());
+  }
+  const ByteView frame =
+      ByteView(bytes).subspan(packaging::kLibraryHeadBytes, head->metadata_frame_bytes);
+  auto frames = packaging::library_frames(frame, kMaxLibraryRawBytes);
+  if (!frames.ok() || frames->size() != 1) return;
+  packaging::Decompressor dec;
+  auto raw = dec.decompress(frames->front().frame,
+                            static_cast<std::size_t>(frames->front().raw_size), path);
+  if (!raw.ok()) return;
+  auto parsed = packaging::parse_update_file_head({raw->data(), raw->size()}, kMaxUpdateEntries);
+  if (!parsed.ok()) return;
+  use(std::move(*parsed), false);
+  library_start_ = LibraryStart{version, std::move(bytes), head->file_bytes};
 }
 
 void MetadataOverlay::load_library(std::int64_t snapshot_version) {
-  read_update(snapshot_version, 0);
+  if (!library_start_ || library_start_->version != snapshot_version) {
+    read_update(snapshot_version, 0);
+    return;
+  }
+  LibraryStart start = std::move(*library_start_);
+  library_start_.reset();
+  if (start.bytes.size() < start.size) {
+    const std::uint64_t rest = start.size - start.bytes.size();
+    if (!budget_allows(rest)) return;
+    auto more = source_.read_ranges(packaging::update_file_path(snapshot_version, 0),
+                                    {{start.bytes.size(), rest}});
+    if (!more.ok() || more->size() != 1) return;
+    start.bytes.insert(start.bytes.end(), more->front().begin(), more->front().end());
+  }
+  auto parsed = packaging::parse_library_file({start.bytes.data(), start.bytes.size()},
+                                              kMaxLibraryRawBytes, kMaxUpdateEntries);
+  if (parsed.ok()) use(std::move(*parsed), true);
 }
 
 void MetadataOverlay::read_update(std::int64_t to, std::int64_t from) {
@@ -157,12 +250,7 @@ void MetadataOverlay::read_update(std::int64_t to, std::int64_t from) {
                                                 kMaxUpdateEntries)
                 : packaging::parse_update_file({bytes->data(), bytes->size()}, kMaxUpdateEntries);
   if (!parsed.ok()) return;
-  update_ = std::move(*parsed);
-  library_ = from == 0;
-  by_name_.clear();
-  for (std::size_t i = 0; i < update_->entries.size(); ++i) {
-    by_name_.emplace(update_->entries[i].name, i);
-  }
+  use(std::move(*parsed), from == 0);
 }
 
 std::optional<Bytes> MetadataOverlay::from_update(const std::string& name,

@@ -70,8 +70,17 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   bool used_library_file() const { return update_.has_value() && library_; }
   // Reads the library file of snapshot `snapshot_version` (docs/format-repository.md,
   // "Library files") in place of any update file; nothing changes when it is missing or
-  // damaged (the node then fetches file by file).
+  // damaged (the node then fetches file by file). After read_library_metadata() of the same
+  // version only the rest of the file is read.
   void load_library(std::int64_t snapshot_version);
+  // Whether the update file in use is only the metadata of a library file: a node with no
+  // update file for its gap (away longer than the update ladder) reads the library file's
+  // head and metadata frame, the snapshot and every role, in place of those files; the
+  // caller then decides whether to read the rest (load_library) or fetch bundle by bundle.
+  bool used_library_metadata() const { return update_.has_value() && library_start_ && !library_; }
+  // Bytes of metadata the node holds (its snapshot and roles): about what the library's
+  // compressed metadata frame takes, read with the head in one request.
+  void set_metadata_guess(std::uint64_t bytes) { metadata_guess_ = bytes; }
   // What the sync may still spend on the wire (the data budget; nullptr or UINT64_MAX: no
   // limit). An update or library file larger than what is left is not read (its headers tell
   // its length): the node fetches file by file then, each bundle by its own route in the
@@ -83,6 +92,10 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);
   void read_update(std::int64_t to, std::int64_t from);
+  void read_library_metadata(std::int64_t version);
+  // Whether `bytes` more (plus a request's headers) fit in the data budget.
+  bool budget_allows(std::uint64_t bytes) const;
+  void use(packaging::UpdateFile file, bool library);
 
   Source& source_;
   std::int64_t held_snapshot_;
@@ -90,6 +103,14 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::optional<packaging::UpdateFile> update_;
   std::map<std::int64_t, Bytes> roots_;
   bool library_ = false;
+  // The start of the library file read by read_library_metadata, and the file's size.
+  struct LibraryStart {
+    std::int64_t version = 0;
+    Bytes bytes;
+    std::uint64_t size = 0;
+  };
+  std::optional<LibraryStart> library_start_;
+  std::uint64_t metadata_guess_ = 0;
   std::function<std::uint64_t()> budget_left_;
   std::map<std::string, std::size_t> by_name_;  // entries of update_ by name
 };

@@ -73,6 +73,10 @@ std::string content_entry_name(const crypto::Digest& content_root) {
   return "content/" + crypto::hex(content_root);
 }
 
+std::string library_manifest_name(std::string_view bundle) {
+  return "manifest/" + std::string(bundle);
+}
+
 std::string patch_object_path(const crypto::Digest& blake2b) {
   return object_path(blake2b, ".patch");
 }

@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -147,7 +148,8 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
     if (full == nullptr) return result;
     OUTPOST_ASSIGN_OR_RETURN(Bytes patch, read_repo_file(in_repo(repo, full->path), full->length));
     OUTPOST_ASSIGN_OR_RETURN(Bytes stream, apply_delta(ByteView(), patch, size));
-    OUTPOST_ASSIGN_OR_RETURN(UpdateEntry me, make_stored_entry(mpath, mbytes));
+    OUTPOST_ASSIGN_OR_RETURN(UpdateEntry me,
+                             make_stored_entry(library_manifest_name(bundle), mbytes));
     encoded_at += update_entry_bytes(me);
     lib.entries.push_back(std::move(me));
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry ce,
@@ -165,7 +167,8 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
     return Status::Internal("library file: frame ends do not match the encoded size");
   }
   const std::map<std::string, Bytes> earlier = previous_frames(repo, st.snapshot.version);
-  Bytes packed;
+  LibraryHead head;
+  Bytes packed(kLibraryHeadBytes);  // the head, written once the frames are known
   std::size_t begin = 0;
   for (std::size_t end : frame_ends) {
     const ByteView part = ByteView(encoded).subspan(begin, end - begin);
@@ -174,11 +177,15 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
     if (auto found = earlier.find(crypto::hex(crypto::sha256(part))); found != earlier.end()) {
       packed.insert(packed.end(), found->second.begin(), found->second.end());
       ++result.copied;
-      continue;
+    } else {
+      OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compress_long(part, level));
+      packed.insert(packed.end(), frame.begin(), frame.end());
     }
-    OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compress_long(part, level));
-    packed.insert(packed.end(), frame.begin(), frame.end());
+    if (result.frames == 1) head.metadata_frame_bytes = packed.size() - kLibraryHeadBytes;
   }
+  head.file_bytes = packed.size();
+  const Bytes head_bytes = encode_library_head(head);
+  std::copy(head_bytes.begin(), head_bytes.end(), packed.begin());
   OUTPOST_RETURN_IF_ERROR(
       write_repo_file(repo, update_file_path(st.snapshot.version, 0), packed, fs));
   result.written = true;

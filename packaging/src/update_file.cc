@@ -110,6 +110,11 @@ Result<std::vector<LibraryFrame>> library_frames(ByteView bytes, std::uint64_t m
   std::uint64_t total = 0;
   for (ByteView rest = bytes; !rest.empty();) {
     const std::size_t n = ZSTD_findFrameCompressedSize(rest.data(), rest.size());
+    if (!ZSTD_isError(n) && n <= rest.size() && rest.size() >= 4 &&
+        (get_u32le(rest.data()) & 0xFFFFFFF0u) == 0x184D2A50u) {
+      rest = rest.subspan(n);  // a skippable frame (the head): no content
+      continue;
+    }
     auto size = zstd_frame_content_size(rest);
     if (ZSTD_isError(n) || n > rest.size() || !size || *size > max_raw - total) {
       return Status::Corruption("library file: not zstd frames that declare at most " +
@@ -178,7 +183,11 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
   return out;
 }
 
-Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) {
+namespace {
+
+// head: `bytes` are the start of the file, the header and its first entries, ending at an
+// entry boundary (the header counts entries beyond them).
+Result<UpdateFile> parse_entries(ByteView bytes, std::uint64_t max_entries, bool head) {
   Cursor c(bytes);
   auto bad = [&](const std::string& what) {
     return Status::Corruption("update file: " + what + " (at byte " + std::to_string(c.pos()) +
@@ -197,10 +206,14 @@ Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) 
   }
   // Every entry takes at least its fixed bytes: refuse counts the bytes cannot hold before
   // reserving anything.
-  if (count > c.left() / kUpdateEntryFixedBytes) return bad("truncated: too few bytes for entries");
-  f.entries.reserve(count);
+  if (head) {
+    count = static_cast<std::uint32_t>(std::min<std::size_t>(count, c.left()));
+  } else if (count > c.left() / kUpdateEntryFixedBytes) {
+    return bad("truncated: too few bytes for entries");
+  }
+  f.entries.reserve(std::min<std::size_t>(count, c.left() / kUpdateEntryFixedBytes));
   std::set<std::string> names;
-  for (std::uint32_t i = 0; i < count; ++i) {
+  for (std::uint32_t i = 0; i < count && !(head && c.left() == 0); ++i) {
     const std::string at = "entry " + std::to_string(i) + ": ";
     UpdateEntry e;
     std::uint16_t name_len = 0;
@@ -233,6 +246,44 @@ Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) 
   }
   if (c.left() != 0) return bad(std::to_string(c.left()) + " bytes after the last entry");
   return f;
+}
+
+}  // namespace
+
+Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) {
+  return parse_entries(bytes, max_entries, false);
+}
+
+Result<UpdateFile> parse_update_file_head(ByteView bytes, std::uint64_t max_entries) {
+  return parse_entries(bytes, max_entries, true);
+}
+
+Bytes encode_library_head(const LibraryHead& head) {
+  Bytes out(kLibraryHeadBytes);
+  auto put = [&](std::size_t at, std::uint64_t v, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) out[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  };
+  put(0, kLibraryHeadMagic, 4);
+  put(4, kLibraryHeadBytes - 8, 4);
+  std::memcpy(out.data() + 8, kLibraryHeadTag, 4);
+  put(12, 1, 4);
+  put(16, head.metadata_frame_bytes, 8);
+  put(24, head.file_bytes, 8);
+  return out;
+}
+
+std::optional<LibraryHead> parse_library_head(ByteView bytes) {
+  if (bytes.size() < kLibraryHeadBytes || get_u32le(bytes.data()) != kLibraryHeadMagic ||
+      get_u32le(bytes.data() + 4) != kLibraryHeadBytes - 8 ||
+      std::memcmp(bytes.data() + 8, kLibraryHeadTag, 4) != 0 || get_u32le(bytes.data() + 12) != 1) {
+    return std::nullopt;
+  }
+  LibraryHead h{get_u64le(bytes.data() + 16), get_u64le(bytes.data() + 24)};
+  if (h.metadata_frame_bytes == 0 || h.file_bytes < kLibraryHeadBytes ||
+      h.metadata_frame_bytes > h.file_bytes - kLibraryHeadBytes) {
+    return std::nullopt;
+  }
+  return h;
 }
 
 Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length,

@@ -495,6 +495,83 @@ Status HttpSource::read_tail(const std::string& path, std::uint64_t offset, std:
   }
 }
 
+Result<Source::Prefix> HttpSource::read_prefix(const std::string& path, std::uint64_t length,
+                                               std::uint64_t max_size) {
+  OUTPOST_RETURN_IF_ERROR(check_path(path, describe()));
+  const std::string url = base_url_ + "/" + escape_path(path);
+  length = std::max<std::uint64_t>(length, 1);
+  for (int attempt = 0;; ++attempt) {
+    Request req{url, {}, {}};
+    if (limits_.ranges) req.range = "0-" + std::to_string(length - 1);
+    Prefix out;
+    std::uint64_t expect = length;  // body bytes kept: the range asked
+    std::optional<std::uint64_t> size;
+    bool wrong = false;
+    BodySink sink;
+    sink.on_head = [&](const ResponseHead& h) -> Status {
+      if (h.status < 200 || h.status >= 300) return Status::Ok();
+      OUTPOST_RETURN_IF_ERROR(check_not_html(h, url, path));
+      out.bytes.clear();
+      size.reset();
+      expect = length;
+      // A whole-file answer (Range ignored) is cut once the bytes asked are in; its
+      // Content-Length says the size (none: nothing says it, the read fails).
+      if (h.status != 206 && h.content_length) {
+        if (*h.content_length > max_size) return too_long(url, max_size);
+        size = *h.content_length;
+        expect = std::min(length, *h.content_length);
+      }
+      if (h.status == 206) {
+        auto cr = http_internal::parse_content_range(h.content_range);
+        if (req.range.empty() || !cr || cr->first != 0 || !cr->total || cr->last >= *cr->total ||
+            cr->last >= length) {
+          wrong = true;
+          return Status::Unavailable(url + ": wrong Content-Range '" + h.content_range +
+                                     "'; asking again without ranges");
+        }
+        if (*cr->total > max_size) return too_long(url, max_size);
+        size = *cr->total;
+        expect = cr->last + 1;
+      }
+      if (h.status == 206 && h.content_length && *h.content_length > expect) {
+        return too_long(url, expect);
+      }
+      return Status::Ok();
+    };
+    sink.on_body = [&](ByteView d, bool* stop) -> Status {
+      const std::uint64_t take = std::min<std::uint64_t>(d.size(), expect - out.bytes.size());
+      out.bytes.insert(out.bytes.end(), d.begin(), d.begin() + static_cast<std::ptrdiff_t>(take));
+      if (out.bytes.size() == expect) *stop = true;
+      return Status::Ok();
+    };
+    Outcome o = transfer_->perform(req, sink);
+    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
+    std::optional<Failure> f;
+    if (wrong) {
+      learn(false, limits_.multirange);
+      f = Failure{o.aborted, true};
+    } else {
+      f = classify(o, url);
+    }
+    if (!f) {
+      if (o.head.status == 304) {
+        return Status::Unavailable(url + ": unexpected 304 Not Modified; try another mirror");
+      }
+      if (!size) {
+        return Status::Unavailable(url + ": the server ignores Range and does not say the " +
+                                   "file's length; try another mirror");
+      }
+      if (out.bytes.size() != expect) {
+        return Status::Unavailable(url + ": the answer ended early; will retry later");
+      }
+      out.size = *size;
+      return out;
+    }
+    if (!f->retry || attempt >= options_.retries) return after_attempts(f->status, attempt + 1);
+    OUTPOST_RETURN_IF_ERROR(backoff(options_, attempt, f->retry_after_s, rng()));
+  }
+}
+
 Result<std::vector<Bytes>> HttpSource::read_ranges(const std::string& path,
                                                    const std::vector<ByteRange>& ranges) {
   OUTPOST_RETURN_IF_ERROR(check_path(path, describe()));

@@ -54,6 +54,24 @@ class PathSource final : public Source {
     return out;
   }
 
+  Result<Prefix> read_prefix(const std::string& path, std::uint64_t length,
+                             std::uint64_t max_size) override {
+    OUTPOST_RETURN_IF_ERROR(check_path(path));
+    const std::string full = join_path(root_, path);
+    struct stat st {};
+    const bool known = ::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    const auto size = known ? static_cast<std::uint64_t>(st.st_size) : 0;
+    if (!known || size > max_size || length >= size) {  // read_file says why, if it fails
+      OUTPOST_ASSIGN_OR_RETURN(Bytes b, read_file(path, max_size));
+      const std::uint64_t got = b.size();
+      return Prefix{std::move(b), got};
+    }
+    OUTPOST_ASSIGN_OR_RETURN(Bytes b, real_fs().read_range(full, 0, length));
+    count(b.size());
+    OUTPOST_RETURN_IF_ERROR(guard());
+    return Prefix{std::move(b), size};
+  }
+
   std::string describe() const override { return "repository at " + root_; }
   TransferStats stats() const override { return stats_; }
   bool metered() const override { return false; }

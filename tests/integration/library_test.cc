@@ -34,14 +34,19 @@ std::string library_text(std::size_t words, std::uint64_t seed) {
 // A publisher whose key is delegated the prefix "lib", and a batch folder of kBundles bundle
 // folders lib/doc/bNN, each one text file.
 struct Library {
-  explicit Library(int bundles = kBundles, std::size_t words = 3000) : count(bundles) {
+  // update_ladder: `repo init --update-ladder` (empty: the default, 1-8, 16, 32).
+  explicit Library(int bundles = kBundles, std::size_t words = 3000,
+                   const std::string& update_ladder = "")
+      : count(bundles) {
     make_dirs(keys());
     root_hex = keygen("root", keys() + "/root.key");
     keygen("targets", keys() + "/targets.key");
     keygen("snapshot", keys() + "/snapshot.key");
     keygen("timestamp", keys() + "/timestamp.key");
     const std::string pub = keygen("publisher", keys() + "/lib.key");
-    must({"repo", "init", repo(), "--keys", keys()});
+    std::vector<std::string> init{"repo", "init", repo(), "--keys", keys()};
+    if (!update_ladder.empty()) init.insert(init.end(), {"--update-ladder", update_ladder});
+    must(init);
     must({"repo", "delegate", repo(), "--keys", keys(), "--publisher-pubkey", pub, "--prefix",
           "lib"});
     for (int i = 0; i < count; ++i) {
@@ -206,6 +211,84 @@ TEST_CASE(
   CHECK(lib.node({"verify"}).exit_code == 0);
 }
 
+// The requests nginx logged after the first `from` lines.
+std::vector<std::string> log_since(const Nginx& nginx, std::size_t from) {
+  std::vector<std::string> lines = nginx.access_log();
+  lines.erase(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(from));
+  return lines;
+}
+
+TEST_CASE(
+    "a node away longer than the update ladder reads the library's roles, then the rest of it "
+    "for the full download's bytes, or only the one bundle that changed",
+    "[integration][http][library]") {
+  // Update files from 1 and 2 releases back only: a node 3 releases behind has none.
+  Library lib(kBundles, 3000, "1,2");
+  lib.patch_level = "6";
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  Nginx nginx(lib.repo());
+  REQUIRE_RIG(nginx);
+  REQUIRE(lib.node({"subscribe", nginx.url(), "--root-pubkey", lib.root_hex}).exit_code == 0);
+  REQUIRE(lib.node({"sync"}).exit_code == 0);
+  for (int release = 1; release <= 3; ++release) {
+    lib.edit(kBundles, "Release " + std::to_string(release) + " amends every document.");
+    REQUIRE(lib.publish_batch().exit_code == 0);
+  }
+  std::size_t before = nginx.requests();
+  RunResult s = lib.node({"sync", "--json"});
+  INFO(s.err << log_text(nginx));
+  REQUIRE(s.exit_code == 0);
+  const SyncedRepo r = only_repo(s.out);
+  CHECK(r.updated.size() == static_cast<std::size_t>(kBundles));
+  for (const std::string& line : log_since(nginx, before)) {
+    INFO(line);
+    // No role file, snapshot or manifest one by one: the library file carried them.
+    CHECK_FALSE(contains(line, ".lib.json"));
+    CHECK_FALSE(contains(line, ".snapshot.json"));
+    CHECK_FALSE(contains(line, "manifest"));
+  }
+  // The timestamp, the update file that does not exist, the head and metadata, the rest.
+  CHECK(r.requests <= 5);
+  lib.check_all_current();
+  CHECK(lib.node({"verify"}).exit_code == 0);
+  // What a node holding nothing reads for this release: the gap costs at most 2 KB more.
+  TempDir fresh;
+  const std::string fresh_store = fresh.path() + "/store";
+  REQUIRE(
+      run_outpost({"subscribe", nginx.url(), "--root-pubkey", lib.root_hex, "--store", fresh_store})
+          .exit_code == 0);
+  RunResult f = run_outpost({"sync", "--json", "--store", fresh_store});
+  REQUIRE(f.exit_code == 0);
+  const SyncedRepo full = only_repo(f.out);
+  INFO("away 3 releases: " << r.bytes_read << " B in " << r.requests << " requests; full download: "
+                           << full.bytes_read << " B in " << full.requests);
+  CHECK(r.bytes_read <= full.bytes_read + 2048);
+
+  // Three releases that change one bundle: the node reads the roles from the library file
+  // and then that bundle alone, never the rest of the file.
+  for (int release = 4; release <= 6; ++release) {
+    lib.edit(1, "Release " + std::to_string(release) + " amends the first document.");
+    REQUIRE(lib.publish_batch().exit_code == 0);
+  }
+  before = nginx.requests();
+  s = lib.node({"sync", "--json"});
+  INFO(s.err << log_text(nginx));
+  REQUIRE(s.exit_code == 0);
+  const SyncedRepo one = only_repo(s.out);
+  REQUIRE(one.updated.size() == 1);
+  CHECK(one.updated[0].bundle == "lib/doc/b00");
+  std::size_t library_reads = 0;
+  for (const std::string& line : log_since(nginx, before)) {
+    INFO(line);
+    if (!contains(line, ".from-0.upd")) continue;
+    ++library_reads;
+    CHECK(contains(line, "\"bytes=0-"));  // its start only
+    CHECK_FALSE(contains(line, ".lib.json"));
+  }
+  CHECK(library_reads == 1);
+  lib.check_all_current();
+}
+
 TEST_CASE("a damaged library file costs only its request: the bundles come one by one",
           "[integration][library]") {
   Library lib(6);
@@ -225,14 +308,18 @@ TEST_CASE("a damaged library file costs only its request: the bundles come one b
 }
 
 // The library file of release N, split into its zstd frames (the metadata, then one frame per
-// group of bundles).
+// group of bundles), after its head (a skippable frame).
 std::vector<Bytes> library_frames(const std::string& repo, std::int64_t version) {
   const Bytes file =
       read_all(repo + "/metadata/updates/" + std::to_string(version) + ".from-0.upd");
+  REQUIRE(file.size() > 32);
+  REQUIRE(get_u32le(file.data()) == 0x184D2A5Bu);
+  REQUIRE(get_u64le(file.data() + 24) == file.size());
   std::vector<Bytes> frames;
-  for (std::size_t at = 0; at < file.size();) {
+  for (std::size_t at = 32; at < file.size();) {
     const std::size_t n = ZSTD_findFrameCompressedSize(file.data() + at, file.size() - at);
     REQUIRE_FALSE(ZSTD_isError(n));
+    if (frames.empty()) REQUIRE(get_u64le(file.data() + 16) == n);  // the head says its size
     frames.emplace_back(file.begin() + static_cast<std::ptrdiff_t>(at),
                         file.begin() + static_cast<std::ptrdiff_t>(at + n));
     at += n;
@@ -274,9 +361,13 @@ TEST_CASE(
   REQUIRE(second > first);
   const std::vector<Bytes> after = library_frames(lib.repo(), second);
   REQUIRE(after.size() == before.size());
-  CHECK(after.front() != before.front());  // the snapshot and the roles
-  CHECK(after[1] != before[1]);            // the group of lib/doc/b00
-  for (std::size_t i = 2; i < after.size(); ++i) CHECK(after[i] == before[i]);
+  // (Compared as bools: Catch would print megabytes of frames.)
+  CHECK_FALSE(bool(after.front() == before.front()));  // the snapshot and the roles
+  CHECK_FALSE(bool(after[1] == before[1]));            // the group of lib/doc/b00
+  for (std::size_t i = 2; i < after.size(); ++i) {
+    INFO("frame " << i);
+    CHECK(bool(after[i] == before[i]));
+  }
   // Those were copied from the previous file, not compressed again.
   CHECK(written->find("frames")->as_int() == static_cast<std::int64_t>(after.size()));
   CHECK(written->find("copied")->as_int() == static_cast<std::int64_t>(after.size() - 2));

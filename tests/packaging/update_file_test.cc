@@ -177,3 +177,68 @@ TEST_CASE("stored entries of a library file round-trip, and a wrong length or a 
   trailing.push_back(0x42);
   CHECK(op::parse_library_file(trailing, 1 << 20, 10).error().code() == Code::kCorruption);
 }
+
+TEST_CASE(
+    "a library file's head says where its metadata frame ends, and that frame alone parses as "
+    "the start of the update file",
+    "[packaging][update]") {
+  REQUIRE(outpost::crypto::init());
+  // Two metadata entries (the first frame), then a content entry (the second).
+  op::UpdateFile f;
+  for (const char* name : {"9.snapshot.json", "9.lib.json", "content/ab"}) {
+    auto e = op::make_stored_entry(name, outpost::test::random_bytes(3000, name[0]));
+    REQUIRE(e.ok());
+    f.entries.push_back(*e);
+  }
+  auto encoded = op::encode_update_file(f);
+  REQUIRE(encoded.ok());
+  const std::size_t meta_end = op::kUpdateHeaderBytes + op::update_entry_bytes(f.entries[0]) +
+                               op::update_entry_bytes(f.entries[1]);
+  op::Compressor c(3);
+  auto meta = c.compress(ByteView(*encoded).first(meta_end));
+  auto rest = c.compress(ByteView(*encoded).subspan(meta_end));
+  REQUIRE(meta.ok());
+  REQUIRE(rest.ok());
+  op::LibraryHead head{meta->size(), op::kLibraryHeadBytes + meta->size() + rest->size()};
+  Bytes file = op::encode_library_head(head);
+  REQUIRE(file.size() == op::kLibraryHeadBytes);
+  file.insert(file.end(), meta->begin(), meta->end());
+  file.insert(file.end(), rest->begin(), rest->end());
+
+  // The head reads back; a zstd decoder and library_frames pass over it.
+  auto back = op::parse_library_head(file);
+  REQUIRE(back.has_value());
+  CHECK(back->metadata_frame_bytes == meta->size());
+  CHECK(back->file_bytes == file.size());
+  auto whole = op::parse_library_file(file, 1 << 20, 10);
+  REQUIRE(whole.ok());
+  CHECK(whole->entries == f.entries);
+  auto frames = op::library_frames(file, 1 << 20);
+  REQUIRE(frames.ok());
+  CHECK(frames->size() == 2);
+
+  // The metadata frame alone: the header and the two entries it holds in full.
+  auto start = op::parse_update_file_head(ByteView(*encoded).first(meta_end), 10);
+  REQUIRE(start.ok());
+  REQUIRE(start->entries.size() == 2);
+  CHECK(start->entries[1] == f.entries[1]);
+  // Cut inside an entry, or past the count's limit: refused.
+  CHECK(op::parse_update_file_head(ByteView(*encoded).first(meta_end - 1), 10).error().code() ==
+        Code::kCorruption);
+  CHECK(op::parse_update_file_head(ByteView(*encoded).first(meta_end), 2).error().code() ==
+        Code::kCorruption);
+  // The whole file is also a valid start (every entry held).
+  CHECK(op::parse_update_file_head(*encoded, 10)->entries == f.entries);
+
+  // A head that is damaged, cut short, or whose metadata frame would end past the file.
+  for (std::size_t at : {0u, 8u, 12u}) {
+    Bytes bad = file;
+    bad[at] ^= 1;
+    CHECK_FALSE(op::parse_library_head(bad).has_value());
+  }
+  CHECK_FALSE(op::parse_library_head(ByteView(file).first(op::kLibraryHeadBytes - 1)).has_value());
+  op::LibraryHead past{head.file_bytes, head.file_bytes};
+  CHECK_FALSE(op::parse_library_head(op::encode_library_head(past)).has_value());
+  op::LibraryHead empty{0, head.file_bytes};
+  CHECK_FALSE(op::parse_library_head(op::encode_library_head(empty)).has_value());
+}

@@ -837,6 +837,60 @@ TEST_CASE("http: read_tail restarts from 0 when the server ignores Range", "[htt
   CHECK(src2->stats().body_bytes == 0);
 }
 
+TEST_CASE(
+    "http: read_prefix asks for the start of a file and learns its size, also from a server "
+    "that ignores Range",
+    "[http]") {
+  NginxRepo repo;
+  Nginx nginx(repo.root.path());
+  auto src = open_http(nginx.url());
+  auto got = src->read_prefix("packs/p1.pack", 1000, 1u << 30);
+  REQUIRE(got.ok());
+  CHECK(str(got->bytes) == repo.pack.substr(0, 1000));
+  CHECK(got->size == repo.pack.size());
+  CHECK(src->stats().requests == 1);
+  CHECK(src->stats().body_bytes == 1000);
+  // Longer than the file: the whole file.
+  auto all = src->read_prefix("packs/p1.pack", repo.pack.size() + 10, 1u << 30);
+  REQUIRE(all.ok());
+  CHECK(str(all->bytes) == repo.pack);
+  CHECK(all->size == repo.pack.size());
+  // A file longer than its bound, and one that does not exist.
+  CHECK(src->read_prefix("packs/p1.pack", 1000, repo.pack.size() - 1).error().code() ==
+        Code::kCorruption);
+  CHECK(src->read_prefix("packs/none.pack", 1000, 1u << 30).error().code() == Code::kNotFound);
+
+  const std::string file = pattern_file(20000, 12);
+  ScriptedServer server([&](const Req& req, int, Conn& c) {
+    serve_file(req, c, file, "\"e\"", RangeFault::kIgnoreRange);
+  });
+  auto ignoring = open_http(server.url());
+  auto start = ignoring->read_prefix("packs/a.pack", 100, 1u << 20);
+  REQUIRE(start.ok());
+  CHECK(str(start->bytes) == file.substr(0, 100));
+  CHECK(start->size == file.size());
+  CHECK(ignoring->stats().requests == 1);
+  // The whole-file answer is cut once the bytes asked are in.
+  CHECK(ignoring->stats().body_bytes < file.size());
+}
+
+TEST_CASE("path: read_prefix reads the start of a file, its size, and counts only that", "[http]") {
+  NginxRepo repo;  // the same files, read from the folder
+  auto src = open_source(repo.root.path());
+  REQUIRE(src.ok());
+  auto got = (*src)->read_prefix("packs/p1.pack", 1000, 1u << 30);
+  REQUIRE(got.ok());
+  CHECK(str(got->bytes) == repo.pack.substr(0, 1000));
+  CHECK(got->size == repo.pack.size());
+  CHECK((*src)->stats().body_bytes == 1000);
+  auto all = (*src)->read_prefix("packs/p1.pack", repo.pack.size() * 2, 1u << 30);
+  REQUIRE(all.ok());
+  CHECK(str(all->bytes) == repo.pack);
+  CHECK((*src)->read_prefix("packs/p1.pack", 10, repo.pack.size() - 1).error().code() ==
+        Code::kCorruption);
+  CHECK((*src)->read_prefix("packs/none.pack", 10, 1u << 30).error().code() == Code::kNotFound);
+}
+
 TEST_CASE("http: 503 with Retry-After is retried after the time asked", "[http]") {
   ScriptedServer server([&](const Req&, int n, Conn& c) {
     if (n == 0) {

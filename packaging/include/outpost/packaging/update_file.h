@@ -84,8 +84,26 @@ inline std::size_t update_entry_bytes(const UpdateEntry& e) {
   return kUpdateEntryFixedBytes + e.name.size() + e.data.size();
 }
 
-// A library file's zstd frames and the size each declares, checked (at most max_raw in all)
-// before anything is decompressed; kCorruption otherwise.
+// A library file begins with its head, a zstd skippable frame (decoders pass over it) that
+// says where its metadata frame ends, so that a node away longer than the update ladder can
+// read the snapshot and roles alone first and the rest only if it takes the library
+// (docs/format-repository.md, "Library files"):
+//   u32le 0x184D2A5B   skippable frame magic     u32le 24   its payload size
+//   "OPLH"             u32le 1 (head version)
+//   u64le metadata_frame_bytes                    u64le file_bytes (the head included)
+inline constexpr std::uint32_t kLibraryHeadMagic = 0x184D2A5B;
+inline constexpr char kLibraryHeadTag[4] = {'O', 'P', 'L', 'H'};
+inline constexpr std::size_t kLibraryHeadBytes = 32;
+struct LibraryHead {
+  std::uint64_t metadata_frame_bytes = 0;  // the zstd frame right after the head
+  std::uint64_t file_bytes = 0;
+};
+Bytes encode_library_head(const LibraryHead& head);
+// nullopt unless `bytes` begin with a head whose metadata frame fits in its file.
+std::optional<LibraryHead> parse_library_head(ByteView bytes);
+
+// A library file's zstd frames (skippable frames passed over) and the size each declares, checked
+// (at most max_raw in all) before anything is decompressed; kCorruption otherwise.
 struct LibraryFrame {
   ByteView frame;
   std::uint64_t raw_size = 0;
@@ -113,6 +131,11 @@ Result<Bytes> encode_update_file(const UpdateFile& file);
 // max_entries entries, a truncated entry, an invalid or repeated name, an unknown encoding, a
 // non-zero base for encoding 0, an empty data field, or bytes after the last entry.
 Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries);
+
+// The start of an update file, as the metadata frame of a library file holds it: the header
+// and the entries that `bytes` hold, which must end where an entry ends (the header counts
+// the entries of the whole file). Errors as parse_update_file.
+Result<UpdateFile> parse_update_file_head(ByteView bytes, std::uint64_t max_entries);
 
 // Rebuilds the file of one entry: `base` is the node's copy of the base file (encoding 1;
 // ignored for encoding 0). Never produces more than result_length bytes. kCorruption when

@@ -103,6 +103,12 @@ class HttpSource final : public Source {
                    const std::function<Status(ByteView piece)>& on_piece,
                    bool* restarted = nullptr) override;
 
+  // One request for bytes 0..length-1 (Range). From a server that ignores Range, the first
+  // `length` bytes of its whole-file answer (cut there) and its Content-Length as the size;
+  // kUnavailable when it gives none.
+  Result<Prefix> read_prefix(const std::string& path, std::uint64_t length,
+                             std::uint64_t max_size) override;
+
   ServerLimits limits() const override { return limits_; }
   void set_limits(ServerLimits limits) override;
   bool limits_changed() const override { return limits_changed_; }

@@ -76,6 +76,20 @@ class Source : public crypto::tuf::MetadataSource {
   virtual Status read_tail(const std::string& path, std::uint64_t offset, std::uint64_t max_total,
                            const std::function<Status(ByteView piece)>& on_piece,
                            bool* restarted = nullptr);
+  // The start of a file whose length nothing signed declares (a library file, read in two
+  // parts: docs/sync.md, "A long absence"): at least its first min(length, size) bytes (the
+  // default reads the whole file) and the file's size. kNotFound when absent; kCorruption
+  // when the file is longer than max_size.
+  struct Prefix {
+    Bytes bytes;
+    std::uint64_t size = 0;
+  };
+  virtual Result<Prefix> read_prefix(const std::string& path, std::uint64_t /*length*/,
+                                     std::uint64_t max_size) {
+    OUTPOST_ASSIGN_OR_RETURN(Bytes b, read_file(path, max_size));
+    const std::uint64_t size = b.size();
+    return Prefix{std::move(b), size};
+  }
   // Conditional read: nullopt when the file is unchanged since the validator set for it
   // (set_validator, or the one this source learned on its last read of it). Sources without
   // validators (the default) always read the file.
@@ -127,6 +141,10 @@ class MeteredSource final : public Source {
   Status read_tail(const std::string& path, std::uint64_t offset, std::uint64_t max_total,
                    const std::function<Status(ByteView piece)>& on_piece,
                    bool* restarted = nullptr) override;
+  Result<Prefix> read_prefix(const std::string& path, std::uint64_t length,
+                             std::uint64_t max_size) override {
+    return inner_.read_prefix(path, length, max_size);
+  }
   Result<std::optional<Bytes>> read_file_if_changed(const std::string& path,
                                                     std::uint64_t max_length) override;
   void set_validator(const std::string& path, std::string validator) override;
