@@ -8,6 +8,7 @@
 
 #include "node_records.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/chunker.h"
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
@@ -205,8 +206,10 @@ Status commit_version(SyncContext& ctx, const Pending& p, const Bytes& index_byt
       std::sort(r.versions.begin(), r.versions.end());
     }
     r.confirmed = ctx.now;
-    OUTPOST_RETURN_IF_ERROR(txn.put(Table::kManifests, view(key), view(p.manifest_bytes)));
-    OUTPOST_RETURN_IF_ERROR(txn.put(Table::kIndexes, view(key), view(index_bytes)));
+    OUTPOST_RETURN_IF_ERROR(
+        txn.put(Table::kManifests, view(key), view(pack_file(view(p.manifest_bytes)))));
+    OUTPOST_RETURN_IF_ERROR(
+        txn.put(Table::kIndexes, view(key), view(pack_file(view(index_bytes)))));
     OUTPOST_RETURN_IF_ERROR(txn.put(Table::kBundles, as_bytes(p.bundle), view(records::encode(r))));
     return txn.put(Table::kTrust, view(records::accepted_version_key(p.bundle)),
                    view(records::u64_value(version)));

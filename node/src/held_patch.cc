@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "node_internal.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/delta.h"
@@ -19,7 +20,7 @@ Result<Bytes> make_held_patch(storage::Store& store, const std::string& bundle, 
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store.read());
   for (std::uint64_t v : {from, to}) {
     OUTPOST_ASSIGN_OR_RETURN(
-        auto m, txn.get(storage::Table::kManifests, view(storage::version_key(bundle, v))));
+        auto m, get_file(txn, storage::Table::kManifests, view(storage::version_key(bundle, v))));
     if (!m) return Status::NotFound(bundle + " version " + std::to_string(v) + " is not held here");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto old, detail::load_version(txn, bundle, from));

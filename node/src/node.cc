@@ -10,6 +10,8 @@
 #include "outpost/base/fs.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/crypto/tuf.h"
+#include "outpost/node/chunk_store.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
@@ -438,7 +440,7 @@ Result<std::vector<BundleInfo>> Node::list() {
   std::vector<BundleInfo> out;
   for (auto& [name, r] : recs) {
     Bytes key = storage::version_key(name, r.current);
-    OUTPOST_ASSIGN_OR_RETURN(auto m, txn.get(Table::kManifests, view(key)));
+    OUTPOST_ASSIGN_OR_RETURN(auto m, get_file(txn, Table::kManifests, view(key)));
     if (!m)
       return Status::Corruption("the manifest of " + name + " is missing: run 'outpost verify'");
     OUTPOST_ASSIGN_OR_RETURN(Manifest manifest, Manifest::parse(view(*m)));
@@ -466,7 +468,7 @@ Result<Json> Node::show(const std::string& bundle, std::uint64_t version) {
     return Status::NotFound("no bundle named " + bundle + " in this store: see 'outpost ls'");
   std::uint64_t v = version == 0 ? rec->current : version;
   OUTPOST_ASSIGN_OR_RETURN(auto m,
-                           txn.get(Table::kManifests, view(storage::version_key(bundle, v))));
+                           get_file(txn, Table::kManifests, view(storage::version_key(bundle, v))));
   if (!m) {
     return Status::NotFound("version " + std::to_string(v) + " of " + bundle + " is not held here");
   }
@@ -670,6 +672,36 @@ Status Node::checkout(const std::string& bundle, const std::string& dir, bool fo
   return commit_pending();
 }
 
+namespace {
+
+// What is wrong with chunk record (k, record), whose value may be in a block; nullopt when its
+// bytes hash to k. Says it after the chunk's name.
+std::optional<std::string> chunk_problem(const storage::ReadTxn& txn, packaging::Decompressor& dec,
+                                         ByteView k, ByteView record) {
+  const auto parsed = chunks::parse_record(record);
+  if (k.size() != 32 || !parsed) return std::string(": record is malformed");
+  std::optional<Bytes> held;
+  ByteView value = record;
+  if (!parsed->inline_value) {
+    auto got = chunks::get(txn, k);
+    if (!got.ok()) return ": " + got.error().message();
+    if (!*got) return std::string(": record is missing");
+    held = std::move(**got);
+    value = view(*held);
+  }
+  auto stored = records::parse_chunk_value(value);
+  if (!stored.ok()) return std::string(": record is malformed");
+  auto raw = dec.decompress(stored->frame, stored->raw_length, "chunk");
+  crypto::Digest id;
+  std::copy(k.begin(), k.end(), id.begin());
+  if (!raw.ok() || !crypto::digest_equal(crypto::blake2b(view(*raw)), id)) {
+    return std::string(" is damaged (its bytes do not hash to its id)");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<VerifyReport> Node::verify() {
   VerifyReport report;
   OUTPOST_ASSIGN_OR_RETURN(auto txn, store_->read());
@@ -679,21 +711,9 @@ Result<VerifyReport> Node::verify() {
   OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kChunks, {}, [&](ByteView k, ByteView v) {
     ++report.chunks_checked;
     pages.add(v.size());
-    std::string name = "chunk " + to_hex(k);
-    auto stored = records::parse_chunk_value(v);
-    if (k.size() != 32 || !stored.ok()) {
-      report.problems.push_back(name +
-                                ": record is malformed: run 'outpost verify --repair', then "
-                                "'outpost sync'");
-      return true;
-    }
-    auto raw = dec.decompress(stored->frame, stored->raw_length, name);
-    crypto::Digest id;
-    std::copy(k.begin(), k.end(), id.begin());
-    if (!raw.ok() || !crypto::digest_equal(crypto::blake2b(view(*raw)), id)) {
-      report.problems.push_back(name +
-                                " is damaged (its bytes do not hash to its id): "
-                                "run 'outpost verify --repair', then 'outpost sync'");
+    if (auto problem = chunk_problem(txn, dec, k, v)) {
+      report.problems.push_back("chunk " + to_hex(k) + *problem +
+                                ": run 'outpost verify --repair', then 'outpost sync'");
     }
     return true;
   }));
@@ -745,15 +765,14 @@ Result<RepairReport> Node::repair() {
   OUTPOST_RETURN_IF_ERROR(store_->update([&](storage::WriteTxn& txn) -> Status {
     report = {};
     packaging::Decompressor dec;
-    OUTPOST_ASSIGN_OR_RETURN(
-        report.chunks_removed, txn.erase_if(Table::kChunks, {}, [&](ByteView k, ByteView v) {
-          auto stored = records::parse_chunk_value(v);
-          crypto::Digest id{};
-          if (k.size() != id.size() || !stored.ok()) return true;
-          std::copy(k.begin(), k.end(), id.begin());
-          auto raw = dec.decompress(stored->frame, stored->raw_length, "chunk");
-          return !raw.ok() || !crypto::digest_equal(crypto::blake2b(view(*raw)), id);
-        }));
+    std::vector<Bytes> bad;
+    OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kChunks, {}, [&](ByteView k, ByteView v) {
+      if (chunk_problem(txn, dec, k, v)) bad.emplace_back(k.begin(), k.end());
+      return true;
+    }));
+    for (const Bytes& k : bad) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kChunks, view(k)));
+    report.chunks_removed = bad.size();
+    OUTPOST_RETURN_IF_ERROR(chunks::compact(txn).status());
     OUTPOST_ASSIGN_OR_RETURN(report.bundles_removed,
                              txn.erase_if(Table::kBundles, {}, [&](ByteView, ByteView v) {
                                return !records::parse_bundle(v).ok();
@@ -813,17 +832,20 @@ Result<GcReport> Node::gc(int retain) {
     OUTPOST_ASSIGN_OR_RETURN(
         report.chunks_removed, txn.erase_if(Table::kChunks, {}, [&](ByteView k, ByteView v) {
           crypto::Digest id{};
-          const bool malformed = k.size() != id.size() || !records::parse_chunk_value(v).ok();
+          const auto record = chunks::parse_record(v);
+          const bool malformed = k.size() != id.size() || !record;
           if (!malformed) {
             std::copy(k.begin(), k.end(), id.begin());
             if (live.count(id)) return false;
           } else {
             ++report.malformed_removed;
           }
-          report.bytes_freed += v.size();
+          report.bytes_freed += record && !record->inline_value ? record->length : v.size();
           return true;
         }));
-    return Status::Ok();
+    // The blocks the removed chunks were packed in: dropped, or rewritten when less than
+    // half is still used.
+    return chunks::compact(txn).status();
   }));
   return report;
 }

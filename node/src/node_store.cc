@@ -3,6 +3,8 @@
 #include <map>
 
 #include "node_internal.h"
+#include "outpost/node/chunk_store.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/content.h"
 
 namespace outpost::node::detail {
@@ -176,8 +178,8 @@ Result<std::optional<records::BundleRecord>> get_bundle(const storage::ReadTxn& 
 Result<HeldVersion> load_version(const storage::ReadTxn& txn, const std::string& bundle,
                                  std::uint64_t version) {
   Bytes key = storage::version_key(bundle, version);
-  OUTPOST_ASSIGN_OR_RETURN(auto m, txn.get(Table::kManifests, view(key)));
-  OUTPOST_ASSIGN_OR_RETURN(auto i, txn.get(Table::kIndexes, view(key)));
+  OUTPOST_ASSIGN_OR_RETURN(auto m, get_file(txn, Table::kManifests, view(key)));
+  OUTPOST_ASSIGN_OR_RETURN(auto i, get_file(txn, Table::kIndexes, view(key)));
   std::string what = bundle + " version " + std::to_string(version);
   if (!m || !i) {
     return Status::Corruption("the store lacks the manifest or index of " + what +
@@ -193,7 +195,7 @@ Result<HeldVersion> load_version(const storage::ReadTxn& txn, const std::string&
 
 Result<Bytes> read_chunk(const storage::ReadTxn& txn, packaging::Decompressor& dec,
                          const packaging::ChunkEntry& entry) {
-  OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kChunks, {entry.id.data(), entry.id.size()}));
+  OUTPOST_ASSIGN_OR_RETURN(auto v, chunks::get(txn, {entry.id.data(), entry.id.size()}));
   std::string name = "chunk " + crypto::hex(entry.id);
   if (!v) {
     return Status::NotFound(name + " is missing from the store: run 'outpost sync' to fetch it");

@@ -8,6 +8,7 @@
 #include "assembly.h"
 #include "node_internal.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/layout.h"
 #include "plan.h"
@@ -233,8 +234,8 @@ Status plan(SyncContext& ctx, Pending& p) {
   if (p.record) {
     OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
     for (std::uint64_t v : p.record->versions) {
-      OUTPOST_ASSIGN_OR_RETURN(auto m,
-                               txn.get(Table::kManifests, view(storage::version_key(p.bundle, v))));
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto m, get_file(txn, Table::kManifests, view(storage::version_key(p.bundle, v))));
       if (!m) continue;
       auto parsed = Manifest::parse(view(*m));
       if (!parsed.ok()) continue;  // verify reports it; plan around it

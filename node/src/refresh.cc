@@ -5,6 +5,7 @@
 
 #include "node_internal.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/layout.h"
 
 namespace outpost::node {
@@ -44,7 +45,7 @@ std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
   if (!txn.ok()) return std::nullopt;
   auto rec = get_bundle(*txn, bundle);
   if (!rec.ok() || !rec->has_value()) return std::nullopt;
-  auto m = txn->get(Table::kManifests, view(storage::version_key(bundle, (*rec)->current)));
+  auto m = get_file(*txn, Table::kManifests, view(storage::version_key(bundle, (*rec)->current)));
   if (!m.ok() || !m->has_value() || !match(**m)) return std::nullopt;
   return std::move(**m);
 }

@@ -7,6 +7,7 @@
 
 #include "node_internal.h"
 #include "node_records.h"
+#include "outpost/node/chunk_store.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/pack.h"
 #include "outpost/sync/source.h"
@@ -124,12 +125,12 @@ Status ChunkBatch::write(const Batch& batch) {
   OUTPOST_RETURN_IF_ERROR(store_.update(
       [&](storage::WriteTxn& txn) -> Status {
         std::size_t n = 0;
+        chunks::Writer writer(txn);  // small chunks packed into blocks (chunk_store.h)
         for (const auto& [id, value] : batch) {
-          ByteView key(id.data(), id.size());
-          OUTPOST_ASSIGN_OR_RETURN(auto have, txn.get(Table::kChunks, key));
-          if (!have) OUTPOST_RETURN_IF_ERROR(txn.put(Table::kChunks, key, view(value)));
+          OUTPOST_RETURN_IF_ERROR(writer.add(id, view(value)));
           if (++n % kReleaseEveryPuts == 0) store_.release_memory();
         }
+        OUTPOST_RETURN_IF_ERROR(writer.finish());
         store_.release_memory();
         return Status::Ok();
       },

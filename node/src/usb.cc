@@ -15,6 +15,8 @@
 #include "node_records.h"
 #include "outpost/base/retry.h"
 #include "outpost/crypto/tuf.h"
+#include "outpost/node/chunk_store.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/compress.h"
 #include "outpost/packaging/content.h"
 #include "outpost/packaging/delta.h"
@@ -195,7 +197,7 @@ Status make_update_file(storage::ReadTxn& txn, const tuf::TrustedMetadata& t, Re
     std::optional<Bytes> base;
     if (b.from > 0) {
       OUTPOST_ASSIGN_OR_RETURN(
-          base, txn.get(Table::kManifests, view(storage::version_key(b.name, b.from))));
+          base, get_file(txn, Table::kManifests, view(storage::version_key(b.name, b.from))));
     }
     std::string path = b.manifest_path.substr(0, b.manifest_path.size() - 4);  // no ".zst"
     OUTPOST_RETURN_IF_ERROR(
@@ -305,9 +307,9 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
       }
     }
     OUTPOST_ASSIGN_OR_RETURN(
-        auto m, txn.get(Table::kManifests, view(storage::version_key(name, rec.current))));
+        auto m, get_file(txn, Table::kManifests, view(storage::version_key(name, rec.current))));
     OUTPOST_ASSIGN_OR_RETURN(
-        auto ix, txn.get(Table::kIndexes, view(storage::version_key(name, rec.current))));
+        auto ix, get_file(txn, Table::kIndexes, view(storage::version_key(name, rec.current))));
     if (!m || !ix) {
       plan.left_out.push_back(name + ": version " + std::to_string(rec.current) +
                               " is incomplete in this store: run 'outpost verify'");
@@ -336,7 +338,7 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
     std::set<crypto::Digest> target_has;
     for (std::uint64_t v : target_versions) {
       OUTPOST_ASSIGN_OR_RETURN(auto old,
-                               txn.get(Table::kIndexes, view(storage::version_key(name, v))));
+                               get_file(txn, Table::kIndexes, view(storage::version_key(name, v))));
       if (!old) continue;
       auto oi = packaging::ChunkIndex::parse(view(*old), 16u << 20);
       if (!oi.ok()) continue;
@@ -348,7 +350,7 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
     std::set<crypto::Digest> mine;
     for (const auto& e : index->chunks) {
       if (target_has.count(e.id) || sent.count(e.id) || !mine.insert(e.id).second) continue;
-      OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kChunks, {e.id.data(), e.id.size()}));
+      OUTPOST_ASSIGN_OR_RETURN(auto v, chunks::get(txn, {e.id.data(), e.id.size()}));
       if (!v) {
         missing = true;
         break;
@@ -381,7 +383,7 @@ Result<RepoPlan> plan_repo(Node& node, const std::string& repo, const packaging:
 // The stored frame of a chunk (whatever level the node compressed it at: the importer checks
 // each chunk against its id and the whole version against its signed content root).
 Result<Bytes> stored_frame(storage::ReadTxn& txn, const crypto::Digest& id) {
-  OUTPOST_ASSIGN_OR_RETURN(auto v, txn.get(Table::kChunks, {id.data(), id.size()}));
+  OUTPOST_ASSIGN_OR_RETURN(auto v, chunks::get(txn, {id.data(), id.size()}));
   if (!v) return Status::NotFound("chunk " + crypto::hex(id) + " went missing during export");
   OUTPOST_ASSIGN_OR_RETURN(records::StoredChunk c, records::parse_chunk_value(view(*v)));
   return Bytes(c.frame.begin(), c.frame.end());

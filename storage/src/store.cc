@@ -37,7 +37,7 @@ constexpr mdb_mode_t kFileMode = 0660;
 
 const char* const kTableNames[kTableCount] = {
     "chunks", "manifests",     "indexes",   "bundles",  "metadata",
-    "trust",  "subscriptions", "transfers", "settings",
+    "trust",  "subscriptions", "transfers", "settings", "chunk_blocks",
 };
 
 std::string no_store(const std::string& dir) {
@@ -308,6 +308,29 @@ Result<std::optional<Bytes>> ReadTxn::get(Table table, ByteView key) const {
   if (rc == MDB_NOTFOUND) return std::optional<Bytes>();
   if (rc != MDB_SUCCESS) return lmdb::to_status(rc, "reading", impl_->core->dir);
   return std::optional<Bytes>(lmdb::copy(v));
+}
+
+Result<std::optional<Bytes>> ReadTxn::get_part(Table table, ByteView key, std::uint64_t offset,
+                                               std::uint64_t length) const {
+  if (!impl_) return Status::Internal("use of a moved-from store transaction (a bug)");
+  OUTPOST_RETURN_IF_ERROR(impl_->usable());
+  OUTPOST_RETURN_IF_ERROR(impl_->check(table, key));
+  MDB_val k = lmdb::val(key);
+  MDB_val v{};
+  int rc = mdb_get(impl_->txn.get(), impl_->dbi(table), &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<Bytes>();
+  if (rc != MDB_SUCCESS) return lmdb::to_status(rc, "reading", impl_->core->dir);
+  const ByteView value = lmdb::view(v);
+  if (offset > value.size() || length > value.size() - offset) {
+    return Status::Corruption("a record of table " + std::string(table_name(table)) + " in " +
+                              impl_->core->dir + " is shorter (" + std::to_string(value.size()) +
+                              " bytes) than the part asked, " + std::to_string(length) +
+                              " bytes at " + std::to_string(offset) +
+                              ": run 'outpost verify --repair'");
+  }
+  const ByteView part =
+      value.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(length));
+  return std::optional<Bytes>(Bytes(part.begin(), part.end()));
 }
 
 Status ReadTxn::scan(Table table, ByteView prefix,

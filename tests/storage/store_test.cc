@@ -69,6 +69,32 @@ TEST_CASE("a file where the store directory should be is FailedPrecondition", "[
   CHECK_THAT(r.error().message(), Contains("not a directory"));
 }
 
+TEST_CASE("get_part copies one part of a value, and a part past its end is corruption",
+          "[storage]") {
+  TempDir tmp;
+  auto store = create_store(tmp / "store");
+  const std::string value = "0123456789";
+  REQUIRE(store
+              ->update([&](WriteTxn& txn) {
+                return txn.put(Table::kChunkBlocks, as_bytes("k"), as_bytes(value));
+              })
+              .ok());
+  auto txn = store->read();
+  REQUIRE(txn.ok());
+  auto part = txn->get_part(Table::kChunkBlocks, as_bytes("k"), 3, 4);
+  REQUIRE(part.ok());
+  REQUIRE(part->has_value());
+  CHECK(std::string(as_chars(ByteView(**part))) == "3456");
+  CHECK(txn->get_part(Table::kChunkBlocks, as_bytes("k"), 10, 0)->value().empty());
+  CHECK_FALSE(txn->get_part(Table::kChunkBlocks, as_bytes("none"), 0, 1)->has_value());
+  for (auto [offset, length] : {std::pair<int, int>{8, 3}, {11, 0}, {0, 11}}) {
+    auto bad = txn->get_part(Table::kChunkBlocks, as_bytes("k"), offset, length);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().code() == Code::kCorruption);
+  }
+  CHECK(std::string(table_name(Table::kChunkBlocks)) == "chunk_blocks");
+}
+
 TEST_CASE("put, get, del, count and scan by prefix", "[storage]") {
   TempDir tmp;
   auto store = create_store(tmp / "store");

@@ -13,7 +13,9 @@
 #include "outpost/base/bytes.h"
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/node/chunk_store.h"
 #include "outpost/node/held_patch.h"
+#include "outpost/node/store_files.h"
 #include "outpost/packaging/chunk_index.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/manifest.h"
@@ -165,11 +167,14 @@ struct PeerServer::Impl {
       }
       return true;
     }));
-    OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kManifests, {}, [&](ByteView k, ByteView v) {
+    OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kManifests, {}, [&](ByteView k, ByteView stored) {
       auto vk = storage::parse_version_key(k);
       if (!vk) return true;
       auto repo = repo_of_bundle.find(vk->bundle);
       if (repo == repo_of_bundle.end()) return true;
+      auto file = node::unpack_file(stored);
+      if (!file.ok()) return true;
+      const ByteView v(*file);
       RepoFiles& f = cat->repos[repo->second];
       Bytes key(k.begin(), k.end());
       f.manifests[packaging::manifest_file_path(vk->bundle, crypto::hex(crypto::sha256(v)))] = key;
@@ -184,7 +189,7 @@ struct PeerServer::Impl {
     }));
     for (auto& [repo, f] : cat->repos) {
       for (auto it = f.indexes.begin(); it != f.indexes.end();) {
-        OUTPOST_ASSIGN_OR_RETURN(auto index, txn.get(Table::kIndexes, bv(it->second)));
+        OUTPOST_ASSIGN_OR_RETURN(auto index, node::get_file(txn, Table::kIndexes, bv(it->second)));
         // A version built from a patch holds the node's own index (its own chunk frames, no
         // packs), not the published one: only the published one can be served.
         if (!index || !crypto::digest_equal(crypto::blake2b(bv(*index)), index_hash[it->first])) {
@@ -212,7 +217,7 @@ struct PeerServer::Impl {
     OUTPOST_ASSIGN_OR_RETURN(auto txn, store.read());
     std::set<std::uint64_t> offsets;
     for (const Bytes& key : keys) {
-      OUTPOST_ASSIGN_OR_RETURN(auto bytes, txn.get(Table::kIndexes, bv(key)));
+      OUTPOST_ASSIGN_OR_RETURN(auto bytes, node::get_file(txn, Table::kIndexes, bv(key)));
       if (!bytes) continue;
       auto index = packaging::ChunkIndex::parse(bv(*bytes), 16u << 20);
       if (!index.ok()) continue;
@@ -258,7 +263,7 @@ struct PeerServer::Impl {
       }
       put(it->offset - kRecordHeader, std::string_view(header.data(), header.size()));
       if (it->offset + it->stored <= at || it->offset >= at + n) continue;
-      OUTPOST_ASSIGN_OR_RETURN(auto value, txn.get(Table::kChunks, {it->id.data(), it->id.size()}));
+      OUTPOST_ASSIGN_OR_RETURN(auto value, node::chunks::get(txn, {it->id.data(), it->id.size()}));
       if (!value || value->size() != 5 + std::size_t{it->stored}) {
         return Status::NotFound("chunk " + crypto::hex(it->id) + " is not held by this node");
       }
@@ -395,7 +400,7 @@ HttpResponse PeerServer::pieces(const HttpRequest& request, const void* repo_fil
   auto txn = impl_->store.read();
   if (!txn.ok()) return HttpResponse::text(503, txn.error().message());
   for (const auto& id : chunks) {
-    auto v = txn->get(Table::kChunks, {id.data(), id.size()});
+    auto v = node::chunks::get(*txn, {id.data(), id.size()});
     if (!v.ok()) return HttpResponse::text(503, v.error().message());
     if (!*v || (*v)->size() <= 5 || (**v)[0] != 1) {
       ++missing;
@@ -537,7 +542,7 @@ HttpResponse PeerServer::handle(const HttpRequest& request, const std::string& r
   auto from_table = [&](Table t, const Bytes& key, const std::string& type) {
     auto txn = impl_->store.read();
     if (!txn.ok()) return HttpResponse::text(503, txn.error().message());
-    auto v = txn->get(t, bv(key));
+    auto v = node::get_file(*txn, t, bv(key));
     if (!v.ok()) return HttpResponse::text(500, v.error().message());
     if (!*v) return HttpResponse::text(404, "no longer held (collected)");
     std::string etag = etag_of(bv(**v));

@@ -58,7 +58,7 @@ namespace outpost::storage {
 // One LMDB named database each. The values are defined by the module named in
 // docs/format-store.md; this module only stores bytes.
 enum class Table {
-  kChunks,         // BLAKE2b-256 of raw bytes -> u8 codec (1 = zstd frame, 0 = raw) + bytes
+  kChunks,         // BLAKE2b-256 of raw bytes -> the chunk, or where it is in a block
   kManifests,      // version_key(bundle, version) -> manifest bytes as signed
   kIndexes,        // version_key(bundle, version) -> chunk index bytes
   kBundles,        // bundle name -> bundle record (current version, held versions)
@@ -67,8 +67,9 @@ enum class Table {
   kSubscriptions,  // repository id -> subscription record
   kTransfers,      // unfinished transfers (resume state)
   kSettings,       // node settings (retention, ...); key "format" is reserved (see below)
+  kChunkBlocks,    // u64 big-endian block id -> small chunks packed together
 };
-inline constexpr int kTableCount = 9;
+inline constexpr int kTableCount = 10;
 // The LMDB database name of a table ("chunks", "manifests", ...); "?" when out of range.
 const char* table_name(Table t);
 
@@ -111,6 +112,10 @@ class ReadTxn {
   // A copy of the value stored under key, or nullopt when absent.
   // kInvalidArgument for an empty or over-long key (or a Table out of range).
   Result<std::optional<Bytes>> get(Table table, ByteView key) const;
+  // Bytes [offset, offset + length) of the value stored under key, copied; nullopt when
+  // absent; kCorruption when the value is shorter. Errors as get().
+  Result<std::optional<Bytes>> get_part(Table table, ByteView key, std::uint64_t offset,
+                                        std::uint64_t length) const;
   // Calls fn for each key starting with prefix (every key when prefix is empty), in bytewise
   // key order, until fn returns false. key and value point into the map: valid only during
   // that call of fn, copy what you keep. fn must not write through this transaction.
