@@ -413,6 +413,33 @@ Status confirm(SyncContext& ctx, const std::string& bundle) {
 Status repair(SyncContext& ctx, const HeldVersion& held) {
   OUTPOST_ASSIGN_OR_RETURN(auto missing, missing_chunks(ctx, held.index));
   if (missing.empty()) return Status::Ok();
+  // The whole content carried by the library file (a store that lost most of its content
+  // reads it: refresh.cc): rebuilt from it, no request.
+  if (ctx.overlay) {
+    const std::uint64_t size = packaging::content_stream_size(held.manifest);
+    auto stream =
+        ctx.overlay->carried(packaging::content_entry_name(held.manifest.content_root), size);
+    if (stream && stream->size() == size) {
+      Pending p;
+      p.bundle = held.manifest.bundle;
+      p.manifest = held.manifest;
+      {
+        OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+        OUTPOST_ASSIGN_OR_RETURN(
+            auto bytes, get_file(txn, Table::kManifests,
+                                 view(storage::version_key(
+                                     p.bundle, static_cast<std::uint64_t>(p.manifest.version)))));
+        if (bytes) p.manifest_bytes = std::move(*bytes);
+      }
+      if (!p.manifest_bytes.empty()) {
+        Status s = accept_produced(ctx, p, [&](const std::function<Status(ByteView)>& sink) {
+          return sink(view(*stream));
+        });
+        if (s.ok() || !s.IsCorruption()) return s;
+      }
+      // Damaged in the library file: the missing chunks come on their own.
+    }
+  }
   if (!is_local_index(held.index))
     return fetch_chunks(ctx, held.index, missing, held.manifest.bundle);
   OUTPOST_ASSIGN_OR_RETURN(Bytes bytes, fetch_index(ctx, held.manifest));

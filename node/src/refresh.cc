@@ -7,6 +7,7 @@
 #include "outpost/crypto/hash.h"
 #include "outpost/node/store_files.h"
 #include "outpost/packaging/layout.h"
+#include "transfer.h"
 
 namespace outpost::node {
 
@@ -92,6 +93,35 @@ Result<std::size_t> changed_bundles(SyncContext& ctx,
   return changed;
 }
 
+// Held bundles of ctx.repo whose current version lacks chunks.
+Result<std::size_t> incomplete_bundles(SyncContext& ctx) {
+  std::vector<std::pair<std::string, std::uint64_t>> held;
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+    OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kBundles, ByteView(), [&](ByteView k, ByteView v) {
+      auto r = records::parse_bundle(v);
+      if (r.ok() && r->repo == ctx.repo) held.emplace_back(std::string(as_chars(k)), r->current);
+      return true;
+    }));
+  }
+  std::size_t incomplete = 0;
+  for (const auto& [bundle, current] : held) {
+    std::optional<HeldVersion> version;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+      auto v = load_version(txn, bundle, current);
+      if (v.ok()) version = std::move(*v);
+    }
+    if (!version) {
+      ++incomplete;
+      continue;
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto missing, missing_chunks(ctx, version->index));
+    if (!missing.empty()) ++incomplete;
+  }
+  return incomplete;
+}
+
 }  // namespace
 
 // Over a network, metadata damaged in transit (a flipped bit, a cut the transport did not
@@ -148,15 +178,15 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(updater.refresh());
   // A node that holds nothing of this repository (a first sync) reads the release's library
   // file: the roles, manifests and contents of every bundle in one request.
+  auto load_library = [&] {
+    auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
+    if (!env.ok()) return;
+    auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
+    if (snap.ok()) overlay.load_library(snap->version);
+  };
   if (!ctx.options.dry_run && !overlay.used_library_file()) {
     OUTPOST_ASSIGN_OR_RETURN(bool holds, holds_any_bundle(ctx));
-    if (!holds) {
-      auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
-      if (env.ok()) {
-        auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
-        if (snap.ok()) overlay.load_library(snap->version);
-      }
-    }
+    if (!holds) load_library();
   }
   Refreshed out;
   OUTPOST_ASSIGN_OR_RETURN(out.targets, updater.all_targets());
@@ -167,13 +197,14 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
   // reads (526,842 and 837,835 B), where manifests and patches took 1.07 MB in 578 requests.
   if (!ctx.options.dry_run && (!overlay.used_update_file() || overlay.used_library_metadata())) {
     OUTPOST_ASSIGN_OR_RETURN(std::size_t changed, changed_bundles(ctx, out.targets));
-    if (changed >= kLibraryMinChanged && 4 * changed >= out.targets.size()) {
-      auto env = tuf::parse_metadata(view(updater.trusted().snapshot), "snapshot");
-      if (env.ok()) {
-        auto snap = tuf::Snapshot::from_signed(*env->find("signed"));
-        if (snap.ok()) overlay.load_library(snap->version);
-      }
-    }
+    if (changed >= kLibraryMinChanged && 4 * changed >= out.targets.size()) load_library();
+  }
+  // A store that lost the content of a quarter of its bundles (damaged chunks dropped by
+  // `verify --repair`, a store restored in part): the library file gives it back in one
+  // request, where each bundle would fetch its missing chunks alone (assembly.cc, repair).
+  if (!ctx.options.dry_run && !overlay.used_library_file()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::size_t incomplete, incomplete_bundles(ctx));
+    if (incomplete >= kLibraryMinChanged && 4 * incomplete >= out.targets.size()) load_library();
   }
   out.unchanged = updater.unchanged();
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http_common.h"
+#include "outpost/storage/store.h"
 
 namespace outpost::test {
 namespace {
@@ -287,6 +288,62 @@ TEST_CASE(
   }
   CHECK(library_reads == 1);
   lib.check_all_current();
+}
+
+TEST_CASE(
+    "a store that lost the content of most bundles gets it back from the library file in a "
+    "few requests",
+    "[integration][http][library]") {
+  Library lib;
+  lib.patch_level = "6";
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  Nginx nginx(lib.repo());
+  REQUIRE_RIG(nginx);
+  REQUIRE(lib.node({"subscribe", nginx.url(), "--root-pubkey", lib.root_hex}).exit_code == 0);
+  REQUIRE(lib.node({"sync"}).exit_code == 0);
+  // Every stored chunk damaged (a failing SD card): a byte flipped in each block and in each
+  // chunk kept in a record of its own. verify --repair then drops them all.
+  {
+    storage::StoreOptions o;
+    o.dir = lib.store();
+    auto store = storage::Store::open(o);
+    REQUIRE(store.ok());
+    REQUIRE((*store)
+                ->update([](storage::WriteTxn& w) -> Status {
+                  for (auto table : {storage::Table::kChunkBlocks, storage::Table::kChunks}) {
+                    std::vector<std::pair<Bytes, Bytes>> damaged;
+                    OUTPOST_RETURN_IF_ERROR(w.scan(table, {}, [&](ByteView k, ByteView v) {
+                      if (table == storage::Table::kChunks && v.size() == 17) return true;
+                      Bytes value(v.begin(), v.end());
+                      value[value.size() / 2] ^= 0x5A;
+                      damaged.emplace_back(Bytes(k.begin(), k.end()), std::move(value));
+                      return true;
+                    }));
+                    for (const auto& [k, v] : damaged) {
+                      OUTPOST_RETURN_IF_ERROR(w.put(table, ByteView(k), ByteView(v)));
+                    }
+                  }
+                  return Status::Ok();
+                })
+                .ok());
+  }
+  RunResult repair = lib.node({"verify", "--repair"});
+  INFO(repair.out << repair.err);
+  CHECK(contains(repair.out, "damaged chunk record(s)"));
+  const std::size_t before = nginx.requests();
+  RunResult s = lib.node({"sync", "--json"});
+  INFO(s.err << log_text(nginx));
+  REQUIRE(s.exit_code == 0);
+  const SyncedRepo r = only_repo(s.out);
+  CHECK(r.requests <= 4);
+  CHECK(nginx.requests() - before <= 4);
+  bool library = false;
+  for (const std::string& line : log_since(nginx, before)) library |= contains(line, ".from-0.upd");
+  CHECK(library);
+  lib.check_all_current();
+  RunResult v = lib.node({"verify"});
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 0);
 }
 
 TEST_CASE("a damaged library file costs only its request: the bundles come one by one",
