@@ -274,6 +274,19 @@ struct ReadTxn::Impl {
 
   MDB_dbi dbi(Table table) const { return core->dbi[static_cast<int>(table)]; }
 
+  // The value under key, a view into the map (valid while the transaction is); nullopt when
+  // absent.
+  Result<std::optional<ByteView>> find(Table table, ByteView key) const {
+    OUTPOST_RETURN_IF_ERROR(usable());
+    OUTPOST_RETURN_IF_ERROR(check(table, key));
+    MDB_val k = lmdb::val(key);
+    MDB_val v{};
+    int rc = mdb_get(txn.get(), dbi(table), &k, &v);
+    if (rc == MDB_NOTFOUND) return std::optional<ByteView>();
+    if (rc != MDB_SUCCESS) return lmdb::to_status(rc, "reading", core->dir);
+    return std::optional<ByteView>(lmdb::view(v));
+  }
+
   // Records an LMDB failure of a write: the transaction is now unusable (LMDB sets its
   // error flag), and later calls report the same error.
   Status fail(int rc) {
@@ -300,27 +313,17 @@ void ReadTxn::end() {
 
 Result<std::optional<Bytes>> ReadTxn::get(Table table, ByteView key) const {
   if (!impl_) return Status::Internal("use of a moved-from store transaction (a bug)");
-  OUTPOST_RETURN_IF_ERROR(impl_->usable());
-  OUTPOST_RETURN_IF_ERROR(impl_->check(table, key));
-  MDB_val k = lmdb::val(key);
-  MDB_val v{};
-  int rc = mdb_get(impl_->txn.get(), impl_->dbi(table), &k, &v);
-  if (rc == MDB_NOTFOUND) return std::optional<Bytes>();
-  if (rc != MDB_SUCCESS) return lmdb::to_status(rc, "reading", impl_->core->dir);
-  return std::optional<Bytes>(lmdb::copy(v));
+  OUTPOST_ASSIGN_OR_RETURN(auto value, impl_->find(table, key));
+  if (!value) return std::optional<Bytes>();
+  return std::optional<Bytes>(Bytes(value->begin(), value->end()));
 }
 
 Result<std::optional<Bytes>> ReadTxn::get_part(Table table, ByteView key, std::uint64_t offset,
                                                std::uint64_t length) const {
   if (!impl_) return Status::Internal("use of a moved-from store transaction (a bug)");
-  OUTPOST_RETURN_IF_ERROR(impl_->usable());
-  OUTPOST_RETURN_IF_ERROR(impl_->check(table, key));
-  MDB_val k = lmdb::val(key);
-  MDB_val v{};
-  int rc = mdb_get(impl_->txn.get(), impl_->dbi(table), &k, &v);
-  if (rc == MDB_NOTFOUND) return std::optional<Bytes>();
-  if (rc != MDB_SUCCESS) return lmdb::to_status(rc, "reading", impl_->core->dir);
-  const ByteView value = lmdb::view(v);
+  OUTPOST_ASSIGN_OR_RETURN(auto found, impl_->find(table, key));
+  if (!found) return std::optional<Bytes>();
+  const ByteView value = *found;
   if (offset > value.size() || length > value.size() - offset) {
     return Status::Corruption("a record of table " + std::string(table_name(table)) + " in " +
                               impl_->core->dir + " is shorter (" + std::to_string(value.size()) +
