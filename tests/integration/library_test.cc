@@ -346,6 +346,37 @@ TEST_CASE(
   CHECK(v.exit_code == 0);
 }
 
+TEST_CASE(
+    "from an nginx that answers at most 4 ranges a request, a library's first sync, update and "
+    "long absence stay within twice their requests, every bundle right",
+    "[integration][http][library]") {
+  Library lib(kBundles, 3000, "1");  // update files from the release before only
+  lib.patch_level = "6";
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  Nginx nginx(lib.repo(), false, 4);
+  REQUIRE_RIG(nginx);
+  REQUIRE(lib.node({"subscribe", nginx.url(), "--root-pubkey", lib.root_hex}).exit_code == 0);
+  auto sync_within = [&](std::int64_t target) {
+    RunResult s = lib.node({"sync", "--json"});
+    INFO(s.err << log_text(nginx));
+    REQUIRE(s.exit_code == 0);
+    CHECK(only_repo(s.out).requests <= 2 * target);
+    lib.check_all_current();
+  };
+  sync_within(10);  // the first sync: the library file
+  lib.edit(kBundles, "A first amendment to every document.");
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  sync_within(4);  // an update: the update file carries the patches
+  for (int release = 1; release <= 2; ++release) {
+    lib.edit(kBundles, "Amendment " + std::to_string(release) + " while the node is away.");
+    REQUIRE(lib.publish_batch().exit_code == 0);
+  }
+  sync_within(4);  // away longer than the ladder: the library's head and metadata, its rest
+  RunResult v = lib.node({"verify"});
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 0);
+}
+
 TEST_CASE("a damaged library file costs only its request: the bundles come one by one",
           "[integration][library]") {
   Library lib(6);

@@ -200,7 +200,8 @@ int unused_port() {
 
 // ---- Nginx ----
 
-Nginx::Nginx(const std::string& root, bool tls) : tls_(tls) {
+Nginx::Nginx(const std::string& root, bool tls, int max_ranges)
+    : max_ranges_(max_ranges), tls_(tls) {
   const std::string nginx = find_program("nginx", {"/usr/sbin", "/usr/local/sbin", "/sbin"});
   if (nginx.empty()) {
     why_ = "nginx not installed: apt-get install nginx-light";
@@ -270,6 +271,7 @@ bool Nginx::start(const std::string& root, bool tls) {
          << "    ssl_certificate " << p << "/cert.pem;\n"
          << "    ssl_certificate_key " << p << "/key.pem;\n";
   }
+  if (max_ranges_ > 0) conf << "    max_ranges " << max_ranges_ << ";\n";
   conf << "    root " << root << ";\n"
        << "    location / { }\n"
        << "  }\n"

@@ -31,7 +31,8 @@ int unused_port();
 // certificate for 127.0.0.1 made with the openssl CLI; ca_file() is that certificate.
 class Nginx {
  public:
-  explicit Nginx(const std::string& root, bool tls = false);
+  // max_ranges > 0: nginx's `max_ranges` (a request asking more ranges gets the whole file).
+  explicit Nginx(const std::string& root, bool tls = false, int max_ranges = 0);
   ~Nginx();
   Nginx(const Nginx&) = delete;
   Nginx& operator=(const Nginx&) = delete;
@@ -60,6 +61,7 @@ class Nginx {
 
  private:
   bool start(const std::string& root, bool tls);
+  int max_ranges_ = 0;
 
   TempDir dir_;
   bool ok_ = false;
