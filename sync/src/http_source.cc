@@ -17,9 +17,19 @@ namespace outpost::sync {
 using http_internal::BodySink;
 using http_internal::CurlTransfer;
 using http_internal::Extent;
+using http_internal::Failure;
 using http_internal::Outcome;
 using http_internal::Request;
 using http_internal::ResponseHead;
+
+// What one failed exchange means: its error, and whether to try again (after how long).
+namespace http_internal {
+struct Failure {
+  Status status;
+  bool retry = false;
+  double retry_after_s = -1;
+};
+}  // namespace http_internal
 
 namespace {
 
@@ -114,12 +124,6 @@ double retry_after_seconds(const std::string& v) {
   if (when < 0) return -1;
   return std::max(0.0, std::difftime(when, std::time(nullptr)));
 }
-
-struct Failure {
-  Status status;
-  bool retry = false;
-  double retry_after_s = -1;
-};
 
 Failure transport_failure(const Outcome& o, const std::string& url) {
   const std::string curl = " (curl: " + o.curl_error + ")";
@@ -337,6 +341,16 @@ void HttpSource::learn(bool ranges, bool multirange) {
   }
 }
 
+// After one exchange of get_whole, read_tail or read_prefix: notes a peer's header, and says
+// what failed (nullopt: a usable answer, 2xx or 304). `wrong`: the answer's ranges did not
+// match what was asked; ranges are off for this server from now on and the request is retried.
+std::optional<Failure> HttpSource::settle(const Outcome& o, bool wrong, const std::string& url) {
+  if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
+  if (!wrong) return classify(o, url);
+  learn(false, limits_.multirange);
+  return Failure{o.aborted, true};
+}
+
 Result<Bytes> HttpSource::read_file(const std::string& path, std::uint64_t max_length) {
   Result<std::optional<Bytes>> body = get_whole(path, max_length, false);
   if (!body.ok()) return body.error();
@@ -398,15 +412,10 @@ Result<std::optional<Bytes>> HttpSource::get_whole(const std::string& path,
       return Status::Ok();
     };
     Outcome o = transfer_->perform(req, sink);
-    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
-    std::optional<Failure> f;
+    std::optional<Failure> f = settle(o, wrong, url);
     if (wrong) {
-      learn(false, limits_.multirange);
       body.clear();
       resume_with.clear();
-      f = Failure{o.aborted, true};
-    } else {
-      f = classify(o, url);
     }
     if (!f) {
       if (o.head.status == 304) {
@@ -476,14 +485,7 @@ Status HttpSource::read_tail(const std::string& path, std::uint64_t offset, std:
       return Status::Ok();
     };
     Outcome o = transfer_->perform(req, sink);
-    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
-    std::optional<Failure> f;
-    if (wrong) {
-      learn(false, limits_.multirange);
-      f = Failure{o.aborted, true};
-    } else {
-      f = classify(o, url);
-    }
+    std::optional<Failure> f = settle(o, wrong, url);
     if (!f) {
       if (o.head.status == 304) {
         return Status::Unavailable(url + ": unexpected 304 Not Modified; try another mirror");
@@ -545,14 +547,7 @@ Result<Source::Prefix> HttpSource::read_prefix(const std::string& path, std::uin
       return Status::Ok();
     };
     Outcome o = transfer_->perform(req, sink);
-    if (o.got_head && !o.head.outpost_peer.empty()) peer_ = true;
-    std::optional<Failure> f;
-    if (wrong) {
-      learn(false, limits_.multirange);
-      f = Failure{o.aborted, true};
-    } else {
-      f = classify(o, url);
-    }
+    std::optional<Failure> f = settle(o, wrong, url);
     if (!f) {
       if (o.head.status == 304) {
         return Status::Unavailable(url + ": unexpected 304 Not Modified; try another mirror");

@@ -41,7 +41,9 @@ namespace outpost::sync {
 
 namespace http_internal {
 class CurlTransfer;
-}
+struct Outcome;
+struct Failure;
+}  // namespace http_internal
 
 struct HttpOptions {
   std::string ca_file;  // extra CA bundle (PEM); empty: system CAs
@@ -120,6 +122,8 @@ class HttpSource final : public Source {
   Result<std::optional<Bytes>> get_whole(const std::string& path, std::uint64_t max_length,
                                          bool conditional);
   void learn(bool ranges, bool multirange);
+  std::optional<http_internal::Failure> settle(const http_internal::Outcome& o, bool wrong,
+                                               const std::string& url);
 
   std::string base_url_;  // without a trailing '/'
   std::string origin_;
