@@ -132,7 +132,6 @@ Result<CompactReport> compact(storage::WriteTxn& txn) {
     } else if (2 * used < v.size()) {
       rewrite.push_back(*block);
     }
-    report.bytes_freed += used == 0 || 2 * used < v.size() ? v.size() : 0;
     return true;
   }));
   // The chunks of the blocks rewritten, moved into new blocks.
@@ -157,7 +156,6 @@ Result<CompactReport> compact(storage::WriteTxn& txn) {
       // The record goes first, so that the writer stores the chunk again.
       OUTPOST_RETURN_IF_ERROR(txn.del(Table::kChunks, {id.data(), id.size()}));
       OUTPOST_RETURN_IF_ERROR(writer.add(id, ByteView(*value)));
-      report.bytes_freed -= std::min<std::uint64_t>(report.bytes_freed, value->size());
     }
     OUTPOST_RETURN_IF_ERROR(writer.finish());
   }

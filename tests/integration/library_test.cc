@@ -89,6 +89,11 @@ struct Library {
     args.push_back(store());
     return run_outpost(args);
   }
+  // The node subscribed to `url` and holding the release published there now.
+  void subscribe_and_sync(const std::string& url) {
+    must({"subscribe", url, "--root-pubkey", root_hex, "--store", store()});
+    must({"sync", "--store", store()});
+  }
   void must(const std::vector<std::string>& args) {
     RunResult r = run_outpost(args);
     INFO("outpost " << args[0] << ": " << r.err);
@@ -229,8 +234,7 @@ TEST_CASE(
   REQUIRE(lib.publish_batch().exit_code == 0);
   Nginx nginx(lib.repo());
   REQUIRE_RIG(nginx);
-  REQUIRE(lib.node({"subscribe", nginx.url(), "--root-pubkey", lib.root_hex}).exit_code == 0);
-  REQUIRE(lib.node({"sync"}).exit_code == 0);
+  lib.subscribe_and_sync(nginx.url());
   for (int release = 1; release <= 3; ++release) {
     lib.edit(kBundles, "Release " + std::to_string(release) + " amends every document.");
     REQUIRE(lib.publish_batch().exit_code == 0);
@@ -299,8 +303,7 @@ TEST_CASE(
   REQUIRE(lib.publish_batch().exit_code == 0);
   Nginx nginx(lib.repo());
   REQUIRE_RIG(nginx);
-  REQUIRE(lib.node({"subscribe", nginx.url(), "--root-pubkey", lib.root_hex}).exit_code == 0);
-  REQUIRE(lib.node({"sync"}).exit_code == 0);
+  lib.subscribe_and_sync(nginx.url());
   // Every stored chunk damaged (a failing SD card): a byte flipped in each block and in each
   // chunk kept in a record of its own. verify --repair then drops them all.
   {

@@ -67,7 +67,6 @@ class Writer {
 struct CompactReport {
   std::uint64_t blocks_removed = 0;    // nothing pointed into them
   std::uint64_t blocks_rewritten = 0;  // less than half used: their chunks moved
-  std::uint64_t bytes_freed = 0;       // block bytes no longer stored
 };
 // After records were deleted (gc, verify --repair), in the same transaction.
 Result<CompactReport> compact(storage::WriteTxn& txn);
