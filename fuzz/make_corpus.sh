@@ -45,7 +45,9 @@ have synced-3
 c=$here/fuzz/corpus
 for t in tuf_metadata manifest chunk_index pack update_file delta have_file; do
   mkdir -p "$c/$t"
-  find "$c/$t" -type f ! -name 'regression-*' -delete
+  # opu1-*: update files in the full layout, written by publishers before 2026-12-04 (the
+  # layout is now only the inside of library files and USB packs' update files).
+  find "$c/$t" -type f ! -name 'regression-*' ! -name 'opu1-*' -delete
 done
 mkdir -p "$c/json"
 find "$c/json" -type f ! -name 'regression-*' ! -name 'edge-*' -delete

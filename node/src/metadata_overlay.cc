@@ -115,14 +115,15 @@ Result<Bytes> MetadataOverlay::read_file(const std::string& path, std::uint64_t 
 
 Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint64_t max_length) {
   if (update_) {
-    if (auto bytes = from_update(path, max_length)) return std::move(*bytes);
-    // A library file names a bundle's current manifest by the bundle: taken when it is the
-    // one asked for (an older version's is not there).
-    if (auto name = library_name(path)) {
+    // Taken when it is the one asked for, else fetched alone: an update file names a bundle's
+    // current manifest by the bundle (an older version's is not there), an intermediate
+    // version's by its path.
+    const std::string sha = sha_of_manifest_path(path);
+    for (const std::optional<std::string>& name :
+         {std::optional<std::string>(path), library_name(path)}) {
+      if (!name) continue;
       auto bytes = from_update(*name, max_length);
-      if (bytes && crypto::hex(crypto::sha256(ByteView(*bytes))) == sha_of_manifest_path(path)) {
-        return std::move(*bytes);
-      }
+      if (bytes && crypto::hex(crypto::sha256(ByteView(*bytes))) == sha) return std::move(*bytes);
     }
   }
   auto packed = source_.read_file(path + ".zst", max_length);
@@ -140,14 +141,20 @@ Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint6
   return source_.read_file(path, max_length);
 }
 
+// A patch is carried under a short name (packaging::carried_patch_name), anything else under
+// its own.
+std::string MetadataOverlay::entry_name(const std::string& path) {
+  return packaging::carried_patch_name(path).value_or(path);
+}
+
 std::optional<Bytes> MetadataOverlay::carried(const std::string& path, std::uint64_t max_length) {
   if (!update_) return std::nullopt;
-  return from_update(path, max_length);
+  return from_update(entry_name(path), max_length);
 }
 
 bool MetadataOverlay::carries(const std::string& path) const {
   if (!update_) return false;
-  return by_name_.count(path) != 0;
+  return by_name_.count(entry_name(path)) != 0;
 }
 
 // The new timestamp is not verified yet: it is only read for the snapshot version it names,
@@ -260,7 +267,7 @@ std::optional<Bytes> MetadataOverlay::from_update(const std::string& name,
     const packaging::UpdateEntry& entry = update_->entries[found->second];
     Bytes base;
     if (entry.encoding == packaging::UpdateEncoding::kZstdDelta) {
-      auto held = bases_(name, entry.base_sha256);
+      auto held = bases_(entry);
       if (!held) return std::nullopt;
       base = std::move(*held);
     }

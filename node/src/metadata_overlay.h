@@ -29,10 +29,9 @@ using sync::Source;
 
 class MetadataOverlay : public crypto::tuf::MetadataSource {
  public:
-  // The bytes of a file the node holds whose SHA-256 is `sha256`, for an update entry named
-  // `name` (a metadata file name or a manifest's repository path); nullopt when not held.
-  using BaseLookup =
-      std::function<std::optional<Bytes>(const std::string& name, const crypto::Digest& sha256)>;
+  // The bytes of the file the node holds that an update entry (encoding 1) names as its base
+  // (packaging::base_matches); nullopt when not held.
+  using BaseLookup = std::function<std::optional<Bytes>(const packaging::UpdateEntry& entry)>;
 
   // held_snapshot: the version of the snapshot the node trusts (0: none). held_timestamp_etag:
   // the validator of the trusted timestamp on this source ("" when unknown), used for a
@@ -46,14 +45,15 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
 
   // A repository file (a manifest): from the update file when it carries it, else the source.
   Result<Bytes> read_file(const std::string& path, std::uint64_t max_length);
-  // A manifest: from the update file, else its zstd-compressed copy "<path>.zst" that the
-  // publisher writes beside it (a manifest's file table compresses about tenfold), else the
-  // file itself. At most max_length bytes either way; the caller checks the signed hash.
+  // A manifest: from the update file when its SHA-256 is the one `path` names, else its
+  // zstd-compressed copy "<path>.zst" that the publisher writes beside it (a manifest's file
+  // table compresses about tenfold), else the file itself. At most max_length bytes either
+  // way; the caller checks the signed hash.
   Result<Bytes> read_manifest(const std::string& path, std::uint64_t max_length);
 
   // A content object (a patch, docs/format-repository.md "Patches carried in update files")
-  // the update file carries, rebuilt and checked against the entry's length and SHA-256 (the
-  // caller checks the signed length and BLAKE2b); nullopt when not carried or damaged.
+  // the update file carries, rebuilt and checked against the entry's length (the caller checks
+  // the signed length and BLAKE2b); nullopt when not carried or damaged.
   std::optional<Bytes> carried(const std::string& path, std::uint64_t max_length);
   // Whether the update file has an entry named `path` (nothing is rebuilt).
   bool carries(const std::string& path) const;
@@ -88,6 +88,7 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   void set_budget(std::function<std::uint64_t()> left) { budget_left_ = std::move(left); }
 
  private:
+  static std::string entry_name(const std::string& path);
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
   std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);

@@ -27,10 +27,9 @@ Result<std::string> held_etag(const storage::ReadTxn& txn, const SyncContext& ct
 }
 
 // A base for an update file entry: a trusted metadata file or a held current manifest.
-std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
-                               const crypto::Digest& sha) {
+std::optional<Bytes> held_base(SyncContext& ctx, const packaging::UpdateEntry& entry) {
   auto match = [&](const Bytes& b) {
-    return !b.empty() && crypto::digest_equal(crypto::sha256(view(b)), sha);
+    return !b.empty() && packaging::base_matches(entry, crypto::sha256(view(b)));
   };
   for (const Bytes* b : {&ctx.trusted.snapshot, &ctx.trusted.targets, &ctx.trusted.timestamp}) {
     if (match(*b)) return *b;
@@ -38,10 +37,20 @@ std::optional<Bytes> held_base(SyncContext& ctx, const std::string& name,
   for (const auto& [role, bytes] : ctx.trusted.delegated) {
     if (match(bytes)) return bytes;
   }
-  // packaging::manifest_file_path(bundle, sha): the bundle's current manifest.
+  // The bundle's current manifest, for an entry named "manifest/<bundle>"
+  // (packaging::library_manifest_name) or by its repository path
+  // "targets/<bundle>/<sha256>.manifest.json"; a new bundle's names another bundle's.
+  const std::string& name = entry.base_name.empty() ? entry.name : entry.base_name;
+  const std::string by_bundle = packaging::library_manifest_name("");
   const std::string prefix = std::string(packaging::kTargetsDir) + "/";
-  if (name.rfind(prefix, 0) != 0 || name.rfind('/') < prefix.size()) return std::nullopt;
-  std::string bundle = name.substr(prefix.size(), name.rfind('/') - prefix.size());
+  std::string bundle;
+  if (name.rfind(by_bundle, 0) == 0) {
+    bundle = name.substr(by_bundle.size());
+  } else if (name.rfind(prefix, 0) == 0 && name.rfind('/') > prefix.size()) {
+    bundle = name.substr(prefix.size(), name.rfind('/') - prefix.size());
+  } else {
+    return std::nullopt;
+  }
   auto txn = ctx.store.read();
   if (!txn.ok()) return std::nullopt;
   auto rec = get_bundle(*txn, bundle);
@@ -157,9 +166,7 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
   }
   MetadataOverlay& overlay = ctx.overlay.emplace(
       ctx.source, held_snapshot,
-      [&ctx](const std::string& name, const crypto::Digest& sha) {
-        return held_base(ctx, name, sha);
-      },
+      [&ctx](const packaging::UpdateEntry& entry) { return held_base(ctx, entry); },
       std::move(etag));
   overlay.set_budget([&ctx] { return ctx.source.left(); });
   {

@@ -29,8 +29,10 @@ struct Compressor::Impl {
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx{ZSTD_createCCtx()};
 };
 
-Compressor::Compressor(int level)
-    : impl_(std::make_unique<Impl>()), level_(std::clamp(level, 1, ZSTD_maxCLevel())) {}
+Compressor::Compressor(int level, bool checksum)
+    : impl_(std::make_unique<Impl>()),
+      level_(std::clamp(level, 1, ZSTD_maxCLevel())),
+      checksum_(checksum) {}
 Compressor::~Compressor() = default;
 Compressor::Compressor(Compressor&&) noexcept = default;
 Compressor& Compressor::operator=(Compressor&&) noexcept = default;
@@ -42,7 +44,7 @@ Result<Bytes> Compressor::compress_with_prefix(ByteView raw, ByteView prefix) {
   if (c == nullptr) return Status::Internal("zstd: cannot allocate a compression context");
   ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
   std::size_t r = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level_);
-  if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+  if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum_ ? 1 : 0);
   if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
   if (!ZSTD_isError(r) && !prefix.empty()) {
     // Patch-from: the window must reach back over the whole prefix.

@@ -81,4 +81,16 @@ std::string patch_object_path(const crypto::Digest& blake2b) {
   return object_path(blake2b, ".patch");
 }
 
+std::optional<std::string> carried_patch_name(std::string_view patch_path) {
+  // "objects/" + 2 hex + "/" + 64 hex + ".patch"
+  constexpr std::string_view kDir = "objects/", kSuffix = ".patch";
+  constexpr std::size_t kHexAt = kDir.size() + 3;
+  if (patch_path.size() != kHexAt + 64 + kSuffix.size() ||
+      patch_path.substr(0, kDir.size()) != kDir || !ends_with(patch_path, kSuffix) ||
+      patch_path[kDir.size() + 2] != '/') {
+    return std::nullopt;
+  }
+  return "patch/" + std::string(patch_path.substr(kHexAt, 16));
+}
+
 }  // namespace outpost::packaging

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <functional>
+#include <iterator>
 #include <set>
 
 #include "outpost/base/fs.h"
@@ -287,9 +288,13 @@ Status add_carried_patches(
       upd.entries.push_back(std::move(e));
     }
     for (const PatchRef& p : r.patches) {
-      if (!names.insert(p.path).second) continue;
+      if (!names.insert(p.path).second) continue;  // the same patch in two routes
       OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(p.path, p.length));
-      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(p.path, *bytes, {}, compressor));
+      // Compressed already: stored as it is (a zstd frame around it only adds bytes), under
+      // a short name (64 hex digits would not compress).
+      const std::optional<std::string> name = carried_patch_name(p.path);
+      if (!name) return Status::Corruption("a patch path that is not one: " + p.path);
+      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_stored_entry(*name, *bytes));
       upd.entries.push_back(std::move(e));
     }
   }
@@ -339,9 +344,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
   // A node whose snapshot listed no bundle holds none, and reads the library file when there is
   // one (it carries everything an update file from that snapshot would, and the contents).
   const bool library = real_fs().exists(repo + "/" + update_file_path(snapshot_version, 0));
-  Compressor compressor(kUpdateLevel);
-  // Patches are compressed already: a fast level only frames them.
-  Compressor patch_compressor(1);
+  // With zstd's checksum: a compact update file gives no result hashes.
+  Compressor compressor(kUpdateLevel, /*checksum=*/true);
   for (std::int64_t rung : ladder) {
     const std::int64_t from = snapshot_version - rung;
     if (from < 1) continue;
@@ -358,7 +362,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     // are added, so that the rest is not compressed at all.
     std::uint64_t size = kUpdateHeaderBytes;
     auto add = [&](const std::string& name, const std::string& relative,
-                   const std::optional<std::string>& base_relative, std::uint64_t max) -> Status {
+                   const std::optional<std::string>& base_relative, std::uint64_t max,
+                   const std::string& base_name = {}) -> Status {
       if (size > kMaxUpdateFileBytes) return Status::Ok();
       OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(relative, max));
       std::optional<ByteView> base;
@@ -367,7 +372,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
         base = ByteView(*b);
       }
       OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(name, *bytes, base, compressor));
-      size += update_entry_bytes(e);
+      e.base_name = base_name;
+      size += update_entry_bytes(e) + base_name.size();
       upd.entries.push_back(std::move(e));
       return Status::Ok();
     };
@@ -412,7 +418,25 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
             base = manifest_file_path(*bundle, b->second->sha256);
             if (!real_fs().exists(repo + "/" + *base)) base.reset();
           }
-          OUTPOST_RETURN_IF_ERROR(add(relative, relative, base, kMaxManifestBytes));
+          // A new bundle's manifest against a neighbour's (the bundle before it by name at M,
+          // else the one after): same keys, same kind of file table, half the bytes alone.
+          std::optional<std::string> sibling;
+          std::string sibling_name;
+          if (b == before_targets.end() && !before_targets.empty()) {
+            auto next = before_targets.lower_bound(path);
+            auto near = next == before_targets.begin() ? next : std::prev(next);
+            const std::optional<std::string> other = bundle_of_target(near->first);
+            if (other) {
+              sibling = manifest_file_path(*other, near->second->sha256);
+              sibling_name = library_manifest_name(*other);
+              if (!real_fs().exists(repo + "/" + *sibling)) sibling.reset();
+            }
+          }
+          // Named by the bundle, as in a library file: the role gives its SHA-256, and the
+          // 64 hex digits of its path would not compress.
+          OUTPOST_RETURN_IF_ERROR(add(library_manifest_name(*bundle), relative,
+                                      base ? base : sibling, kMaxManifestBytes,
+                                      base || !sibling ? std::string() : sibling_name));
           changed_bundles.push_back(ChangedBundle{relative, base});
         }
       }
@@ -422,9 +446,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     constexpr std::uint64_t kEntrySlack = 64u << 10;
     const std::uint64_t room =
         kMaxUpdateFileBytes - size > kEntrySlack ? kMaxUpdateFileBytes - size - kEntrySlack : 0;
-    OUTPOST_RETURN_IF_ERROR(
-        add_carried_patches(upd, changed_bundles, file, patch_compressor, room));
-    OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_update_file(upd));
+    OUTPOST_RETURN_IF_ERROR(add_carried_patches(upd, changed_bundles, file, compressor, room));
+    OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_compact_update_file(upd, compressor));
     if (encoded.size() > kMaxUpdateFileBytes) continue;
     const std::string out_name = update_file_name(snapshot_version, from);
     OUTPOST_RETURN_IF_ERROR(

@@ -105,6 +105,11 @@ Result<UpdateEntry> make_stored_entry(std::string name, ByteView file) {
   return e;
 }
 
+bool base_matches(const UpdateEntry& entry, const crypto::Digest& sha256) {
+  if (!entry.base_tag_only) return crypto::digest_equal(sha256, entry.base_sha256);
+  return std::equal(sha256.begin(), sha256.begin() + kBaseTagBytes, entry.base_sha256.begin());
+}
+
 Result<std::vector<LibraryFrame>> library_frames(ByteView bytes, std::uint64_t max_raw) {
   std::vector<LibraryFrame> frames;
   std::uint64_t total = 0;
@@ -152,6 +157,10 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
     if (!names.insert(e.name).second) {
       return Status::InvalidArgument("update file lists '" + e.name + "' twice");
     }
+    if (!e.base_name.empty()) {
+      return Status::InvalidArgument("update entry " + e.name +
+                                     ": a base name, which only the compact layout holds");
+    }
     total += update_entry_bytes(e);
   }
   // Written in place into a buffer of the final size (vector::insert of small arrays trips
@@ -183,7 +192,86 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
   return out;
 }
 
+Result<Bytes> encode_compact_update_file(const UpdateFile& file, Compressor& compressor) {
+  if (file.entries.size() > std::numeric_limits<std::uint32_t>::max()) {
+    return Status::InvalidArgument("update file with more than 2^32-1 entries");
+  }
+  Bytes table;
+  std::uint64_t data_bytes = 0;
+  std::set<std::string_view> names;
+  auto put_int = [&](std::uint64_t v, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) table.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  };
+  for (const UpdateEntry& e : file.entries) {
+    if (Status s = check_name(e.name); !s.ok()) return s.With("update entry");
+    if (!names.insert(e.name).second) {
+      return Status::InvalidArgument("update file lists '" + e.name + "' twice");
+    }
+    put_int(e.name.size(), 2);
+    table.insert(table.end(), e.name.begin(), e.name.end());
+    put_int(static_cast<std::uint8_t>(e.encoding), 1);
+    const bool delta = e.encoding == UpdateEncoding::kZstdDelta;
+    for (std::size_t i = 0; i < kBaseTagBytes; ++i) table.push_back(delta ? e.base_sha256[i] : 0);
+    if (!e.base_name.empty()) {
+      if (!delta) return Status::InvalidArgument("update entry " + e.name + ": a base name");
+      if (Status s = check_name(e.base_name); !s.ok()) return s.With("update entry base");
+    }
+    put_int(e.base_name.size(), 2);
+    table.insert(table.end(), e.base_name.begin(), e.base_name.end());
+    put_int(e.result_length, 8);
+    put_int(e.data.size(), 8);
+    data_bytes += e.data.size();
+  }
+  if (table.size() > kMaxUpdateTableBytes) {
+    return Status::InvalidArgument("update file: an entry table of " +
+                                   std::to_string(table.size()) + " bytes, above the limit");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compressor.compress(table));
+  if (frame.size() > std::numeric_limits<std::uint32_t>::max()) {
+    return Status::InvalidArgument("update file: entry table too large");
+  }
+  Bytes out;
+  out.reserve(kUpdateHeaderBytes + 4 + frame.size() + data_bytes);
+  out.insert(out.end(), kCompactUpdateMagic, kCompactUpdateMagic + 4);
+  for (std::uint64_t v : {std::uint64_t{file.latest_root}, std::uint64_t{file.entries.size()},
+                          std::uint64_t{frame.size()}}) {
+    for (std::size_t i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  out.insert(out.end(), frame.begin(), frame.end());
+  for (const UpdateEntry& e : file.entries) out.insert(out.end(), e.data.begin(), e.data.end());
+  return out;
+}
+
 namespace {
+
+// Parts of an entry both layouts read the same way; each returns what is wrong, if anything.
+// Its name, a valid path not listed before.
+std::optional<std::string> read_name(Cursor& c, std::set<std::string>& names, std::string& name) {
+  std::uint16_t len = 0;
+  ByteView bytes;
+  if (!c.u16(len) || !c.take(len, bytes)) return "truncated name";
+  name.assign(as_chars(bytes));
+  if (Status s = check_name(name); !s.ok()) return s.message();
+  if (!names.insert(name).second) return "'" + name + "' listed twice";
+  return std::nullopt;
+}
+std::optional<std::string> read_encoding(std::uint8_t enc, UpdateEncoding& out) {
+  if (enc > static_cast<std::uint8_t>(UpdateEncoding::kStored)) {
+    return "unknown encoding " + std::to_string(enc);
+  }
+  out = static_cast<UpdateEncoding>(enc);
+  return std::nullopt;
+}
+// Its data: `length` bytes, at least one.
+std::optional<std::string> read_data(Cursor& c, std::uint64_t length, Bytes& out) {
+  if (length == 0) return "empty data";
+  ByteView data;
+  if (length > c.left() || !c.take(static_cast<std::size_t>(length), data)) {
+    return "truncated data (" + std::to_string(length) + " bytes declared)";
+  }
+  out.assign(data.begin(), data.end());
+  return std::nullopt;
+}
 
 // head: `bytes` are the start of the file, the header and its first entries, ending at an
 // entry boundary (the header counts entries beyond them).
@@ -216,18 +304,10 @@ Result<UpdateFile> parse_entries(ByteView bytes, std::uint64_t max_entries, bool
   for (std::uint32_t i = 0; i < count && !(head && c.left() == 0); ++i) {
     const std::string at = "entry " + std::to_string(i) + ": ";
     UpdateEntry e;
-    std::uint16_t name_len = 0;
-    ByteView name;
-    if (!c.u16(name_len) || !c.take(name_len, name)) return bad(at + "truncated name");
-    e.name.assign(as_chars(name));
-    if (Status s = check_name(e.name); !s.ok()) return bad(at + s.message());
-    if (!names.insert(e.name).second) return bad(at + "'" + e.name + "' listed twice");
+    if (auto wrong = read_name(c, names, e.name)) return bad(at + *wrong);
     std::uint8_t enc = 0;
     if (!c.u8(enc)) return bad(at + "truncated");
-    if (enc > static_cast<std::uint8_t>(UpdateEncoding::kStored)) {
-      return bad(at + "unknown encoding " + std::to_string(enc));
-    }
-    e.encoding = static_cast<UpdateEncoding>(enc);
+    if (auto wrong = read_encoding(enc, e.encoding)) return bad(at + *wrong);
     std::uint64_t data_len = 0;
     if (!c.digest(e.base_sha256) || !c.u64(e.result_length) || !c.digest(e.result_sha256) ||
         !c.u64(data_len)) {
@@ -236,14 +316,71 @@ Result<UpdateFile> parse_entries(ByteView bytes, std::uint64_t max_entries, bool
     if (e.encoding != UpdateEncoding::kZstdDelta && !is_zero(e.base_sha256)) {
       return bad(at + "a base hash on a file compressed alone");
     }
-    if (data_len == 0) return bad(at + "empty data");
-    ByteView data;
-    if (data_len > c.left() || !c.take(static_cast<std::size_t>(data_len), data)) {
-      return bad(at + "truncated data (" + std::to_string(data_len) + " bytes declared)");
-    }
-    e.data.assign(data.begin(), data.end());
+    if (auto wrong = read_data(c, data_len, e.data)) return bad(at + *wrong);
     f.entries.push_back(std::move(e));
   }
+  if (c.left() != 0) return bad(std::to_string(c.left()) + " bytes after the last entry");
+  return f;
+}
+
+// The compact layout (OPU2): the header, the entry table frame, then the entries' data.
+Result<UpdateFile> parse_compact(ByteView bytes, std::uint64_t max_entries) {
+  Cursor c(bytes);
+  auto bad = [&](const std::string& what) {
+    return Status::Corruption("update file: " + what + " (at byte " + std::to_string(c.pos()) +
+                              " of " + std::to_string(bytes.size()) + ")");
+  };
+  ByteView magic, frame;
+  UpdateFile f;
+  std::uint32_t count = 0, table_len = 0;
+  if (!c.take(4, magic) || !c.u32(f.latest_root) || !c.u32(count) || !c.u32(table_len)) {
+    return bad("truncated header");
+  }
+  if (count > max_entries) {
+    return bad(std::to_string(count) + " entries, more than the " + std::to_string(max_entries) +
+               " allowed");
+  }
+  // A record takes at least kRecordMin bytes, and each entry at least one byte of data.
+  constexpr std::size_t kRecordMin = 2 + 1 + 1 + kBaseTagBytes + 2 + 8 + 8;
+  if (!c.take(table_len, frame)) return bad("truncated entry table");
+  const auto raw_size = zstd_frame_content_size(frame);
+  if (!raw_size || *raw_size > kMaxUpdateTableBytes || *raw_size / kRecordMin < count ||
+      count > c.left()) {
+    return bad("an entry table that cannot hold " + std::to_string(count) + " entries");
+  }
+  Decompressor dec;
+  auto table = dec.decompress(frame, static_cast<std::size_t>(*raw_size), "entry table");
+  if (!table.ok()) return bad(table.error().message());
+  Cursor t(ByteView(table->data(), table->size()));
+  f.entries.reserve(count);
+  std::set<std::string> names;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::string at = "entry " + std::to_string(i) + ": ";
+    UpdateEntry e;
+    ByteView tag;
+    if (auto wrong = read_name(t, names, e.name)) return bad(at + *wrong);
+    std::uint8_t enc = 0;
+    std::uint64_t data_len = 0;
+    std::uint16_t base_len = 0;
+    ByteView base_name;
+    if (!t.u8(enc) || !t.take(kBaseTagBytes, tag) || !t.u16(base_len) ||
+        !t.take(base_len, base_name) || !t.u64(e.result_length) || !t.u64(data_len)) {
+      return bad(at + "truncated");
+    }
+    e.base_name.assign(as_chars(base_name));
+    if (!e.base_name.empty()) {
+      if (Status s = check_name(e.base_name); !s.ok()) return bad(at + "base: " + s.message());
+    }
+    if (auto wrong = read_encoding(enc, e.encoding)) return bad(at + *wrong);
+    std::memcpy(e.base_sha256.data(), tag.data(), kBaseTagBytes);
+    e.base_tag_only = e.encoding == UpdateEncoding::kZstdDelta;
+    if (!e.base_tag_only && (!is_zero(e.base_sha256) || !e.base_name.empty())) {
+      return bad(at + "a base on a file compressed alone");
+    }
+    if (auto wrong = read_data(c, data_len, e.data)) return bad(at + *wrong);
+    f.entries.push_back(std::move(e));
+  }
+  if (t.left() != 0) return bad(std::to_string(t.left()) + " bytes after the last table record");
   if (c.left() != 0) return bad(std::to_string(c.left()) + " bytes after the last entry");
   return f;
 }
@@ -251,6 +388,9 @@ Result<UpdateFile> parse_entries(ByteView bytes, std::uint64_t max_entries, bool
 }  // namespace
 
 Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries) {
+  if (bytes.size() >= 4 && std::memcmp(bytes.data(), kCompactUpdateMagic, 4) == 0) {
+    return parse_compact(bytes, max_entries);
+  }
   return parse_entries(bytes, max_entries, false);
 }
 
@@ -295,7 +435,7 @@ Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64
   }
   Result<Bytes> out = Status::Internal("unset");
   if (entry.encoding == UpdateEncoding::kZstdDelta) {
-    if (!crypto::digest_equal(crypto::sha256(base), entry.base_sha256)) {
+    if (!base_matches(entry, crypto::sha256(base))) {
       return Status::Corruption(what + ": the base file given does not match its base hash");
     }
     out = decompressor.decompress_with_prefix(entry.data, base,
@@ -312,7 +452,8 @@ Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64
     out = decompressor.decompress(entry.data, static_cast<std::size_t>(entry.result_length), what);
   }
   if (!out.ok()) return out;
-  if (!crypto::digest_equal(crypto::sha256(*out), entry.result_sha256)) {
+  if (!is_zero(entry.result_sha256) &&
+      !crypto::digest_equal(crypto::sha256(*out), entry.result_sha256)) {
     return Status::Corruption(what + " does not match its SHA-256");
   }
   return out;

@@ -75,6 +75,16 @@ struct Library {
     if (!patch_level.empty()) args.insert(args.end(), {"--patch-level", patch_level});
     return run_outpost(args);
   }
+  // n new bundles after the others (a session's new resolutions).
+  void add_bundles(int n, std::size_t words) {
+    for (int i = count; i < count + n; ++i) {
+      const std::string d = folder(i);
+      make_dirs(d);
+      write_text(d + "/bundle.json", "{\"name\": \"lib/doc/" + name(i) + "\"}");
+      write_text(d + "/text.md", library_text(words, static_cast<std::uint64_t>(i)));
+    }
+    count += n;
+  }
   // Edits the first n bundles: a sentence inserted in the middle.
   void edit(int n, const std::string& sentence) {
     for (int i = 0; i < n; ++i) {
@@ -168,6 +178,32 @@ TEST_CASE("an update of many bundles from nginx takes at most 4 requests",
   for (const auto& u : r.updated) CHECK(u.route == "patch");
   CHECK(r.requests <= 4);
   CHECK(nginx.requests() - before <= 4);
+  lib.check_all_current();
+  CHECK(lib.node({"verify"}).exit_code == 0);
+}
+
+TEST_CASE(
+    "new bundles come with the update file, each manifest rebuilt against a bundle the node "
+    "holds: 2 requests from nginx",
+    "[integration][http][library]") {
+  Library lib;
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  Nginx nginx(lib.repo());
+  REQUIRE_RIG(nginx);
+  lib.subscribe_and_sync(nginx.url());
+  lib.add_bundles(3, 400);
+  lib.edit(1, "Corrigendum to the first document.");
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  const std::size_t before = nginx.requests();
+  RunResult s = lib.node({"sync", "--json"});
+  INFO(s.err << log_text(nginx));
+  REQUIRE(s.exit_code == 0);
+  const SyncedRepo r = only_repo(s.out);
+  CHECK(r.updated.size() == 4);
+  // The timestamp and the update file: no manifest alone (a node that could not rebuild a new
+  // bundle's manifest against its sibling's would fetch it), no patch alone.
+  CHECK(r.requests <= 2);
+  CHECK(nginx.requests() - before <= 2);
   lib.check_all_current();
   CHECK(lib.node({"verify"}).exit_code == 0);
 }

@@ -1069,37 +1069,52 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
     names.insert(e.name);
     ByteView base;
     if (e.encoding == op::UpdateEncoding::kZstdDelta) {
-      auto it = held.find(e.base_sha256);
+      auto it = std::find_if(held.begin(), held.end(),
+                             [&](const auto& h) { return op::base_matches(e, h.first); });
       REQUIRE(it != held.end());
       base = it->second;
     }
     auto rebuilt = op::rebuild_entry(e, base, 64u << 20);
     REQUIRE(rebuilt.ok());
     const bool tree_path = e.name.rfind("targets/", 0) == 0 || e.name.rfind("objects/", 0) == 0;
-    const std::string file = tree_path ? repo + "/" + e.name : repo + "/metadata/" + e.name;
+    std::string file = tree_path ? repo + "/" + e.name : repo + "/metadata/" + e.name;
+    // A bundle's current manifest is named by the bundle; the repository's file by its SHA-256.
+    const std::string by_bundle = op::library_manifest_name("");
+    if (e.name.rfind(by_bundle, 0) == 0) {
+      file = repo + "/" +
+             op::manifest_file_path(e.name.substr(by_bundle.size()),
+                                    outpost::crypto::hex(outpost::crypto::sha256(*rebuilt)));
+    }
+    // A carried patch is named by the start of its BLAKE2b; the repository's file by all of it.
+    if (e.name.rfind("patch/", 0) == 0) {
+      file = repo + "/" + op::patch_object_path(outpost::crypto::blake2b(*rebuilt));
+      CHECK(op::carried_patch_name(op::patch_object_path(outpost::crypto::blake2b(*rebuilt))) ==
+            e.name);
+    }
     CHECK(*rebuilt == outpost::test::read_all(file));
   }
   return names;
 }
 
-// The entries that are carried patches (objects/...), and the others.
+// The entries that are carried patches ("patch/<16 hex>"), and the others.
 std::set<std::string> carried_patches(const std::set<std::string>& names) {
   std::set<std::string> out;
   for (const auto& n : names) {
-    if (n.rfind("objects/", 0) == 0) out.insert(n);
+    if (n.rfind("patch/", 0) == 0) out.insert(n);
   }
   return out;
 }
 std::set<std::string> metadata_entries(const std::set<std::string>& names) {
   std::set<std::string> out;
   for (const auto& n : names) {
-    if (n.rfind("objects/", 0) != 0) out.insert(n);
+    if (n.rfind("patch/", 0) != 0) out.insert(n);
   }
   return out;
 }
+// The entry name of the patch from `from`.
 std::string patch_from(const op::Manifest& m, std::int64_t from) {
   for (const auto& p : m.patches) {
-    if (p.from == from) return p.path;
+    if (p.from == from) return op::carried_patch_name(p.path).value_or("");
   }
   return "";
 }
@@ -1133,23 +1148,39 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
   const std::string itu_role =
       std::to_string(st->snapshot.meta.at("itu.json").version) + ".itu.json";
 
-  // From 5: the snapshot, the un role and bundle a's manifest; nothing about b. And the
-  // patch a node holding version 1 of a takes (carried: no request of its own).
+  // From 5: the snapshot, the un role and bundle a's manifest (named by the bundle); nothing
+  // about b. And the patch a node holding version 1 of a takes (carried: no request of its own).
+  const std::string a_manifest = op::library_manifest_name("un/stats/a");
+  const std::string b_manifest = op::library_manifest_name("itu/stats/b");
   const auto from5 = check_update_file(repo.dir, n, 5);
-  CHECK(metadata_entries(from5) == std::set<std::string>{"6.snapshot.json", un_role, a2.path});
+  CHECK(metadata_entries(from5) == std::set<std::string>{"6.snapshot.json", un_role, a_manifest});
   CHECK(carried_patches(from5) == std::set<std::string>{patch_from(a2.manifest, 1)});
   // From 3 (before any publication): both roles are new, both manifests too, and the
   // bundles' whole contents (the patches from 0) that are small enough to be carried.
   const auto from3 = check_update_file(repo.dir, n, 3);
   CHECK(metadata_entries(from3) ==
-        std::set<std::string>{"6.snapshot.json", un_role, itu_role, a2.path, b1.path});
+        std::set<std::string>{"6.snapshot.json", un_role, itu_role, a_manifest, b_manifest});
   std::set<std::string> small_full;
   for (const op::Manifest* m : {&a2.manifest, &b1.manifest}) {
     for (const auto& p : m->patches) {
-      if (p.from == 0 && p.length <= (256u << 10)) small_full.insert(p.path);
+      if (p.from == 0 && p.length <= (256u << 10)) {
+        small_full.insert(op::carried_patch_name(p.path).value_or(""));
+      }
     }
   }
   CHECK(carried_patches(from3) == small_full);
+  // From 4 (a published, b not yet): b's manifest compressed against a's, which the entry
+  // names as its base (a node holding a has it; check_update_file rebuilds it so).
+  check_update_file(repo.dir, 5, 4);
+  auto from4 = op::parse_update_file(
+      outpost::test::read_all(repo.dir + "/metadata/updates/" + op::update_file_name(5, 4)), 100);
+  REQUIRE(from4.ok());
+  bool sibling_base = false;
+  for (const op::UpdateEntry& e : from4->entries) {
+    if (e.name != b_manifest) continue;
+    sibling_base = e.encoding == op::UpdateEncoding::kZstdDelta && e.base_name == a_manifest;
+  }
+  CHECK(sibling_base);
   // From 1: targets.json changed too.
   std::uint32_t latest_root = 0;
   CHECK(check_update_file(repo.dir, n, 1, &latest_root).count("3.targets.json") == 1);

@@ -128,6 +128,101 @@ TEST_CASE("damaged update files and entries are refused as corrupt", "[packaging
         Code::kCorruption);
 }
 
+TEST_CASE("a compact update file is smaller, rebuilds the same files and refuses damage",
+          "[packaging][update]") {
+  Sample s;
+  op::Compressor c(19, /*checksum=*/true);
+  // The same entries, the frames with zstd's checksum, and a stored (patch-like) entry.
+  op::UpdateFile file;
+  file.latest_root = 2;
+  auto delta = op::make_update_entry("5.un.ga.json", s.next, ByteView(s.base), c);
+  auto manifest = op::make_update_entry("manifest/un/ga/Y", s.fresh, std::nullopt, c);
+  const Bytes patch = outpost::to_bytes("an already compressed patch");
+  auto stored = op::make_stored_entry("objects/ab/" + std::string(64, 'a') + ".patch", patch);
+  REQUIRE(delta.ok());
+  REQUIRE(manifest.ok());
+  REQUIRE(stored.ok());
+  file.entries = {*delta, *manifest, *stored};
+  auto full = op::encode_update_file(file);
+  auto compact = op::encode_compact_update_file(file, c);
+  REQUIRE(full.ok());
+  REQUIRE(compact.ok());
+  // No result hashes, 4 bytes of the base's, the table compressed: two thirds of the header
+  // bytes go.
+  const std::size_t data = delta->data.size() + manifest->data.size() + patch.size();
+  CHECK(compact->size() - data < (full->size() - data) / 3);
+
+  // A new bundle's manifest against another bundle's: the base named in the entry. Only the
+  // compact layout holds base names.
+  auto sibling = op::make_update_entry("manifest/un/ga/Z", s.fresh, ByteView(s.base), c);
+  REQUIRE(sibling.ok());
+  sibling->base_name = "manifest/un/ga/Y";
+  file.entries.push_back(*sibling);
+  CHECK(op::encode_update_file(file).error().code() == Code::kInvalidArgument);
+  compact = op::encode_compact_update_file(file, c);
+  REQUIRE(compact.ok());
+  op::UpdateFile bad_base = file;
+  bad_base.entries[3].base_name = "/abs";
+  CHECK(op::encode_compact_update_file(bad_base, c).error().code() == Code::kInvalidArgument);
+  bad_base.entries[3] = *stored;
+  bad_base.entries[3].name = "stored";
+  bad_base.entries[3].base_name = "manifest/un/ga/Y";  // a base on a file stored alone
+  CHECK(op::encode_compact_update_file(bad_base, c).error().code() == Code::kInvalidArgument);
+
+  auto parsed = op::parse_update_file(*compact, 10);
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->entries.size() == 4);
+  CHECK(parsed->entries[3].base_name == "manifest/un/ga/Y");
+  CHECK(parsed->entries[0].base_name.empty());
+  auto z = op::rebuild_entry(parsed->entries[3], s.base, 1 << 20);
+  REQUIRE(z.ok());
+  CHECK(*z == s.fresh);
+  CHECK(parsed->latest_root == 2);
+  const op::UpdateEntry& e0 = parsed->entries[0];
+  CHECK(e0.base_tag_only);
+  CHECK(e0.result_sha256 == outpost::crypto::Digest{});
+  CHECK(op::base_matches(e0, outpost::crypto::sha256(s.base)));
+  CHECK(!op::base_matches(e0, outpost::crypto::sha256(s.next)));
+  auto role = op::rebuild_entry(e0, s.base, 1 << 20);
+  REQUIRE(role.ok());
+  CHECK(*role == s.next);
+  auto m = op::rebuild_entry(parsed->entries[1], ByteView(), 1 << 20);
+  REQUIRE(m.ok());
+  CHECK(*m == s.fresh);
+  auto p = op::rebuild_entry(parsed->entries[2], ByteView(), 1 << 20);
+  REQUIRE(p.ok());
+  CHECK(*p == patch);
+  // Encoding what was parsed gives the same file.
+  auto again = op::encode_compact_update_file(*parsed, c);
+  REQUIRE(again.ok());
+  CHECK(*again == *compact);
+
+  // Every truncation, a byte more, too many entries, a damaged table: refused.
+  for (std::size_t n = 0; n < compact->size(); ++n) {
+    auto r = op::parse_update_file(ByteView(*compact).first(n), 10);
+    REQUIRE(!r.ok());
+    CHECK(r.error().code() == Code::kCorruption);
+  }
+  Bytes longer = *compact;
+  longer.push_back(0);
+  CHECK(op::parse_update_file(longer, 10).error().code() == Code::kCorruption);
+  CHECK(op::parse_update_file(*compact, 3).error().code() == Code::kCorruption);
+  Bytes count = *compact;
+  count[8] = 0xFF;  // more entries than the table holds
+  CHECK(op::parse_update_file(count, 1000).error().code() == Code::kCorruption);
+  Bytes table = *compact;
+  table[16 + 12] ^= 0x40;  // inside the table frame
+  CHECK(op::parse_update_file(table, 10).error().code() == Code::kCorruption);
+  // A flipped byte in an entry's frame fails zstd's checksum, though no result hash is given.
+  op::UpdateEntry flipped = parsed->entries[1];
+  flipped.data[flipped.data.size() / 2] ^= 0x01;
+  CHECK(op::rebuild_entry(flipped, ByteView(), 1 << 20).error().code() == Code::kCorruption);
+  // Against another base than the one it was made for: refused by its tag.
+  Bytes other_base = s.base;
+  other_base[5] ^= 1;
+  CHECK(op::rebuild_entry(e0, other_base, 1 << 20).error().code() == Code::kCorruption);
+}
+
 TEST_CASE("stored entries of a library file round-trip, and a wrong length or a bomb is refused",
           "[packaging][update]") {
   const Bytes file = outpost::test::random_bytes(5000, 8);

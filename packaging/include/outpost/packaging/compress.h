@@ -30,14 +30,16 @@ inline constexpr int kMaxWindowLog = 27;
 
 class Compressor {
  public:
-  // level: 1..ZSTD_maxCLevel() (22); out-of-range values are clamped.
-  explicit Compressor(int level = kDefaultChunkLevel);
+  // level: 1..ZSTD_maxCLevel() (22); out-of-range values are clamped. checksum: frames end
+  // with zstd's 4-byte content checksum (for what is not content-addressed: update file
+  // entries), which Decompressor verifies.
+  explicit Compressor(int level = kDefaultChunkLevel, bool checksum = false);
   ~Compressor();
   Compressor(Compressor&&) noexcept;
   Compressor& operator=(Compressor&&) noexcept;
 
-  // One zstd frame holding `raw` (content size recorded in the header, checksum off: chunks
-  // are content-addressed). kInternal if zstd fails (out of memory).
+  // One zstd frame holding `raw` (content size recorded in the header; checksum off unless
+  // asked for: chunks are content-addressed). kInternal if zstd fails (out of memory).
   Result<Bytes> compress(ByteView raw);
 
   // One frame holding `raw` compressed with `prefix` as a raw-content dictionary (zstd
@@ -51,6 +53,7 @@ class Compressor {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int level_;
+  bool checksum_;
 };
 
 class Decompressor {

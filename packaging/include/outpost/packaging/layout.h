@@ -78,6 +78,11 @@ std::string content_entry_name(const crypto::Digest& content_root);
 // repository path, whose SHA-256 the roles in the file's first frame already say: 32 bytes
 // that compress only within one frame (825 bundles: 26 KB, 7 % of the file).
 std::string library_manifest_name(std::string_view bundle);
+// "manifest/<bundle>" also names a bundle's new manifest in an update file (N.from-M.upd).
+// "patch/<first 16 hex digits>": the name of a patch an update file carries, for its path
+// "objects/<hh>/<hex>.patch" (the node checks the whole BLAKE2b its manifest signs: 8 bytes
+// tell apart the patches of one file); nullopt for any other path.
+std::optional<std::string> carried_patch_name(std::string_view patch_path);
 // "packs/<hex id>.pack" (defined with the pack format, packaging/src/pack.cc).
 std::string pack_object_path(const crypto::Digest& pack_id);
 

@@ -2,24 +2,36 @@
 // metadata/updates/N.from-M.upd carries, for a node holding snapshot M, every metadata file it
 // needs to reach snapshot N (the snapshot, targets.json and delegated roles that changed, and
 // the manifests of the bundles that changed), each zstd-compressed on its own or against the
-// file the node already holds. One request after the timestamp instead of one per file.
+// file the node already holds, and the patches of those bundles. One request after the
+// timestamp instead of one per file.
 //
-//   magic "OPU1"
+// Two layouts. The compact one (OPU2) is what a publisher writes for N.from-M.upd:
+//   magic "OPU2"
 //   u32le latest_root_version        the newest N.root.json when the file was written
 //   u32le entry_count
-//   entry_count times:
+//   u32le table_length, table        one zstd frame (its size declared) holding entry_count
+//                                    records: u16le name_length, name, u8 encoding,
+//                                    u8[4] base_tag (encoding 1: the first 4 bytes of the
+//                                    base's SHA-256; else zero), u16le base_name_length,
+//                                    base_name (encoding 1, may be empty: see UpdateEntry),
+//                                    u64le result_length, u64le data_length
+//   the entries' data, in table order
+// The full one (OPU1) is the inside of a library file and of a USB pack's update file:
+//   magic "OPU1", u32le latest_root_version, u32le entry_count, then per entry:
 //     u16le name_length, name        "12.snapshot.json", "4.targets.json", "7.un.ga.json",
 //                                    "targets/un/ga/X/<sha256>.manifest.json"
 //     u8    encoding                 0: one zstd frame of the file; 1: one zstd frame made
 //                                    with the base file as a raw prefix (patch-from);
-//                                    2: the file itself (only in a library file)
-//     u8[32] base_sha256             encoding 1: SHA-256 of the base; encoding 0: all zero
+//                                    2: the file itself
+//     u8[32] base_sha256             encoding 1: SHA-256 of the base; else all zero
 //     u64le result_length            bytes of the rebuilt file
-//     u8[32] result_sha256           SHA-256 of the rebuilt file
+//     u8[32] result_sha256           SHA-256 of the rebuilt file; all zero: not given
 //     u64le data_length, data
 //
 // The file is not signed: every rebuilt file is verified by the node as if fetched alone
-// (signatures, the timestamp's hash of the snapshot, the target hashes of manifests).
+// (signatures, the timestamp's hash of the snapshot, the target hashes of manifests, the
+// BLAKE2b of patches). The compact layout gives no result hash (the frames carry zstd's
+// checksum) and 4 bytes of the base's: its headers were a third of a small update's bytes.
 // Thread-safety: pure functions; the Compressor/Decompressor passed in are used by one thread.
 #pragma once
 
@@ -38,7 +50,12 @@
 namespace outpost::packaging {
 
 inline constexpr char kUpdateMagic[4] = {'O', 'P', 'U', '1'};
+inline constexpr char kCompactUpdateMagic[4] = {'O', 'P', 'U', '2'};
 inline constexpr std::size_t kUpdateHeaderBytes = 4 + 4 + 4;
+// Bytes of the base's SHA-256 that a compact update file gives.
+inline constexpr std::size_t kBaseTagBytes = 4;
+// The largest entry table a compact update file may declare (decompressed).
+inline constexpr std::uint64_t kMaxUpdateTableBytes = 16u << 20;
 // Fixed bytes of an entry besides its name and data.
 inline constexpr std::size_t kUpdateEntryFixedBytes = 2 + 1 + 32 + 8 + 32 + 8;
 inline constexpr std::size_t kMaxUpdateName = 1024;
@@ -49,17 +66,24 @@ inline constexpr std::uint64_t kMaxUpdateFileBytes = 8u << 20;
 // zstd level of update file entries: they are written once and fetched by every node.
 inline constexpr int kUpdateLevel = 19;
 
-// kStored (2): the data is the file itself; used inside a library file (N.from-0.upd), which
-// is compressed as a whole.
+// kStored (2): the data is the file itself: inside a library file (N.from-0.upd), which is
+// compressed as a whole, and for the patches an update file carries (compressed already).
 enum class UpdateEncoding : std::uint8_t { kZstd = 0, kZstdDelta = 1, kStored = 2 };
 
 struct UpdateEntry {
   std::string name;  // a metadata file name or a manifest's repository path
   UpdateEncoding encoding = UpdateEncoding::kZstd;
-  crypto::Digest base_sha256{};  // kZstdDelta: SHA-256 of the base file; kZstd: zero
+  // kZstdDelta: SHA-256 of the base file, or only its first kBaseTagBytes bytes (the rest
+  // zero) when base_tag_only (read from a compact file); otherwise zero.
+  crypto::Digest base_sha256{};
+  bool base_tag_only = false;
+  // kZstdDelta, compact layout only: the entry whose file at M is the base, when it is not
+  // the file this entry's own name implies ("manifest/<other bundle>" for a new bundle's
+  // manifest, compressed against a sibling's); empty otherwise.
+  std::string base_name;
   std::uint64_t result_length = 0;
-  crypto::Digest result_sha256{};
-  Bytes data;  // one zstd frame
+  crypto::Digest result_sha256{};  // all zero: not given
+  Bytes data;                      // one zstd frame
 
   friend bool operator==(const UpdateEntry&, const UpdateEntry&) = default;
 };
@@ -79,7 +103,10 @@ struct UpdateFile {
 // metadata), and rebuild_entry() checks only its length.
 Result<UpdateEntry> make_stored_entry(std::string name, ByteView file);
 
-// Bytes an entry takes in an encoded update file.
+// Whether `sha256` is the SHA-256 of the base the entry names (kZstdDelta).
+bool base_matches(const UpdateEntry& entry, const crypto::Digest& sha256);
+
+// Bytes an entry takes at most in an encoded update file (either layout).
 inline std::size_t update_entry_bytes(const UpdateEntry& e) {
   return kUpdateEntryFixedBytes + e.name.size() + e.data.size();
 }
@@ -122,26 +149,31 @@ Result<UpdateFile> parse_library_file(ByteView bytes, std::uint64_t max_raw,
 Result<UpdateEntry> make_update_entry(std::string name, ByteView file, std::optional<ByteView> base,
                                       Compressor& compressor);
 
-// The binary form. kInvalidArgument when there are more than 2^32-1 entries or a name is
-// invalid or repeated.
+// The binary form, full layout (OPU1). kInvalidArgument when there are more than 2^32-1
+// entries, a name is invalid or repeated, or an entry has a base_name.
 Result<Bytes> encode_update_file(const UpdateFile& file);
+// The compact layout (OPU2): result hashes left out, the base hash cut to its tag, the entry
+// table compressed at `compressor`'s level. kInvalidArgument as encode_update_file (base names
+// allowed on encoding 1, valid paths); kInternal when zstd fails.
+Result<Bytes> encode_compact_update_file(const UpdateFile& file, Compressor& compressor);
 
-// Parses and validates without decompressing anything: every length is checked against the
-// bytes left before it is used. kCorruption ("update file: ...") on a wrong magic, more than
-// max_entries entries, a truncated entry, an invalid or repeated name, an unknown encoding, a
-// non-zero base for encoding 0, an empty data field, or bytes after the last entry.
+// Parses and validates either layout, decompressing nothing but a compact file's entry table
+// (declared size at most kMaxUpdateTableBytes): every length is checked against the bytes left
+// before it is used. kCorruption ("update file: ...") on a wrong magic, more than max_entries
+// entries, a truncated entry or table, an invalid or repeated name, an unknown encoding, a
+// non-zero base for encodings 0 and 2, an empty data field, or bytes after the last entry.
 Result<UpdateFile> parse_update_file(ByteView bytes, std::uint64_t max_entries);
 
-// The start of an update file, as the metadata frame of a library file holds it: the header
-// and the entries that `bytes` hold, which must end where an entry ends (the header counts
-// the entries of the whole file). Errors as parse_update_file.
+// The start of a full-layout update file, as the metadata frame of a library file holds it:
+// the header and the entries that `bytes` hold, which must end where an entry ends (the header
+// counts the entries of the whole file). Errors as parse_update_file.
 Result<UpdateFile> parse_update_file_head(ByteView bytes, std::uint64_t max_entries);
 
 // Rebuilds the file of one entry: `base` is the node's copy of the base file (encoding 1;
-// ignored for encoding 0). Never produces more than result_length bytes. kCorruption when
-// result_length exceeds max_length, when the base's SHA-256 is not base_sha256, when the data
-// does not decompress to exactly result_length bytes (bombs included), or when the result's
-// SHA-256 differs.
+// ignored otherwise). Never produces more than result_length bytes. kCorruption when
+// result_length exceeds max_length, when the base's SHA-256 does not match (base_matches), when
+// the data does not decompress to exactly result_length bytes (bombs and zstd checksums
+// included), or when the result's SHA-256 differs from a given one.
 Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length);
 Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length,
                             Decompressor& decompressor);
