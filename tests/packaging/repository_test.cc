@@ -856,6 +856,32 @@ TEST_CASE("each version's manifest lists patches from 0 and from the ladder that
   }
 }
 
+TEST_CASE("a small bundle lists the patches from 0 and from the version before, no older rungs",
+          "[packaging][repository][patches]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  const std::string name = "un/stats/small";
+  std::map<std::int64_t, op::PublishedManifest> versions;
+  // A data file of about 1.5 KB that gains a row each release: the patch from 0 is a few
+  // hundred bytes, so no patch from an older version can save the 1 KiB a rung must.
+  std::string table = "year,value\n";
+  for (int i = 0; i < 80; ++i)
+    table += std::to_string(1940 + i) + "," + std::to_string(i * 7) + "\n";
+  outpost::test::make_dirs(src);
+  for (int v = 1; v <= 5; ++v) {
+    table += std::to_string(2020 + v) + "," + std::to_string(v * 13) + "\n";
+    outpost::test::write_text(src + "/series.csv", table);
+    repo.publish_ok(src, name);
+    versions.emplace(v, current(repo.dir, name));
+  }
+  const op::Manifest& m5 = versions.at(5).manifest;
+  CHECK(froms(m5) == std::set<std::int64_t>{0, 4});
+  check_patches(repo.dir, versions.at(5), versions);
+  for (const auto& p : m5.patches) {
+    if (p.from == 0) CHECK(p.length < op::kMinRungSaving);
+  }
+}
+
 TEST_CASE("a lower patch level writes more bytes that rebuild the same versions",
           "[packaging][repository][patches]") {
   // Text that compresses well: the level shows in the bytes.
