@@ -2,7 +2,9 @@
 # Library benchmark (issue 8): caniuse-lite as a library, every file under package/data/ of a
 # release its own bundle (about 600), each release published with `outpost publish --batch`.
 # One node syncs the first release (first sync) and then every release in turn; another jumps
-# from the first release to the 11th (N -> N+10). Requests are files read from the repository
+# from the first release to the 11th (N -> N+10), a third to the 51st (N -> N+50), each against
+# a node holding nothing that syncs the same release (the first sync of a later release, whose
+# manifests list the patches of their ladder). Requests are files read from the repository
 # path (an HTTP sync adds about 400 B of headers per request); bytes are bytes read.
 # Compared with `tar | zstd -19 --long` of data/ (first sync), `rsync -azc` of data/ between
 # releases (-c: npm tarballs give every file the same mtime), and the sum of per-bundle
@@ -118,6 +120,7 @@ prev=$first
 shift
 n=0
 absent=()
+later=()
 for v in "$@"; do
   n=$((n + 1))
   start=$(date +%s.%N)
@@ -145,6 +148,9 @@ for v in "$@"; do
     limit=$(patch_limit "t$first/package/data" "t$v/package/data")
     rs=$(rsync_bytes "t$first/package/data" "t$v/package/data")
     absent+=("| $first → $v (N→N+$n) | $req | $bytes | $freq | $fbytes | $((bytes - fbytes)) | $limit | $rs |")
+    # The same full download as a first sync at a later release, against tar | zstd of it.
+    tz_v=$(tar -C "t$v/package/data" -cf - . | zstd -19 --long -q -c | wc -c)
+    later+=("| release $v | $freq | $fbytes | $tz_v | $(python3 -c "print(round($fbytes/$tz_v,3))") |")
   fi
   prev=$v
 done
@@ -152,6 +158,10 @@ echo
 echo "| long absence | requests | bytes | full download: requests | bytes | bytes − full | per-bundle zstd -22 limit | rsync -z |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${absent[@]}"
+echo
+echo "| first sync at a later release | requests | bytes | tar \\| zstd -19 --long | ratio |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${later[@]}"
 fi
 
 [ "${SKIP_10K:-0}" = 1 ] && exit 0
