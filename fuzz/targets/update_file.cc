@@ -1,10 +1,10 @@
 // Metadata update files (packaging/update_file.h): parse_update_file, then rebuild_entry on
 // every entry, which decompresses attacker-chosen zstd frames (alone, or against a base file)
 // under a declared length, in either layout (OPU1 full, OPU2 compact with a compressed entry
-// table). Properties: rejections are kCorruption with a message; an accepted full file encodes
-// back to exactly its bytes, an accepted compact file to one that parses to the same entries; a
-// rebuilt entry is exactly result_length bytes with the declared SHA-256 (when one is given),
-// never more than the limit given.
+// table and groups of entries sharing one frame). Properties: rejections are kCorruption with a
+// message; an accepted full file encodes back to exactly its bytes, an accepted compact file to one
+// that parses to the same entries; a rebuilt entry is exactly result_length bytes with the declared
+// SHA-256 (when one is given), never more than the limit given.
 //
 // A base's SHA-256 must match before its frame is decompressed, and a mutated input cannot
 // keep it matching: so each delta entry is also rebuilt against a fixed 4 KiB base with its
@@ -70,7 +70,22 @@ OUTPOST_FUZZ_TARGET(update_file) {
   }
 
   pk::Decompressor decompressor;
-  for (const pk::UpdateEntry& entry : parsed.value().entries) {
+  const pk::UpdateFile& file = parsed.value();
+  for (std::size_t i = 0; i < file.entries.size(); ++i) {
+    const pk::UpdateEntry& entry = file.entries[i];
+    if (pk::in_group(file, i)) {  // a group: its files from the first entry's frame
+      if (entry.encoding != pk::UpdateEncoding::kZstd) continue;
+      outpost::Result<pk::UpdateGroup> g = pk::rebuild_group(file, i, kMaxResult, decompressor);
+      if (!g.ok()) {
+        FUZZ_CHECK(outpost::fuzz::clear_rejection(g.error(), outpost::Code::kCorruption));
+        continue;
+      }
+      FUZZ_CHECK(g.value().first == i);
+      for (std::size_t k = 0; k < g.value().files.size(); ++k) {
+        FUZZ_CHECK(g.value().files[k].size() == file.entries[i + k].result_length);
+      }
+      continue;
+    }
     rebuild(entry, fixed_base, decompressor);
     if (entry.encoding == pk::UpdateEncoding::kZstdDelta) {
       pk::UpdateEntry forced = entry;

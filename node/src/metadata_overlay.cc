@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
@@ -183,6 +184,7 @@ void MetadataOverlay::use(packaging::UpdateFile file, bool library) {
   update_ = std::move(file);
   library_ = library;
   by_name_.clear();
+  groups_.clear();
   for (std::size_t i = 0; i < update_->entries.size(); ++i) {
     by_name_.emplace(update_->entries[i].name, i);
   }
@@ -260,9 +262,28 @@ void MetadataOverlay::read_update(std::int64_t to, std::int64_t from) {
   use(std::move(*parsed), from == 0);
 }
 
+// A group's frame is decompressed once, for the first of its files asked for.
+std::optional<Bytes> MetadataOverlay::from_group(std::size_t at, std::uint64_t max_length) {
+  if (update_->entries[at].result_length > max_length) return std::nullopt;
+  auto cached = std::find_if(groups_.begin(), groups_.end(), [&](const packaging::UpdateGroup& g) {
+    return at >= g.first && at < g.first + g.files.size();
+  });
+  if (cached == groups_.end()) {
+    packaging::Decompressor dec;
+    auto group = packaging::rebuild_group(*update_, at, kMaxUpdateFileBytes, dec);
+    if (!group.ok()) return std::nullopt;
+    groups_.push_back(std::move(*group));
+    cached = std::prev(groups_.end());
+  }
+  return cached->files[at - cached->first];
+}
+
 std::optional<Bytes> MetadataOverlay::from_update(const std::string& name,
                                                   std::uint64_t max_length) {
   auto found = by_name_.find(name);
+  if (found != by_name_.end() && packaging::in_group(*update_, found->second)) {
+    return from_group(found->second, max_length);
+  }
   if (found != by_name_.end()) {
     const packaging::UpdateEntry& entry = update_->entries[found->second];
     Bytes base;

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "outpost/base/bytes.h"
 #include "outpost/base/status.h"
@@ -89,6 +90,8 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
 
  private:
   static std::string entry_name(const std::string& path);
+  // A file of a group of entries (packaging::rebuild_group); nullopt when not rebuildable.
+  std::optional<Bytes> from_group(std::size_t at, std::uint64_t max_length);
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
   std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);
@@ -114,6 +117,7 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::uint64_t metadata_guess_ = 0;
   std::function<std::uint64_t()> budget_left_;
   std::map<std::string, std::size_t> by_name_;  // entries of update_ by name
+  std::vector<packaging::UpdateGroup> groups_;  // groups of update_ rebuilt so far
 };
 
 }  // namespace outpost::node

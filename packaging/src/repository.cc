@@ -301,6 +301,37 @@ Status add_carried_patches(
   return Status::Ok();
 }
 
+// The changed manifests as one group (update_file.h, kFollows) when their frame alone is
+// smaller than their entries each against its base: a release that touches hundreds of small
+// bundles has manifests alike in all but their hashes (caniuse-lite, 244 manifests: 58.8 KB
+// in one frame against 72.6 KB one by one). A few manifests stay one by one, where the base
+// wins.
+Status group_manifests(
+    UpdateFile& upd, std::size_t first, const std::vector<std::string>& paths,
+    const std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>& file,
+    Compressor& compressor) {
+  if (paths.size() < 2 || upd.entries.size() != first + paths.size()) return Status::Ok();
+  Bytes all;
+  std::uint64_t alone = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(paths[i], kMaxManifestBytes));
+    all.insert(all.end(), bytes->begin(), bytes->end());
+    alone += upd.entries[first + i].data.size();
+  }
+  if (all.size() > kMaxUpdateGroupBytes) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compressor.compress(all));
+  if (frame.size() >= alone) return Status::Ok();
+  for (std::size_t i = first; i < upd.entries.size(); ++i) {
+    UpdateEntry& e = upd.entries[i];
+    e.encoding = i == first ? UpdateEncoding::kZstd : UpdateEncoding::kFollows;
+    e.base_sha256 = crypto::Digest{};
+    e.base_name.clear();
+    e.data.clear();
+  }
+  upd.entries[first].data = std::move(frame);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> write_update_files(const std::string& repo,
@@ -394,6 +425,10 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
       OUTPOST_RETURN_IF_ERROR(add(name, metadata_path(name), base, kMaxMetadataBytes));
       if (role != "targets") changed_roles.push_back(name);
     }
+    // The changed manifests (entries from here on, with their repository paths), which may be
+    // written as one group below.
+    const std::size_t first_manifest = upd.entries.size();
+    std::vector<std::string> manifest_paths;
     if (!changed_roles.empty()) {
       // Every bundle's manifest at M, whichever role listed it.
       std::map<std::string, const tuf::TargetFile*> before_targets;
@@ -438,10 +473,12 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
                                       base ? base : sibling, kMaxManifestBytes,
                                       base || !sibling ? std::string() : sibling_name));
           changed_bundles.push_back(ChangedBundle{relative, base});
+          manifest_paths.push_back(relative);
         }
       }
     }
     if (size > kMaxUpdateFileBytes) continue;
+    OUTPOST_RETURN_IF_ERROR(group_manifests(upd, first_manifest, manifest_paths, file, compressor));
     // Room for the carried entries' own names and fixed fields besides their bytes.
     constexpr std::uint64_t kEntrySlack = 64u << 10;
     const std::uint64_t room =

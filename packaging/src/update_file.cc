@@ -157,9 +157,10 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
     if (!names.insert(e.name).second) {
       return Status::InvalidArgument("update file lists '" + e.name + "' twice");
     }
-    if (!e.base_name.empty()) {
+    if (!e.base_name.empty() || e.encoding == UpdateEncoding::kFollows) {
       return Status::InvalidArgument("update entry " + e.name +
-                                     ": a base name, which only the compact layout holds");
+                                     ": a base name or a group, which only the compact layout "
+                                     "holds");
     }
     total += update_entry_bytes(e);
   }
@@ -211,6 +212,17 @@ Result<Bytes> encode_compact_update_file(const UpdateFile& file, Compressor& com
     table.insert(table.end(), e.name.begin(), e.name.end());
     put_int(static_cast<std::uint8_t>(e.encoding), 1);
     const bool delta = e.encoding == UpdateEncoding::kZstdDelta;
+    if (e.encoding == UpdateEncoding::kFollows) {
+      const std::size_t i = static_cast<std::size_t>(&e - file.entries.data());
+      const UpdateEncoding before = i == 0 ? UpdateEncoding::kStored : file.entries[i - 1].encoding;
+      if ((before != UpdateEncoding::kZstd && before != UpdateEncoding::kFollows) ||
+          !e.data.empty() || !e.base_name.empty()) {
+        return Status::InvalidArgument("update entry " + e.name +
+                                       ": a file of a group must follow its frame, alone");
+      }
+    } else if (e.data.empty()) {
+      return Status::InvalidArgument("update entry " + e.name + ": no data");
+    }
     for (std::size_t i = 0; i < kBaseTagBytes; ++i) table.push_back(delta ? e.base_sha256[i] : 0);
     if (!e.base_name.empty()) {
       if (!delta) return Status::InvalidArgument("update entry " + e.name + ": a base name");
@@ -255,8 +267,9 @@ std::optional<std::string> read_name(Cursor& c, std::set<std::string>& names, st
   if (!names.insert(name).second) return "'" + name + "' listed twice";
   return std::nullopt;
 }
-std::optional<std::string> read_encoding(std::uint8_t enc, UpdateEncoding& out) {
-  if (enc > static_cast<std::uint8_t>(UpdateEncoding::kStored)) {
+std::optional<std::string> read_encoding(std::uint8_t enc, UpdateEncoding& out,
+                                         UpdateEncoding last = UpdateEncoding::kStored) {
+  if (enc > static_cast<std::uint8_t>(last)) {
     return "unknown encoding " + std::to_string(enc);
   }
   out = static_cast<UpdateEncoding>(enc);
@@ -340,12 +353,11 @@ Result<UpdateFile> parse_compact(ByteView bytes, std::uint64_t max_entries) {
     return bad(std::to_string(count) + " entries, more than the " + std::to_string(max_entries) +
                " allowed");
   }
-  // A record takes at least kRecordMin bytes, and each entry at least one byte of data.
+  // A record takes at least kRecordMin bytes.
   constexpr std::size_t kRecordMin = 2 + 1 + 1 + kBaseTagBytes + 2 + 8 + 8;
   if (!c.take(table_len, frame)) return bad("truncated entry table");
   const auto raw_size = zstd_frame_content_size(frame);
-  if (!raw_size || *raw_size > kMaxUpdateTableBytes || *raw_size / kRecordMin < count ||
-      count > c.left()) {
+  if (!raw_size || *raw_size > kMaxUpdateTableBytes || *raw_size / kRecordMin < count) {
     return bad("an entry table that cannot hold " + std::to_string(count) + " entries");
   }
   Decompressor dec;
@@ -371,13 +383,23 @@ Result<UpdateFile> parse_compact(ByteView bytes, std::uint64_t max_entries) {
     if (!e.base_name.empty()) {
       if (Status s = check_name(e.base_name); !s.ok()) return bad(at + "base: " + s.message());
     }
-    if (auto wrong = read_encoding(enc, e.encoding)) return bad(at + *wrong);
+    if (auto wrong = read_encoding(enc, e.encoding, UpdateEncoding::kFollows)) {
+      return bad(at + *wrong);
+    }
     std::memcpy(e.base_sha256.data(), tag.data(), kBaseTagBytes);
     e.base_tag_only = e.encoding == UpdateEncoding::kZstdDelta;
     if (!e.base_tag_only && (!is_zero(e.base_sha256) || !e.base_name.empty())) {
       return bad(at + "a base on a file compressed alone");
     }
-    if (auto wrong = read_data(c, data_len, e.data)) return bad(at + *wrong);
+    if (e.encoding == UpdateEncoding::kFollows) {
+      const bool after_group =
+          !f.entries.empty() && (f.entries.back().encoding == UpdateEncoding::kZstd ||
+                                 f.entries.back().encoding == UpdateEncoding::kFollows);
+      if (!after_group) return bad(at + "a file of a group with no frame before it");
+      if (data_len != 0) return bad(at + "data in a file of a group");
+    } else if (auto wrong = read_data(c, data_len, e.data)) {
+      return bad(at + *wrong);
+    }
     f.entries.push_back(std::move(e));
   }
   if (t.left() != 0) return bad(std::to_string(t.left()) + " bytes after the last table record");
@@ -434,6 +456,9 @@ Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64
                               " bytes, above the limit of " + std::to_string(max_length));
   }
   Result<Bytes> out = Status::Internal("unset");
+  if (entry.encoding == UpdateEncoding::kFollows) {
+    return Status::Corruption(what + " is in its group's frame, not alone");
+  }
   if (entry.encoding == UpdateEncoding::kZstdDelta) {
     if (!base_matches(entry, crypto::sha256(base))) {
       return Status::Corruption(what + ": the base file given does not match its base hash");
@@ -462,6 +487,49 @@ Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64
 Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length) {
   Decompressor decompressor;
   return rebuild_entry(entry, base, max_length, decompressor);
+}
+
+bool in_group(const UpdateFile& file, std::size_t at) {
+  const auto& e = file.entries;
+  if (at >= e.size()) return false;
+  return e[at].encoding == UpdateEncoding::kFollows ||
+         (e[at].encoding == UpdateEncoding::kZstd && at + 1 < e.size() &&
+          e[at + 1].encoding == UpdateEncoding::kFollows);
+}
+
+Result<UpdateGroup> rebuild_group(const UpdateFile& file, std::size_t at, std::uint64_t max_length,
+                                  Decompressor& decompressor) {
+  const auto& e = file.entries;
+  if (at >= e.size()) return Status::InvalidArgument("no update entry " + std::to_string(at));
+  UpdateGroup g;
+  g.first = at;
+  while (g.first > 0 && e[g.first].encoding == UpdateEncoding::kFollows) --g.first;
+  const UpdateEntry& first = e[g.first];
+  const std::string what = "update entry group of " + first.name;
+  if (first.encoding != UpdateEncoding::kZstd) {
+    return Status::Corruption(what + ": no frame before its files");
+  }
+  std::size_t end = g.first + 1;
+  while (end < e.size() && e[end].encoding == UpdateEncoding::kFollows) ++end;
+  std::uint64_t total = 0;
+  for (std::size_t i = g.first; i < end; ++i) {
+    const std::uint64_t n = e[i].result_length;
+    if (n > max_length || n > kMaxUpdateGroupBytes - total) {
+      return Status::Corruption(what + ": " + e[i].name + " declares " + std::to_string(n) +
+                                " bytes, above the limit");
+    }
+    total += n;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(
+      Bytes all, decompressor.decompress(first.data, static_cast<std::size_t>(total), what));
+  std::size_t pos = 0;
+  for (std::size_t i = g.first; i < end; ++i) {
+    const auto n = static_cast<std::size_t>(e[i].result_length);
+    g.files.emplace_back(all.begin() + static_cast<std::ptrdiff_t>(pos),
+                         all.begin() + static_cast<std::ptrdiff_t>(pos + n));
+    pos += n;
+  }
+  return g;
 }
 
 }  // namespace outpost::packaging

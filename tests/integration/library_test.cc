@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http_common.h"
+#include "outpost/packaging/update_file.h"
 #include "outpost/storage/store.h"
 
 namespace outpost::test {
@@ -215,6 +216,16 @@ TEST_CASE("an update of many bundles from a path reads at most 4 files", "[integ
   REQUIRE(lib.node({"sync"}).exit_code == 0);
   lib.edit(kBundles, "A new operative paragraph is added.");
   REQUIRE(lib.publish_batch().exit_code == 0);
+  // Every manifest changed: the update file holds them in one frame (a group), which the node
+  // must rebuild to stay within its requests.
+  bool grouped = false;
+  for (const auto& e : std::filesystem::directory_iterator(lib.repo() + "/metadata/updates")) {
+    if (e.path().string().find(".from-0.upd") != std::string::npos) continue;
+    auto f = packaging::parse_update_file(read_all(e.path().string()), 100000);
+    REQUIRE(f.ok());
+    for (std::size_t i = 0; i < f->entries.size(); ++i) grouped |= packaging::in_group(*f, i);
+  }
+  CHECK(grouped);
   RunResult s = lib.node({"sync", "--json"});
   INFO(s.err);
   REQUIRE(s.exit_code == 0);

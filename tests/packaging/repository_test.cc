@@ -1090,9 +1090,22 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
   if (latest_root != nullptr) *latest_root = f->latest_root;
   const auto held = files_at_snapshot(repo, m);
   std::set<std::string> names;
-  for (const op::UpdateEntry& e : f->entries) {
+  for (std::size_t i = 0; i < f->entries.size(); ++i) {
+    const op::UpdateEntry& e = f->entries[i];
     INFO(e.name);
     names.insert(e.name);
+    if (op::in_group(*f, i)) {  // its file is in its group's frame
+      op::Decompressor dec;
+      auto group = op::rebuild_group(*f, i, 64u << 20, dec);
+      REQUIRE(group.ok());
+      const Bytes& file = group->files[i - group->first];
+      const std::string bundle = e.name.substr(op::library_manifest_name("").size());
+      CHECK(file == outpost::test::read_all(
+                        repo + "/" +
+                        op::manifest_file_path(
+                            bundle, outpost::crypto::hex(outpost::crypto::sha256(file)))));
+      continue;
+    }
     ByteView base;
     if (e.encoding == op::UpdateEncoding::kZstdDelta) {
       auto it = std::find_if(held.begin(), held.end(),
@@ -1195,6 +1208,17 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
     }
   }
   CHECK(carried_patches(from3) == small_full);
+  {
+    // Two new manifests with no base: one frame for both is smaller than two.
+    auto f = op::parse_update_file(
+        outpost::test::read_all(repo.dir + "/metadata/updates/" + op::update_file_name(n, 3)), 100);
+    REQUIRE(f.ok());
+    bool grouped = false;
+    for (std::size_t i = 0; i < f->entries.size(); ++i) {
+      grouped |= f->entries[i].name == b_manifest && op::in_group(*f, i);
+    }
+    CHECK(grouped);
+  }
   // From 4 (a published, b not yet): b's manifest compressed against a's, which the entry
   // names as its base (a node holding a has it; check_update_file rebuilds it so).
   check_update_file(repo.dir, 5, 4);

@@ -223,6 +223,84 @@ TEST_CASE("a compact update file is smaller, rebuilds the same files and refuses
   CHECK(op::rebuild_entry(e0, other_base, 1 << 20).error().code() == Code::kCorruption);
 }
 
+TEST_CASE("a group of entries shares one frame; a broken group is refused as corrupt",
+          "[packaging][update]") {
+  REQUIRE(outpost::crypto::init());
+  op::Compressor c(19, /*checksum=*/true);
+  const Bytes a = outpost::to_bytes(std::string(300, 'a') + "first manifest");
+  const Bytes b = outpost::to_bytes(std::string(300, 'a') + "second manifest");
+  const Bytes d = outpost::to_bytes(std::string(300, 'a') + "third");
+  Bytes all = a;
+  all.insert(all.end(), b.begin(), b.end());
+  all.insert(all.end(), d.begin(), d.end());
+  op::UpdateFile file;
+  file.latest_root = 1;
+  for (const auto& [name, bytes] : {std::pair{"manifest/x/a", &a}, std::pair{"manifest/x/b", &b},
+                                    std::pair{"manifest/x/c", &d}}) {
+    op::UpdateEntry e;
+    e.name = name;
+    e.encoding = file.entries.empty() ? op::UpdateEncoding::kZstd : op::UpdateEncoding::kFollows;
+    e.result_length = bytes->size();
+    file.entries.push_back(e);
+  }
+  auto frame = c.compress(all);
+  REQUIRE(frame.ok());
+  file.entries[0].data = *frame;
+  auto encoded = op::encode_compact_update_file(file, c);
+  REQUIRE(encoded.ok());
+  CHECK(op::encode_update_file(file).error().code() == Code::kInvalidArgument);  // full layout
+  auto parsed = op::parse_update_file(*encoded, 10);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == file);
+  op::Decompressor dec;
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(op::in_group(*parsed, i));
+    auto g = op::rebuild_group(*parsed, i, 1 << 20, dec);
+    REQUIRE(g.ok());
+    CHECK(g->first == 0);
+    REQUIRE(g->files.size() == 3);
+    CHECK(g->files[0] == a);
+    CHECK(g->files[1] == b);
+    CHECK(g->files[2] == d);
+  }
+  // A file of a group is not rebuilt alone; nor is the group's frame as its first file.
+  CHECK(op::rebuild_entry(parsed->entries[1], {}, 1 << 20).error().code() == Code::kCorruption);
+  CHECK(op::rebuild_entry(parsed->entries[0], {}, 1 << 20).error().code() == Code::kCorruption);
+  // A length that does not add up, or above the limit: refused.
+  op::UpdateFile longer = *parsed;
+  longer.entries[2].result_length += 1;
+  CHECK(op::rebuild_group(longer, 2, 1 << 20, dec).error().code() == Code::kCorruption);
+  CHECK(op::rebuild_group(*parsed, 1, 100, dec).error().code() == Code::kCorruption);
+  // A file of a group with no frame before it, or with data of its own: not encoded, not read.
+  op::UpdateFile orphan = file;
+  orphan.entries.erase(orphan.entries.begin());
+  CHECK(op::encode_compact_update_file(orphan, c).error().code() == Code::kInvalidArgument);
+  op::UpdateFile with_data = file;
+  with_data.entries[1].data = {1};
+  CHECK(op::encode_compact_update_file(with_data, c).error().code() == Code::kInvalidArgument);
+  // The same file with the first entry's encoding made 2 (stored) in its table: the files
+  // after it follow no frame, and reading refuses it.
+  const Bytes& bytes = *encoded;
+  const std::uint32_t table_len = outpost::get_u32le(bytes.data() + 12);
+  const ByteView table_frame = ByteView(bytes).subspan(16, table_len);
+  auto table = dec.decompress(table_frame, *op::zstd_frame_content_size(table_frame));
+  REQUIRE(table.ok());
+  auto with_first_encoding = [&](std::uint8_t encoding) {
+    (*table)[2 + file.entries[0].name.size()] = encoding;
+    auto table_z = c.compress(*table);
+    REQUIRE(table_z.ok());
+    Bytes out(bytes.begin(), bytes.begin() + 12);
+    for (int k = 0; k < 4; ++k) {
+      out.push_back(static_cast<std::uint8_t>(table_z->size() >> (8 * k)));
+    }
+    out.insert(out.end(), table_z->begin(), table_z->end());
+    out.insert(out.end(), bytes.begin() + 16 + table_len, bytes.end());
+    return out;
+  };
+  CHECK(op::parse_update_file(with_first_encoding(2), 10).error().code() == Code::kCorruption);
+  CHECK(op::parse_update_file(with_first_encoding(0), 10).ok());  // the same surgery, unchanged
+}
+
 TEST_CASE("stored entries of a library file round-trip, and a wrong length or a bomb is refused",
           "[packaging][update]") {
   const Bytes file = outpost::test::random_bytes(5000, 8);

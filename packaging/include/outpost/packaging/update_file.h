@@ -10,7 +10,8 @@
 //   u32le latest_root_version        the newest N.root.json when the file was written
 //   u32le entry_count
 //   u32le table_length, table        one zstd frame (its size declared) holding entry_count
-//                                    records: u16le name_length, name, u8 encoding,
+//                                    records: u16le name_length, name, u8 encoding (0-3,
+//                                    3: in the group frame before it, see kFollows),
 //                                    u8[4] base_tag (encoding 1: the first 4 bytes of the
 //                                    base's SHA-256; else zero), u16le base_name_length,
 //                                    base_name (encoding 1, may be empty: see UpdateEntry),
@@ -68,7 +69,13 @@ inline constexpr int kUpdateLevel = 19;
 
 // kStored (2): the data is the file itself: inside a library file (N.from-0.upd), which is
 // compressed as a whole, and for the patches an update file carries (compressed already).
-enum class UpdateEncoding : std::uint8_t { kZstd = 0, kZstdDelta = 1, kStored = 2 };
+// kFollows (3, compact layout only): the file continues the zstd frame of the entries before
+// it. An entry of encoding 0 followed by entries of encoding 3 (no data, no base of their own)
+// is a group: its frame holds its own file and theirs, in order. Many small manifests
+// compress together far better than each alone (rebuild_group).
+enum class UpdateEncoding : std::uint8_t { kZstd = 0, kZstdDelta = 1, kStored = 2, kFollows = 3 };
+// The most a group's frame may hold, all its files together.
+inline constexpr std::uint64_t kMaxUpdateGroupBytes = 64u << 20;
 
 struct UpdateEntry {
   std::string name;  // a metadata file name or a manifest's repository path
@@ -174,8 +181,22 @@ Result<UpdateFile> parse_update_file_head(ByteView bytes, std::uint64_t max_entr
 // result_length exceeds max_length, when the base's SHA-256 does not match (base_matches), when
 // the data does not decompress to exactly result_length bytes (bombs and zstd checksums
 // included), or when the result's SHA-256 differs from a given one.
+// kCorruption for a kFollows entry: its file is in its group's frame (rebuild_group).
 Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length);
 Result<Bytes> rebuild_entry(const UpdateEntry& entry, ByteView base, std::uint64_t max_length,
                             Decompressor& decompressor);
+
+// Whether entry `at` belongs to a group: it is kFollows, or kZstd with a kFollows after it.
+bool in_group(const UpdateFile& file, std::size_t at);
+// The files of the group entry `at` belongs to, from its first entry (`first`) on, rebuilt from
+// the first entry's frame. kCorruption when a file declares more than max_length bytes, the
+// group more than kMaxUpdateGroupBytes, the group has no first entry of encoding 0, or the
+// frame does not decompress to exactly their sum (checksum included).
+struct UpdateGroup {
+  std::size_t first = 0;
+  std::vector<Bytes> files;
+};
+Result<UpdateGroup> rebuild_group(const UpdateFile& file, std::size_t at, std::uint64_t max_length,
+                                  Decompressor& decompressor);
 
 }  // namespace outpost::packaging
