@@ -223,7 +223,7 @@ TEST_CASE("a compact update file is smaller, rebuilds the same files and refuses
   CHECK(op::rebuild_entry(e0, other_base, 1 << 20).error().code() == Code::kCorruption);
 }
 
-TEST_CASE("a group of entries shares one frame; a broken group is refused as corrupt",
+TEST_CASE("a group of entries shares one frame, and a broken group is refused as corrupt",
           "[packaging][update]") {
   REQUIRE(outpost::crypto::init());
   op::Compressor c(19, /*checksum=*/true);
