@@ -1,9 +1,11 @@
 #include "outpost/base/child.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 using outpost::ChildOptions;
@@ -51,11 +53,17 @@ TEST_CASE("a stop request ends a worker with SIGTERM, and one that ignores it wi
   CHECK(r->signal == SIGTERM);
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
 
+  // The stop comes once the shell has set its trap (it then makes a file): a loaded machine
+  // may take longer than any fixed delay to get there.
+  const std::string ready =
+      (std::filesystem::temp_directory_path() / ("outpost-trap-" + std::to_string(::getpid())))
+          .string();
+  std::filesystem::remove(ready);
   const auto start2 = std::chrono::steady_clock::now();
-  o.stop = [&] {
-    return std::chrono::steady_clock::now() - start2 > std::chrono::milliseconds(200);
-  };
-  r = run_child({"/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"}, o);
+  o.stop = [&] { return std::filesystem::exists(ready); };
+  r = run_child({"/bin/sh", "-c", "trap '' TERM; : > '" + ready + "'; while :; do sleep 0.1; done"},
+                o);
+  std::filesystem::remove(ready);
   REQUIRE(r.ok());
   CHECK(r->signal == SIGKILL);
   const auto took = std::chrono::steady_clock::now() - start2;
