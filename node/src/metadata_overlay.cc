@@ -44,13 +44,9 @@ std::optional<std::int64_t> root_version(const std::string& name) {
 constexpr std::string_view kManifestSuffix = ".manifest.json";
 
 std::optional<std::string> library_name(const std::string& path) {
-  const std::string prefix = std::string(packaging::kTargetsDir) + "/";
-  const std::size_t slash = path.rfind('/');
-  if (path.rfind(prefix, 0) != 0 || slash == std::string::npos || slash <= prefix.size()) {
-    return std::nullopt;
-  }
-  return packaging::library_manifest_name(
-      std::string_view(path).substr(prefix.size(), slash - prefix.size()));
+  auto bundle = packaging::bundle_of_targets_file(path);
+  if (!bundle) return std::nullopt;
+  return packaging::library_manifest_name(*bundle);
 }
 
 std::string sha_of_manifest_path(const std::string& path) {

@@ -42,12 +42,11 @@ std::optional<Bytes> held_base(SyncContext& ctx, const packaging::UpdateEntry& e
   // "targets/<bundle>/<sha256>.manifest.json"; a new bundle's names another bundle's.
   const std::string& name = entry.base_name.empty() ? entry.name : entry.base_name;
   const std::string by_bundle = packaging::library_manifest_name("");
-  const std::string prefix = std::string(packaging::kTargetsDir) + "/";
   std::string bundle;
   if (name.rfind(by_bundle, 0) == 0) {
     bundle = name.substr(by_bundle.size());
-  } else if (name.rfind(prefix, 0) == 0 && name.rfind('/') > prefix.size()) {
-    bundle = name.substr(prefix.size(), name.rfind('/') - prefix.size());
+  } else if (auto in_folder = packaging::bundle_of_targets_file(name)) {
+    bundle = std::move(*in_folder);
   } else {
     return std::nullopt;
   }

@@ -57,6 +57,15 @@ std::string compressed_manifest_file_path(std::string_view bundle, std::string_v
   return manifest_file_path(bundle, sha256_hex) + ".zst";
 }
 
+std::optional<std::string> bundle_of_targets_file(std::string_view path) {
+  const std::string prefix = std::string(kTargetsDir) + "/";
+  const std::size_t slash = path.rfind('/');
+  if (path.rfind(prefix, 0) != 0 || slash == std::string_view::npos || slash <= prefix.size()) {
+    return std::nullopt;
+  }
+  return std::string(path.substr(prefix.size(), slash - prefix.size()));
+}
+
 bool is_manifest_file_name(std::string_view name) {
   return name.size() == 64 + kManifestFileSuffix.size() && ends_with(name, kManifestFileSuffix);
 }

@@ -26,6 +26,11 @@ Status check_name(std::string_view name) {
   return validate_file_path(name);
 }
 
+// Writes v's n low bytes, least significant first (the file's integers).
+void store_le(std::uint8_t* at, std::uint64_t v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) at[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
 // Reads fixed-size fields from the front of a byte view, refusing to run past its end.
 class Cursor {
  public:
@@ -173,7 +178,7 @@ Result<Bytes> encode_update_file(const UpdateFile& file) {
     at += n;
   };
   auto put_int = [&](std::uint64_t v, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) out[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+    store_le(out.data() + at, v, n);
     at += n;
   };
   put(kUpdateMagic, 4);
@@ -201,7 +206,8 @@ Result<Bytes> encode_compact_update_file(const UpdateFile& file, Compressor& com
   std::uint64_t data_bytes = 0;
   std::set<std::string_view> names;
   auto put_int = [&](std::uint64_t v, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) table.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+    table.resize(table.size() + n);
+    store_le(table.data() + table.size() - n, v, n);
   };
   for (const UpdateEntry& e : file.entries) {
     if (Status s = check_name(e.name); !s.ok()) return s.With("update entry");

@@ -34,3 +34,13 @@ TEST_CASE("a target path names a bundle only when it is a manifest's", "[packagi
   CHECK_FALSE(op::is_manifest_file_name(std::string(63, 'c') + ".manifest.json"));
   CHECK_FALSE(op::is_manifest_file_name(".history.json"));
 }
+
+TEST_CASE("a manifest's repository path names its bundle by its folder", "[packaging][layout]") {
+  const std::string sha(64, 'c');
+  CHECK(op::bundle_of_targets_file(op::manifest_file_path("un/ga/X", sha)) == "un/ga/X");
+  CHECK(op::bundle_of_targets_file(op::compressed_manifest_file_path("un/ga/X", sha)) == "un/ga/X");
+  CHECK_FALSE(op::bundle_of_targets_file("targets/" + sha + ".manifest.json"));
+  CHECK_FALSE(op::bundle_of_targets_file("targets//x.manifest.json"));
+  CHECK_FALSE(op::bundle_of_targets_file("objects/a0/" + sha + ".patch"));
+  CHECK_FALSE(op::bundle_of_targets_file("manifest/un/ga/X"));
+}

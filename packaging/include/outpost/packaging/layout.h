@@ -61,6 +61,9 @@ std::string manifest_file_path(std::string_view bundle, std::string_view sha256_
 std::string compressed_manifest_file_path(std::string_view bundle, std::string_view sha256_hex);
 // "targets/<bundle>/": the folder of a bundle's manifests.
 std::string bundle_manifest_dir(std::string_view bundle);
+// The bundle whose folder holds a file under targets/ ("targets/un/ga/X/<sha>.manifest.json"
+// -> "un/ga/X"); nullopt for a path outside a bundle's folder.
+std::optional<std::string> bundle_of_targets_file(std::string_view path);
 // True for a file name in bundle_manifest_dir() that is a manifest ("<64 hex>.manifest.json").
 bool is_manifest_file_name(std::string_view name);
 // "targets/<bundle>/.history.json". The leading '.' keeps it apart from any bundle whose name
