@@ -11,7 +11,7 @@
 # in_use_bytes), the ratio store / packs; the kernel's write_bytes and wchar of every
 # `outpost sync` (/proc/PID/io, read in the subshell that reaped it) per MB read from the
 # repository. WORK_DIR must be on a real disk (tmpfs has no write accounting).
-#   bench/store/run.sh [BUILD_DIR] [WORK_DIR]      env: TGZ_DIR (cached caniuse tgz), SKIP_TREE=1
+#   bench/store/run.sh [BUILD_DIR] [WORK_DIR]      env: TGZ_DIR (cached caniuse tgz), SKIP_CANIUSE=1, SKIP_TREE=1
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-$here/../../build}
@@ -54,23 +54,25 @@ EOF
 echo "| data | packs B | store data.mdb on disk B | store tables' pages B | data.mdb / packs | pages / packs | read from the repository B | wchar per MB read | write_bytes per MB read |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 
-releases="800 802 803 805 806 807 809 810 812 813 814 815 816 817 818 819 820 822 823 826"
-mkdir -p tgz
-for v in $releases; do
-  tgz="caniuse-lite-1.0.30001$v.tgz"
-  [ -f "tgz/$tgz" ] && continue
-  if [ -n "${TGZ_DIR:-}" ] && [ -f "$TGZ_DIR/$tgz" ]; then cp "$TGZ_DIR/$tgz" tgz/
-  else (cd tgz && npm pack "caniuse-lite@1.0.30001$v" >/dev/null 2>&1); fi
-done
-setup caniuse
-tw=0 tb=0 tr=0
-for v in $releases; do
-  rm -rf src && mkdir src && tar -xzf "tgz/caniuse-lite-1.0.30001$v.tgz" -C src
-  "$O" publish caniuse/repo --key caniuse/keys/p.key --keys caniuse/keys --bundle b/caniuse src/package >/dev/null
-  read -r w b r < <(written "$O" sync --json --store caniuse/store)
-  tw=$((tw + w)) tb=$((tb + b)) tr=$((tr + r))
-done
-report "caniuse-lite, 20 releases" caniuse $tw $tb $tr
+if [ "${SKIP_CANIUSE:-0}" != 1 ]; then
+  releases="800 802 803 805 806 807 809 810 812 813 814 815 816 817 818 819 820 822 823 826"
+  mkdir -p tgz
+  for v in $releases; do
+    tgz="caniuse-lite-1.0.30001$v.tgz"
+    [ -f "tgz/$tgz" ] && continue
+    if [ -n "${TGZ_DIR:-}" ] && [ -f "$TGZ_DIR/$tgz" ]; then cp "$TGZ_DIR/$tgz" tgz/
+    else (cd tgz && npm pack "caniuse-lite@1.0.30001$v" >/dev/null 2>&1); fi
+  done
+  setup caniuse
+  tw=0 tb=0 tr=0
+  for v in $releases; do
+    rm -rf src && mkdir src && tar -xzf "tgz/caniuse-lite-1.0.30001$v.tgz" -C src
+    "$O" publish caniuse/repo --key caniuse/keys/p.key --keys caniuse/keys --bundle b/caniuse src/package >/dev/null
+    read -r w b r < <(written "$O" sync --json --store caniuse/store)
+    tw=$((tw + w)) tb=$((tb + b)) tr=$((tr + r))
+  done
+  report "caniuse-lite, 20 releases" caniuse $tw $tb $tr
+fi
 
 if [ "${SKIP_TREE:-0}" != 1 ]; then
   tree=tree200

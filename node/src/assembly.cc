@@ -26,8 +26,13 @@ using storage::Table;
 
 namespace {
 
-// Chunks a node rebuilds from a patch are stored at this zstd level: fast on a Pi's core.
-constexpr int kRebuiltChunkLevel = 3;
+// Chunks a node rebuilds from a patch are stored at the publisher's level (the packs' size on
+// an SD card: docs/BENCHMARKS.md, "The store on an SD card"), only the chunks the store lacks
+// are compressed at all, and a version of more than kRebuiltFastAbove bytes (a first sync of
+// a large bundle) at level 3, fast on a Pi's core.
+constexpr int kRebuiltChunkLevel = packaging::kDefaultChunkLevel;
+constexpr int kRebuiltFastLevel = 3;
+constexpr std::uint64_t kRebuiltFastAbove = 64ull << 20;
 
 bool is_local_index(const ChunkIndex& index) {
   return index.packs.size() == 1 && index.packs[0] == crypto::Digest{};
@@ -222,8 +227,11 @@ Status commit_version(SyncContext& ctx, const Pending& p, const Bytes& index_byt
 // Produces the new content stream, passing it in pieces to the sink (twice: to check, then
 // to store).
 using StreamProducer = std::function<Status(const std::function<Status(ByteView)>& sink)>;
+// Called once the content verified, before its chunks are stored.
+using OnVerified = std::function<Status()>;
 
-Status accept_produced(SyncContext& ctx, const Pending& p, const StreamProducer& produce) {
+Status accept_produced(SyncContext& ctx, const Pending& p, const StreamProducer& produce,
+                       const OnVerified& verified = nullptr) {
   std::string what = "version " + std::to_string(p.manifest.version);
   crypto::Blake2b hasher;
   OUTPOST_RETURN_IF_ERROR(produce([&](ByteView piece) {
@@ -234,10 +242,17 @@ Status accept_produced(SyncContext& ctx, const Pending& p, const StreamProducer&
     return Status::Corruption("the content rebuilt for " + what +
                               " does not match its signed root hash: not accepted");
   }
+  if (verified) OUTPOST_RETURN_IF_ERROR(verified());
 
-  packaging::Compressor compressor(kRebuiltChunkLevel);
+  packaging::Compressor compressor(
+      p.manifest.content_size > kRebuiltFastAbove ? kRebuiltFastLevel : kRebuiltChunkLevel);
   ChunkBatch batch(ctx.store);
   Rechunker chunks(p.manifest, [&](const crypto::Digest& id, ByteView raw) -> Status {
+    {
+      OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
+      OUTPOST_ASSIGN_OR_RETURN(auto held, txn.get(Table::kChunks, {id.data(), id.size()}));
+      if (held) return Status::Ok();  // most of an update's chunks: not compressed again
+    }
     OUTPOST_ASSIGN_OR_RETURN(Bytes frame, compressor.compress(raw));
     return batch.add(id, static_cast<std::uint32_t>(raw.size()), view(frame));
   });
@@ -252,18 +267,22 @@ Status accept_produced(SyncContext& ctx, const Pending& p, const StreamProducer&
 }
 
 Status accept_stream(SyncContext& ctx, const Pending& p, const packaging::DeltaReader& reader,
-                     std::uint64_t from_size, const Bytes& patch) {
+                     std::uint64_t from_size, const Bytes& patch,
+                     const OnVerified& verified = nullptr) {
   std::uint64_t to_size = packaging::content_stream_size(p.manifest);
   std::string what = "version " + std::to_string(p.manifest.version);
-  return accept_produced(ctx, p, [&](const std::function<Status(ByteView)>& sink) {
-    return packaging::apply_delta(reader, from_size, view(patch), to_size, sink)
-        .With("applying the patch to " + what);
-  });
+  return accept_produced(
+      ctx, p,
+      [&](const std::function<Status(ByteView)>& sink) {
+        return packaging::apply_delta(reader, from_size, view(patch), to_size, sink)
+            .With("applying the patch to " + what);
+      },
+      verified);
 }
 
 // A patch from a held version (`base`), or from nothing (nullptr: the whole content).
 Status accept_from_patch(SyncContext& ctx, const Pending& p, const HeldVersion* base,
-                         const Bytes& patch) {
+                         const Bytes& patch, const OnVerified& verified = nullptr) {
   std::optional<HeldStream> from;
   if (base != nullptr) from.emplace(ctx.store, *base);
   packaging::DeltaReader reader = [&](std::uint64_t offset, std::uint64_t length,
@@ -271,7 +290,7 @@ Status accept_from_patch(SyncContext& ctx, const Pending& p, const HeldVersion* 
     if (!from) return Status::Corruption("a patch from nothing reads old content");
     return from->read(offset, length, out);
   };
-  return accept_stream(ctx, p, reader, from ? from->size() : 0, patch);
+  return accept_stream(ctx, p, reader, from ? from->size() : 0, patch, verified);
 }
 
 }  // namespace
@@ -308,8 +327,27 @@ Status apply_patch(SyncContext& ctx, const Pending& p, const Route& route) {
     OUTPOST_ASSIGN_OR_RETURN(base,
                              load_version(txn, p.bundle, static_cast<std::uint64_t>(patch->from)));
   }
-  Status applied = accept_from_patch(ctx, p, base ? &*base : nullptr, patch_bytes);
+  // The patch is in memory and its content verified: its pieces in the store are dropped
+  // before the chunks go in, which then take the pages the pieces freed (a first sync of a
+  // large bundle would otherwise leave the store file twice the content: docs/BENCHMARKS.md,
+  // "The store on an SD card"). A crash while the chunks go in keeps those already stored; the
+  // next sync fetches only the rest.
+  bool dropped = false;
+  OnVerified drop_pieces = nullptr;
+  if (!ctx.options.keep_patches) {
+    drop_pieces = [&] {
+      dropped = true;
+      return drop_transfer(ctx, patch->blake2b);
+    };
+  }
+  Status applied = accept_from_patch(ctx, p, base ? &*base : nullptr, patch_bytes, drop_pieces);
   if (!applied.ok()) {
+    if (dropped) {
+      // It verified; the store failed (a full disk, a stop request): kept again if there is
+      // room, so the next attempt does not pay for it twice.
+      (void)keep_transfer(ctx, patch->blake2b, view(patch_bytes));
+      return applied;
+    }
     // A patch that does not rebuild the signed content is useless: drop it, so the next
     // attempt (or mirror) fetches it again.
     (void)drop_transfer(ctx, patch->blake2b);

@@ -41,6 +41,17 @@ Bytes piece_key(const crypto::Digest& object, std::uint64_t offset) {
   return to_bytes(transfer_prefix(object) + buf);
 }
 
+// Stores `bytes`, the object's bytes from `offset` on, as values of at most kTransferPiece.
+Status put_pieces(storage::WriteTxn& txn, const crypto::Digest& object, std::uint64_t offset,
+                  ByteView bytes) {
+  for (std::size_t at = 0; at < bytes.size(); at += kTransferPiece) {
+    const std::size_t n = std::min(kTransferPiece, bytes.size() - at);
+    Bytes key = piece_key(object, offset + at);
+    OUTPOST_RETURN_IF_ERROR(txn.put(Table::kTransfers, view(key), bytes.subspan(at, n)));
+  }
+  return Status::Ok();
+}
+
 // Spans of one pack to read: runs of nearby missing chunks merged into one range.
 struct Span {
   std::uint32_t pack = 0;
@@ -158,16 +169,7 @@ Result<Bytes> fetch_object(SyncContext& ctx, const PatchRef& ref, const std::str
           crypto::digest_equal(crypto::blake2b(view(*carried)), ref.blake2b)) {
         // A node that keeps patches for its peers keeps this one as if it had fetched it.
         if (ctx.options.keep_patches) {
-          OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, ref.blake2b));
-          OUTPOST_RETURN_IF_ERROR(ctx.store.update([&](storage::WriteTxn& txn) -> Status {
-            for (std::size_t at = 0; at < carried->size(); at += kTransferPiece) {
-              const std::size_t n = std::min(kTransferPiece, carried->size() - at);
-              Bytes key = piece_key(ref.blake2b, at);
-              OUTPOST_RETURN_IF_ERROR(
-                  txn.put(Table::kTransfers, view(key), ByteView(carried->data() + at, n)));
-            }
-            return Status::Ok();
-          }));
+          OUTPOST_RETURN_IF_ERROR(keep_transfer(ctx, ref.blake2b, view(*carried)));
         }
         return std::move(*carried);
       }
@@ -201,10 +203,9 @@ Result<Bytes> fetch_object_once(SyncContext& ctx, const PatchRef& ref, const std
   std::uint64_t committed = data.size();
   auto commit = [&]() -> Status {
     if (data.size() == committed) return Status::Ok();
-    ByteView piece(data.data() + committed, data.size() - committed);
-    Bytes key = piece_key(ref.blake2b, committed);
-    OUTPOST_RETURN_IF_ERROR(ctx.store.update(
-        [&](storage::WriteTxn& txn) { return txn.put(Table::kTransfers, view(key), piece); }));
+    OUTPOST_RETURN_IF_ERROR(ctx.store.update([&](storage::WriteTxn& txn) {
+      return put_pieces(txn, ref.blake2b, committed, view(data).subspan(committed));
+    }));
     committed = data.size();
     return Status::Ok();
   };
@@ -264,6 +265,12 @@ Status drop_transfer(SyncContext& ctx, const crypto::Digest& object) {
     for (const Bytes& k : keys) OUTPOST_RETURN_IF_ERROR(txn.del(Table::kTransfers, view(k)));
     return Status::Ok();
   });
+}
+
+Status keep_transfer(SyncContext& ctx, const crypto::Digest& object, ByteView bytes) {
+  OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, object));
+  return ctx.store.update(
+      [&](storage::WriteTxn& txn) { return put_pieces(txn, object, 0, bytes); });
 }
 
 Result<Bytes> fetch_index(SyncContext& ctx, const packaging::Manifest& manifest) {

@@ -79,6 +79,9 @@ Result<Bytes> fetch_object(SyncContext& ctx, const packaging::PatchRef& ref,
                            const std::string& bundle, const std::string& route);
 // Forgets what the store holds of a transfer.
 Status drop_transfer(SyncContext& ctx, const crypto::Digest& object);
+// Stores a whole object as a finished transfer (fetch_object then reads it from the store),
+// in place of any pieces held.
+Status keep_transfer(SyncContext& ctx, const crypto::Digest& object, ByteView bytes);
 // The manifest's chunk index, checked against its signed length and hash.
 Result<Bytes> fetch_index(SyncContext& ctx, const packaging::Manifest& manifest);
 // Positions in index.chunks of the first occurrence of each distinct chunk, in id order.

@@ -80,6 +80,55 @@ bool sanitized() {
 #endif
 }
 
+// A small ext4 file system on a loop device, mounted at `mnt` while it lives; `why` says why
+// there is none (not root, tools missing).
+struct Ext4Disk {
+  Ext4Disk(const std::string& image, std::string mount_dir, std::uint64_t bytes)
+      : mnt(std::move(mount_dir)) {
+    make_dirs(mnt);
+    {
+      std::ofstream(image).close();
+      std::filesystem::resize_file(image, bytes);
+    }
+    const std::string mkfs = find_program("mkfs.ext4", {"/sbin", "/usr/sbin"});
+    const std::string mount = find_program("mount", {"/bin", "/usr/bin"});
+    if (::geteuid() != 0) {
+      why = "not running as root";
+    } else if (mkfs.empty() || mount.empty()) {
+      why = "mkfs.ext4 or mount missing: apt-get install e2fsprogs mount";
+    } else if (RunResult m = run_program({mkfs, "-q", "-F", "-m", "0", image}); m.exit_code != 0) {
+      why = "mkfs.ext4 failed: " + m.err;
+    } else if (RunResult l = run_program({mount, "-o", "loop", image, mnt}); l.exit_code != 0) {
+      why = "mount -o loop failed: " + l.err;
+    } else {
+      mounted = true;
+    }
+  }
+  ~Ext4Disk() {
+    if (mounted) ::umount2(mnt.c_str(), MNT_DETACH);
+  }
+  Ext4Disk(const Ext4Disk&) = delete;
+  Ext4Disk& operator=(const Ext4Disk&) = delete;
+  // Fills the file system but for `keep` bytes.
+  void fill_but(std::uint64_t keep) {
+    struct statvfs vfs {};
+    REQUIRE(::statvfs(mnt.c_str(), &vfs) == 0);
+    const std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    REQUIRE(free_bytes > keep + (1u << 20));
+    write_all(mnt + "/filler", random_bytes(free_bytes - keep, 1));
+  }
+  std::string mnt, why;
+  bool mounted = false;
+};
+
+// Skips the test (fails it in CI) when the disk could not be made.
+bool disk_ready(const Ext4Disk& disk) {
+  if (disk.why.empty()) return true;
+  if (running_in_ci()) FAIL("the ext4 disk-full tests must run in CI (as root): " << disk.why);
+  WARN("SKIPPED (CI runs this test): " << disk.why);
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -87,41 +136,13 @@ TEST_CASE(
     "completes once there is room",
     "[integration][exhaustion][root]") {
   TempDir tmp;
-  const std::string image = tmp / "disk.img", mnt = tmp / "mnt";
-  make_dirs(mnt);
-  {
-    std::ofstream(image).close();
-    std::filesystem::resize_file(image, 24u << 20);
-  }
-  const std::string mkfs = find_program("mkfs.ext4", {"/sbin", "/usr/sbin"});
-  const std::string mount = find_program("mount", {"/bin", "/usr/bin"});
-  std::string why;
-  if (::geteuid() != 0) {
-    why = "not running as root";
-  } else if (mkfs.empty() || mount.empty()) {
-    why = "mkfs.ext4 or mount missing: apt-get install e2fsprogs mount";
-  } else if (RunResult m = run_program({mkfs, "-q", "-F", "-m", "0", image}); m.exit_code != 0) {
-    why = "mkfs.ext4 failed: " + m.err;
-  } else if (RunResult l = run_program({mount, "-o", "loop", image, mnt}); l.exit_code != 0) {
-    why = "mount -o loop failed: " + l.err;
-  }
-  if (!why.empty()) {
-    if (running_in_ci()) FAIL("the ext4 disk-full test must run in CI (as root): " << why);
-    WARN("SKIPPED (CI runs this test): " << why);
-    return;
-  }
-  struct Unmount {
-    std::string dir;
-    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
-  } unmount{mnt};
+  Ext4Disk disk(tmp / "disk.img", tmp / "mnt", 24u << 20);
+  if (!disk_ready(disk)) return;
+  const std::string mnt = disk.mnt;
 
   Exhaust e(mnt + "/store", 4);
   // Fill the file system but for 1 MB: the 4 MB release cannot fit.
-  struct statvfs vfs {};
-  REQUIRE(::statvfs(mnt.c_str(), &vfs) == 0);
-  const std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  REQUIRE(free_bytes > (2u << 20));
-  write_all(mnt + "/filler", random_bytes(free_bytes - (1u << 20), 1));
+  disk.fill_but(1u << 20);
 
   RunResult full = e.at({"sync"});
   check_exhausted(full, "disk");
@@ -130,6 +151,27 @@ TEST_CASE(
 
   std::filesystem::remove(mnt + "/filler");
   e.check_resumes();
+}
+
+TEST_CASE(
+    "a first sync needs room for the release about once, not twice: the download's pages "
+    "take its chunks",
+    "[integration][exhaustion][root]") {
+  TempDir tmp;
+  Ext4Disk disk(tmp / "disk.img", tmp / "mnt", 40u << 20);
+  if (!disk_ready(disk)) return;
+  Exhaust e(disk.mnt + "/store", 8);
+  // 8 MB that zstd cannot shrink comes as one object, kept in the store while it arrives, and
+  // becomes 8 MB of chunks. Room for 11 MB: the object and its chunks side by side (16 MB, as
+  // the store once kept them) do not fit.
+  disk.fill_but(11u << 20);
+  RunResult s = e.at({"sync", "--json"});
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  INFO(s.out);
+  CHECK(s.out.find("\"route\": \"full\"") != std::string::npos);
+  check_store_sound(e.node_store);
+  check_bundle_whole(e.node_store, kAnnex, {{1, tree_files(e.annex())}});
 }
 
 TEST_CASE(

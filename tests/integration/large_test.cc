@@ -236,6 +236,19 @@ TEST_CASE(
   const Update first = sync();
   CHECK(first.to == 1);
   CHECK(first.route == "full");  // the whole content, compressed, in one download
+  {
+    // The download was kept in the store as it came, then its pages took the chunks: the
+    // store's file is not the object plus the content (twice the packs on an SD card).
+    RunResult st = p.node({"status", "--json"});
+    INFO(st.err);
+    REQUIRE(st.exit_code == 0);
+    auto j = outpost::parse_json(st.out);
+    REQUIRE(j.ok());
+    const auto file = static_cast<double>(j->find("file_bytes")->as_int());
+    const auto in_use = static_cast<double>(j->find("in_use_bytes")->as_int());
+    INFO("store file " << file << " B, pages in use " << in_use << " B");
+    CHECK(file <= 1.3 * in_use);
+  }
   checkout_matches(p.dir / "out1");
 
   // Release 2: a few bytes changed in three small files and two big ones.
