@@ -48,4 +48,24 @@ std::uint64_t get_u64le(const std::uint8_t* p) {
   return v;
 }
 
+void put_varint(Bytes& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<std::uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<std::uint8_t>(v));
+}
+
+std::optional<std::uint64_t> get_varint(ByteView bytes, std::size_t* pos) {
+  std::uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*pos >= bytes.size()) return std::nullopt;
+    const std::uint8_t byte = bytes[(*pos)++];
+    if (shift == 63 && byte > 1) return std::nullopt;
+    v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) return v;
+  }
+  return std::nullopt;
+}
+
 }  // namespace outpost

@@ -10,7 +10,7 @@ using storage::Table;
 
 namespace {
 
-constexpr std::size_t kRefBytes = 1 + 8 + 4 + 4;
+constexpr std::size_t kRefBytes = 1 + 8 + 4 + 4;  // kBlockRef, fixed widths
 // kSettings: the id the next block gets (u64le). Ids only grow, so a block's key is never
 // reused while a record could still point into an older block of that id.
 constexpr std::string_view kNextBlockKey = "chunk-block-next";
@@ -32,10 +32,10 @@ std::optional<std::uint64_t> parse_block_key(ByteView k) {
 Bytes ref_value(std::uint64_t block, std::uint32_t offset, std::uint32_t length) {
   Bytes v;
   v.reserve(kRefBytes);
-  v.push_back(kBlockRef);
-  put_u64le(v, block);
-  put_u32le(v, offset);
-  put_u32le(v, length);
+  v.push_back(kBlockRefVarint);
+  put_varint(v, block);
+  put_varint(v, offset);
+  put_varint(v, length);
   return v;
 }
 
@@ -49,6 +49,17 @@ std::optional<Record> parse_record(ByteView record) {
     r.offset = get_u32le(record.data() + 9);
     r.length = get_u32le(record.data() + 13);
     if (r.length >= 5) return r;
+  }
+  if (!record.empty() && record[0] == kBlockRefVarint) {
+    std::size_t pos = 1;
+    auto block = get_varint(record, &pos);
+    auto offset = block ? get_varint(record, &pos) : std::nullopt;
+    auto length = offset ? get_varint(record, &pos) : std::nullopt;
+    if (length && pos == record.size() && *offset <= UINT32_MAX && *length <= UINT32_MAX &&
+        *length >= 5) {
+      return Record{std::nullopt, *block, static_cast<std::uint32_t>(*offset),
+                    static_cast<std::uint32_t>(*length)};
+    }
   }
   return std::nullopt;
 }

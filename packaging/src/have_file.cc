@@ -14,14 +14,6 @@ constexpr char kMagic[8] = {'O', 'U', 'T', 'H', 'A', 'V', 'E', '1'};
 constexpr std::size_t kHead = sizeof kMagic + 4;
 constexpr int kLevel = 19;
 
-void put_varint(Bytes& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<std::uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<std::uint8_t>(v));
-}
-
 void put_string(Bytes& out, std::string_view s) {
   put_varint(out, s.size());
   out.insert(out.end(), s.begin(), s.end());
@@ -36,14 +28,9 @@ class Cursor {
  public:
   explicit Cursor(ByteView b) : b_(b) {}
   Result<std::uint64_t> varint() {
-    std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= b_.size()) return damaged("it ends early");
-      std::uint8_t byte = b_[pos_++];
-      v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-      if ((byte & 0x80) == 0) return v;
-    }
-    return damaged("a number is too long");
+    auto v = get_varint(b_, &pos_);
+    if (!v) return damaged(pos_ >= b_.size() ? "it ends early" : "a number is too long");
+    return *v;
   }
   Result<std::string> string(std::size_t max) {
     OUTPOST_ASSIGN_OR_RETURN(std::uint64_t n, varint());

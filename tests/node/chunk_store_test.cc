@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "new_store.h"
 #include "outpost/crypto/hash.h"
 #include "support/test_support.h"
 
@@ -38,12 +39,7 @@ struct ChunkStore {
 
   ChunkStore() {
     REQUIRE(crypto::init());
-    storage::StoreOptions o;
-    o.dir = dir.path() + "/store";
-    o.create = true;
-    auto s = storage::Store::open(o);
-    REQUIRE(s.ok());
-    store = std::move(*s);
+    store = test_store::open_new(dir.path() + "/store");
   }
   // Chunks seeds [from, to) of sizes between 500 and 3,500 bytes, in batches as sync writes.
   void add(std::uint64_t from, std::uint64_t to) {
@@ -189,6 +185,60 @@ TEST_CASE("a chunk whose block is missing is corruption, not a wrong chunk", "[n
   REQUIRE_FALSE(got.ok());
   CHECK(got.error().code() == Code::kCorruption);
   CHECK_THAT(got.error().message(), Catch::Contains("verify --repair"));
+}
+
+TEST_CASE(
+    "a record into a block is a few varint bytes, and a store's fixed-width records still read",
+    "[node][chunks]") {
+  ChunkStore s;
+  s.add(0, 40);
+  // The records the writer makes: u8 3 and three varints (block, offset, length).
+  {
+    auto txn = s.store->read();
+    REQUIRE(txn.ok());
+    std::size_t records = 0;
+    REQUIRE(txn->scan(Table::kChunks, {},
+                      [&](ByteView, ByteView v) {
+                        ++records;
+                        CHECK(v[0] == chunks::kBlockRefVarint);
+                        CHECK(v.size() <= 1 + 1 + 3 + 2);  // a block id below 128, offset < 2^21
+                        return true;
+                      })
+                .ok());
+    CHECK(records == 40);
+  }
+  // A store written before: every record as u8 2 | u64le block | u32le offset | u32le length.
+  REQUIRE(s.store
+              ->update([&](storage::WriteTxn& txn) -> Status {
+                std::vector<std::pair<Bytes, Bytes>> old;
+                OUTPOST_RETURN_IF_ERROR(txn.scan(Table::kChunks, {}, [&](ByteView k, ByteView v) {
+                  auto r = chunks::parse_record(v);
+                  REQUIRE(r);
+                  Bytes fixed{chunks::kBlockRef};
+                  put_u64le(fixed, r->block);
+                  put_u32le(fixed, r->offset);
+                  put_u32le(fixed, r->length);
+                  old.emplace_back(Bytes(k.begin(), k.end()), fixed);
+                  return true;
+                }));
+                for (const auto& [k, v] : old) {
+                  OUTPOST_RETURN_IF_ERROR(txn.put(Table::kChunks, ByteView(k), ByteView(v)));
+                }
+                return Status::Ok();
+              })
+              .ok());
+  s.check_all();
+  // Malformed varint records are not taken for a place in a block.
+  CHECK_FALSE(chunks::parse_record(ByteView(Bytes{3, 1, 0})));           // no length
+  CHECK_FALSE(chunks::parse_record(ByteView(Bytes{3, 1, 0, 9, 0})));     // trailing byte
+  CHECK_FALSE(chunks::parse_record(ByteView(Bytes{3, 1, 0, 4})));        // under 5 bytes
+  CHECK_FALSE(chunks::parse_record(ByteView(Bytes{3, 1, 0x80, 0x80})));  // cut short
+  CHECK_FALSE(chunks::parse_record(ByteView(Bytes{3, 1, 0, 0x80, 0x80, 0x80, 0x80, 0x10})));
+  auto ok = chunks::parse_record(ByteView(Bytes{3, 0x81, 0x01, 0x80, 0x01, 9}));
+  REQUIRE(ok);
+  CHECK(ok->block == 129);
+  CHECK(ok->offset == 128);
+  CHECK(ok->length == 9);
 }
 
 }  // namespace outpost::node

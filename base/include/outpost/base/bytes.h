@@ -34,4 +34,10 @@ void put_u64le(Bytes& out, std::uint64_t v);
 std::uint32_t get_u32le(const std::uint8_t* p);
 std::uint64_t get_u64le(const std::uint8_t* p);
 
+// LEB128: 7 bits a byte, least significant first, the high bit set on all but the last.
+void put_varint(Bytes& out, std::uint64_t v);
+// The varint at bytes[*pos], advancing *pos past it; nullopt when it runs past the end or
+// past 64 bits.
+std::optional<std::uint64_t> get_varint(ByteView bytes, std::size_t* pos);
+
 }  // namespace outpost
