@@ -204,6 +204,7 @@ Status commit_version(SyncContext& ctx, const Pending& p, const Bytes& index_byt
   return ctx.store.update([&](storage::WriteTxn& txn) -> Status {
     OUTPOST_ASSIGN_OR_RETURN(auto rec, get_bundle(txn, p.bundle));
     records::BundleRecord r = rec.value_or(records::BundleRecord{});
+    OUTPOST_RETURN_IF_ERROR(put_index(txn, p.bundle, r.versions, version, view(index_bytes)));
     r.repo = ctx.repo;
     r.current = version;
     if (std::find(r.versions.begin(), r.versions.end(), version) == r.versions.end()) {
@@ -213,8 +214,6 @@ Status commit_version(SyncContext& ctx, const Pending& p, const Bytes& index_byt
     r.confirmed = ctx.now;
     OUTPOST_RETURN_IF_ERROR(
         txn.put(Table::kManifests, view(key), view(pack_file(view(p.manifest_bytes)))));
-    OUTPOST_RETURN_IF_ERROR(
-        txn.put(Table::kIndexes, view(key), view(pack_file(view(index_bytes)))));
     OUTPOST_RETURN_IF_ERROR(txn.put(Table::kBundles, as_bytes(p.bundle), view(records::encode(r))));
     return txn.put(Table::kTrust, view(records::accepted_version_key(p.bundle)),
                    view(records::u64_value(version)));

@@ -812,6 +812,7 @@ Result<GcReport> Node::gc(int retain) {
         bool keep_it = v <= r.current && r.current - v < static_cast<std::uint64_t>(keep);
         Bytes key = storage::version_key(name, v);
         if (!keep_it) {
+          OUTPOST_RETURN_IF_ERROR(store_whole_against(txn, name, r.versions, v));
           OUTPOST_RETURN_IF_ERROR(txn.del(Table::kManifests, view(key)));
           OUTPOST_RETURN_IF_ERROR(txn.del(Table::kIndexes, view(key)));
           ++report.versions_removed;
