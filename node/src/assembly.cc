@@ -33,6 +33,8 @@ namespace {
 constexpr int kRebuiltChunkLevel = packaging::kDefaultChunkLevel;
 constexpr int kRebuiltFastLevel = 3;
 constexpr std::uint64_t kRebuiltFastAbove = 64ull << 20;
+constexpr std::size_t kRebuiltBatchBytes = 32u << 20;
+constexpr std::size_t kRebuiltBatchCount = 3072;
 
 bool is_local_index(const ChunkIndex& index) {
   return index.packs.size() == 1 && index.packs[0] == crypto::Digest{};
@@ -245,7 +247,11 @@ Status accept_produced(SyncContext& ctx, const Pending& p, const StreamProducer&
 
   packaging::Compressor compressor(
       p.manifest.content_size > kRebuiltFastAbove ? kRebuiltFastLevel : kRebuiltChunkLevel);
-  ChunkBatch batch(ctx.store);
+  // Few, large commits: each one rewrites LMDB's list of free pages, which after a first
+  // sync's download is the whole object just dropped; with 2 MiB batches its churn left the
+  // 200 MB tree's store file 1.24x the packs, 1.13x with these (and far fewer fsyncs). The
+  // content is in memory already; a batch adds at most its compressed frames.
+  ChunkBatch batch(ctx.store, kRebuiltBatchBytes, kRebuiltBatchCount);
   Rechunker chunks(p.manifest, [&](const crypto::Digest& id, ByteView raw) -> Status {
     {
       OUTPOST_ASSIGN_OR_RETURN(auto txn, ctx.store.read());
@@ -336,7 +342,8 @@ Status apply_patch(SyncContext& ctx, const Pending& p, const Route& route) {
   if (!ctx.options.keep_patches) {
     drop_pieces = [&] {
       dropped = true;
-      return drop_transfer(ctx, patch->blake2b);
+      OUTPOST_RETURN_IF_ERROR(drop_transfer(ctx, patch->blake2b));
+      return ctx.store.settle();  // the chunks' first batch takes the freed pages too
     };
   }
   Status applied = accept_from_patch(ctx, p, base ? &*base : nullptr, patch_bytes, drop_pieces);

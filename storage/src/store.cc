@@ -893,6 +893,16 @@ Result<std::uint64_t> Store::last_commit() {
   return static_cast<std::uint64_t>(mdb_txn_id(txn.impl_->txn.get()));
 }
 
+Status Store::settle() {
+  return update(
+      [](WriteTxn& txn) -> Status {
+        const ByteView key = as_bytes("settle");  // never left in the table
+        OUTPOST_RETURN_IF_ERROR(txn.put(Table::kSettings, key, key));
+        return txn.del(Table::kSettings, key);
+      },
+      Sync::kDataOnly);
+}
+
 void Store::release_memory() {
   auto txn = read();
   if (!txn.ok()) return;

@@ -236,6 +236,13 @@ class Store {
   Result<std::uint64_t> last_commit();
   const std::string& dir() const { return dir_; }
 
+  // Commits a transaction that leaves the store as it was, so that the pages the commits
+  // before it freed can be reused by the next write. LMDB hands out a freed page only from
+  // the second commit after the one that freed it, and an empty transaction commits nothing:
+  // a caller that frees much and then writes as much in one large commit (a first sync's
+  // download dropped, then its chunks) would otherwise grow the file by all of it.
+  Status settle();
+
   // Drops this process's resident pages of the memory map (MADV_DONTNEED). The data stays in
   // the page cache and later reads fault it back in, so this is always safe; callers that
   // stream through the whole store (sync, verify, checkout) call it now and then to keep
