@@ -126,9 +126,10 @@ Status put_index(storage::WriteTxn& txn, std::string_view bundle,
   using storage::Table;
   const Bytes key = storage::version_key(bundle, version);
   // Replacing this version's index with other bytes: the versions stored against it are
-  // stored whole first.
-  OUTPOST_ASSIGN_OR_RETURN(auto old, get_file(txn, Table::kIndexes, ByteView(key)));
-  if (old && !std::equal(old->begin(), old->end(), index.begin(), index.end())) {
+  // stored whole first. A damaged one is replaced all the same (what was stored against it
+  // is unreadable already, and verify names it).
+  auto old = get_file(txn, Table::kIndexes, ByteView(key));
+  if (old.ok() && *old && !std::equal((*old)->begin(), (*old)->end(), index.begin(), index.end())) {
     OUTPOST_RETURN_IF_ERROR(store_whole_against(txn, bundle, held, version));
   }
   OUTPOST_RETURN_IF_ERROR(txn.put(Table::kIndexes, ByteView(key), ByteView(pack_file(index))));

@@ -143,4 +143,40 @@ TEST_CASE("a stored index whose newer version is gone or not newer is named dama
   CHECK(first.error().code() == Code::kCorruption);
 }
 
+TEST_CASE("a damaged index is replaced by a sync that brings that version again",
+          "[node][store_files]") {
+  IndexStore s;
+  for (std::uint64_t v = 1; v <= 3; ++v) s.put(v, index_of(v));
+  auto damage_3 = [&] {
+    // A zstd frame that does not decode.
+    REQUIRE(s.store
+                ->update([&](storage::WriteTxn& txn) {
+                  Bytes bad{0x28, 0xB5, 0x2F, 0xFD, 0x24, 0x10, 0x00, 0x00, 0xFF, 0xFF};
+                  return txn.put(Table::kIndexes, ByteView(storage::version_key(kBundle, 3)),
+                                 ByteView(bad));
+                })
+                .ok());
+    REQUIRE_FALSE(s.get(3).ok());
+    REQUIRE_FALSE(s.get(1).ok());  // stored against 2, stored against 3
+  };
+  // The same index again (a repair): every version reads back, the older ones through it.
+  damage_3();
+  s.put(3, index_of(3));
+  s.check_all();
+  // Another index for 3 (rebuilt from a patch): 3 reads back; 2 and 1, stored against the
+  // damaged bytes, fail their checksum: an error, never a wrong index.
+  damage_3();
+  Bytes other = index_of(3);
+  for (std::size_t k = 0; k < other.size(); k += 13) other[k] ^= 0x01;
+  s.put(3, other);
+  auto three = s.get(3);
+  REQUIRE(three.ok());
+  CHECK(bool(**three == other));
+  for (std::uint64_t v : {1, 2}) {
+    auto older = s.get(v);
+    REQUIRE_FALSE(older.ok());
+    CHECK(older.error().code() == Code::kCorruption);
+  }
+}
+
 }  // namespace outpost::node
