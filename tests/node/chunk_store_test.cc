@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "new_store.h"
 #include "outpost/crypto/hash.h"
+#include "storage/store_test_util.h"
 #include "support/test_support.h"
 
 namespace outpost::node {
@@ -39,7 +39,7 @@ struct ChunkStore {
 
   ChunkStore() {
     REQUIRE(crypto::init());
-    store = test_store::open_new(dir.path() + "/store");
+    store = storage::testing::create_store(dir.path() + "/store");
   }
   // Chunks seeds [from, to) of sizes between 500 and 3,500 bytes, in batches as sync writes.
   void add(std::uint64_t from, std::uint64_t to) {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "new_store.h"
+#include "storage/store_test_util.h"
 #include "support/test_support.h"
 
 namespace outpost::node {
@@ -35,7 +35,7 @@ struct IndexStore {
   std::vector<std::uint64_t> held;
   std::map<std::uint64_t, Bytes> files;
 
-  IndexStore() : store(test_store::open_new(dir.path() + "/store")) {}
+  IndexStore() : store(storage::testing::create_store(dir.path() + "/store")) {}
   void put(std::uint64_t v, Bytes file) {
     REQUIRE(store
                 ->update([&](storage::WriteTxn& txn) {
