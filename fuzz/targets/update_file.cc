@@ -8,11 +8,13 @@
 //
 // A base's SHA-256 must match before its frame is decompressed, and a mutated input cannot
 // keep it matching: so each delta entry is also rebuilt against a fixed 4 KiB base with its
-// base_sha256 set to that base's, which runs the decoder on the fuzzed frame.
+// base_sha256 set to that base's, which runs the decoder on the fuzzed frame. Every rebuilt
+// file is also filled in as a thin manifest (fill_thin_manifest).
 #include "outpost/packaging/update_file.h"
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "fuzz/fuzz.h"
 #include "outpost/base/bytes.h"
@@ -34,6 +36,17 @@ void rebuild(const pk::UpdateEntry& entry, outpost::ByteView base, pk::Decompres
   FUZZ_CHECK(out.value().size() == entry.result_length);
   if (entry.result_sha256 != outpost::crypto::Digest{}) {
     FUZZ_CHECK(outpost::crypto::sha256(out.value()) == entry.result_sha256);
+  }
+  // Any rebuilt file may be a thin manifest: filling it in adds exactly the values left out
+  // (two 64-hex-digit values; with a patch, its 64 hex digits twice and the path around them).
+  static const pk::HeldVersion held{outpost::crypto::blake2b(outpost::Bytes{1}),
+                                    outpost::crypto::sha256(outpost::Bytes{2})};
+  static const outpost::crypto::Digest patch = outpost::crypto::blake2b(outpost::Bytes{3});
+  if (auto filled = pk::fill_thin_manifest(out.value(), held, std::nullopt)) {
+    FUZZ_CHECK(filled->size() == out.value().size() + 2 * 64);
+  }
+  if (auto filled = pk::fill_thin_manifest(out.value(), held, patch)) {
+    FUZZ_CHECK(filled->size() == out.value().size() + 4 * 64 + 17);
   }
 }
 

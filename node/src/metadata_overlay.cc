@@ -7,6 +7,7 @@
 #include "outpost/base/json.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/layout.h"
+#include "outpost/packaging/manifest.h"
 #include "outpost/sync/http.h"
 
 namespace outpost::node {
@@ -58,8 +59,11 @@ std::string sha_of_manifest_path(const std::string& path) {
 }  // namespace
 
 MetadataOverlay::MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
-                                 std::string held_timestamp_etag)
-    : source_(source), held_snapshot_(held_snapshot), bases_(std::move(bases)) {
+                                 HeldManifest held_manifests, std::string held_timestamp_etag)
+    : source_(source),
+      held_snapshot_(held_snapshot),
+      bases_(std::move(bases)),
+      held_manifests_(std::move(held_manifests)) {
   // Exactly the validator of the trusted timestamp, none when unknown: one the source learned
   // from a timestamp that was then refused (a stale mirror) must not turn the next refresh's
   // answer into "304, unchanged".
@@ -122,6 +126,7 @@ Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint6
       auto bytes = from_update(*name, max_length);
       if (bytes && crypto::hex(crypto::sha256(ByteView(*bytes))) == sha) return std::move(*bytes);
     }
+    if (auto bytes = from_thin(path, sha, max_length)) return std::move(*bytes);
   }
   auto packed = source_.read_file(path + ".zst", max_length);
   if (packed.ok()) {
@@ -136,6 +141,37 @@ Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint6
     return packed.error();  // the source is failing: no point asking it again
   }
   return source_.read_file(path, max_length);
+}
+
+std::optional<Bytes> MetadataOverlay::from_thin(const std::string& path, const std::string& sha,
+                                                std::uint64_t max_length) {
+  const auto bundle = packaging::bundle_of_targets_file(path);
+  if (!bundle || !held_manifests_) return std::nullopt;
+  const auto thin = from_update(packaging::thin_manifest_name(*bundle), max_length);
+  if (!thin) return std::nullopt;
+  const auto held = held_manifests_(*bundle);
+  if (!held) return std::nullopt;
+  const auto held_manifest = packaging::Manifest::parse(ByteView(*held));
+  if (!held_manifest.ok()) return std::nullopt;
+  const packaging::HeldVersion version{held_manifest->content_root,
+                                       crypto::sha256(ByteView(*held))};
+  // The patch from the held version, when carried: its BLAKE2b and path are left out.
+  std::optional<crypto::Digest> patch;
+  const auto carried_at = by_name_.find(packaging::thin_patch_name(*bundle));
+  if (carried_at != by_name_.end()) {
+    const auto bytes = from_update(carried_at->first, kMaxUpdateFileBytes);
+    if (!bytes) return std::nullopt;
+    patch = crypto::blake2b(ByteView(*bytes));
+  }
+  auto filled = packaging::fill_thin_manifest(ByteView(*thin), version, patch);
+  if (!filled || filled->size() > max_length ||
+      crypto::hex(crypto::sha256(ByteView(*filled))) != sha) {
+    return std::nullopt;
+  }
+  if (patch) {
+    by_name_.emplace(entry_name(packaging::patch_object_path(*patch)), carried_at->second);
+  }
+  return filled;
 }
 
 // A patch is carried under a short name (packaging::carried_patch_name), anything else under

@@ -33,12 +33,15 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // The bytes of the file the node holds that an update entry (encoding 1) names as its base
   // (packaging::base_matches); nullopt when not held.
   using BaseLookup = std::function<std::optional<Bytes>(const packaging::UpdateEntry& entry)>;
+  // The manifest of the version of a bundle the node holds, by bundle name; nullopt when none.
+  // A thin manifest (packaging::thin_manifest) is filled in from it.
+  using HeldManifest = std::function<std::optional<Bytes>(const std::string& bundle)>;
 
   // held_snapshot: the version of the snapshot the node trusts (0: none). held_timestamp_etag:
   // the validator of the trusted timestamp on this source ("" when unknown), used for a
   // conditional request when `source` is HTTP.
   MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
-                  std::string held_timestamp_etag);
+                  HeldManifest held_manifests, std::string held_timestamp_etag);
 
   Result<Bytes> fetch(const std::string& filename, std::uint64_t max_length) override;
   Result<std::optional<Bytes>> fetch_if_changed(const std::string& filename,
@@ -46,7 +49,8 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
 
   // A repository file (a manifest): from the update file when it carries it, else the source.
   Result<Bytes> read_file(const std::string& path, std::uint64_t max_length);
-  // A manifest: from the update file when its SHA-256 is the one `path` names, else its
+  // A manifest: from the update file when its SHA-256 is the one `path` names (a thin one
+  // filled in first, its patch then carried under its own name too), else its
   // zstd-compressed copy "<path>.zst" that the publisher writes beside it (a manifest's file
   // table compresses about tenfold), else the file itself. At most max_length bytes either
   // way; the caller checks the signed hash.
@@ -94,6 +98,10 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::optional<Bytes> from_group(std::size_t at, std::uint64_t max_length);
   // Looks the file up in the update file; nullopt when absent or not rebuildable.
   std::optional<Bytes> from_update(const std::string& name, std::uint64_t max_length);
+  // The thin manifest of the bundle of manifest `path`, filled in; nullopt when there is
+  // none or it does not fill in to the SHA-256 `sha` (hex).
+  std::optional<Bytes> from_thin(const std::string& path, const std::string& sha,
+                                 std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);
   void read_update(std::int64_t to, std::int64_t from);
   void read_library_metadata(std::int64_t version);
@@ -104,6 +112,7 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   Source& source_;
   std::int64_t held_snapshot_;
   BaseLookup bases_;
+  HeldManifest held_manifests_;
   std::optional<packaging::UpdateFile> update_;
   std::map<std::int64_t, Bytes> roots_;
   bool library_ = false;

@@ -27,6 +27,17 @@ Result<std::string> held_etag(const storage::ReadTxn& txn, const SyncContext& ct
 }
 
 // A base for an update file entry: a trusted metadata file or a held current manifest.
+// The manifest of the version of `bundle` the node holds; nullopt when it holds none.
+std::optional<Bytes> held_manifest(SyncContext& ctx, const std::string& bundle) {
+  auto txn = ctx.store.read();
+  if (!txn.ok()) return std::nullopt;
+  auto rec = get_bundle(*txn, bundle);
+  if (!rec.ok() || !rec->has_value()) return std::nullopt;
+  auto m = get_file(*txn, Table::kManifests, view(storage::version_key(bundle, (*rec)->current)));
+  if (!m.ok() || !m->has_value()) return std::nullopt;
+  return std::move(**m);
+}
+
 std::optional<Bytes> held_base(SyncContext& ctx, const packaging::UpdateEntry& entry) {
   auto match = [&](const Bytes& b) {
     return !b.empty() && packaging::base_matches(entry, crypto::sha256(view(b)));
@@ -50,13 +61,9 @@ std::optional<Bytes> held_base(SyncContext& ctx, const packaging::UpdateEntry& e
   } else {
     return std::nullopt;
   }
-  auto txn = ctx.store.read();
-  if (!txn.ok()) return std::nullopt;
-  auto rec = get_bundle(*txn, bundle);
-  if (!rec.ok() || !rec->has_value()) return std::nullopt;
-  auto m = get_file(*txn, Table::kManifests, view(storage::version_key(bundle, (*rec)->current)));
-  if (!m.ok() || !m->has_value() || !match(**m)) return std::nullopt;
-  return std::move(**m);
+  auto m = held_manifest(ctx, bundle);
+  if (!m || !match(*m)) return std::nullopt;
+  return m;
 }
 
 std::int64_t root_version(const Bytes& root) {
@@ -166,7 +173,7 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
   MetadataOverlay& overlay = ctx.overlay.emplace(
       ctx.source, held_snapshot,
       [&ctx](const packaging::UpdateEntry& entry) { return held_base(ctx, entry); },
-      std::move(etag));
+      [&ctx](const std::string& bundle) { return held_manifest(ctx, bundle); }, std::move(etag));
   overlay.set_budget([&ctx] { return ctx.source.left(); });
   {
     // The library's metadata frame holds newer versions of the snapshot and roles the node

@@ -86,6 +86,12 @@ std::string library_manifest_name(std::string_view bundle) {
   return "manifest/" + std::string(bundle);
 }
 
+std::string thin_manifest_name(std::string_view bundle) {
+  return "thin-manifest/" + std::string(bundle);
+}
+
+std::string thin_patch_name(std::string_view bundle) { return "thin-patch/" + std::string(bundle); }
+
 std::string patch_object_path(const crypto::Digest& blake2b) {
   return object_path(blake2b, ".patch");
 }

@@ -244,23 +244,29 @@ Result<PublishedManifest> load_current_manifest(const std::string& repo,
 namespace {
 
 // A bundle whose manifest an update file carries: its manifest at N and, when it existed at
-// M, its manifest then (repository paths).
+// M, its manifest then (repository paths); for a bundle new at N, the manifest at M of the
+// bundle beside it by name, a base for its own, and that bundle's entry name.
 struct ChangedBundle {
+  std::string bundle;
   std::string after;
   std::optional<std::string> before;
+  std::optional<std::string> sibling;
+  std::string sibling_name;
 };
 
+using ReadFile = std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>;
+
 // The patch routes of the changed bundles (update_patches.h), smallest first, while they fit
-// in kCarriedTotal and in `room` (what the update file may still grow by); each file once.
-Status add_carried_patches(
-    UpdateFile& upd, const std::vector<ChangedBundle>& changed,
-    const std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>& file,
-    Compressor& compressor, std::uint64_t room) {
+// in kCarriedTotal and in `room` (what the update file may still grow by); by the index of
+// their bundle in `changed`.
+Result<std::vector<std::pair<std::size_t, CarriedRoute>>> choose_routes(
+    const std::vector<ChangedBundle>& changed, const ReadFile& file, std::uint64_t room) {
   const ReadRepoFile read_manifest = [&](const std::string& relative) {
     return file(relative, kMaxManifestBytes);
   };
-  std::vector<CarriedRoute> routes;
-  for (const ChangedBundle& c : changed) {
+  std::vector<std::pair<std::size_t, CarriedRoute>> routes;
+  for (std::size_t i = 0; i < changed.size(); ++i) {
+    const ChangedBundle& c = changed[i];
     OUTPOST_ASSIGN_OR_RETURN(const Bytes* after_bytes, file(c.after, kMaxManifestBytes));
     OUTPOST_ASSIGN_OR_RETURN(Manifest after, Manifest::parse(ByteView(*after_bytes)));
     std::optional<Manifest> before;
@@ -271,16 +277,38 @@ Status add_carried_patches(
       before = std::move(*parsed);
     }
     OUTPOST_ASSIGN_OR_RETURN(auto route, carried_route(before, after, read_manifest));
-    if (route) routes.push_back(std::move(*route));
+    if (route) routes.emplace_back(i, std::move(*route));
   }
   std::stable_sort(routes.begin(), routes.end(),
-                   [](const CarriedRoute& a, const CarriedRoute& b) { return a.bytes < b.bytes; });
+                   [](const auto& a, const auto& b) { return a.second.bytes < b.second.bytes; });
+  std::uint64_t total = 0;
+  std::size_t kept = 0;
+  for (; kept < routes.size(); ++kept) {
+    if (total + routes[kept].second.bytes > std::min(kCarriedTotal, room)) break;
+    total += routes[kept].second.bytes;
+  }
+  routes.resize(kept);
+  return routes;
+}
+
+// The patch of a carried route that goes straight from the bundle's version at M, whose
+// BLAKE2b a thin manifest then leaves out; nullopt for a chain or the whole content.
+std::optional<crypto::Digest> direct_patch(const CarriedRoute& route) {
+  if (!route.manifests.empty() || route.patches.size() != 1 || route.patches[0].from == 0) {
+    return std::nullopt;
+  }
+  return route.patches[0].blake2b;
+}
+
+// The carried routes' files, each once: intermediate manifests, then patches. A direct patch
+// of a thin manifest goes under thin_patch_name, the others under carried_patch_name.
+Status add_carried_entries(UpdateFile& upd, const std::vector<ChangedBundle>& changed,
+                           const std::vector<std::pair<std::size_t, CarriedRoute>>& routes,
+                           const std::set<std::string>& thin_patched, const ReadFile& file,
+                           Compressor& compressor) {
   std::set<std::string> names;
   for (const auto& e : upd.entries) names.insert(e.name);
-  std::uint64_t total = 0;
-  for (const CarriedRoute& r : routes) {
-    if (total + r.bytes > std::min(kCarriedTotal, room)) break;
-    total += r.bytes;
+  for (const auto& [at, r] : routes) {
     for (const std::string& m : r.manifests) {
       if (!names.insert(m).second) continue;
       OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(m, kMaxManifestBytes));
@@ -288,12 +316,13 @@ Status add_carried_patches(
       upd.entries.push_back(std::move(e));
     }
     for (const PatchRef& p : r.patches) {
-      if (!names.insert(p.path).second) continue;  // the same patch in two routes
-      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(p.path, p.length));
       // Compressed already: stored as it is (a zstd frame around it only adds bytes), under
       // a short name (64 hex digits would not compress).
-      const std::optional<std::string> name = carried_patch_name(p.path);
+      std::optional<std::string> name = carried_patch_name(p.path);
       if (!name) return Status::Corruption("a patch path that is not one: " + p.path);
+      if (thin_patched.count(changed[at].bundle) != 0) name = thin_patch_name(changed[at].bundle);
+      if (!names.insert(*name).second) continue;  // the same patch in two routes
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(p.path, p.length));
       OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_stored_entry(*name, *bytes));
       upd.entries.push_back(std::move(e));
     }
@@ -301,21 +330,18 @@ Status add_carried_patches(
   return Status::Ok();
 }
 
-// The changed manifests as one group (update_file.h, kFollows) when their frame alone is
-// smaller than their entries each against its base: a release that touches hundreds of small
-// bundles has manifests alike in all but their hashes (caniuse-lite, 244 manifests: 58.8 KB
-// in one frame against 72.6 KB one by one). A few manifests stay one by one, where the base
-// wins.
-Status group_manifests(
-    UpdateFile& upd, std::size_t first, const std::vector<std::string>& paths,
-    const std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>& file,
-    Compressor& compressor) {
-  if (paths.size() < 2 || upd.entries.size() != first + paths.size()) return Status::Ok();
+// The changed manifests (entries from `first` on, their files in `files`) as one group
+// (update_file.h, kFollows) when their frame alone is smaller than their entries each against
+// its base: a release that touches hundreds of small bundles has manifests alike in all but
+// their hashes (caniuse-lite, 244 manifests: 58.8 KB in one frame against 72.6 KB one by one).
+// A few manifests stay one by one, where the base wins.
+Status group_manifests(UpdateFile& upd, std::size_t first, const std::vector<Bytes>& files,
+                       Compressor& compressor) {
+  if (files.size() < 2 || upd.entries.size() != first + files.size()) return Status::Ok();
   Bytes all;
   std::uint64_t alone = 0;
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(paths[i], kMaxManifestBytes));
-    all.insert(all.end(), bytes->begin(), bytes->end());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    all.insert(all.end(), files[i].begin(), files[i].end());
     alone += upd.entries[first + i].data.size();
   }
   if (all.size() > kMaxUpdateGroupBytes) return Status::Ok();
@@ -392,9 +418,17 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     // for 10,000 bundles) and cost most of a one-bundle release's time. Counted as entries
     // are added, so that the rest is not compressed at all.
     std::uint64_t size = kUpdateHeaderBytes;
+    auto add_bytes = [&](const std::string& name, ByteView bytes, std::optional<ByteView> base,
+                         const std::string& base_name = {}) -> Status {
+      if (size > kMaxUpdateFileBytes) return Status::Ok();
+      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(name, bytes, base, compressor));
+      e.base_name = base_name;
+      size += update_entry_bytes(e) + base_name.size();
+      upd.entries.push_back(std::move(e));
+      return Status::Ok();
+    };
     auto add = [&](const std::string& name, const std::string& relative,
-                   const std::optional<std::string>& base_relative, std::uint64_t max,
-                   const std::string& base_name = {}) -> Status {
+                   const std::optional<std::string>& base_relative, std::uint64_t max) -> Status {
       if (size > kMaxUpdateFileBytes) return Status::Ok();
       OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(relative, max));
       std::optional<ByteView> base;
@@ -402,11 +436,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
         OUTPOST_ASSIGN_OR_RETURN(const Bytes* b, file(*base_relative, max));
         base = ByteView(*b);
       }
-      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_update_entry(name, *bytes, base, compressor));
-      e.base_name = base_name;
-      size += update_entry_bytes(e) + base_name.size();
-      upd.entries.push_back(std::move(e));
-      return Status::Ok();
+      return add_bytes(name, ByteView(*bytes), base);
     };
     OUTPOST_RETURN_IF_ERROR(
         add(snap_name, metadata_path(snap_name), metadata_path(from_name), kMaxMetadataBytes));
@@ -425,10 +455,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
       OUTPOST_RETURN_IF_ERROR(add(name, metadata_path(name), base, kMaxMetadataBytes));
       if (role != "targets") changed_roles.push_back(name);
     }
-    // The changed manifests (entries from here on, with their repository paths), which may be
-    // written as one group below.
-    const std::size_t first_manifest = upd.entries.size();
-    std::vector<std::string> manifest_paths;
+    // The changed bundles, whose manifests are the entries after the roles (and may be
+    // written as one group below).
     if (!changed_roles.empty()) {
       // Every bundle's manifest at M, whichever role listed it.
       std::map<std::string, const tuf::TargetFile*> before_targets;
@@ -467,23 +495,86 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
               if (!real_fs().exists(repo + "/" + *sibling)) sibling.reset();
             }
           }
-          // Named by the bundle, as in a library file: the role gives its SHA-256, and the
-          // 64 hex digits of its path would not compress.
-          OUTPOST_RETURN_IF_ERROR(add(library_manifest_name(*bundle), relative,
-                                      base ? base : sibling, kMaxManifestBytes,
-                                      base || !sibling ? std::string() : sibling_name));
-          changed_bundles.push_back(ChangedBundle{relative, base});
-          manifest_paths.push_back(relative);
+          changed_bundles.push_back(ChangedBundle{*bundle, relative, base, sibling,
+                                                  base || !sibling ? std::string() : sibling_name});
         }
       }
     }
+    // The routes to carry are chosen before the manifests are written, so that a manifest can
+    // leave out the BLAKE2b of its carried patch (thin_manifest). Their room is what is left
+    // beside the manifests uncompressed; when that is too little (thousands of changed
+    // bundles), they are chosen after, with the manifests' real size, and no manifest leaves
+    // its patch out.
+    constexpr std::uint64_t kEntrySlack = 64u << 10;  // the carried entries' names and fields
+    auto room_left = [&](std::uint64_t more) {
+      return kMaxUpdateFileBytes > size + more + kEntrySlack
+                 ? kMaxUpdateFileBytes - size - more - kEntrySlack
+                 : 0;
+    };
+    std::uint64_t raw_manifests = 0;
+    for (const ChangedBundle& c : changed_bundles) {
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(c.after, kMaxManifestBytes));
+      raw_manifests += bytes->size();
+      if (raw_manifests > kMaxUpdateFileBytes) break;  // too many: chosen after, as said
+    }
+    const bool routes_first = room_left(raw_manifests) >= kCarriedTotal;
+    std::vector<std::pair<std::size_t, CarriedRoute>> routes;
+    std::set<std::string> thin_patched;  // bundles whose thin manifest leaves its patch out
+    std::map<std::string, crypto::Digest> direct;
+    if (routes_first) {
+      OUTPOST_ASSIGN_OR_RETURN(routes, choose_routes(changed_bundles, file, kCarriedTotal));
+      for (const auto& [at, r] : routes) {
+        if (auto p = direct_patch(r)) direct.emplace(changed_bundles[at].bundle, *p);
+      }
+    }
+    const std::size_t first_manifest = upd.entries.size();
+    std::vector<Bytes> manifest_files;
+    for (const ChangedBundle& c : changed_bundles) {
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(c.after, kMaxManifestBytes));
+      std::optional<Bytes> thin;
+      const Bytes* before = nullptr;
+      if (c.before) {
+        OUTPOST_ASSIGN_OR_RETURN(before, file(*c.before, kMaxManifestBytes));
+        auto held = Manifest::parse(ByteView(*before));
+        auto d = direct.find(c.bundle);
+        const std::optional<crypto::Digest> patch =
+            d == direct.end() ? std::nullopt : std::optional<crypto::Digest>(d->second);
+        if (held.ok()) {
+          const HeldVersion hv{held->content_root, crypto::sha256(ByteView(*before))};
+          thin = thin_manifest(ByteView(*bytes), hv, patch);
+          if (thin && patch) {
+            thin_patched.insert(c.bundle);
+          } else if (!thin && patch) {
+            thin = thin_manifest(ByteView(*bytes), hv, std::nullopt);
+          }
+        }
+      }
+      if (thin) {
+        // Against the held manifest, which its name does not imply.
+        OUTPOST_RETURN_IF_ERROR(add_bytes(thin_manifest_name(c.bundle), ByteView(*thin),
+                                          ByteView(*before), library_manifest_name(c.bundle)));
+        manifest_files.push_back(std::move(*thin));
+        continue;
+      }
+      // Named by the bundle, as in a library file: the role gives its SHA-256, and the 64
+      // hex digits of its path would not compress.
+      const std::optional<std::string>& base = c.before ? c.before : c.sibling;
+      std::optional<ByteView> base_bytes;
+      if (base) {
+        OUTPOST_ASSIGN_OR_RETURN(const Bytes* b, file(*base, kMaxManifestBytes));
+        base_bytes = ByteView(*b);
+      }
+      OUTPOST_RETURN_IF_ERROR(
+          add_bytes(library_manifest_name(c.bundle), ByteView(*bytes), base_bytes, c.sibling_name));
+      manifest_files.push_back(*bytes);
+    }
     if (size > kMaxUpdateFileBytes) continue;
-    OUTPOST_RETURN_IF_ERROR(group_manifests(upd, first_manifest, manifest_paths, file, compressor));
-    // Room for the carried entries' own names and fixed fields besides their bytes.
-    constexpr std::uint64_t kEntrySlack = 64u << 10;
-    const std::uint64_t room =
-        kMaxUpdateFileBytes - size > kEntrySlack ? kMaxUpdateFileBytes - size - kEntrySlack : 0;
-    OUTPOST_RETURN_IF_ERROR(add_carried_patches(upd, changed_bundles, file, compressor, room));
+    OUTPOST_RETURN_IF_ERROR(group_manifests(upd, first_manifest, manifest_files, compressor));
+    if (!routes_first) {
+      OUTPOST_ASSIGN_OR_RETURN(routes, choose_routes(changed_bundles, file, room_left(0)));
+    }
+    OUTPOST_RETURN_IF_ERROR(
+        add_carried_entries(upd, changed_bundles, routes, thin_patched, file, compressor));
     OUTPOST_ASSIGN_OR_RETURN(Bytes encoded, encode_compact_update_file(upd, compressor));
     if (encoded.size() > kMaxUpdateFileBytes) continue;
     const std::string out_name = update_file_name(snapshot_version, from);

@@ -110,6 +110,58 @@ Result<UpdateEntry> make_stored_entry(std::string name, ByteView file) {
   return e;
 }
 
+namespace {
+
+// Replaces `from` with `to` in `s` when `from` occurs exactly once.
+bool replace_once(std::string& s, const std::string& from, const std::string& to) {
+  const std::size_t at = s.find(from);
+  if (at == std::string::npos || s.find(from, at + 1) != std::string::npos) return false;
+  s.replace(at, from.size(), to);
+  return true;
+}
+
+// The four fields of a thin manifest, in canonical JSON: the filled text, then the blank.
+struct ThinField {
+  std::string filled;
+  std::string blank;
+};
+std::vector<ThinField> thin_fields(const HeldVersion& held,
+                                   const std::optional<crypto::Digest>& patch) {
+  std::vector<ThinField> fields = {
+      {"\"from_manifest\":\"" + crypto::hex(held.manifest_sha256) + "\"", "\"from_manifest\":\"\""},
+      {"\"from_root\":\"" + crypto::hex(held.content_root) + "\"", "\"from_root\":\"\""}};
+  if (patch) {
+    fields.push_back({"\"blake2b\":\"" + crypto::hex(*patch) + "\"", "\"blake2b\":\"\""});
+    fields.push_back({"\"path\":\"" + patch_object_path(*patch) + "\"", "\"path\":\"\""});
+  }
+  return fields;
+}
+
+}  // namespace
+
+std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
+                                        const std::optional<crypto::Digest>& patch) {
+  std::string s(thin.begin(), thin.end());
+  for (const ThinField& f : thin_fields(held, patch)) {
+    if (!replace_once(s, f.blank, f.filled)) return std::nullopt;
+  }
+  return Bytes(s.begin(), s.end());
+}
+
+std::optional<Bytes> thin_manifest(ByteView manifest, const HeldVersion& held,
+                                   const std::optional<crypto::Digest>& patch) {
+  std::string s(manifest.begin(), manifest.end());
+  for (const ThinField& f : thin_fields(held, patch)) {
+    if (!replace_once(s, f.filled, f.blank)) return std::nullopt;
+  }
+  Bytes thin(s.begin(), s.end());
+  const std::optional<Bytes> back = fill_thin_manifest(thin, held, patch);
+  if (!back || !std::equal(back->begin(), back->end(), manifest.begin(), manifest.end())) {
+    return std::nullopt;
+  }
+  return thin;
+}
+
 bool base_matches(const UpdateEntry& entry, const crypto::Digest& sha256) {
   if (!entry.base_tag_only) return crypto::digest_equal(sha256, entry.base_sha256);
   return std::equal(sha256.begin(), sha256.begin() + kBaseTagBytes, entry.base_sha256.begin());

@@ -3,6 +3,7 @@
 // from a path.
 #include <zstd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <string>
@@ -146,6 +147,22 @@ struct Library {
   std::string patch_level;  // publish --patch-level; empty: the default (19)
 };
 
+// The most thin manifests (packaging::thin_manifest) in one update file of the repository.
+int thin_manifests(const std::string& repo) {
+  int most = 0;
+  for (const auto& e : std::filesystem::directory_iterator(repo + "/metadata/updates")) {
+    if (e.path().string().find(".from-0.upd") != std::string::npos) continue;
+    auto f = packaging::parse_update_file(read_all(e.path().string()), 100000);
+    REQUIRE(f.ok());
+    int thin = 0;
+    for (const auto& entry : f->entries) {
+      thin += entry.name.rfind(packaging::thin_manifest_name(""), 0) == 0 ? 1 : 0;
+    }
+    most = std::max(most, thin);
+  }
+  return most;
+}
+
 }  // namespace
 
 TEST_CASE("an update of many bundles from nginx takes at most 4 requests",
@@ -179,6 +196,48 @@ TEST_CASE("an update of many bundles from nginx takes at most 4 requests",
   for (const auto& u : r.updated) CHECK(u.route == "patch");
   CHECK(r.requests <= 4);
   CHECK(nginx.requests() - before <= 4);
+  // Each changed manifest came thin, with the patch from the version the node held beside it
+  // (docs/format-repository.md, "Thin manifests"): the node filled them in, and asked for no
+  // manifest or patch alone.
+  CHECK(thin_manifests(lib.repo()) == 9);
+  CHECK(r.requests == 2);
+  lib.check_all_current();
+  CHECK(lib.node({"verify"}).exit_code == 0);
+}
+
+TEST_CASE("thin manifests that fill in wrong cost requests, never a wrong byte",
+          "[integration][library]") {
+  Library lib;
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  REQUIRE(lib.node({"subscribe", lib.repo(), "--root-pubkey", lib.root_hex}).exit_code == 0);
+  REQUIRE(lib.node({"sync"}).exit_code == 0);
+  lib.edit(4, "A new operative paragraph is added.");
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  // A mirror that damaged the patches carried beside the thin manifests: each thin manifest
+  // then fills in to bytes whose SHA-256 is not the one the role signs.
+  int damaged = 0;
+  for (const auto& e : std::filesystem::directory_iterator(lib.repo() + "/metadata/updates")) {
+    if (e.path().string().find(".from-0.upd") != std::string::npos) continue;
+    auto f = packaging::parse_update_file(read_all(e.path().string()), 100000);
+    REQUIRE(f.ok());
+    for (packaging::UpdateEntry& entry : f->entries) {
+      if (entry.name.rfind(packaging::thin_patch_name(""), 0) != 0) continue;
+      entry.data.back() ^= 0x01;
+      ++damaged;
+    }
+    packaging::Compressor c(19, true);
+    auto encoded = packaging::encode_compact_update_file(*f, c);
+    REQUIRE(encoded.ok());
+    write_all(e.path().string(), *encoded);
+  }
+  REQUIRE(damaged == 4);
+  RunResult s = lib.node({"sync", "--json"});
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  const SyncedRepo r = only_repo(s.out);
+  CHECK(r.updated.size() == 4);
+  // Each manifest and each patch fetched alone.
+  CHECK(r.requests >= 2 + 2 * 4);
   lib.check_all_current();
   CHECK(lib.node({"verify"}).exit_code == 0);
 }

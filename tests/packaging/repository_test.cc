@@ -1089,21 +1089,16 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
   REQUIRE(f.ok());
   if (latest_root != nullptr) *latest_root = f->latest_root;
   const auto held = files_at_snapshot(repo, m);
-  std::set<std::string> names;
+  // Every entry's file, rebuilt.
+  std::map<std::string, Bytes> rebuilt_files;
   for (std::size_t i = 0; i < f->entries.size(); ++i) {
     const op::UpdateEntry& e = f->entries[i];
     INFO(e.name);
-    names.insert(e.name);
     if (op::in_group(*f, i)) {  // its file is in its group's frame
       op::Decompressor dec;
       auto group = op::rebuild_group(*f, i, 64u << 20, dec);
       REQUIRE(group.ok());
-      const Bytes& file = group->files[i - group->first];
-      const std::string bundle = e.name.substr(op::library_manifest_name("").size());
-      CHECK(file == outpost::test::read_all(
-                        repo + "/" +
-                        op::manifest_file_path(
-                            bundle, outpost::crypto::hex(outpost::crypto::sha256(file)))));
+      rebuilt_files[e.name] = group->files[i - group->first];
       continue;
     }
     ByteView base;
@@ -1115,17 +1110,44 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
     }
     auto rebuilt = op::rebuild_entry(e, base, 64u << 20);
     REQUIRE(rebuilt.ok());
+    rebuilt_files[e.name] = std::move(*rebuilt);
+  }
+  std::set<std::string> names;
+  for (const op::UpdateEntry& e : f->entries) {
+    INFO(e.name);
+    names.insert(e.name);
+    std::optional<Bytes> rebuilt = rebuilt_files.at(e.name);
+    // A thin manifest, filled in as a node holding snapshot M does: from the bundle's manifest
+    // at M and the patch from it carried beside.
+    const std::string thin = op::thin_manifest_name("");
+    if (e.name.rfind(thin, 0) == 0) {
+      const std::string bundle = e.name.substr(thin.size());
+      std::optional<op::HeldVersion> version;
+      for (const auto& [sha, bytes] : held) {
+        auto hm = op::Manifest::parse(bytes);
+        if (hm.ok() && hm->bundle == bundle) version = op::HeldVersion{hm->content_root, sha};
+      }
+      REQUIRE(version);
+      std::optional<outpost::crypto::Digest> patch;
+      auto p = rebuilt_files.find(op::thin_patch_name(bundle));
+      if (p != rebuilt_files.end()) patch = outpost::crypto::blake2b(p->second);
+      rebuilt = op::fill_thin_manifest(*rebuilt, *version, patch);
+      REQUIRE(rebuilt);
+    }
     const bool tree_path = e.name.rfind("targets/", 0) == 0 || e.name.rfind("objects/", 0) == 0;
     std::string file = tree_path ? repo + "/" + e.name : repo + "/metadata/" + e.name;
     // A bundle's current manifest is named by the bundle; the repository's file by its SHA-256.
-    const std::string by_bundle = op::library_manifest_name("");
-    if (e.name.rfind(by_bundle, 0) == 0) {
+    for (const std::string& by_bundle : {op::library_manifest_name(""), thin}) {
+      if (e.name.rfind(by_bundle, 0) != 0) continue;
       file = repo + "/" +
              op::manifest_file_path(e.name.substr(by_bundle.size()),
                                     outpost::crypto::hex(outpost::crypto::sha256(*rebuilt)));
     }
-    // A carried patch is named by the start of its BLAKE2b; the repository's file by all of it.
-    if (e.name.rfind("patch/", 0) == 0) {
+    // A carried patch is named by the start of its BLAKE2b (or by its bundle, beside a thin
+    // manifest); the repository's file by all of it.
+    if (e.name.rfind(op::thin_patch_name(""), 0) == 0) {
+      file = repo + "/" + op::patch_object_path(outpost::crypto::blake2b(*rebuilt));
+    } else if (e.name.rfind("patch/", 0) == 0) {
       file = repo + "/" + op::patch_object_path(outpost::crypto::blake2b(*rebuilt));
       CHECK(op::carried_patch_name(op::patch_object_path(outpost::crypto::blake2b(*rebuilt))) ==
             e.name);
@@ -1135,18 +1157,22 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
   return names;
 }
 
-// The entries that are carried patches ("patch/<16 hex>"), and the others.
+// The entries that are carried patches ("patch/<16 hex>", "thin-patch/<bundle>"), and the
+// others.
+bool is_carried_patch(const std::string& name) {
+  return name.rfind("patch/", 0) == 0 || name.rfind(op::thin_patch_name(""), 0) == 0;
+}
 std::set<std::string> carried_patches(const std::set<std::string>& names) {
   std::set<std::string> out;
   for (const auto& n : names) {
-    if (n.rfind("patch/", 0) == 0) out.insert(n);
+    if (is_carried_patch(n)) out.insert(n);
   }
   return out;
 }
 std::set<std::string> metadata_entries(const std::set<std::string>& names) {
   std::set<std::string> out;
   for (const auto& n : names) {
-    if (n.rfind("patch/", 0) != 0) out.insert(n);
+    if (!is_carried_patch(n)) out.insert(n);
   }
   return out;
 }
@@ -1187,13 +1213,17 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
   const std::string itu_role =
       std::to_string(st->snapshot.meta.at("itu.json").version) + ".itu.json";
 
-  // From 5: the snapshot, the un role and bundle a's manifest (named by the bundle); nothing
-  // about b. And the patch a node holding version 1 of a takes (carried: no request of its own).
+  // From 5: the snapshot, the un role and bundle a's manifest, thin (named by the bundle,
+  // without the hashes a node holding version 1 knows); nothing about b. And the patch a node
+  // holding version 1 of a takes (carried: no request of its own), whose BLAKE2b the thin
+  // manifest leaves out.
   const std::string a_manifest = op::library_manifest_name("un/stats/a");
   const std::string b_manifest = op::library_manifest_name("itu/stats/b");
   const auto from5 = check_update_file(repo.dir, n, 5);
-  CHECK(metadata_entries(from5) == std::set<std::string>{"6.snapshot.json", un_role, a_manifest});
-  CHECK(carried_patches(from5) == std::set<std::string>{patch_from(a2.manifest, 1)});
+  CHECK(metadata_entries(from5) ==
+        std::set<std::string>{"6.snapshot.json", un_role, op::thin_manifest_name("un/stats/a")});
+  CHECK(carried_patches(from5) == std::set<std::string>{op::thin_patch_name("un/stats/a")});
+  CHECK_FALSE(patch_from(a2.manifest, 1).empty());
   // From 3 (before any publication): both roles are new, both manifests too, and the
   // bundles' whole contents (the patches from 0) that are small enough to be carried.
   const auto from3 = check_update_file(repo.dir, n, 3);

@@ -2,9 +2,11 @@
 #include "outpost/packaging/update_file.h"
 
 #include <catch2/catch.hpp>
+#include <optional>
 #include <string>
 
 #include "outpost/crypto/hash.h"
+#include "outpost/packaging/manifest.h"
 #include "support/test_support.h"
 
 namespace op = outpost::packaging;
@@ -414,4 +416,89 @@ TEST_CASE(
   CHECK_FALSE(op::parse_library_head(op::encode_library_head(past)).has_value());
   op::LibraryHead empty{0, head.file_bytes};
   CHECK_FALSE(op::parse_library_head(op::encode_library_head(empty)).has_value());
+}
+
+namespace {
+
+outpost::crypto::Digest digest_of(const std::string& s) {
+  return outpost::crypto::blake2b(outpost::to_bytes(s));
+}
+
+// Version 3 of a one-file bundle with patches from 0 and from 2, encoded as published.
+op::Manifest manifest_v3() {
+  op::Manifest m;
+  m.bundle = "un/ga/X";
+  m.version = 3;
+  m.published = 1'790'000'000;
+  m.content_root = digest_of("content 3");
+  m.files = {{"x.csv", 1000, op::kModeRegular, "text/csv"}};
+  m.content_size = 1000;
+  m.index = {op::index_object_path(digest_of("index")), 120, digest_of("index")};
+  op::PatchRef full;
+  full.engine = op::DeltaEngine::kZstd;
+  full.blake2b = digest_of("full");
+  full.path = op::patch_object_path(full.blake2b);
+  full.length = 400;
+  op::PatchRef from2;
+  from2.from = 2;
+  from2.from_root = digest_of("content 2");
+  from2.from_manifest = outpost::crypto::sha256(outpost::to_bytes("manifest 2"));
+  from2.blake2b = digest_of("patch 2-3");
+  from2.path = op::patch_object_path(from2.blake2b);
+  from2.length = 60;
+  m.patches = {full, from2};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("a thin manifest leaves out what the node holds and fills in to the signed bytes",
+          "[packaging][update]") {
+  REQUIRE(outpost::crypto::init());
+  const op::Manifest m = manifest_v3();
+  const Bytes signed_bytes = m.encode();
+  REQUIRE(op::Manifest::parse(signed_bytes).ok());
+  const op::HeldVersion held{m.patches[1].from_root, m.patches[1].from_manifest};
+  const std::optional<outpost::crypto::Digest> patch = m.patches[1].blake2b;
+
+  for (const bool with_patch : {false, true}) {
+    INFO("with the patch's BLAKE2b left out: " << with_patch);
+    const auto p = with_patch ? patch : std::nullopt;
+    const auto thin = op::thin_manifest(signed_bytes, held, p);
+    REQUIRE(thin);
+    // Two 64-hex-digit values left out, and with the patch its 64 hex digits twice (the
+    // BLAKE2b and the path "objects/<hh>/<hex>.patch").
+    CHECK(signed_bytes.size() - thin->size() == (with_patch ? 4 * 64 + 17 : 2 * 64));
+    // Not a manifest a node would take, and nothing of what was left out is in it.
+    CHECK_FALSE(op::Manifest::parse(*thin).ok());
+    const std::string text(thin->begin(), thin->end());
+    CHECK(text.find(outpost::crypto::hex(held.content_root)) == std::string::npos);
+    CHECK(text.find(outpost::crypto::hex(held.manifest_sha256)) == std::string::npos);
+    CHECK((text.find(outpost::crypto::hex(*patch)) == std::string::npos) == with_patch);
+    // The patch from 0 and the index keep theirs.
+    CHECK(text.find(outpost::crypto::hex(m.patches[0].blake2b)) != std::string::npos);
+    CHECK(text.find(outpost::crypto::hex(m.index.blake2b)) != std::string::npos);
+
+    const auto filled = op::fill_thin_manifest(*thin, held, p);
+    REQUIRE(filled);
+    CHECK(*filled == signed_bytes);
+
+    // Filled from another held version: other bytes, which the role's SHA-256 then refuses.
+    const op::HeldVersion other{digest_of("content 1"), held.manifest_sha256};
+    const auto wrong = op::fill_thin_manifest(*thin, other, p);
+    REQUIRE(wrong);
+    CHECK(outpost::crypto::sha256(*wrong) != outpost::crypto::sha256(signed_bytes));
+  }
+  // Without the blanks (a manifest sent whole) there is nothing to fill in.
+  CHECK_FALSE(op::fill_thin_manifest(signed_bytes, held, std::nullopt));
+  // A held version the manifest has no patch from: no thin form, the manifest goes whole.
+  CHECK_FALSE(op::thin_manifest(signed_bytes, {digest_of("content 1"), held.manifest_sha256},
+                                std::nullopt));
+  // A patch it does not list: the same.
+  CHECK_FALSE(op::thin_manifest(signed_bytes, held, digest_of("another patch")));
+  // A thin form whose patch was left out needs the patch to fill in.
+  const auto thin = op::thin_manifest(signed_bytes, held, patch);
+  REQUIRE(thin);
+  const auto without = op::fill_thin_manifest(*thin, held, std::nullopt);
+  CHECK((!without || *without != signed_bytes));
 }

@@ -82,6 +82,12 @@ std::string content_entry_name(const crypto::Digest& content_root);
 // that compress only within one frame (825 bundles: 26 KB, 7 % of the file).
 std::string library_manifest_name(std::string_view bundle);
 // "manifest/<bundle>" also names a bundle's new manifest in an update file (N.from-M.upd).
+// "thin-manifest/<bundle>": a changed bundle's manifest in an update file M -> N with what a
+// node holding the bundle's version at M already knows left out (update_file.h,
+// thin_manifest); "thin-patch/<bundle>": the patch from that version, whose BLAKE2b the node
+// computes to fill in that manifest.
+std::string thin_manifest_name(std::string_view bundle);
+std::string thin_patch_name(std::string_view bundle);
 // "patch/<first 16 hex digits>": the name of a patch an update file carries, for its path
 // "objects/<hh>/<hex>.patch" (the node checks the whole BLAKE2b its manifest signs: 8 bytes
 // tell apart the patches of one file); nullopt for any other path.

@@ -110,6 +110,25 @@ struct UpdateFile {
 // metadata), and rebuild_entry() checks only its length.
 Result<UpdateEntry> make_stored_entry(std::string name, ByteView file);
 
+// A thin manifest (docs/format-repository.md, "Thin manifests"): a changed bundle's manifest
+// in an update file M -> N whose patch entry from the version the node held at M has its
+// "from_root" and "from_manifest" (that version's content root and manifest SHA-256) and, when
+// the update file carries that patch, its "blake2b" and "path" written as "". Those are about
+// 100 bytes per changed bundle that do not compress, and the node knows them: it fills them
+// in and checks the result against the SHA-256 its role signs, as for any manifest.
+struct HeldVersion {
+  crypto::Digest content_root{};
+  crypto::Digest manifest_sha256{};
+};
+// The thin form of `manifest`; nullopt when the values do not appear exactly once each or
+// filling the thin form in would not give `manifest` back (then it is sent whole).
+std::optional<Bytes> thin_manifest(ByteView manifest, const HeldVersion& held,
+                                   const std::optional<crypto::Digest>& patch);
+// `thin` with the blanks filled in; nullopt unless each blank appears exactly once (with a
+// patch: all four; without: "from_root" and "from_manifest" only).
+std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
+                                        const std::optional<crypto::Digest>& patch);
+
 // Whether `sha256` is the SHA-256 of the base the entry names (kZstdDelta).
 bool base_matches(const UpdateEntry& entry, const crypto::Digest& sha256);
 
