@@ -255,28 +255,29 @@ struct ChangedBundle {
 };
 
 using ReadFile = std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>;
+// A manifest of the repository, parsed (once for all the update files of a snapshot).
+using ReadManifest = std::function<Result<const Manifest*>(const std::string& relative)>;
 
 // The patch routes of the changed bundles (update_patches.h), smallest first, while they fit
 // in kCarriedTotal and in `room` (what the update file may still grow by); by the index of
 // their bundle in `changed`.
 Result<std::vector<std::pair<std::size_t, CarriedRoute>>> choose_routes(
-    const std::vector<ChangedBundle>& changed, const ReadFile& file, std::uint64_t room) {
+    const std::vector<ChangedBundle>& changed, const ReadFile& file, const ReadManifest& manifest,
+    std::uint64_t room) {
   const ReadRepoFile read_manifest = [&](const std::string& relative) {
     return file(relative, kMaxManifestBytes);
   };
   std::vector<std::pair<std::size_t, CarriedRoute>> routes;
   for (std::size_t i = 0; i < changed.size(); ++i) {
     const ChangedBundle& c = changed[i];
-    OUTPOST_ASSIGN_OR_RETURN(const Bytes* after_bytes, file(c.after, kMaxManifestBytes));
-    OUTPOST_ASSIGN_OR_RETURN(Manifest after, Manifest::parse(ByteView(*after_bytes)));
+    OUTPOST_ASSIGN_OR_RETURN(const Manifest* after, manifest(c.after));
     std::optional<Manifest> before;
     if (c.before) {
-      OUTPOST_ASSIGN_OR_RETURN(const Bytes* b, file(*c.before, kMaxManifestBytes));
-      auto parsed = Manifest::parse(ByteView(*b));
+      auto parsed = manifest(*c.before);
       if (!parsed.ok()) continue;  // the node plans this one on its own
-      before = std::move(*parsed);
+      before = **parsed;
     }
-    OUTPOST_ASSIGN_OR_RETURN(auto route, carried_route(before, after, read_manifest));
+    OUTPOST_ASSIGN_OR_RETURN(auto route, carried_route(before, *after, read_manifest));
     if (route) routes.emplace_back(i, std::move(*route));
   }
   std::stable_sort(routes.begin(), routes.end(),
@@ -372,6 +373,16 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     if (it == files.end()) {
       OUTPOST_ASSIGN_OR_RETURN(Bytes b, read_repo_file(repo + "/" + relative, max));
       it = files.emplace(relative, std::move(b)).first;
+    }
+    return &it->second;
+  };
+  std::map<std::string, Manifest> parsed_manifests;  // by repository path
+  const ReadManifest manifest = [&](const std::string& relative) -> Result<const Manifest*> {
+    auto it = parsed_manifests.find(relative);
+    if (it == parsed_manifests.end()) {
+      OUTPOST_ASSIGN_OR_RETURN(const Bytes* bytes, file(relative, kMaxManifestBytes));
+      OUTPOST_ASSIGN_OR_RETURN(Manifest m, Manifest::parse(ByteView(*bytes)));
+      it = parsed_manifests.emplace(relative, std::move(m)).first;
     }
     return &it->second;
   };
@@ -522,7 +533,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     std::set<std::string> thin_patched;  // bundles whose thin manifest leaves its patch out
     std::map<std::string, crypto::Digest> direct;
     if (routes_first) {
-      OUTPOST_ASSIGN_OR_RETURN(routes, choose_routes(changed_bundles, file, kCarriedTotal));
+      OUTPOST_ASSIGN_OR_RETURN(routes,
+                               choose_routes(changed_bundles, file, manifest, kCarriedTotal));
       for (const auto& [at, r] : routes) {
         if (auto p = direct_patch(r)) direct.emplace(changed_bundles[at].bundle, *p);
       }
@@ -535,12 +547,12 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
       const Bytes* before = nullptr;
       if (c.before) {
         OUTPOST_ASSIGN_OR_RETURN(before, file(*c.before, kMaxManifestBytes));
-        auto held = Manifest::parse(ByteView(*before));
+        auto held = manifest(*c.before);
         auto d = direct.find(c.bundle);
         const std::optional<crypto::Digest> patch =
             d == direct.end() ? std::nullopt : std::optional<crypto::Digest>(d->second);
         if (held.ok()) {
-          const HeldVersion hv{held->content_root, crypto::sha256(ByteView(*before))};
+          const HeldVersion hv{(*held)->content_root, crypto::sha256(ByteView(*before))};
           thin = thin_manifest(ByteView(*bytes), hv, patch);
           if (thin && patch) {
             thin_patched.insert(c.bundle);
@@ -571,7 +583,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     if (size > kMaxUpdateFileBytes) continue;
     OUTPOST_RETURN_IF_ERROR(group_manifests(upd, first_manifest, manifest_files, compressor));
     if (!routes_first) {
-      OUTPOST_ASSIGN_OR_RETURN(routes, choose_routes(changed_bundles, file, room_left(0)));
+      OUTPOST_ASSIGN_OR_RETURN(routes,
+                               choose_routes(changed_bundles, file, manifest, room_left(0)));
     }
     OUTPOST_RETURN_IF_ERROR(
         add_carried_entries(upd, changed_bundles, routes, thin_patched, file, compressor));

@@ -137,25 +137,31 @@ std::vector<ThinField> thin_fields(const HeldVersion& held,
   return fields;
 }
 
-}  // namespace
-
-std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
-                                        const std::optional<crypto::Digest>& patch) {
-  std::string s(thin.begin(), thin.end());
+// Each field of `bytes` turned filled -> blank (to_blank) or blank -> filled; nullopt unless
+// each one is there exactly once.
+std::optional<Bytes> swap_fields(ByteView bytes, const HeldVersion& held,
+                                 const std::optional<crypto::Digest>& patch, bool to_blank) {
+  std::string s(bytes.begin(), bytes.end());
   for (const ThinField& f : thin_fields(held, patch)) {
-    if (!replace_once(s, f.blank, f.filled)) return std::nullopt;
+    if (!replace_once(s, to_blank ? f.filled : f.blank, to_blank ? f.blank : f.filled)) {
+      return std::nullopt;
+    }
   }
   return Bytes(s.begin(), s.end());
 }
 
+}  // namespace
+
+std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
+                                        const std::optional<crypto::Digest>& patch) {
+  return swap_fields(thin, held, patch, /*to_blank=*/false);
+}
+
 std::optional<Bytes> thin_manifest(ByteView manifest, const HeldVersion& held,
                                    const std::optional<crypto::Digest>& patch) {
-  std::string s(manifest.begin(), manifest.end());
-  for (const ThinField& f : thin_fields(held, patch)) {
-    if (!replace_once(s, f.filled, f.blank)) return std::nullopt;
-  }
-  Bytes thin(s.begin(), s.end());
-  const std::optional<Bytes> back = fill_thin_manifest(thin, held, patch);
+  std::optional<Bytes> thin = swap_fields(manifest, held, patch, /*to_blank=*/true);
+  if (!thin) return std::nullopt;
+  const std::optional<Bytes> back = fill_thin_manifest(*thin, held, patch);
   if (!back || !std::equal(back->begin(), back->end(), manifest.begin(), manifest.end())) {
     return std::nullopt;
   }
