@@ -9,7 +9,9 @@
 // A base's SHA-256 must match before its frame is decompressed, and a mutated input cannot
 // keep it matching: so each delta entry is also rebuilt against a fixed 4 KiB base with its
 // base_sha256 set to that base's, which runs the decoder on the fuzzed frame. Every rebuilt
-// file is also filled in as a thin manifest (fill_thin_manifest).
+// file is also filled in as a thin manifest (fill_thin_manifest), and every stored entry is
+// applied as a release patch (release_patch.h) to held contents of the sizes it names: as
+// many parts as the file has manifests, and as many as it declares itself.
 #include "outpost/packaging/update_file.h"
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "outpost/base/bytes.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/compress.h"
+#include "outpost/packaging/release_patch.h"
 
 namespace {
 
@@ -48,6 +51,29 @@ void rebuild(const pk::UpdateEntry& entry, outpost::ByteView base, pk::Decompres
   if (auto filled = pk::fill_thin_manifest(out.value(), held, patch)) {
     FUZZ_CHECK(filled->size() == out.value().size() + 4 * 64 + 17);
   }
+  if (auto filled = pk::fill_thin_manifest(out.value(), held, patch, held.content_root)) {
+    FUZZ_CHECK(filled->size() == out.value().size() + 5 * 64 + 17);
+  }
+}
+
+// A stored entry as a release patch: the node's held content of part i is a fixed pattern of
+// the size the patch names (none above 64 KiB, as a node holding another version).
+void apply_release(const pk::UpdateEntry& entry, std::size_t parts) {
+  outpost::Result<std::vector<outpost::Bytes>> out = pk::apply_release_patch(
+      entry.data, parts, [](std::size_t part, std::uint64_t size) -> std::optional<outpost::Bytes> {
+        if (size > (64u << 10)) return std::nullopt;
+        outpost::Bytes b(static_cast<std::size_t>(size));
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(i * 31 + part);
+        return b;
+      });
+  if (!out.ok()) {
+    FUZZ_CHECK(outpost::fuzz::clear_rejection(out.error(), outpost::Code::kCorruption));
+    return;
+  }
+  FUZZ_CHECK(out.value().size() == parts);
+  std::uint64_t total = 0;
+  for (const auto& c : out.value()) total += c.size();
+  FUZZ_CHECK(total <= pk::kMaxReleasePatchContent);
 }
 
 }  // namespace
@@ -100,6 +126,12 @@ OUTPOST_FUZZ_TARGET(update_file) {
       continue;
     }
     rebuild(entry, fixed_base, decompressor);
+    if (entry.encoding == pk::UpdateEncoding::kStored) {
+      apply_release(entry, pk::release_patch_bundles(file).size());
+      std::size_t pos = sizeof pk::kReleasePatchMagic;
+      const auto declared = outpost::get_varint(entry.data, &pos);
+      if (declared && *declared <= 4096) apply_release(entry, static_cast<std::size_t>(*declared));
+    }
     if (entry.encoding == pk::UpdateEncoding::kZstdDelta) {
       pk::UpdateEntry forced = entry;
       forced.base_sha256 = outpost::crypto::sha256(fixed_base);

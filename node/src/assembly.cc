@@ -300,6 +300,15 @@ Status accept_from_patch(SyncContext& ctx, const Pending& p, const HeldVersion* 
 
 }  // namespace
 
+Result<Bytes> read_held_content(storage::Store& store, const HeldVersion& held,
+                                std::uint64_t size) {
+  HeldStream stream(store, held);
+  if (stream.size() != size) return Status::NotFound("the held version is of another size");
+  Bytes out;
+  OUTPOST_RETURN_IF_ERROR(stream.read(0, size, out));
+  return out;
+}
+
 Status apply_patch(SyncContext& ctx, const Pending& p, const Route& route) {
   // The whole content carried by the library file: no request.
   if (route.kind == RouteKind::kFull && ctx.overlay) {

@@ -41,6 +41,10 @@ Status accept_with_root(SyncContext& ctx, const Pending& p, const crypto::Digest
 // the signed content root.
 Status accept_unlisted_patch(SyncContext& ctx, const Pending& p, std::uint64_t from,
                              const Bytes& patch);
+// The whole content stream of a held version, read back from its chunks; kNotFound when it
+// is not `size` bytes (nothing is read then).
+Result<Bytes> read_held_content(storage::Store& store, const detail::HeldVersion& held,
+                                std::uint64_t size);
 // Marks a bundle confirmed current now.
 Status confirm(SyncContext& ctx, const std::string& bundle);
 // A held version whose chunks went missing: fetch them again.

@@ -8,6 +8,7 @@
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/layout.h"
 #include "outpost/packaging/manifest.h"
+#include "outpost/packaging/release_patch.h"
 #include "outpost/sync/http.h"
 
 namespace outpost::node {
@@ -59,11 +60,13 @@ std::string sha_of_manifest_path(const std::string& path) {
 }  // namespace
 
 MetadataOverlay::MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
-                                 HeldManifest held_manifests, std::string held_timestamp_etag)
+                                 HeldManifest held_manifests, HeldContent held_contents,
+                                 std::string held_timestamp_etag)
     : source_(source),
       held_snapshot_(held_snapshot),
       bases_(std::move(bases)),
-      held_manifests_(std::move(held_manifests)) {
+      held_manifests_(std::move(held_manifests)),
+      held_contents_(std::move(held_contents)) {
   // Exactly the validator of the trusted timestamp, none when unknown: one the source learned
   // from a timestamp that was then refused (a stale mirror) must not turn the next refresh's
   // answer into "304, unchanged".
@@ -163,7 +166,10 @@ std::optional<Bytes> MetadataOverlay::from_thin(const std::string& path, const s
     if (!bytes) return std::nullopt;
     patch = crypto::blake2b(ByteView(*bytes));
   }
-  auto filled = packaging::fill_thin_manifest(ByteView(*thin), version, patch);
+  // Its new content root, when the release patch rebuilt its content.
+  std::optional<crypto::Digest> root;
+  if (auto r = derived_roots_.find(*bundle); r != derived_roots_.end()) root = r->second;
+  auto filled = packaging::fill_thin_manifest(ByteView(*thin), version, patch, root);
   if (!filled || filled->size() > max_length ||
       crypto::hex(crypto::sha256(ByteView(*filled))) != sha) {
     return std::nullopt;
@@ -182,12 +188,16 @@ std::string MetadataOverlay::entry_name(const std::string& path) {
 
 std::optional<Bytes> MetadataOverlay::carried(const std::string& path, std::uint64_t max_length) {
   if (!update_) return std::nullopt;
+  if (auto d = derived_.find(path); d != derived_.end()) {
+    if (d->second.size() > max_length) return std::nullopt;
+    return d->second;
+  }
   return from_update(entry_name(path), max_length);
 }
 
 bool MetadataOverlay::carries(const std::string& path) const {
   if (!update_) return false;
-  return by_name_.count(entry_name(path)) != 0;
+  return derived_.count(path) != 0 || by_name_.count(entry_name(path)) != 0;
 }
 
 // The new timestamp is not verified yet: it is only read for the snapshot version it names,
@@ -219,6 +229,29 @@ void MetadataOverlay::use(packaging::UpdateFile file, bool library) {
   groups_.clear();
   for (std::size_t i = 0; i < update_->entries.size(); ++i) {
     by_name_.emplace(update_->entries[i].name, i);
+  }
+  derive_contents();
+}
+
+// Once, when the update file is taken: the planner asks which contents are carried before it
+// chooses routes. Anything wrong (a damaged patch, a bundle held at another version than the
+// publisher joined) only leaves contents out or names them by roots no manifest signs.
+void MetadataOverlay::derive_contents() {
+  derived_.clear();
+  derived_roots_.clear();
+  const auto found = by_name_.find(packaging::kReleasePatchName);
+  if (found == by_name_.end() || !held_contents_) return;
+  const packaging::UpdateEntry& entry = update_->entries[found->second];
+  if (entry.encoding != packaging::UpdateEncoding::kStored) return;
+  const std::vector<std::string> bundles = packaging::release_patch_bundles(*update_);
+  auto contents = packaging::apply_release_patch(
+      ByteView(entry.data), bundles.size(),
+      [&](std::size_t part, std::uint64_t size) { return held_contents_(bundles[part], size); });
+  if (!contents.ok()) return;
+  for (std::size_t i = 0; i < bundles.size(); ++i) {
+    const crypto::Digest root = crypto::blake2b(ByteView((*contents)[i]));
+    derived_roots_.emplace(bundles[i], root);
+    derived_.emplace(packaging::content_entry_name(root), std::move((*contents)[i]));
   }
 }
 

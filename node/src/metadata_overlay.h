@@ -36,12 +36,17 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // The manifest of the version of a bundle the node holds, by bundle name; nullopt when none.
   // A thin manifest (packaging::thin_manifest) is filled in from it.
   using HeldManifest = std::function<std::optional<Bytes>(const std::string& bundle)>;
+  // The content stream of the version of a bundle the node holds, when it is `size` bytes;
+  // nullopt otherwise. A release patch (packaging/release_patch.h) starts from these.
+  using HeldContent =
+      std::function<std::optional<Bytes>(const std::string& bundle, std::uint64_t size)>;
 
   // held_snapshot: the version of the snapshot the node trusts (0: none). held_timestamp_etag:
   // the validator of the trusted timestamp on this source ("" when unknown), used for a
   // conditional request when `source` is HTTP.
   MetadataOverlay(Source& source, std::int64_t held_snapshot, BaseLookup bases,
-                  HeldManifest held_manifests, std::string held_timestamp_etag);
+                  HeldManifest held_manifests, HeldContent held_contents,
+                  std::string held_timestamp_etag);
 
   Result<Bytes> fetch(const std::string& filename, std::uint64_t max_length) override;
   Result<std::optional<Bytes>> fetch_if_changed(const std::string& filename,
@@ -56,9 +61,11 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // way; the caller checks the signed hash.
   Result<Bytes> read_manifest(const std::string& path, std::uint64_t max_length);
 
-  // A content object (a patch, docs/format-repository.md "Patches carried in update files")
-  // the update file carries, rebuilt and checked against the entry's length (the caller checks
-  // the signed length and BLAKE2b); nullopt when not carried or damaged.
+  // A content object (a patch, docs/format-repository.md "Patches carried in update files";
+  // a whole content stream "content/<root>", carried by a library file or rebuilt from the
+  // update file's release patch) the update file carries, rebuilt and checked against the
+  // entry's length (the caller checks the signed length and BLAKE2b, or content root);
+  // nullopt when not carried or damaged.
   std::optional<Bytes> carried(const std::string& path, std::uint64_t max_length);
   // Whether the update file has an entry named `path` (nothing is rebuilt).
   bool carries(const std::string& path) const;
@@ -108,11 +115,14 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // Whether `bytes` more (plus a request's headers) fit in the data budget.
   bool budget_allows(std::uint64_t bytes) const;
   void use(packaging::UpdateFile file, bool library);
+  // Applies the update file's release patch, if any, to the contents the node holds.
+  void derive_contents();
 
   Source& source_;
   std::int64_t held_snapshot_;
   BaseLookup bases_;
   HeldManifest held_manifests_;
+  HeldContent held_contents_;
   std::optional<packaging::UpdateFile> update_;
   std::map<std::int64_t, Bytes> roots_;
   bool library_ = false;
@@ -127,6 +137,11 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::function<std::uint64_t()> budget_left_;
   std::map<std::string, std::size_t> by_name_;  // entries of update_ by name
   std::vector<packaging::UpdateGroup> groups_;  // groups of update_ rebuilt so far
+  // Contents rebuilt from the release patch, each named by its own content root
+  // (packaging::content_entry_name): a bundle takes one only when it is its signed root.
+  std::map<std::string, Bytes> derived_;
+  // The root of each bundle's rebuilt content, for its thin manifest (which leaves it out).
+  std::map<std::string, crypto::Digest> derived_roots_;
 };
 
 }  // namespace outpost::node

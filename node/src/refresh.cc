@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "assembly.h"
 #include "node_internal.h"
 #include "outpost/crypto/hash.h"
 #include "outpost/node/store_files.h"
@@ -36,6 +37,19 @@ std::optional<Bytes> held_manifest(SyncContext& ctx, const std::string& bundle) 
   auto m = get_file(*txn, Table::kManifests, view(storage::version_key(bundle, (*rec)->current)));
   if (!m.ok() || !m->has_value()) return std::nullopt;
   return std::move(**m);
+}
+
+std::optional<Bytes> held_content(SyncContext& ctx, const std::string& bundle, std::uint64_t size) {
+  auto txn = ctx.store.read();
+  if (!txn.ok()) return std::nullopt;
+  auto rec = get_bundle(*txn, bundle);
+  if (!rec.ok() || !rec->has_value()) return std::nullopt;
+  auto held = load_version(*txn, bundle, (*rec)->current);
+  end(*txn);
+  if (!held.ok()) return std::nullopt;
+  auto stream = read_held_content(ctx.store, *held, size);
+  if (!stream.ok()) return std::nullopt;
+  return std::move(*stream);
 }
 
 std::optional<Bytes> held_base(SyncContext& ctx, const packaging::UpdateEntry& entry) {
@@ -173,7 +187,11 @@ Result<Refreshed> refresh_once(SyncContext& ctx) {
   MetadataOverlay& overlay = ctx.overlay.emplace(
       ctx.source, held_snapshot,
       [&ctx](const packaging::UpdateEntry& entry) { return held_base(ctx, entry); },
-      [&ctx](const std::string& bundle) { return held_manifest(ctx, bundle); }, std::move(etag));
+      [&ctx](const std::string& bundle) { return held_manifest(ctx, bundle); },
+      [&ctx](const std::string& bundle, std::uint64_t size) {
+        return held_content(ctx, bundle, size);
+      },
+      std::move(etag));
   overlay.set_budget([&ctx] { return ctx.source.left(); });
   {
     // The library's metadata frame holds newer versions of the snapshot and roles the node

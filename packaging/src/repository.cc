@@ -11,7 +11,10 @@
 
 #include "outpost/base/fs.h"
 #include "outpost/crypto/hash.h"
+#include "outpost/packaging/content.h"
+#include "outpost/packaging/delta.h"
 #include "outpost/packaging/layout.h"
+#include "outpost/packaging/release_patch.h"
 #include "outpost/packaging/update_file.h"
 #include "repo_files.h"
 #include "update_patches.h"
@@ -255,6 +258,11 @@ struct ChangedBundle {
 };
 
 using ReadFile = std::function<Result<const Bytes*>(const std::string&, std::uint64_t)>;
+// What a thin manifest saves by leaving out the BLAKE2b of a patch the file carries (32 bytes
+// that do not compress, and its path, which repeats them).
+constexpr std::uint64_t kThinPatchSaving = 34;
+// What a thin manifest saves by leaving out its new content root (release_patch.h).
+constexpr std::uint64_t kThinRootSaving = 32;
 // A manifest of the repository, parsed (once for all the update files of a snapshot).
 using ReadManifest = std::function<Result<const Manifest*>(const std::string& relative)>;
 
@@ -329,6 +337,59 @@ Status add_carried_entries(UpdateFile& upd, const std::vector<ChangedBundle>& ch
     }
   }
   return Status::Ok();
+}
+
+// A version's content stream, rebuilt from its patch from 0; nullopt when it lists none.
+Result<std::optional<Bytes>> content_of(const Manifest& m, const ReadFile& file) {
+  for (const PatchRef& p : m.patches) {
+    if (p.from != 0) continue;
+    OUTPOST_ASSIGN_OR_RETURN(const Bytes* patch, file(p.path, p.length));
+    OUTPOST_ASSIGN_OR_RETURN(Bytes stream,
+                             apply_delta(ByteView(), ByteView(*patch), content_stream_size(m)));
+    return std::optional<Bytes>(std::move(stream));
+  }
+  return std::optional<Bytes>();
+}
+
+// The release patch of the changed bundles (release_patch.h), in their order; nullopt when
+// there are fewer than two, their contents are more than kMaxReleasePatchContent, or one of
+// them cannot be rebuilt here (the routes then carry them bundle by bundle).
+Result<std::optional<Bytes>> release_patch(const std::vector<ChangedBundle>& changed,
+                                           const ReadFile& file, const ReadManifest& manifest) {
+  if (changed.size() < 2) return std::optional<Bytes>();
+  std::vector<std::pair<const Manifest*, const Manifest*>> versions;  // at M (or none), at N
+  std::uint64_t total = 0;
+  for (const ChangedBundle& c : changed) {
+    OUTPOST_ASSIGN_OR_RETURN(const Manifest* after, manifest(c.after));
+    const Manifest* before = nullptr;
+    if (c.before) {
+      auto parsed = manifest(*c.before);
+      if (!parsed.ok()) return std::optional<Bytes>();
+      before = *parsed;
+      total += content_stream_size(*before);
+    }
+    total += content_stream_size(*after);
+    if (total > kMaxReleasePatchContent) return std::optional<Bytes>();
+    versions.emplace_back(before, after);
+  }
+  std::vector<Bytes> contents;  // old and new of each bundle, in order
+  contents.reserve(2 * versions.size());
+  for (const auto& [before, after] : versions) {
+    std::optional<Bytes> old = Bytes();
+    if (before != nullptr) {
+      OUTPOST_ASSIGN_OR_RETURN(old, content_of(*before, file));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::optional<Bytes> now, content_of(*after, file));
+    if (!old || !now) return std::optional<Bytes>();
+    contents.push_back(std::move(*old));
+    contents.push_back(std::move(*now));
+  }
+  std::vector<ReleasePart> parts;
+  for (std::size_t i = 0; i < contents.size(); i += 2) {
+    parts.push_back(ReleasePart{ByteView(contents[i]), ByteView(contents[i + 1])});
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Bytes patch, encode_release_patch(parts, kDefaultPatchLevel));
+  return std::optional<Bytes>(std::move(patch));
 }
 
 // The changed manifests (entries from `first` on, their files in `files`) as one group
@@ -532,11 +593,28 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     std::vector<std::pair<std::size_t, CarriedRoute>> routes;
     std::set<std::string> thin_patched;  // bundles whose thin manifest leaves its patch out
     std::map<std::string, crypto::Digest> direct;
+    std::optional<Bytes> release;  // the release patch, in place of the routes
     if (routes_first) {
       OUTPOST_ASSIGN_OR_RETURN(routes,
                                choose_routes(changed_bundles, file, manifest, kCarriedTotal));
+      std::uint64_t carried = 0;
       for (const auto& [at, r] : routes) {
+        carried += r.bytes;
         if (auto p = direct_patch(r)) direct.emplace(changed_bundles[at].bundle, *p);
+      }
+      // One patch for all of them when it is smaller than theirs (counting the hash each
+      // thin manifest could leave out beside its own patch), or when it carries bundles
+      // the routes leave to a request of their own.
+      OUTPOST_ASSIGN_OR_RETURN(release, release_patch(changed_bundles, file, manifest));
+      std::uint64_t held = 0;  // bundles a node holds at M: their manifests can go thin
+      for (const ChangedBundle& c : changed_bundles) held += c.before ? 1 : 0;
+      if (release && release->size() <= kCarriedTotal &&
+          (routes.size() < changed_bundles.size() ||
+           release->size() + kThinPatchSaving * direct.size() < carried + kThinRootSaving * held)) {
+        routes.clear();
+        direct.clear();
+      } else {
+        release.reset();
       }
     }
     const std::size_t first_manifest = upd.entries.size();
@@ -553,11 +631,17 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
             d == direct.end() ? std::nullopt : std::optional<crypto::Digest>(d->second);
         if (held.ok()) {
           const HeldVersion hv{(*held)->content_root, crypto::sha256(ByteView(*before))};
-          thin = thin_manifest(ByteView(*bytes), hv, patch);
+          // With a release patch the node has the new content before the manifest.
+          std::optional<crypto::Digest> new_root;
+          if (release) {
+            OUTPOST_ASSIGN_OR_RETURN(const Manifest* after, manifest(c.after));
+            new_root = after->content_root;
+          }
+          thin = thin_manifest(ByteView(*bytes), hv, patch, new_root);
           if (thin && patch) {
             thin_patched.insert(c.bundle);
           } else if (!thin && patch) {
-            thin = thin_manifest(ByteView(*bytes), hv, std::nullopt);
+            thin = thin_manifest(ByteView(*bytes), hv, std::nullopt, new_root);
           }
         }
       }
@@ -582,6 +666,18 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
     }
     if (size > kMaxUpdateFileBytes) continue;
     OUTPOST_RETURN_IF_ERROR(group_manifests(upd, first_manifest, manifest_files, compressor));
+    if (release) {
+      std::vector<std::string> order;
+      for (const ChangedBundle& c : changed_bundles) order.push_back(c.bundle);
+      // The thin manifests left their roots out for it: a node must read the same parts.
+      if (release_patch_bundles(upd) != order) {
+        return Status::Internal("update file " + update_file_name(snapshot_version, from) +
+                                ": its manifests are not the release patch's parts");
+      }
+      OUTPOST_ASSIGN_OR_RETURN(UpdateEntry e, make_stored_entry(kReleasePatchName, *release));
+      size += update_entry_bytes(e);
+      upd.entries.push_back(std::move(e));
+    }
     if (!routes_first) {
       OUTPOST_ASSIGN_OR_RETURN(routes,
                                choose_routes(changed_bundles, file, manifest, room_left(0)));

@@ -126,7 +126,8 @@ struct ThinField {
   std::string blank;
 };
 std::vector<ThinField> thin_fields(const HeldVersion& held,
-                                   const std::optional<crypto::Digest>& patch) {
+                                   const std::optional<crypto::Digest>& patch,
+                                   const std::optional<crypto::Digest>& root) {
   std::vector<ThinField> fields = {
       {"\"from_manifest\":\"" + crypto::hex(held.manifest_sha256) + "\"", "\"from_manifest\":\"\""},
       {"\"from_root\":\"" + crypto::hex(held.content_root) + "\"", "\"from_root\":\"\""}};
@@ -134,15 +135,17 @@ std::vector<ThinField> thin_fields(const HeldVersion& held,
     fields.push_back({"\"blake2b\":\"" + crypto::hex(*patch) + "\"", "\"blake2b\":\"\""});
     fields.push_back({"\"path\":\"" + patch_object_path(*patch) + "\"", "\"path\":\"\""});
   }
+  if (root) fields.push_back({"\"root\":\"" + crypto::hex(*root) + "\"", "\"root\":\"\""});
   return fields;
 }
 
 // Each field of `bytes` turned filled -> blank (to_blank) or blank -> filled; nullopt unless
 // each one is there exactly once.
 std::optional<Bytes> swap_fields(ByteView bytes, const HeldVersion& held,
-                                 const std::optional<crypto::Digest>& patch, bool to_blank) {
+                                 const std::optional<crypto::Digest>& patch,
+                                 const std::optional<crypto::Digest>& root, bool to_blank) {
   std::string s(bytes.begin(), bytes.end());
-  for (const ThinField& f : thin_fields(held, patch)) {
+  for (const ThinField& f : thin_fields(held, patch, root)) {
     if (!replace_once(s, to_blank ? f.filled : f.blank, to_blank ? f.blank : f.filled)) {
       return std::nullopt;
     }
@@ -153,15 +156,17 @@ std::optional<Bytes> swap_fields(ByteView bytes, const HeldVersion& held,
 }  // namespace
 
 std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
-                                        const std::optional<crypto::Digest>& patch) {
-  return swap_fields(thin, held, patch, /*to_blank=*/false);
+                                        const std::optional<crypto::Digest>& patch,
+                                        const std::optional<crypto::Digest>& root) {
+  return swap_fields(thin, held, patch, root, /*to_blank=*/false);
 }
 
 std::optional<Bytes> thin_manifest(ByteView manifest, const HeldVersion& held,
-                                   const std::optional<crypto::Digest>& patch) {
-  std::optional<Bytes> thin = swap_fields(manifest, held, patch, /*to_blank=*/true);
+                                   const std::optional<crypto::Digest>& patch,
+                                   const std::optional<crypto::Digest>& root) {
+  std::optional<Bytes> thin = swap_fields(manifest, held, patch, root, /*to_blank=*/true);
   if (!thin) return std::nullopt;
-  const std::optional<Bytes> back = fill_thin_manifest(*thin, held, patch);
+  const std::optional<Bytes> back = fill_thin_manifest(*thin, held, patch, root);
   if (!back || !std::equal(back->begin(), back->end(), manifest.begin(), manifest.end())) {
     return std::nullopt;
   }

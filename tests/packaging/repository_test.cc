@@ -676,6 +676,7 @@ TEST_CASE("publishing a 200 MB tree of 10000 files stays within bounded memory",
 // ---- patches and metadata update files ---------------------------------------------------------
 
 #include "outpost/packaging/delta.h"
+#include "outpost/packaging/release_patch.h"
 #include "outpost/packaging/update_file.h"
 
 namespace {
@@ -1112,10 +1113,37 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
     REQUIRE(rebuilt.ok());
     rebuilt_files[e.name] = std::move(*rebuilt);
   }
+  // The release patch, applied as a node holding snapshot M does: to each bundle's content
+  // at M (its patch from 0 applied); each new content is its bundle's root at N.
+  std::map<std::string, outpost::crypto::Digest> new_roots;
+  if (auto r = rebuilt_files.find(op::kReleasePatchName); r != rebuilt_files.end()) {
+    const std::vector<std::string> bundles = op::release_patch_bundles(*f);
+    auto contents = op::apply_release_patch(
+        r->second, bundles.size(), [&](std::size_t part, std::uint64_t size) {
+          std::optional<Bytes> out;
+          for (const auto& [sha, bytes] : held) {
+            auto hm = op::Manifest::parse(bytes);
+            if (!hm.ok() || hm->bundle != bundles[part]) continue;
+            for (const auto& p : hm->patches) {
+              if (p.from != 0) continue;
+              auto c = op::apply_delta({}, outpost::test::read_all(repo + "/" + p.path),
+                                       op::content_stream_size(*hm));
+              REQUIRE(c.ok());
+              if (c->size() == size) out = std::move(*c);
+            }
+          }
+          return out;
+        });
+    REQUIRE(contents.ok());
+    for (std::size_t i = 0; i < bundles.size(); ++i) {
+      new_roots[bundles[i]] = outpost::crypto::blake2b((*contents)[i]);
+    }
+  }
   std::set<std::string> names;
   for (const op::UpdateEntry& e : f->entries) {
     INFO(e.name);
     names.insert(e.name);
+    if (e.name == op::kReleasePatchName) continue;  // no file of the repository: above
     std::optional<Bytes> rebuilt = rebuilt_files.at(e.name);
     // A thin manifest, filled in as a node holding snapshot M does: from the bundle's manifest
     // at M and the patch from it carried beside.
@@ -1131,7 +1159,9 @@ std::set<std::string> check_update_file(const std::string& repo, std::int64_t n,
       std::optional<outpost::crypto::Digest> patch;
       auto p = rebuilt_files.find(op::thin_patch_name(bundle));
       if (p != rebuilt_files.end()) patch = outpost::crypto::blake2b(p->second);
-      rebuilt = op::fill_thin_manifest(*rebuilt, *version, patch);
+      std::optional<outpost::crypto::Digest> root;
+      if (auto nr = new_roots.find(bundle); nr != new_roots.end()) root = nr->second;
+      rebuilt = op::fill_thin_manifest(*rebuilt, *version, patch, root);
       REQUIRE(rebuilt);
     }
     const bool tree_path = e.name.rfind("targets/", 0) == 0 || e.name.rfind("objects/", 0) == 0;
@@ -1225,19 +1255,25 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
   CHECK(carried_patches(from5) == std::set<std::string>{op::thin_patch_name("un/stats/a")});
   CHECK_FALSE(patch_from(a2.manifest, 1).empty());
   // From 3 (before any publication): both roles are new, both manifests too, and the
-  // bundles' whole contents (the patches from 0) that are small enough to be carried.
+  // bundles' whole contents: their two contents are alike, so one release patch from nothing
+  // carries both in fewer bytes than their patches from 0 (check_update_file applied it).
   const auto from3 = check_update_file(repo.dir, n, 3);
-  CHECK(metadata_entries(from3) ==
-        std::set<std::string>{"6.snapshot.json", un_role, itu_role, a_manifest, b_manifest});
-  std::set<std::string> small_full;
-  for (const op::Manifest* m : {&a2.manifest, &b1.manifest}) {
-    for (const auto& p : m->patches) {
-      if (p.from == 0 && p.length <= (256u << 10)) {
-        small_full.insert(op::carried_patch_name(p.path).value_or(""));
-      }
+  CHECK(metadata_entries(from3) == std::set<std::string>{"6.snapshot.json", un_role, itu_role,
+                                                         a_manifest, b_manifest,
+                                                         op::kReleasePatchName});
+  CHECK(carried_patches(from3).empty());
+  {
+    std::uint64_t from_zero = 0;
+    for (const op::Manifest* m : {&a2.manifest, &b1.manifest}) {
+      for (const auto& p : m->patches) from_zero += p.from == 0 ? p.length : 0;
+    }
+    auto f = op::parse_update_file(
+        outpost::test::read_all(repo.dir + "/metadata/updates/" + op::update_file_name(n, 3)), 100);
+    REQUIRE(f.ok());
+    for (const op::UpdateEntry& e : f->entries) {
+      if (e.name == op::kReleasePatchName) CHECK(e.data.size() < from_zero);
     }
   }
-  CHECK(carried_patches(from3) == small_full);
   {
     // Two new manifests with no base: one frame for both is smaller than two.
     auto f = op::parse_update_file(

@@ -502,3 +502,31 @@ TEST_CASE("a thin manifest leaves out what the node holds and fills in to the si
   const auto without = op::fill_thin_manifest(*thin, held, std::nullopt);
   CHECK((!without || *without != signed_bytes));
 }
+
+TEST_CASE(
+    "beside a release patch a thin manifest leaves out its own content root too and "
+    "fills in only from the right content",
+    "[packaging][update][release_patch]") {
+  REQUIRE(outpost::crypto::init());
+  const op::Manifest m = manifest_v3();
+  const Bytes signed_bytes = m.encode();
+  const op::HeldVersion held{m.patches[1].from_root, m.patches[1].from_manifest};
+  const auto thin = op::thin_manifest(signed_bytes, held, std::nullopt, m.content_root);
+  REQUIRE(thin);
+  // Three 64-hex-digit values left out: the held version's two and the new content root.
+  CHECK(signed_bytes.size() - thin->size() == 3 * 64);
+  const std::string text(thin->begin(), thin->end());
+  CHECK(text.find(outpost::crypto::hex(m.content_root)) == std::string::npos);
+  CHECK(text.find("\"root\":\"\"") != std::string::npos);
+
+  const auto filled = op::fill_thin_manifest(*thin, held, std::nullopt, m.content_root);
+  REQUIRE(filled);
+  CHECK(*filled == signed_bytes);
+  // The root of a content the release patch rebuilt wrong: bytes the role's SHA-256 refuses.
+  const auto wrong = op::fill_thin_manifest(*thin, held, std::nullopt, digest_of("other"));
+  REQUIRE(wrong);
+  CHECK(outpost::crypto::sha256(*wrong) != outpost::crypto::sha256(signed_bytes));
+  // No content rebuilt (the release patch failed): the blank stays, and so does the refusal.
+  const auto unfilled = op::fill_thin_manifest(*thin, held, std::nullopt);
+  CHECK((!unfilled || *unfilled != signed_bytes));
+}

@@ -120,14 +120,19 @@ struct HeldVersion {
   crypto::Digest content_root{};
   crypto::Digest manifest_sha256{};
 };
+// When the file carries a release patch (release_patch.h), the node rebuilds the bundle's new
+// content from it before it reads the manifest, and the manifest's own "root" (the content
+// root at N) is left out too: `root`.
 // The thin form of `manifest`; nullopt when the values do not appear exactly once each or
 // filling the thin form in would not give `manifest` back (then it is sent whole).
 std::optional<Bytes> thin_manifest(ByteView manifest, const HeldVersion& held,
-                                   const std::optional<crypto::Digest>& patch);
+                                   const std::optional<crypto::Digest>& patch,
+                                   const std::optional<crypto::Digest>& root = std::nullopt);
 // `thin` with the blanks filled in; nullopt unless each blank appears exactly once (with a
-// patch: all four; without: "from_root" and "from_manifest" only).
+// patch: all four; without: "from_root" and "from_manifest" only; "root" too with a root).
 std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
-                                        const std::optional<crypto::Digest>& patch);
+                                        const std::optional<crypto::Digest>& patch,
+                                        const std::optional<crypto::Digest>& root = std::nullopt);
 
 // Whether `sha256` is the SHA-256 of the base the entry names (kZstdDelta).
 bool base_matches(const UpdateEntry& entry, const crypto::Digest& sha256);
