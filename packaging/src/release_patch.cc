@@ -83,6 +83,7 @@ Result<std::vector<Bytes>> apply_release_patch(ByteView data, std::size_t parts,
     }
   }
   OUTPOST_ASSIGN_OR_RETURN(Bytes to, apply_delta(ByteView(from), data.subspan(pos), to_size));
+  Bytes().swap(from);  // the old contents are done with before the new ones are split
   std::vector<Bytes> out;
   out.reserve(parts);
   std::size_t at = 0;

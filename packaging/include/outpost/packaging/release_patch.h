@@ -31,8 +31,10 @@ namespace outpost::packaging {
 inline constexpr char kReleasePatchName[] = "release-patch";
 inline constexpr char kReleasePatchMagic[4] = {'O', 'P', 'R', 'P'};
 // The old and new contents of all the parts together, at most: what a node holds in memory
-// (twice, joined and split) to apply a release patch.
-inline constexpr std::uint64_t kMaxReleasePatchContent = 32ull << 20;
+// to apply a release patch, and what the publisher encodes again for each rung of the update
+// ladder at every release (a release patch pays for itself among many small bundles; large
+// ones have patches of their own).
+inline constexpr std::uint64_t kMaxReleasePatchContent = 8ull << 20;
 
 // The bundles a release patch in `file` covers, in part order: those of its manifest entries
 // ("manifest/<bundle>" and "thin-manifest/<bundle>"), in table order.
