@@ -351,11 +351,18 @@ Result<std::optional<Bytes>> content_of(const Manifest& m, const ReadFile& file)
   return std::optional<Bytes>();
 }
 
+// Contents a publish encodes into release patches at most, all the update files of its ladder
+// together, nearest rungs first: each rung's is encoded anew (a few seconds a MB at level 19),
+// and ten rungs of a release touching most of a library would cost a minute.
+constexpr std::uint64_t kReleasePatchWork = 16u << 20;
+
 // The release patch of the changed bundles (release_patch.h), in their order; nullopt when
-// there are fewer than two, their contents are more than kMaxReleasePatchContent, or one of
-// them cannot be rebuilt here (the routes then carry them bundle by bundle).
+// there are fewer than two, their contents are more than kMaxReleasePatchContent or than
+// `work` (what is left of kReleasePatchWork, reduced here by what is encoded), or one of them
+// cannot be rebuilt here (the routes then carry them bundle by bundle).
 Result<std::optional<Bytes>> release_patch(const std::vector<ChangedBundle>& changed,
-                                           const ReadFile& file, const ReadManifest& manifest) {
+                                           const ReadFile& file, const ReadManifest& manifest,
+                                           std::uint64_t& work) {
   if (changed.size() < 2) return std::optional<Bytes>();
   std::vector<std::pair<const Manifest*, const Manifest*>> versions;  // at M (or none), at N
   std::uint64_t total = 0;
@@ -369,9 +376,10 @@ Result<std::optional<Bytes>> release_patch(const std::vector<ChangedBundle>& cha
       total += content_stream_size(*before);
     }
     total += content_stream_size(*after);
-    if (total > kMaxReleasePatchContent) return std::optional<Bytes>();
+    if (total > std::min(kMaxReleasePatchContent, work)) return std::optional<Bytes>();
     versions.emplace_back(before, after);
   }
+  work -= total;
   std::vector<Bytes> contents;  // old and new of each bundle, in order
   contents.reserve(2 * versions.size());
   for (const auto& [before, after] : versions) {
@@ -475,6 +483,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
   const bool library = real_fs().exists(repo + "/" + update_file_path(snapshot_version, 0));
   // With zstd's checksum: a compact update file gives no result hashes.
   Compressor compressor(kUpdateLevel, /*checksum=*/true);
+  std::uint64_t release_work = kReleasePatchWork;
   for (std::int64_t rung : ladder) {
     const std::int64_t from = snapshot_version - rung;
     if (from < 1) continue;
@@ -605,7 +614,8 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
       // One patch for all of them when it is smaller than theirs (counting the hash each
       // thin manifest could leave out beside its own patch), or when it carries bundles
       // the routes leave to a request of their own.
-      OUTPOST_ASSIGN_OR_RETURN(release, release_patch(changed_bundles, file, manifest));
+      OUTPOST_ASSIGN_OR_RETURN(release,
+                               release_patch(changed_bundles, file, manifest, release_work));
       std::uint64_t held = 0;  // bundles a node holds at M: their manifests can go thin
       for (const ChangedBundle& c : changed_bundles) held += c.before ? 1 : 0;
       if (release && release->size() <= kCarriedTotal &&
