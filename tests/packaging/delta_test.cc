@@ -110,6 +110,29 @@ TEST_CASE("suffix engine codes drifting statistics smaller than zstd", "[packagi
   CHECK(info->segments == 1);
 }
 
+TEST_CASE("the suffix engine finds old text between long stretches of new random bytes",
+          "[packaging][delta]") {
+  // Its search steps further through bytes that match nothing: the drifted statistics after
+  // 200 KB of them must still be found whole, and cost what they cost alone.
+  const Bytes from = stats_text(100000, 4);
+  const Bytes edited = drift(from, 40, 6);
+  Bytes to = outpost::test::random_bytes(200000, 11);
+  to.insert(to.end(), edited.begin(), edited.end());
+  const Bytes tail = outpost::test::random_bytes(200000, 12);
+  to.insert(to.end(), tail.begin(), tail.end());
+  auto alone = op::encode_delta(from, edited, params(op::DeltaEngine::kSuffix));
+  auto mixed = op::encode_delta(from, to, params(op::DeltaEngine::kSuffix));
+  auto zstd = op::encode_delta(from, to, params(op::DeltaEngine::kZstd));
+  REQUIRE(alone.ok());
+  REQUIRE(mixed.ok());
+  REQUIRE(zstd.ok());
+  CHECK(mixed->size() < 400000 + alone->size() + 1000);
+  CHECK(mixed->size() < zstd->size());
+  auto back = op::apply_delta(from, *mixed, to.size());
+  REQUIRE(back.ok());
+  CHECK(*back == to);
+}
+
 TEST_CASE("inputs larger than the window are patched in segments", "[packaging][delta]") {
   const Bytes from = stats_text(300000, 3);
   Bytes to = drift(from, 30, 9);
