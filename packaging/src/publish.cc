@@ -57,6 +57,13 @@ constexpr std::uint32_t kNewPack = 0xFFFFFFFFu;
 
 constexpr std::uint64_t kMaxHistoryBytes = 16u << 20;
 
+// What the update files of a publish may encode into release patches: none when the publisher
+// asked for no patches from older versions (an empty patch ladder: bundles whose versions share
+// nothing, where a release patch costs seconds a MB to find what a patch from 0 says).
+std::uint64_t release_patch_work(const std::vector<std::int64_t>& patch_ladder) {
+  return patch_ladder.empty() ? 0 : kReleasePatchWork;
+}
+
 // Reads chunks out of the repository's packs, keeping each pack open.
 class PackChunkReader {
  public:
@@ -727,7 +734,8 @@ Result<PublishResult> publish(const std::string& repo, const PublishOptions& o) 
   OUTPOST_RETURN_IF_ERROR(sign_role(repo, st, role_name, m, manifest_bytes, o, now, fs));
   // 9. the snapshot, the metadata update files, then timestamp.json last
   OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,
-                                                       now, o.expiry, config.update_ladder, fs));
+                                                       now, o.expiry, config.update_ladder, fs, {},
+                                                       release_patch_work(patch_ladder)));
   result.version = m.version;
   return result;
 }
@@ -1021,7 +1029,7 @@ Result<BatchPublishResult> publish_batch(const std::string& repo, const PublishO
   };
   OUTPOST_RETURN_IF_ERROR(write_snapshot_and_timestamp(repo, st, *o.snapshot_key, *o.timestamp_key,
                                                        now, o.expiry, config.update_ladder, fs,
-                                                       library));
+                                                       library, release_patch_work(patch_ladder)));
   out.snapshot_version = st.snapshot.version;
   // The catalog for the next release (a failure here only costs it a scan).
   (void)save_catalog(repo, catalog, st.snapshot.version, fs);

@@ -152,7 +152,8 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,
                                     const Expiries& expiry,
                                     const std::vector<std::int64_t>& update_ladder, FileSystem& fs,
-                                    const std::function<Status()>& before_timestamp) {
+                                    const std::function<Status()>& before_timestamp,
+                                    std::uint64_t release_patch_work) {
   st.snapshot.version += 1;
   st.snapshot.expires = now + expiry.snapshot;
   Bytes snap;
@@ -162,7 +163,8 @@ Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st
   // The library file first: the update files leave out what a node would read from it.
   if (before_timestamp) OUTPOST_RETURN_IF_ERROR(before_timestamp());
   if (!update_ladder.empty()) {
-    auto written = write_update_files(repo, st.snapshot.version, update_ladder, fs);
+    auto written =
+        write_update_files(repo, st.snapshot.version, update_ladder, fs, release_patch_work);
     if (!written.ok()) return written.error().With("writing metadata update files");
   }
   st.timestamp.version += 1;

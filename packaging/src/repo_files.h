@@ -92,14 +92,16 @@ Status write_metadata(const std::string& repo, const std::string& name, const Js
 
 // New snapshot (version + 1, the given meta), `before_timestamp` when given (the library
 // file), the metadata update files to it (one per rung of update_ladder whose snapshot exists
-// and whose file fits a node's limit), then the timestamp pointing at it.
+// and whose file fits a node's limit; release patches within release_patch_work, as
+// write_update_files), then the timestamp pointing at it.
 Status write_snapshot_and_timestamp(const std::string& repo, RepositoryState& st,
                                     const crypto::SecretKey& snapshot_key,
                                     const crypto::SecretKey& timestamp_key, std::int64_t now,
                                     const Expiries& expiry,
                                     const std::vector<std::int64_t>& update_ladder,
                                     FileSystem& fs = real_fs(),
-                                    const std::function<Status()>& before_timestamp = {});
+                                    const std::function<Status()>& before_timestamp = {},
+                                    std::uint64_t release_patch_work = kReleasePatchWork);
 
 // The repository's configuration; defaults when outpost-repository.json is missing.
 Result<RepositoryConfig> config_or_default(const std::string& repo);

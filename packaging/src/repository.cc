@@ -351,19 +351,14 @@ Result<std::optional<Bytes>> content_of(const Manifest& m, const ReadFile& file)
   return std::optional<Bytes>();
 }
 
-// Contents a publish encodes into release patches at most, all the update files of its ladder
-// together, nearest rungs first: each rung's is encoded anew (a few seconds a MB at level 19),
-// and ten rungs of a release touching most of a library would cost a minute.
-constexpr std::uint64_t kReleasePatchWork = 16u << 20;
-
 // The release patch of the changed bundles (release_patch.h), in their order; nullopt when
 // there are fewer than two, their contents are more than kMaxReleasePatchContent or than
-// `work` (what is left of kReleasePatchWork, reduced here by what is encoded), or one of them
-// cannot be rebuilt here (the routes then carry them bundle by bundle).
+// `work` (what is left of the publish's release_patch_work, reduced here by what is encoded), or
+// one of them cannot be rebuilt here (the routes then carry them bundle by bundle).
 Result<std::optional<Bytes>> release_patch(const std::vector<ChangedBundle>& changed,
                                            const ReadFile& file, const ReadManifest& manifest,
                                            std::uint64_t& work) {
-  if (changed.size() < 2) return std::optional<Bytes>();
+  if (changed.size() < 2 || work == 0) return std::optional<Bytes>();
   std::vector<std::pair<const Manifest*, const Manifest*>> versions;  // at M (or none), at N
   std::uint64_t total = 0;
   for (const ChangedBundle& c : changed) {
@@ -433,7 +428,8 @@ Status group_manifests(UpdateFile& upd, std::size_t first, const std::vector<Byt
 Result<std::vector<std::string>> write_update_files(const std::string& repo,
                                                     std::int64_t snapshot_version,
                                                     const std::vector<std::int64_t>& ladder,
-                                                    FileSystem& fs) {
+                                                    FileSystem& fs,
+                                                    std::uint64_t release_patch_work) {
   std::vector<std::string> written;
   // Files read at most once, whatever the number of update files that need them.
   std::map<std::string, Bytes> files;
@@ -483,7 +479,7 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
   const bool library = real_fs().exists(repo + "/" + update_file_path(snapshot_version, 0));
   // With zstd's checksum: a compact update file gives no result hashes.
   Compressor compressor(kUpdateLevel, /*checksum=*/true);
-  std::uint64_t release_work = kReleasePatchWork;
+  std::uint64_t release_work = release_patch_work;
   for (std::int64_t rung : ladder) {
     const std::int64_t from = snapshot_version - rung;
     if (from < 1) continue;

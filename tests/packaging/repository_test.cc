@@ -1222,6 +1222,34 @@ std::int64_t snapshot_version(const std::string& repo) {
 
 }  // namespace
 
+TEST_CASE("a publish with no patch ladder writes no release patch, only patches bundle by bundle",
+          "[packaging][repository][update]") {
+  Repo repo;  // snapshots 1 (init), 2 and 3 (two delegations)
+  const std::string a = repo.tmp / "a";
+  const std::string b = repo.tmp / "b";
+  write_release(a, 1);
+  write_release(b, 1);
+  repo.publish_ok(a, "un/stats/a");   // snapshot 4
+  repo.publish_ok(b, "itu/stats/b");  // 5
+  write_release(a, 2);
+  op::PublishOptions o = repo.options(a);
+  o.overrides.name = "un/stats/a";
+  o.patch_ladder = std::vector<std::int64_t>{};  // bundles whose versions share nothing
+  repo.clock.advance(60);
+  auto r = op::publish(repo.dir, o);  // 6
+  INFO(r.status().message());
+  REQUIRE(r.ok());
+  REQUIRE(snapshot_version(repo.dir) == 6);
+  // From 3 the same two new bundles as in the test below, which carries one release patch for
+  // both: here only their roles and manifests. Their 300 KB patches from 0 are more than an
+  // update file carries for one bundle, so a node fetches their chunks.
+  const auto from3 = check_update_file(repo.dir, 6, 3);
+  CHECK(from3.count(op::kReleasePatchName) == 0);
+  CHECK(carried_patches(from3).empty());
+  CHECK(from3.count(op::library_manifest_name("un/stats/a")) == 1);
+  CHECK(from3.count(op::library_manifest_name("itu/stats/b")) == 1);
+}
+
 TEST_CASE("every new snapshot gets update files from the older snapshots of the ladder",
           "[packaging][repository][update]") {
   Repo repo;  // snapshots 1 (init), 2 and 3 (two delegations)

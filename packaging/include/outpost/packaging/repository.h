@@ -267,6 +267,12 @@ Result<PublishedManifest> load_current_manifest(const std::string& repo_dir,
                                                 const RepositoryState& state,
                                                 const std::string& bundle);
 
+// Contents a publish encodes into release patches (release_patch.h) at most, all the update
+// files of its ladder together, nearest rungs first: each rung's is encoded anew (a few seconds
+// a MB at level 19), and ten rungs of a release touching most of a library would cost a
+// minute. Further rungs carry patches bundle by bundle.
+inline constexpr std::uint64_t kReleasePatchWork = 16u << 20;
+
 // Writes metadata/updates/N.from-M.upd for N = snapshot_version (metadata/N.snapshot.json
 // must be written already) and every M = N - rung of `ladder` whose snapshot file exists
 // (docs/format-repository.md, "Metadata update files"). Each holds snapshot N (against snapshot M),
@@ -274,12 +280,14 @@ Result<PublishedManifest> load_current_manifest(const std::string& repo_dir,
 // same role, or alone when the role is new) and the manifest of every bundle whose target changed
 // (against its manifest at M, or alone when it is new). The publisher calls it between the snapshot
 // and the timestamp; exposed for tools and tests. Returns the names written. kCorruption / I/O
-// errors when a file it needs is damaged or missing.
+// errors when a file it needs is damaged or missing. Release patches encode at most
+// release_patch_work bytes of contents (0: none; publish passes 0 when its patch ladder is
+// empty, as for bundles whose versions share nothing).
 // Written through fs.
-Result<std::vector<std::string>> write_update_files(const std::string& repo_dir,
-                                                    std::int64_t snapshot_version,
-                                                    const std::vector<std::int64_t>& ladder,
-                                                    FileSystem& fs = real_fs());
+Result<std::vector<std::string>> write_update_files(
+    const std::string& repo_dir, std::int64_t snapshot_version,
+    const std::vector<std::int64_t>& ladder, FileSystem& fs = real_fs(),
+    std::uint64_t release_patch_work = kReleasePatchWork);
 
 // "un/ga" -> "un.ga"; and the TUF path patterns of that delegation.
 std::string role_name_for_prefix(std::string_view prefix);
