@@ -420,6 +420,13 @@ class Data:
             os.makedirs(tmp)
             sh(["tar", "-xzf", self.tgz(pkg, ver), "-C", tmp, "--strip-components=1",
                 "--no-same-owner"])
+            if SUBTREE:  # only this folder of the package is the tree (its trees, tars cached)
+                keep = os.path.join(tmp, SUBTREE)
+                if not os.path.isdir(keep):
+                    raise SystemExit("%s %s has no folder %s" % (pkg, ver, SUBTREE))
+                os.rename(keep, tmp + ".sub")
+                shutil.rmtree(tmp)
+                os.rename(tmp + ".sub", tmp)
             normalize_tree(tmp)
             os.rename(tmp, tree)
         return tree
@@ -439,6 +446,11 @@ class Data:
                 # the zchunk client keeps its current version as a .zck (its delta source)
                 sh(["zck", "-o", zck + ".tmp", tar])
                 os.rename(zck + ".tmp", zck)
+
+
+# PEERS_SUBTREE: the tree of a version is only this folder of its package (bench/library/peers.sh:
+# "data", the files that are the library's bundles). Use a --base of its own: trees are cached.
+SUBTREE = os.environ.get("PEERS_SUBTREE", "")
 
 
 def normalize_tree(root):
