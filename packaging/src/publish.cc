@@ -298,10 +298,10 @@ Result<std::vector<PatchRef>> make_patches(const std::string& repo, const Manife
     if (!patch.ok()) {
       return patch.error().With("building the patch from version " + std::to_string(from));
     }
-    // A node never picks a patch larger than the one from 0: do not store it. Nor one from an
-    // older version that saves too little to pay for its place in the manifest.
+    // A node never picks a patch larger than the one from 0: do not store it. Nor one that
+    // saves too little to pay for its place in the manifest (kMinRungSaving).
     if (patch->size() >= full_length) continue;
-    if (rung != 1 && full_length - patch->size() < kMinRungSaving) continue;
+    if (full_length - patch->size() < kMinRungSaving) continue;
     PatchRef p = patch_ref(crypto::blake2b(*patch), patch->size(), from, old->manifest.content_root,
                            crypto::sha256(old->bytes), DeltaEngine::kSuffix);
     OUTPOST_RETURN_IF_ERROR(write_repo_file(repo, p.path, *patch, fs));

@@ -352,13 +352,13 @@ Result<std::optional<Bytes>> content_of(const Manifest& m, const ReadFile& file)
 }
 
 // The release patch of the changed bundles (release_patch.h), in their order; nullopt when
-// there are fewer than two, their contents are more than kMaxReleasePatchContent or than
+// there are none, their contents are more than kMaxReleasePatchContent or than
 // `work` (what is left of the publish's release_patch_work, reduced here by what is encoded), or
 // one of them cannot be rebuilt here (the routes then carry them bundle by bundle).
 Result<std::optional<Bytes>> release_patch(const std::vector<ChangedBundle>& changed,
                                            const ReadFile& file, const ReadManifest& manifest,
                                            std::uint64_t& work) {
-  if (changed.size() < 2 || work == 0) return std::optional<Bytes>();
+  if (changed.empty() || work == 0) return std::optional<Bytes>();
   std::vector<std::pair<const Manifest*, const Manifest*>> versions;  // at M (or none), at N
   std::uint64_t total = 0;
   for (const ChangedBundle& c : changed) {
@@ -610,11 +610,19 @@ Result<std::vector<std::string>> write_update_files(const std::string& repo,
       // One patch for all of them when it is smaller than theirs (counting the hash each
       // thin manifest could leave out beside its own patch), or when it carries bundles
       // the routes leave to a request of their own.
-      OUTPOST_ASSIGN_OR_RETURN(release,
-                               release_patch(changed_bundles, file, manifest, release_work));
+      // A single bundle too, when all its route has is its patch from 0 (a small bundle lists
+      // no other, repository.h kMinRungSaving), and no larger than a route of its own may be.
+      const bool one = changed_bundles.size() == 1;
+      const bool one_full = one && (routes.empty() || (routes[0].second.manifests.empty() &&
+                                                       routes[0].second.patches.size() == 1 &&
+                                                       routes[0].second.patches[0].from == 0));
+      if (!one || one_full) {
+        OUTPOST_ASSIGN_OR_RETURN(release,
+                                 release_patch(changed_bundles, file, manifest, release_work));
+      }
       std::uint64_t held = 0;  // bundles a node holds at M: their manifests can go thin
       for (const ChangedBundle& c : changed_bundles) held += c.before ? 1 : 0;
-      if (release && release->size() <= kCarriedTotal &&
+      if (release && release->size() <= (one ? kCarriedRouteMax : kCarriedTotal) &&
           (routes.size() < changed_bundles.size() ||
            release->size() + kThinPatchSaving * direct.size() < carried + kThinRootSaving * held)) {
         routes.clear();

@@ -857,32 +857,6 @@ TEST_CASE("each version's manifest lists patches from 0 and from the ladder that
   }
 }
 
-TEST_CASE("a small bundle lists the patches from 0 and from the version before, no older rungs",
-          "[packaging][repository][patches]") {
-  Repo repo;
-  const std::string src = repo.tmp / "src";
-  const std::string name = "un/stats/small";
-  std::map<std::int64_t, op::PublishedManifest> versions;
-  // A data file of about 1.5 KB that gains a row each release: the patch from 0 is a few
-  // hundred bytes, so no patch from an older version can save the 1 KiB a rung must.
-  std::string table = "year,value\n";
-  for (int i = 0; i < 80; ++i)
-    table += std::to_string(1940 + i) + "," + std::to_string(i * 7) + "\n";
-  outpost::test::make_dirs(src);
-  for (int v = 1; v <= 5; ++v) {
-    table += std::to_string(2020 + v) + "," + std::to_string(v * 13) + "\n";
-    outpost::test::write_text(src + "/series.csv", table);
-    repo.publish_ok(src, name);
-    versions.emplace(v, current(repo.dir, name));
-  }
-  const op::Manifest& m5 = versions.at(5).manifest;
-  CHECK(froms(m5) == std::set<std::int64_t>{0, 4});
-  check_patches(repo.dir, versions.at(5), versions);
-  for (const auto& p : m5.patches) {
-    if (p.from == 0) CHECK(p.length < op::kMinRungSaving);
-  }
-}
-
 TEST_CASE("a lower patch level writes more bytes that rebuild the same versions",
           "[packaging][repository][patches]") {
   // Text that compresses well: the level shows in the bytes.
@@ -1221,6 +1195,45 @@ std::int64_t snapshot_version(const std::string& repo) {
 }
 
 }  // namespace
+
+TEST_CASE("a small bundle lists only its patch from 0, and its update comes as a release patch",
+          "[packaging][repository][patches]") {
+  Repo repo;
+  const std::string src = repo.tmp / "src";
+  const std::string name = "un/stats/small";
+  std::map<std::int64_t, op::PublishedManifest> versions;
+  // A data file of about 1.5 KB that gains a row each release: the patch from 0 is a few
+  // hundred bytes, so no patch from an older version, N-1 included, can save the 1 KiB that
+  // pays for its place in every reader's manifest.
+  std::string table = "year,value\n";
+  for (int i = 0; i < 80; ++i)
+    table += std::to_string(1940 + i) + "," + std::to_string(i * 7) + "\n";
+  outpost::test::make_dirs(src);
+  for (int v = 1; v <= 5; ++v) {
+    table += std::to_string(2020 + v) + "," + std::to_string(v * 13) + "\n";
+    outpost::test::write_text(src + "/series.csv", table);
+    repo.publish_ok(src, name);
+    versions.emplace(v, current(repo.dir, name));
+  }
+  const op::Manifest& m5 = versions.at(5).manifest;
+  CHECK(froms(m5) == std::set<std::int64_t>{0});
+  check_patches(repo.dir, versions.at(5), versions);
+  for (const auto& p : m5.patches) CHECK(p.length < op::kMinRungSaving);
+  // A node holding version 4 still gets a delta, inside the update file from the snapshot
+  // before: a release patch of the one bundle (check_update_file applies it and checks the
+  // root it rebuilds), smaller than the patch from 0, which is not carried.
+  const std::int64_t n = snapshot_version(repo.dir);
+  const auto names = check_update_file(repo.dir, n, n - 1);
+  CHECK(names.count(op::kReleasePatchName) == 1);
+  CHECK(carried_patches(names).empty());
+  auto f = op::parse_update_file(
+      outpost::test::read_all(repo.dir + "/metadata/updates/" + op::update_file_name(n, n - 1)),
+      100);
+  REQUIRE(f.ok());
+  for (const op::UpdateEntry& e : f->entries) {
+    if (e.name == op::kReleasePatchName) CHECK(e.data.size() < m5.patches[0].length);
+  }
+}
 
 TEST_CASE("a publish with no patch ladder writes no release patch, only patches bundle by bundle",
           "[packaging][repository][update]") {

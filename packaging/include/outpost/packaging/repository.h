@@ -47,11 +47,16 @@ struct Expiries {
 // Which older versions get a patch to each new bundle version (N-1, N-2, N-4, ...), and which
 // older snapshots get a metadata update file to each new snapshot (N-1 .. N-8, N-16, N-32).
 inline const std::vector<std::int64_t> kDefaultPatchLadder = {1, 2, 4, 8, 16, 32};
-// A patch from a rung other than 1 is written only when it is at least this much smaller than
+// A patch from an older version is written only when it is at least this much smaller than
 // the patch from 0. Listing a patch costs every node that reads the manifest about 100 bytes
-// (its BLAKE2b, the old version's content root and manifest SHA-256, none of which compress),
-// and only a node exactly that many versions behind uses it; so it must save ten times that.
-// Small bundles (a data file of a few KB) then list the patch from 0 and from N-1 alone.
+// (its BLAKE2b, the old version's content root and manifest SHA-256, none of which compress):
+// in every first sync and long absence (the library file), and in every later update of the
+// bundle. Only a node exactly that many versions behind uses it, so it must save ten times
+// that. Small bundles (a data file whose patch from 0 is under 1 KiB) then list the patch from
+// 0 alone; a node one or more versions behind gets their changes from the update file's
+// release patch (release_patch.h), which needs no patch listed. (Until 2026-12-05 the rung
+// N-1 was exempt: by caniuse-lite's sixth release as a library, its 825 manifests had grown
+// from 110 KB to 202 KB in the library file.)
 inline constexpr std::uint64_t kMinRungSaving = 1024;
 inline const std::vector<std::int64_t> kDefaultUpdateLadder = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32};
 // Rungs are 1 .. kMaxLadderRung steps back; at most kMaxLadderRungs of them.
