@@ -1194,6 +1194,30 @@ std::int64_t snapshot_version(const std::string& repo) {
   return st->snapshot.version;
 }
 
+// The bytes of the release patch in update file N.from-M; 0 when it carries none.
+std::size_t release_patch_bytes(const std::string& repo, std::int64_t n, std::int64_t m) {
+  auto f = op::parse_update_file(
+      outpost::test::read_all(repo + "/metadata/updates/" + op::update_file_name(n, m)), 100);
+  REQUIRE(f.ok());
+  for (const op::UpdateEntry& e : f->entries) {
+    if (e.name == op::kReleasePatchName) return e.data.size();
+  }
+  return 0;
+}
+
+// Version 1 of bundles un/stats/a and itu/stats/b (snapshots 4 and 5, after the Repo's 1 to
+// 3), then a's source at version 2, not published; returns that source folder.
+std::string publish_a1_b1(Repo& repo) {
+  const std::string a = repo.tmp / "a";
+  const std::string b = repo.tmp / "b";
+  write_release(a, 1);
+  write_release(b, 1);
+  repo.publish_ok(a, "un/stats/a");   // snapshot 4
+  repo.publish_ok(b, "itu/stats/b");  // 5
+  write_release(a, 2);
+  return a;
+}
+
 }  // namespace
 
 TEST_CASE("a small bundle lists only its patch from 0, and its update comes as a release patch",
@@ -1226,25 +1250,13 @@ TEST_CASE("a small bundle lists only its patch from 0, and its update comes as a
   const auto names = check_update_file(repo.dir, n, n - 1);
   CHECK(names.count(op::kReleasePatchName) == 1);
   CHECK(carried_patches(names).empty());
-  auto f = op::parse_update_file(
-      outpost::test::read_all(repo.dir + "/metadata/updates/" + op::update_file_name(n, n - 1)),
-      100);
-  REQUIRE(f.ok());
-  for (const op::UpdateEntry& e : f->entries) {
-    if (e.name == op::kReleasePatchName) CHECK(e.data.size() < m5.patches[0].length);
-  }
+  CHECK(release_patch_bytes(repo.dir, n, n - 1) < m5.patches[0].length);
 }
 
 TEST_CASE("a publish with no patch ladder writes no release patch, only patches bundle by bundle",
           "[packaging][repository][update]") {
   Repo repo;  // snapshots 1 (init), 2 and 3 (two delegations)
-  const std::string a = repo.tmp / "a";
-  const std::string b = repo.tmp / "b";
-  write_release(a, 1);
-  write_release(b, 1);
-  repo.publish_ok(a, "un/stats/a");   // snapshot 4
-  repo.publish_ok(b, "itu/stats/b");  // 5
-  write_release(a, 2);
+  const std::string a = publish_a1_b1(repo);
   op::PublishOptions o = repo.options(a);
   o.overrides.name = "un/stats/a";
   o.patch_ladder = std::vector<std::int64_t>{};  // bundles whose versions share nothing
@@ -1266,13 +1278,7 @@ TEST_CASE("a publish with no patch ladder writes no release patch, only patches 
 TEST_CASE("every new snapshot gets update files from the older snapshots of the ladder",
           "[packaging][repository][update]") {
   Repo repo;  // snapshots 1 (init), 2 and 3 (two delegations)
-  const std::string a = repo.tmp / "a";
-  const std::string b = repo.tmp / "b";
-  write_release(a, 1);
-  write_release(b, 1);
-  repo.publish_ok(a, "un/stats/a");   // snapshot 4
-  repo.publish_ok(b, "itu/stats/b");  // 5
-  write_release(a, 2);
+  const std::string a = publish_a1_b1(repo);
   repo.publish_ok(a, "un/stats/a");  // 6
   const std::int64_t n = snapshot_version(repo.dir);
   REQUIRE(n == 6);
@@ -1308,12 +1314,7 @@ TEST_CASE("every new snapshot gets update files from the older snapshots of the 
     for (const op::Manifest* m : {&a2.manifest, &b1.manifest}) {
       for (const auto& p : m->patches) from_zero += p.from == 0 ? p.length : 0;
     }
-    auto f = op::parse_update_file(
-        outpost::test::read_all(repo.dir + "/metadata/updates/" + op::update_file_name(n, 3)), 100);
-    REQUIRE(f.ok());
-    for (const op::UpdateEntry& e : f->entries) {
-      if (e.name == op::kReleasePatchName) CHECK(e.data.size() < from_zero);
-    }
+    CHECK(release_patch_bytes(repo.dir, n, 3) < from_zero);
   }
   {
     // Two new manifests with no base: one frame for both is smaller than two.
