@@ -9,9 +9,10 @@
 // A base's SHA-256 must match before its frame is decompressed, and a mutated input cannot
 // keep it matching: so each delta entry is also rebuilt against a fixed 4 KiB base with its
 // base_sha256 set to that base's, which runs the decoder on the fuzzed frame. Every rebuilt
-// file is also filled in as a thin manifest (fill_thin_manifest), and every stored entry is
-// applied as a release patch (release_patch.h) to held contents of the sizes it names: as
-// many parts as the file has manifests, and as many as it declares itself.
+// file is also filled in as a thin manifest (fill_thin_manifest) and as a library file's
+// rootless one (fill_rootless_manifest), and every stored entry is applied as a release patch
+// (release_patch.h) to held contents of the sizes it names: as many parts as the file has
+// manifests, and as many as it declares itself.
 #include "outpost/packaging/update_file.h"
 
 #include <algorithm>
@@ -53,6 +54,10 @@ void rebuild(const pk::UpdateEntry& entry, outpost::ByteView base, pk::Decompres
   }
   if (auto filled = pk::fill_thin_manifest(out.value(), held, patch, held.content_root)) {
     FUZZ_CHECK(filled->size() == out.value().size() + 5 * 64 + 17);
+  }
+  // Or a library file's rootless manifest: its root filled in, one 64-hex-digit value.
+  if (auto filled = pk::fill_rootless_manifest(out.value(), held.content_root)) {
+    FUZZ_CHECK(filled->size() == out.value().size() + 64);
   }
 }
 

@@ -129,6 +129,7 @@ Result<Bytes> MetadataOverlay::read_manifest(const std::string& path, std::uint6
       auto bytes = from_update(*name, max_length);
       if (bytes && crypto::hex(crypto::sha256(ByteView(*bytes))) == sha) return std::move(*bytes);
     }
+    if (auto bytes = from_rootless(path, sha, max_length)) return std::move(*bytes);
     if (auto bytes = from_thin(path, sha, max_length)) return std::move(*bytes);
   }
   auto packed = source_.read_file(path + ".zst", max_length);
@@ -180,6 +181,23 @@ std::optional<Bytes> MetadataOverlay::from_thin(const std::string& path, const s
   return filled;
 }
 
+std::optional<Bytes> MetadataOverlay::from_rootless(const std::string& path, const std::string& sha,
+                                                    std::uint64_t max_length) {
+  if (!library_) return std::nullopt;
+  const auto bundle = packaging::bundle_of_targets_file(path);
+  if (!bundle) return std::nullopt;
+  const auto root = library_roots_.find(*bundle);
+  if (root == library_roots_.end()) return std::nullopt;
+  const auto rootless = from_update(packaging::library_manifest_name(*bundle), max_length);
+  if (!rootless) return std::nullopt;
+  auto filled = packaging::fill_rootless_manifest(ByteView(*rootless), root->second);
+  if (!filled || filled->size() > max_length ||
+      crypto::hex(crypto::sha256(ByteView(*filled))) != sha) {
+    return std::nullopt;  // a damaged content or manifest: both come on their own
+  }
+  return filled;
+}
+
 // A patch is carried under a short name (packaging::carried_patch_name), anything else under
 // its own.
 std::string MetadataOverlay::entry_name(const std::string& path) {
@@ -192,12 +210,14 @@ std::optional<Bytes> MetadataOverlay::carried(const std::string& path, std::uint
     if (d->second.size() > max_length) return std::nullopt;
     return d->second;
   }
+  if (auto a = by_root_.find(path); a != by_root_.end()) return from_update(a->second, max_length);
   return from_update(entry_name(path), max_length);
 }
 
 bool MetadataOverlay::carries(const std::string& path) const {
   if (!update_) return false;
-  return derived_.count(path) != 0 || by_name_.count(entry_name(path)) != 0;
+  return derived_.count(path) != 0 || by_root_.count(path) != 0 ||
+         by_name_.count(entry_name(path)) != 0;
 }
 
 // The new timestamp is not verified yet: it is only read for the snapshot version it names,
@@ -231,6 +251,22 @@ void MetadataOverlay::use(packaging::UpdateFile file, bool library) {
     by_name_.emplace(update_->entries[i].name, i);
   }
   derive_contents();
+  library_roots_.clear();
+  by_root_.clear();
+  if (library) name_library_contents();
+}
+
+// Once, when a library file is taken: the root of each content it carries by bundle
+// (packaging::library_content_name), for the bundle's rootless manifest and for the planner,
+// which asks for contents by root. A damaged content only gets a root no manifest signs.
+void MetadataOverlay::name_library_contents() {
+  const std::string prefix = packaging::library_content_name("");
+  for (const packaging::UpdateEntry& e : update_->entries) {
+    if (e.name.rfind(prefix, 0) != 0 || e.encoding != packaging::UpdateEncoding::kStored) continue;
+    const crypto::Digest root = crypto::blake2b(ByteView(e.data));
+    library_roots_.emplace(e.name.substr(prefix.size()), root);
+    by_root_.emplace(packaging::content_entry_name(root), e.name);
+  }
 }
 
 // Once, when the update file is taken: the planner asks which contents are carried before it

@@ -62,10 +62,10 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   Result<Bytes> read_manifest(const std::string& path, std::uint64_t max_length);
 
   // A content object (a patch, docs/format-repository.md "Patches carried in update files";
-  // a whole content stream "content/<root>", carried by a library file or rebuilt from the
-  // update file's release patch) the update file carries, rebuilt and checked against the
-  // entry's length (the caller checks the signed length and BLAKE2b, or content root);
-  // nullopt when not carried or damaged.
+  // a whole content stream "content/<root>", carried by a library file, by its root or by its
+  // bundle, or rebuilt from the update file's release patch) the update file carries, rebuilt
+  // and checked against the entry's length (the caller checks the signed length and BLAKE2b,
+  // or content root); nullopt when not carried or damaged.
   std::optional<Bytes> carried(const std::string& path, std::uint64_t max_length);
   // Whether the update file has an entry named `path` (nothing is rebuilt).
   bool carries(const std::string& path) const;
@@ -109,6 +109,11 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   // none or it does not fill in to the SHA-256 `sha` (hex).
   std::optional<Bytes> from_thin(const std::string& path, const std::string& sha,
                                  std::uint64_t max_length);
+  // The rootless manifest (packaging::rootless_manifest) of the bundle of manifest `path` in
+  // a library file, its root filled in from the content carried beside it; nullopt when there
+  // is none or it does not fill in to the SHA-256 `sha` (hex).
+  std::optional<Bytes> from_rootless(const std::string& path, const std::string& sha,
+                                     std::uint64_t max_length);
   void load_update(ByteView timestamp_bytes);
   void read_update(std::int64_t to, std::int64_t from);
   void read_library_metadata(std::int64_t version);
@@ -117,6 +122,8 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   void use(packaging::UpdateFile file, bool library);
   // Applies the update file's release patch, if any, to the contents the node holds.
   void derive_contents();
+  // Computes the roots of the contents a library file carries by bundle.
+  void name_library_contents();
 
   Source& source_;
   std::int64_t held_snapshot_;
@@ -142,6 +149,11 @@ class MetadataOverlay : public crypto::tuf::MetadataSource {
   std::map<std::string, Bytes> derived_;
   // The root of each bundle's rebuilt content, for its thin manifest (which leaves it out).
   std::map<std::string, crypto::Digest> derived_roots_;
+  // A library file's contents carried by bundle (packaging::library_content_name): each
+  // one's BLAKE2b (the root its rootless manifest leaves out), by bundle, and its entry name
+  // by packaging::content_entry_name of that root.
+  std::map<std::string, crypto::Digest> library_roots_;
+  std::map<std::string, std::string> by_root_;
 };
 
 }  // namespace outpost::node

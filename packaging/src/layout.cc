@@ -82,6 +82,10 @@ std::string content_entry_name(const crypto::Digest& content_root) {
   return "content/" + crypto::hex(content_root);
 }
 
+std::string library_content_name(std::string_view bundle) {
+  return "content-of/" + std::string(bundle);
+}
+
 std::string library_manifest_name(std::string_view bundle) {
   return "manifest/" + std::string(bundle);
 }

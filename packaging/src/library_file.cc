@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <map>
 #include <memory>
-#include <set>
 
 #include "outpost/crypto/hash.h"
 #include "outpost/packaging/compress.h"
@@ -105,8 +104,8 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
         versioned_metadata_name(info.version, meta_file.substr(0, meta_file.size() - 5));
     OUTPOST_RETURN_IF_ERROR(add_file(name, metadata_path(name)));
   }
-  // Every bundle, in name order: its manifest and its content stream (the patch from 0
-  // applied), named by the content root; in groups of bundles, each group a zstd frame.
+  // Every bundle, in name order: its manifest (rootless) and its content stream (the patch
+  // from 0 applied), named by the bundle; in groups of bundles, each group a zstd frame.
   std::map<std::string, const crypto::tuf::TargetFile*> bundles;
   for (const auto& [role, t] : st.roles) {
     (void)role;
@@ -122,7 +121,6 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
 
   std::uint64_t raw_total = 0;
   std::uint64_t group_raw = 0;
-  std::set<std::string> streams;  // identical contents are carried once
   std::vector<UpdateEntry> contents;
   auto end_group = [&] {
     // Manifests together, then contents together: like with like compresses better.
@@ -148,13 +146,16 @@ Result<LibraryWritten> write_library_file(const std::string& repo, const Reposit
     if (full == nullptr) return result;
     OUTPOST_ASSIGN_OR_RETURN(Bytes patch, read_repo_file(in_repo(repo, full->path), full->length));
     OUTPOST_ASSIGN_OR_RETURN(Bytes stream, apply_delta(ByteView(), patch, size));
+    // Rootless: the node computes the root from the content carried beside it.
+    const std::optional<Bytes> rootless = rootless_manifest(mbytes, m.content_root);
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry me,
-                             make_stored_entry(library_manifest_name(bundle), mbytes));
+                             make_stored_entry(library_manifest_name(bundle),
+                                               rootless ? ByteView(*rootless) : ByteView(mbytes)));
     encoded_at += update_entry_bytes(me);
     lib.entries.push_back(std::move(me));
     OUTPOST_ASSIGN_OR_RETURN(UpdateEntry ce,
-                             make_stored_entry(content_entry_name(m.content_root), stream));
-    if (streams.insert(ce.name).second) contents.push_back(std::move(ce));
+                             make_stored_entry(library_content_name(bundle), stream));
+    contents.push_back(std::move(ce));
     group_raw += size + mbytes.size();
     if (group_raw >= kMaxGroupRaw ||
         (group_raw >= kMinGroupRaw && name_hash(bundle) % kGroupCut == 0)) {

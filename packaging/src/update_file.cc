@@ -125,12 +125,17 @@ struct ThinField {
   std::string filled;
   std::string blank;
 };
-std::vector<ThinField> thin_fields(const HeldVersion& held,
+// No held version (a library file's manifest): no "from_" fields.
+std::vector<ThinField> thin_fields(const HeldVersion* held,
                                    const std::optional<crypto::Digest>& patch,
                                    const std::optional<crypto::Digest>& root) {
-  std::vector<ThinField> fields = {
-      {"\"from_manifest\":\"" + crypto::hex(held.manifest_sha256) + "\"", "\"from_manifest\":\"\""},
-      {"\"from_root\":\"" + crypto::hex(held.content_root) + "\"", "\"from_root\":\"\""}};
+  std::vector<ThinField> fields;
+  if (held != nullptr) {
+    fields.push_back({"\"from_manifest\":\"" + crypto::hex(held->manifest_sha256) + "\"",
+                      "\"from_manifest\":\"\""});
+    fields.push_back(
+        {"\"from_root\":\"" + crypto::hex(held->content_root) + "\"", "\"from_root\":\"\""});
+  }
   if (patch) {
     fields.push_back({"\"blake2b\":\"" + crypto::hex(*patch) + "\"", "\"blake2b\":\"\""});
     fields.push_back({"\"path\":\"" + patch_object_path(*patch) + "\"", "\"path\":\"\""});
@@ -141,7 +146,7 @@ std::vector<ThinField> thin_fields(const HeldVersion& held,
 
 // Each field of `bytes` turned filled -> blank (to_blank) or blank -> filled; nullopt unless
 // each one is there exactly once.
-std::optional<Bytes> swap_fields(ByteView bytes, const HeldVersion& held,
+std::optional<Bytes> swap_fields(ByteView bytes, const HeldVersion* held,
                                  const std::optional<crypto::Digest>& patch,
                                  const std::optional<crypto::Digest>& root, bool to_blank) {
   std::string s(bytes.begin(), bytes.end());
@@ -153,24 +158,39 @@ std::optional<Bytes> swap_fields(ByteView bytes, const HeldVersion& held,
   return Bytes(s.begin(), s.end());
 }
 
+// The blank form of `manifest`, checked to fill back in to it exactly.
+std::optional<Bytes> blank_fields(ByteView manifest, const HeldVersion* held,
+                                  const std::optional<crypto::Digest>& patch,
+                                  const std::optional<crypto::Digest>& root) {
+  std::optional<Bytes> thin = swap_fields(manifest, held, patch, root, /*to_blank=*/true);
+  if (!thin) return std::nullopt;
+  const std::optional<Bytes> back = swap_fields(*thin, held, patch, root, /*to_blank=*/false);
+  if (!back || !std::equal(back->begin(), back->end(), manifest.begin(), manifest.end())) {
+    return std::nullopt;
+  }
+  return thin;
+}
+
 }  // namespace
 
 std::optional<Bytes> fill_thin_manifest(ByteView thin, const HeldVersion& held,
                                         const std::optional<crypto::Digest>& patch,
                                         const std::optional<crypto::Digest>& root) {
-  return swap_fields(thin, held, patch, root, /*to_blank=*/false);
+  return swap_fields(thin, &held, patch, root, /*to_blank=*/false);
 }
 
 std::optional<Bytes> thin_manifest(ByteView manifest, const HeldVersion& held,
                                    const std::optional<crypto::Digest>& patch,
                                    const std::optional<crypto::Digest>& root) {
-  std::optional<Bytes> thin = swap_fields(manifest, held, patch, root, /*to_blank=*/true);
-  if (!thin) return std::nullopt;
-  const std::optional<Bytes> back = fill_thin_manifest(*thin, held, patch, root);
-  if (!back || !std::equal(back->begin(), back->end(), manifest.begin(), manifest.end())) {
-    return std::nullopt;
-  }
-  return thin;
+  return blank_fields(manifest, &held, patch, root);
+}
+
+std::optional<Bytes> rootless_manifest(ByteView manifest, const crypto::Digest& root) {
+  return blank_fields(manifest, nullptr, std::nullopt, root);
+}
+
+std::optional<Bytes> fill_rootless_manifest(ByteView rootless, const crypto::Digest& root) {
+  return swap_fields(rootless, nullptr, std::nullopt, root, /*to_blank=*/false);
 }
 
 bool base_matches(const UpdateEntry& entry, const crypto::Digest& sha256) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,25 @@ struct Library {
   std::string root_hex;
   std::string patch_level;  // publish --patch-level; empty: the default (19)
 };
+
+// The library file of the repository's only release.
+std::string library_path(const Library& lib) {
+  std::vector<std::string> found;
+  for (const auto& e : std::filesystem::directory_iterator(lib.repo() + "/metadata/updates")) {
+    if (e.path().string().find(".from-0.upd") != std::string::npos) found.push_back(e.path());
+  }
+  REQUIRE(found.size() == 1);
+  return found.front();
+}
+
+// A node subscribing and syncing for the first time: what it did for the repository.
+SyncedRepo first_sync(Library& lib) {
+  REQUIRE(lib.node({"subscribe", lib.repo(), "--root-pubkey", lib.root_hex}).exit_code == 0);
+  RunResult s = lib.node({"sync", "--json"});
+  INFO(s.err);
+  REQUIRE(s.exit_code == 0);
+  return only_repo(s.out);
+}
 
 // The most thin manifests (packaging::thin_manifest) in one update file of the repository.
 int thin_manifests(const std::string& repo) {
@@ -512,17 +532,108 @@ TEST_CASE("a damaged library file costs only its request: the bundles come one b
           "[integration][library]") {
   Library lib(6);
   REQUIRE(lib.publish_batch().exit_code == 0);
-  std::string library;
-  for (const auto& e : std::filesystem::directory_iterator(lib.repo() + "/metadata/updates")) {
-    if (e.path().string().find(".from-0.upd") != std::string::npos) library = e.path();
-  }
-  REQUIRE(!library.empty());
+  const std::string library = library_path(lib);
   flip_byte(library, std::filesystem::file_size(library) / 2);
-  REQUIRE(lib.node({"subscribe", lib.repo(), "--root-pubkey", lib.root_hex}).exit_code == 0);
-  RunResult s = lib.node({"sync", "--json"});
-  INFO(s.err);
-  REQUIRE(s.exit_code == 0);
-  CHECK(only_repo(s.out).updated.size() == 6);
+  CHECK(first_sync(lib).updated.size() == 6);
+  lib.check_all_current();
+}
+
+packaging::UpdateFile read_library(const std::string& path) {
+  auto file = packaging::parse_library_file(read_all(path), 64 << 20, 100000);
+  REQUIRE(file.ok());
+  return std::move(*file);
+}
+
+// Writes `file` as the library file at `path` as a publisher lays one out: its head, the
+// metadata (the entries before the first manifest) in one frame, the bundles in another.
+void write_library(const std::string& path, const packaging::UpdateFile& file) {
+  auto encoded = packaging::encode_update_file(file);
+  REQUIRE(encoded.ok());
+  std::size_t metadata_end = packaging::kUpdateHeaderBytes;
+  for (const packaging::UpdateEntry& e : file.entries) {
+    if (e.name.rfind(packaging::library_manifest_name(""), 0) == 0) break;
+    metadata_end += packaging::update_entry_bytes(e);
+  }
+  Bytes out(packaging::kLibraryHeadBytes);
+  auto add_frame = [&](ByteView part) {
+    Bytes frame(ZSTD_compressBound(part.size()));
+    const std::size_t n = ZSTD_compress(frame.data(), frame.size(), part.data(), part.size(), 3);
+    REQUIRE_FALSE(ZSTD_isError(n));
+    out.insert(out.end(), frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(n));
+  };
+  add_frame(ByteView(*encoded).first(metadata_end));
+  const std::uint64_t metadata_frame = out.size() - packaging::kLibraryHeadBytes;
+  add_frame(ByteView(*encoded).subspan(metadata_end));
+  const Bytes head = packaging::encode_library_head({metadata_frame, out.size()});
+  std::copy(head.begin(), head.end(), out.begin());
+  write_all(path, out);
+}
+
+TEST_CASE(
+    "a library file with one bundle's content damaged: the others come from it, that one on "
+    "its own, never a wrong byte",
+    "[integration][library]") {
+  Library lib(6);
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  const std::string path = library_path(lib);
+  packaging::UpdateFile file = read_library(path);
+  // Every manifest is rootless: the node computes each root from the content beside it.
+  int rootless = 0;
+  bool damaged = false;
+  for (packaging::UpdateEntry& e : file.entries) {
+    const std::string text(e.data.begin(), e.data.end());
+    if (e.name.rfind(packaging::library_manifest_name(""), 0) == 0) {
+      rootless += text.find("\"root\":\"\"") != std::string::npos ? 1 : 0;
+    }
+    if (e.name == packaging::library_content_name("lib/doc/b02")) {
+      e.data[e.data.size() / 2] ^= 0x20;  // a letter's case: the same length, another root
+      damaged = true;
+    }
+  }
+  CHECK(rootless == 6);
+  REQUIRE(damaged);
+  write_library(path, file);
+
+  const SyncedRepo r = first_sync(lib);
+  CHECK(r.updated.size() == 6);
+  // The timestamp and the library file, then the damaged bundle's manifest and its patch
+  // from 0: the five others took nothing more.
+  CHECK(r.requests == 2 + 2);
+  lib.check_all_current();
+  CHECK(lib.node({"verify"}).exit_code == 0);
+}
+
+TEST_CASE(
+    "a library file of the earlier layout, whole manifests and contents named by root, is "
+    "still read in 2 requests",
+    "[integration][library]") {
+  Library lib(6);
+  REQUIRE(lib.publish_batch().exit_code == 0);
+  const std::string path = library_path(lib);
+  packaging::UpdateFile file = read_library(path);
+  const std::string by_bundle = packaging::library_content_name("");
+  std::map<std::string, crypto::Digest> roots;
+  for (packaging::UpdateEntry& e : file.entries) {
+    if (e.name.rfind(by_bundle, 0) != 0) continue;
+    const crypto::Digest root = crypto::blake2b(ByteView(e.data));
+    roots.emplace(e.name.substr(by_bundle.size()), root);
+    e.name = packaging::content_entry_name(root);
+  }
+  REQUIRE(roots.size() == 6);
+  for (packaging::UpdateEntry& e : file.entries) {
+    const std::string manifest = packaging::library_manifest_name("");
+    if (e.name.rfind(manifest, 0) != 0) continue;
+    auto whole = packaging::fill_rootless_manifest(ByteView(e.data),
+                                                   roots.at(e.name.substr(manifest.size())));
+    REQUIRE(whole);
+    e.data = std::move(*whole);
+    e.result_length = e.data.size();
+  }
+  write_library(path, file);
+
+  const SyncedRepo r = first_sync(lib);
+  CHECK(r.updated.size() == 6);
+  CHECK(r.requests == 2);
   lib.check_all_current();
 }
 
@@ -591,11 +702,7 @@ TEST_CASE(
   CHECK(written->find("frames")->as_int() == static_cast<std::int64_t>(after.size()));
   CHECK(written->find("copied")->as_int() == static_cast<std::int64_t>(after.size() - 2));
   // The file with copied frames is whole: a node holding nothing syncs every bundle from it.
-  REQUIRE(lib.node({"subscribe", lib.repo(), "--root-pubkey", lib.root_hex}).exit_code == 0);
-  RunResult s = lib.node({"sync", "--json"});
-  INFO(s.err);
-  REQUIRE(s.exit_code == 0);
-  const SyncedRepo r = only_repo(s.out);
+  const SyncedRepo r = first_sync(lib);
   CHECK(r.updated.size() == 50);
   CHECK(r.requests <= 3);
   lib.check_all_current();

@@ -530,3 +530,33 @@ TEST_CASE(
   const auto unfilled = op::fill_thin_manifest(*thin, held, std::nullopt);
   CHECK((!unfilled || *unfilled != signed_bytes));
 }
+
+TEST_CASE(
+    "a library file's rootless manifest leaves out only its content root and fills in only "
+    "from the right content",
+    "[packaging][update][library]") {
+  REQUIRE(outpost::crypto::init());
+  const op::Manifest m = manifest_v3();
+  const Bytes signed_bytes = m.encode();
+  const auto rootless = op::rootless_manifest(signed_bytes, m.content_root);
+  REQUIRE(rootless);
+  // One 64-hex-digit value left out; the patches' "from_root" and the rest keep theirs.
+  CHECK(signed_bytes.size() - rootless->size() == 64);
+  const std::string text(rootless->begin(), rootless->end());
+  CHECK(text.find(outpost::crypto::hex(m.content_root)) == std::string::npos);
+  CHECK(text.find(outpost::crypto::hex(m.patches[1].from_root)) != std::string::npos);
+  CHECK(text.find(outpost::crypto::hex(m.index.blake2b)) != std::string::npos);
+  CHECK_FALSE(op::Manifest::parse(*rootless).ok());
+
+  const auto filled = op::fill_rootless_manifest(*rootless, m.content_root);
+  REQUIRE(filled);
+  CHECK(*filled == signed_bytes);
+  // The root of a damaged content: bytes the role's SHA-256 refuses.
+  const auto wrong = op::fill_rootless_manifest(*rootless, digest_of("damaged"));
+  REQUIRE(wrong);
+  CHECK(outpost::crypto::sha256(*wrong) != outpost::crypto::sha256(signed_bytes));
+  // A root the manifest does not have: no rootless form (the manifest goes whole), and a
+  // whole manifest has no blank to fill.
+  CHECK_FALSE(op::rootless_manifest(signed_bytes, digest_of("another content")));
+  CHECK_FALSE(op::fill_rootless_manifest(signed_bytes, m.content_root));
+}

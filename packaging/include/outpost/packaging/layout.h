@@ -77,6 +77,11 @@ std::string patch_object_path(const crypto::Digest& blake2b);
 // "content/<root hex>": the name of a bundle version's whole content stream inside a library
 // file (metadata/updates/N.from-0.upd); no file of the tree has this path.
 std::string content_entry_name(const crypto::Digest& content_root);
+// "content-of/<bundle>": the name of a bundle's whole content stream inside a library file
+// since the manifests there are rootless (update_file.h, rootless_manifest): named by its
+// bundle, which compresses, not by its root, which does not and which the node computes.
+// A node reads both names.
+std::string library_content_name(std::string_view bundle);
 // "manifest/<bundle>": the name of a bundle's current manifest inside a library file. Not its
 // repository path, whose SHA-256 the roles in the file's first frame already say: 32 bytes
 // that compress only within one frame (825 bundles: 26 KB, 7 % of the file).
