@@ -9,6 +9,8 @@
 # Compared with `tar | zstd -19 --long` of data/ (first sync), `rsync -azc` of data/ between
 # releases (-c: npm tarballs give every file the same mtime), and the sum of per-bundle
 # `zstd --patch-from -22` (the practical limit).
+# Then the first sync of 1,000 generated bundles of a few KB each (900 words drawn from the
+# sample resolution), against `tar | zstd -19 --long` of their folders.
 # Then a synthetic library of 10,000 small bundles: publish time of the first release, of a
 # release changing 10 bundles (the saved chunk catalog: no rescan), and of a single-bundle
 # `publish` (which scans every bundle) for comparison.
@@ -16,7 +18,8 @@
 # Env: DATA (default /tmp/library-bench), TGZ_DIR (cached caniuse-lite-1.0.30001V.tgz),
 #      SKIP_10K=1 (caniuse part only), ONLY_10K=1 (the 10,000-bundle part only),
 #      BUNDLES (default 10000), QUICK=1 (the first 11 releases only: the pairs, N -> N+10 and
-#      the one-bundle edits in a few minutes; no N -> N+50).
+#      the one-bundle edits in a few minutes; no N -> N+50), SKIP_1K=1 (no first sync of
+#      1,000 generated bundles of a few KB each), ONLY_1K=1 (that part only).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${1:-$here/../../build}
@@ -28,8 +31,11 @@ done
 [ -x "$O" ] || cmake --build "$build" -j2 --target outpost >/dev/null
 mkdir -p "$data"
 cd "$data"
+sync_line() {  # store -> "requests bytes"
+  "$O" sync --json --store "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)[0]; print(d['requests'], d['bytes_read'])"
+}
 
-if [ "${ONLY_10K:-0}" != 1 ]; then  # the caniuse-lite part
+if [ "${ONLY_10K:-0}" != 1 ] && [ "${ONLY_1K:-0}" != 1 ]; then  # the caniuse-lite part
 # Releases: 51 consecutive published versions (some numbers were never published).
 releases="761 762 763 764 765 766 767 768 769 770 772 774 775 776 777 778 779 780 781 782 784
   785 786 787 788 790 791 792 793 797 799 800 802 803 805 806 807 809 810 812 813 814 815 816 817
@@ -72,9 +78,6 @@ for r in root targets snapshot timestamp; do "$O" keygen --role $r --out keys/$r
 "$O" repo delegate repo --keys keys --publisher-pubkey "$(head -1 keys/p.pub)" --prefix cl >/dev/null
 rootpub=$(head -1 keys/root.pub)
 json_field() { python3 -c "import json,sys; d=json.load(sys.stdin)[0]; print(d['$1'])"; }
-sync_line() {  # store -> "requests bytes"
-  "$O" sync --json --store "$1" | python3 -c "import json,sys; d=json.load(sys.stdin)[0]; print(d['requests'], d['bytes_read'])"
-}
 patch_limit() {  # sum of per-file zstd --patch-from -22 between two data trees
   python3 - "$1" "$2" <<'EOF'
 import os, subprocess, sys
@@ -172,7 +175,7 @@ sync_line nodeA >/dev/null
 echo
 echo "| one bundle changed alone | its file | requests | bytes |"
 echo "| --- | ---: | ---: | ---: |"
-rm -rf bedit && cp -r "b$prev" bedit
+rm -rf bedit && cp -rL "b$prev" bedit  # -L: DATA may hold links to shared trees
 for f in cl__features__aac-js/aac.js cl__regions__VN-js/VN.js; do
   printf '// edited\n' >> "bedit/$f"
   "$O" publish repo --key keys/p.key --keys keys --batch bedit >/dev/null
@@ -182,7 +185,41 @@ done
 "$O" verify --store nodeA >/dev/null
 fi
 
-[ "${SKIP_10K:-0}" = 1 ] && exit 0
+if [ "${SKIP_1K:-0}" != 1 ] && [ "${ONLY_10K:-0}" != 1 ]; then  # 1,000 bundles of a few KB
+echo
+echo "## First sync of 1,000 generated bundles (900 words each, drawn from the sample resolution)"
+rm -rf k1k r1k s1k n1k
+mkdir k1k
+for r in root targets snapshot timestamp; do "$O" keygen --role $r --out k1k/$r.key > k1k/$r.pub; done
+"$O" keygen --role publisher --out k1k/p.key > k1k/p.pub
+"$O" repo init r1k --keys k1k >/dev/null
+"$O" repo delegate r1k --keys k1k --publisher-pubkey "$(head -1 k1k/p.pub)" --prefix lib >/dev/null
+python3 - "$here/../../samples/resolutions" <<'EOF'
+import os, random, re, sys
+text = ""
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        if f.endswith(".md"):
+            text += open(os.path.join(d, f), encoding="utf-8").read()
+words = re.findall(r"\w+[.,;:]?", text)
+random.seed(1000)
+for i in range(1000):
+    d = f"s1k/b{i:04d}"
+    os.makedirs(d)
+    open(d + "/bundle.json", "w").write('{"name": "lib/doc/b%04d"}' % i)
+    open(d + "/text.md", "w").write(" ".join(random.choice(words) for _ in range(900)) + "\n")
+EOF
+"$O" publish r1k --key k1k/p.key --keys k1k --batch s1k >/dev/null
+"$O" subscribe r1k --root-pubkey "$(head -1 k1k/root.pub)" --store n1k >/dev/null
+read -r req1k bytes1k < <(sync_line n1k)
+tar1k=$(tar -C s1k -cf - . | zstd -19 --long -q -c | wc -c)
+echo
+echo "| first sync | requests | bytes | tar \\| zstd -19 --long | ratio |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| 1,000 bundles, $(find s1k -type f -printf "%s\n" | awk "{s+=\$1} END {print s}") B of files | $req1k | $bytes1k | $tar1k | $(python3 -c "print(round($bytes1k/$tar1k,3))") |"
+fi
+
+[ "${SKIP_10K:-0}" = 1 ] || [ "${ONLY_1K:-0}" = 1 ] && exit 0
 echo
 count=${BUNDLES:-10000}
 echo "## Publish time on a library of $count small bundles"
