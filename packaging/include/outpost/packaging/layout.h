@@ -74,8 +74,11 @@ std::string history_file_path(std::string_view bundle);
 std::string index_object_path(const crypto::Digest& blake2b);
 // "objects/<first two hex digits>/<hex>.patch"
 std::string patch_object_path(const crypto::Digest& blake2b);
-// "content/<root hex>": the name of a bundle version's whole content stream inside a library
-// file (metadata/updates/N.from-0.upd); no file of the tree has this path.
+// "content/<root hex>": a bundle version's whole content stream by its root, the name a node
+// asks for a carried content by: library files (metadata/updates/N.from-0.upd) written before
+// 2026-12-05 name their contents so, and a node names so the contents it computes the roots
+// of (library_content_name) or rebuilds from a release patch. No file of the tree has this
+// path.
 std::string content_entry_name(const crypto::Digest& content_root);
 // "content-of/<bundle>": the name of a bundle's whole content stream inside a library file
 // since the manifests there are rootless (update_file.h, rootless_manifest): named by its
